@@ -1,0 +1,1 @@
+//! An OTP-style supervisor actor for actix (filled in by the supervisor issue).
