@@ -1,0 +1,349 @@
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture,
+    WrapFuture,
+};
+use futures::channel::oneshot;
+use futures::future::{self, Either};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::time::Instant;
+
+use crate::error::{FailureCause, RequestError, RuntimeError};
+use crate::messages::{CheckHealth, KillRuntime, ReportFailure, Request, StopRuntime};
+use crate::panic;
+use crate::runtime::{
+    FailureReporter, Runtime, RuntimeContext, RuntimeEnv, RuntimeFactory, Signal,
+};
+
+/// The actor that hosts one generation of a [`Runtime`].
+///
+/// It runs on the runtime's arbiter (its own thread with
+/// [`Placement::Dedicated`](crate::Placement::Dedicated), or a shared one) and
+/// is started with [`RuntimeActor::spawn`], which also starts a monitor on the
+/// caller's arbiter. The monitor enforces the start deadline and reports to the
+/// watcher, so a runtime that blocks its thread cannot hide its failure.
+///
+/// # Lifecycle
+///
+/// ```text
+///            ready                     StopRuntime
+/// Starting ─────────► Ready ──────────────────────► Stopping ──► Exited
+///    │   (Ready event)  │  (queued requests answered,    ▲
+///    │                  │   then teardown)               │
+///    │ StopRuntime      │ panic, fatal error,            │
+///    │ (setup dropped)  │ ReportFailure                  │
+///    └──────────────────┴─────► Failed (Failed event) ───┘
+/// ```
+///
+/// - `Ready` is sent once, when `setup` returns `Ok`.
+/// - `Failed` is sent once, at the first failure: `setup` returning an error, a
+///   panic in any call into the runtime, a fatal error from `handle` or
+///   `health`, a [`FailureReporter`] report, or the start deadline passing.
+/// - `Exited` is sent exactly once, from the actor's drop guard, so an end
+///   nobody asked for (the arbiter stopped under the actor) is seen too; it
+///   then carries [`FailureCause::Lost`].
+///
+/// Requests before `Ready` are answered [`RequestError::NotReady`]; after a stop
+/// was asked for, [`RequestError::Stopping`]; requests queued or in flight when
+/// the runtime fails, [`RequestError::Exited`] with the cause.
+pub struct RuntimeActor<R: Runtime> {
+    phase: Rc<Cell<Phase>>,
+    ops: UnboundedSender<Op<R>>,
+    launch: Option<Launch<R>>,
+    abandon_setup: Option<oneshot::Sender<()>>,
+    guard: DeathGuard,
+    _runtime: PhantomData<fn() -> R>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Starting,
+    Ready,
+    Stopping,
+}
+
+enum Op<R: Runtime> {
+    Request(
+        R::Request,
+        oneshot::Sender<Result<R::Response, RequestError>>,
+    ),
+    Health(oneshot::Sender<Result<(), RequestError>>),
+    Teardown,
+}
+
+/// What the actor needs to build and run its runtime, moved to its thread.
+pub(crate) struct Launch<R: Runtime> {
+    pub(crate) factory: RuntimeFactory<R>,
+    pub(crate) env: RuntimeEnv,
+    pub(crate) name: Arc<str>,
+    pub(crate) generation: u64,
+    pub(crate) signals: UnboundedSender<Signal>,
+    pub(crate) cause: Arc<OnceLock<FailureCause>>,
+}
+
+/// How the serve loop ended when it did not panic.
+enum Served {
+    Stopped,
+    Failed(FailureCause),
+}
+
+/// Reports the end of the actor from `Drop`, whatever ended it.
+struct DeathGuard {
+    signals: UnboundedSender<Signal>,
+    cause: Arc<OnceLock<FailureCause>>,
+    stop_requested: bool,
+}
+
+impl Drop for DeathGuard {
+    fn drop(&mut self) {
+        if !self.stop_requested && self.cause.get().is_none() {
+            let _ = self.cause.set(FailureCause::Lost);
+        }
+        let _ = self.signals.send(Signal::Exited {
+            cause: self.cause.get().cloned(),
+        });
+    }
+}
+
+// ===== impl RuntimeActor =====
+
+impl<R: Runtime> RuntimeActor<R> {
+    pub(crate) fn new(launch: Launch<R>) -> Self {
+        let guard = DeathGuard {
+            signals: launch.signals.clone(),
+            cause: Arc::clone(&launch.cause),
+            stop_requested: false,
+        };
+        // Replaced in `started`, where the serve loop takes the receiver.
+        let (ops, _) = mpsc::unbounded_channel();
+        RuntimeActor {
+            phase: Rc::new(Cell::new(Phase::Starting)),
+            ops,
+            launch: Some(launch),
+            abandon_setup: None,
+            guard,
+            _runtime: PhantomData,
+        }
+    }
+
+    /// Records the first failure, tells the monitor and stops the actor.
+    fn fail(&mut self, cause: FailureCause, ctx: &mut Context<Self>) {
+        if self.guard.cause.set(cause.clone()).is_ok() {
+            tracing::debug!(%cause, "runtime failed");
+            let _ = self.guard.signals.send(Signal::Failed { cause });
+        }
+        self.phase.set(Phase::Stopping);
+        ctx.stop();
+    }
+
+    fn not_serving(&self) -> Option<RequestError> {
+        match self.phase.get() {
+            Phase::Ready => None,
+            Phase::Starting => Some(RequestError::NotReady),
+            Phase::Stopping => Some(RequestError::Stopping),
+        }
+    }
+
+    /// Queues `op` for the serve loop and answers from its reply.
+    fn enqueue<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, RequestError>>) -> Op<R>,
+    ) -> ResponseFuture<Result<T, RequestError>> {
+        if let Some(refused) = self.not_serving() {
+            return Box::pin(future::ready(Err(refused)));
+        }
+        let (tx, rx) = oneshot::channel();
+        let _ = self.ops.send(op(tx));
+        let cause = Arc::clone(&self.guard.cause);
+        Box::pin(async move {
+            rx.await.unwrap_or_else(|_| {
+                Err(RequestError::Exited {
+                    cause: cause.get().cloned(),
+                })
+            })
+        })
+    }
+}
+
+impl<R: Runtime> Actor for RuntimeActor<R> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(launch) = self.launch.take() else {
+            return;
+        };
+        let (ops, ops_rx) = mpsc::unbounded_channel();
+        self.ops = ops;
+        let (abandon, abandoned) = oneshot::channel();
+        self.abandon_setup = Some(abandon);
+        let reporter = FailureReporter::new(ctx.address().recipient());
+        let served = panic::catch_async(serve(
+            launch,
+            ops_rx,
+            abandoned,
+            Rc::clone(&self.phase),
+            reporter,
+        ));
+        ctx.spawn(served.into_actor(self).map(|served, act, ctx| {
+            match served {
+                Ok(Served::Stopped) => ctx.stop(),
+                Ok(Served::Failed(cause)) | Err(cause) => act.fail(cause, ctx),
+            }
+        }));
+    }
+}
+
+impl<R: Runtime> Handler<Request<R>> for RuntimeActor<R> {
+    type Result = ResponseFuture<Result<R::Response, RequestError>>;
+
+    fn handle(&mut self, Request(req): Request<R>, _: &mut Context<Self>) -> Self::Result {
+        self.enqueue(|reply| Op::Request(req, reply))
+    }
+}
+
+impl<R: Runtime> Handler<CheckHealth> for RuntimeActor<R> {
+    type Result = ResponseFuture<Result<(), RequestError>>;
+
+    fn handle(&mut self, _: CheckHealth, _: &mut Context<Self>) -> Self::Result {
+        self.enqueue(Op::Health)
+    }
+}
+
+impl<R: Runtime> Handler<StopRuntime> for RuntimeActor<R> {
+    type Result = ();
+
+    fn handle(&mut self, _: StopRuntime, _: &mut Context<Self>) {
+        self.guard.stop_requested = true;
+        match self.phase.get() {
+            Phase::Starting => {
+                if let Some(abandon) = self.abandon_setup.take() {
+                    let _ = abandon.send(());
+                }
+            }
+            Phase::Ready => {
+                let _ = self.ops.send(Op::Teardown);
+            }
+            Phase::Stopping => {}
+        }
+        self.phase.set(Phase::Stopping);
+    }
+}
+
+impl<R: Runtime> Handler<KillRuntime> for RuntimeActor<R> {
+    type Result = ();
+
+    fn handle(&mut self, kill: KillRuntime, ctx: &mut Context<Self>) {
+        match kill.cause {
+            Some(cause) => self.fail(cause, ctx),
+            None => {
+                self.guard.stop_requested = true;
+                self.phase.set(Phase::Stopping);
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl<R: Runtime> Handler<ReportFailure> for RuntimeActor<R> {
+    type Result = ();
+
+    fn handle(&mut self, report: ReportFailure, ctx: &mut Context<Self>) {
+        self.fail(report.cause, ctx);
+    }
+}
+
+impl<R: Runtime> std::fmt::Debug for RuntimeActor<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeActor")
+            .field("runtime", &std::any::type_name::<R>())
+            .field("phase", &self.phase.get())
+            .finish()
+    }
+}
+
+// ===== serve loop =====
+
+/// Builds the runtime, sets it up and serves its queue until teardown.
+///
+/// Runs inside one panic guard, so a panic anywhere in user code (factory,
+/// setup, handle, health, teardown, or the runtime's `Drop`) ends it with the
+/// panic's cause.
+async fn serve<R: Runtime>(
+    launch: Launch<R>,
+    mut ops: UnboundedReceiver<Op<R>>,
+    abandoned: oneshot::Receiver<()>,
+    phase: Rc<Cell<Phase>>,
+    reporter: FailureReporter,
+) -> Served {
+    let begun = Instant::now();
+    let signals = launch.signals.clone();
+    let mut ctx = RuntimeContext::new(
+        launch.name,
+        launch.generation,
+        launch.env.clone(),
+        launch.signals,
+        reporter,
+    );
+    let mut runtime = launch.factory.build(&launch.env);
+    let setup = {
+        let setup = runtime.setup(&mut ctx);
+        match future::select(std::pin::pin!(setup), abandoned).await {
+            Either::Left((result, _)) => Some(result),
+            Either::Right(_) => None,
+        }
+    };
+    match setup {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return Served::Failed(FailureCause::Error(e)),
+        None => return Served::Stopped,
+    }
+    if phase.get() == Phase::Stopping {
+        // A stop came in the same turn as setup finished: it queued no
+        // teardown, so run it here.
+        runtime.teardown().await;
+        return Served::Stopped;
+    }
+    phase.set(Phase::Ready);
+    let _ = signals.send(Signal::Ready {
+        setup: begun.elapsed(),
+    });
+
+    while let Some(op) = ops.recv().await {
+        match op {
+            Op::Request(req, reply) => {
+                let answer = runtime.handle(req).await;
+                if let Some(fatal) = answer_with(reply, answer) {
+                    return Served::Failed(FailureCause::Error(fatal));
+                }
+            }
+            Op::Health(reply) => {
+                let answer = runtime.health().await;
+                if let Some(fatal) = answer_with(reply, answer) {
+                    return Served::Failed(FailureCause::Error(fatal));
+                }
+            }
+            Op::Teardown => {
+                runtime.teardown().await;
+                return Served::Stopped;
+            }
+        }
+    }
+    Served::Stopped
+}
+
+/// Sends the answer; returns the error when it is fatal to the runtime.
+fn answer_with<T>(
+    reply: oneshot::Sender<Result<T, RequestError>>,
+    answer: Result<T, RuntimeError>,
+) -> Option<RuntimeError> {
+    let fatal = match &answer {
+        Err(e) if e.is_fatal() => Some(e.clone()),
+        _ => None,
+    };
+    let _ = reply.send(answer.map_err(RequestError::Runtime));
+    fatal
+}

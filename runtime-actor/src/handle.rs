@@ -1,0 +1,432 @@
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix::dev::ToEnvelope;
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, Recipient};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio::sync::watch;
+use tokio::time::{self, Instant};
+
+use crate::actor::{Launch, RuntimeActor};
+use crate::error::{FailureCause, RequestError};
+use crate::messages::{CheckHealth, KillRuntime, Request, RuntimeEvent, StopRuntime};
+use crate::runtime::{Runtime, RuntimeEnv, RuntimeFactory, Signal};
+
+/// Where a runtime's actor runs.
+#[derive(Debug, Clone, Default)]
+pub enum Placement {
+    /// On an arbiter (thread) of its own, stopped and joined when the runtime
+    /// ends: the isolation of Jina's one process per pod, at the cost of a
+    /// thread. The default.
+    #[default]
+    Dedicated,
+    /// On an existing arbiter, shared with other light runtimes. A runtime that
+    /// blocks this thread blocks its neighbours; a panic does not harm them.
+    Shared(ArbiterHandle),
+}
+
+/// How to start one runtime generation.
+#[derive(Debug, Clone)]
+#[must_use = "a config does nothing until it is passed to RuntimeActor::spawn"]
+pub struct RuntimeConfig {
+    name: Arc<str>,
+    generation: u64,
+    env: RuntimeEnv,
+    placement: Placement,
+    start_timeout: Option<Duration>,
+    kill_grace: Duration,
+}
+
+impl RuntimeConfig {
+    /// How long a forced stop waits for the runtime's actor to end before it
+    /// reports the runtime stuck, unless [`RuntimeConfig::kill_grace`] says
+    /// otherwise.
+    pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(1);
+
+    /// A config for the pod `name`: generation 0, empty environment, a
+    /// dedicated arbiter and no start deadline.
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        RuntimeConfig {
+            name: name.into(),
+            generation: 0,
+            env: RuntimeEnv::new(),
+            placement: Placement::Dedicated,
+            start_timeout: None,
+            kill_grace: RuntimeConfig::DEFAULT_KILL_GRACE,
+        }
+    }
+
+    /// Which start this is; events carry it so stale ones can be ignored.
+    pub fn generation(mut self, generation: u64) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    /// The pod's environment, given to the factory and the runtime.
+    pub fn env(mut self, env: RuntimeEnv) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Where the runtime's actor runs.
+    pub fn placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
+    }
+
+    /// The time setup may take, counted from the spawn, before the runtime
+    /// fails with [`FailureCause::TimedOut`] and is killed.
+    /// [`RuntimeContext::extend_deadline`](crate::RuntimeContext::extend_deadline)
+    /// pushes it back. `None` waits for ever.
+    pub fn start_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// How long a kill may take before the runtime is reported stuck.
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = grace;
+        self
+    }
+}
+
+/// How a [`RuntimeHandle::stop`] went.
+#[derive(Debug, Clone)]
+pub struct StopReport {
+    /// The runtime did not end within the stop deadline and was stopped by
+    /// force (its actor stopped, and its arbiter, when dedicated).
+    pub forced: bool,
+    /// Even the forced stop did not end it within the kill grace: its thread
+    /// is stuck in blocking code and is left behind.
+    pub stuck: bool,
+    /// How long the stop took.
+    pub took: Duration,
+    /// The failure that ended the runtime, if it failed rather than stopped
+    /// (a panic in teardown, say).
+    pub cause: Option<FailureCause>,
+}
+
+impl StopReport {
+    /// Whether teardown finished within the deadline.
+    pub fn graceful(&self) -> bool {
+        !self.forced
+    }
+}
+
+/// The owner's side of one runtime generation: requests, health checks and
+/// stop. Cloning it is cheap; every clone addresses the same runtime.
+pub struct RuntimeHandle<R: Runtime> {
+    addr: Addr<RuntimeActor<R>>,
+    generation: u64,
+    arbiter: Option<ArbiterHandle>,
+    cause: Arc<OnceLock<FailureCause>>,
+    exit: watch::Receiver<Option<Option<FailureCause>>>,
+    kill_grace: Duration,
+}
+
+// ===== impl RuntimeActor (spawn) =====
+
+impl<R: Runtime> RuntimeActor<R> {
+    /// Starts one generation of a runtime and the monitor that watches it.
+    ///
+    /// The runtime is built by `factory` on its arbiter and set up there. The
+    /// monitor runs on the caller's arbiter: it enforces the start deadline,
+    /// sends [`RuntimeEvent`]s to `watcher`, and joins a dedicated arbiter's
+    /// thread before it reports `Exited`.
+    ///
+    /// # Panics
+    ///
+    /// Panics when called outside an actix system (it spawns on the current
+    /// arbiter), like [`actix::Actor::start`].
+    pub fn spawn(
+        config: RuntimeConfig,
+        factory: RuntimeFactory<R>,
+        watcher: Recipient<RuntimeEvent>,
+    ) -> RuntimeHandle<R> {
+        let (signals, signals_rx) = mpsc::unbounded_channel();
+        let cause = Arc::new(OnceLock::new());
+        let launch = Launch {
+            factory,
+            env: config.env,
+            name: Arc::clone(&config.name),
+            generation: config.generation,
+            signals,
+            cause: Arc::clone(&cause),
+        };
+        let (dedicated, arbiter) = match config.placement {
+            Placement::Dedicated => {
+                let arbiter = Arbiter::new();
+                let handle = arbiter.handle();
+                (Some(arbiter), handle)
+            }
+            Placement::Shared(handle) => (None, handle),
+        };
+        let addr = RuntimeActor::start_in_arbiter(&arbiter, move |_| RuntimeActor::new(launch));
+        let dedicated_handle = dedicated.as_ref().map(|_| arbiter);
+        let (exit_tx, exit) = watch::channel(None);
+        actix_rt::spawn(monitor(Monitor {
+            signals: signals_rx,
+            watcher,
+            generation: config.generation,
+            start_timeout: config.start_timeout,
+            kill: addr.clone().recipient(),
+            arbiter: dedicated,
+            cause: Arc::clone(&cause),
+            exit: exit_tx,
+        }));
+        RuntimeHandle {
+            addr,
+            generation: config.generation,
+            arbiter: dedicated_handle,
+            cause,
+            exit,
+            kill_grace: config.kill_grace,
+        }
+    }
+}
+
+// ===== impl RuntimeHandle =====
+
+impl<R: Runtime> RuntimeHandle<R> {
+    /// The generation this handle addresses.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The runtime actor's address, for sending [`Request`]s directly.
+    pub fn addr(&self) -> &Addr<RuntimeActor<R>> {
+        &self.addr
+    }
+
+    /// The failure that ended (or is ending) the runtime, once there is one.
+    pub fn failure(&self) -> Option<FailureCause> {
+        self.cause.get().cloned()
+    }
+
+    /// Whether the runtime has ended and its monitor reported `Exited`.
+    pub fn has_exited(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
+    /// Sends a request to the runtime and resolves with its answer.
+    ///
+    /// The future owns what it needs, so it can outlive the handle.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::NotReady`] before the runtime is ready,
+    /// [`RequestError::Stopping`] after a stop, [`RequestError::Runtime`] when
+    /// the runtime answered with an error, and [`RequestError::Exited`] with the
+    /// cause when it ended before it answered.
+    pub fn call(
+        &self,
+        req: R::Request,
+    ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
+        ask(self.addr.clone(), Arc::clone(&self.cause), Request(req))
+    }
+
+    /// Runs [`Runtime::health`] between requests, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RuntimeHandle::call`], plus [`RequestError::TimedOut`] when the
+    /// check took longer than `timeout`.
+    pub fn check_health(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), RequestError>> + 'static {
+        let check = ask(self.addr.clone(), Arc::clone(&self.cause), CheckHealth);
+        async move {
+            time::timeout(timeout, check)
+                .await
+                .unwrap_or(Err(RequestError::TimedOut { after: timeout }))
+        }
+    }
+
+    /// Stops the runtime: gracefully within `timeout`, then by force.
+    ///
+    /// Queued requests are answered and `teardown` runs; a runtime still in
+    /// setup has its setup dropped. Past `timeout` the actor is stopped (and a
+    /// dedicated arbiter with it); if even that does not end it within the
+    /// kill grace, its thread is blocked and the report says it is stuck.
+    /// Stopping a runtime that has already ended returns at once.
+    pub fn stop(&self, timeout: Duration) -> impl Future<Output = StopReport> + 'static {
+        let addr = self.addr.clone();
+        let arbiter = self.arbiter.clone();
+        let mut exit = self.exit.clone();
+        let kill_grace = self.kill_grace;
+        async move {
+            let begun = Instant::now();
+            addr.do_send(StopRuntime);
+            let mut forced = false;
+            let mut ended = time::timeout(timeout, wait_exit(&mut exit)).await.ok();
+            if ended.is_none() {
+                forced = true;
+                addr.do_send(KillRuntime { cause: None });
+                if let Some(arbiter) = &arbiter {
+                    arbiter.stop();
+                }
+                ended = time::timeout(kill_grace, wait_exit(&mut exit)).await.ok();
+            }
+            StopReport {
+                forced,
+                stuck: ended.is_none(),
+                took: begun.elapsed(),
+                cause: ended.flatten(),
+            }
+        }
+    }
+}
+
+impl<R: Runtime> Clone for RuntimeHandle<R> {
+    fn clone(&self) -> Self {
+        RuntimeHandle {
+            addr: self.addr.clone(),
+            generation: self.generation,
+            arbiter: self.arbiter.clone(),
+            cause: Arc::clone(&self.cause),
+            exit: self.exit.clone(),
+            kill_grace: self.kill_grace,
+        }
+    }
+}
+
+impl<R: Runtime> fmt::Debug for RuntimeHandle<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeHandle")
+            .field("runtime", &std::any::type_name::<R>())
+            .field("generation", &self.generation)
+            .field("exited", &self.has_exited())
+            .finish()
+    }
+}
+
+/// Sends `msg` and flattens a closed mailbox into [`RequestError::Exited`].
+async fn ask<R, M, T>(
+    addr: Addr<RuntimeActor<R>>,
+    cause: Arc<OnceLock<FailureCause>>,
+    msg: M,
+) -> Result<T, RequestError>
+where
+    R: Runtime,
+    M: actix::Message<Result = Result<T, RequestError>> + Send + 'static,
+    T: Send + 'static,
+    RuntimeActor<R>: actix::Handler<M>,
+    <RuntimeActor<R> as Actor>::Context: ToEnvelope<RuntimeActor<R>, M>,
+{
+    addr.send(msg).await.unwrap_or_else(|_| {
+        Err(RequestError::Exited {
+            cause: cause.get().cloned(),
+        })
+    })
+}
+
+/// Resolves with the exit cause once the monitor has reported `Exited`.
+async fn wait_exit(exit: &mut watch::Receiver<Option<Option<FailureCause>>>) -> Option<FailureCause> {
+    match exit.wait_for(Option::is_some).await {
+        Ok(ended) => ended.clone().flatten(),
+        // The monitor is gone with its arbiter: nothing will report any more.
+        Err(_) => None,
+    }
+}
+
+// ===== monitor =====
+
+struct Monitor {
+    signals: UnboundedReceiver<Signal>,
+    watcher: Recipient<RuntimeEvent>,
+    generation: u64,
+    start_timeout: Option<Duration>,
+    kill: Recipient<KillRuntime>,
+    arbiter: Option<Arbiter>,
+    cause: Arc<OnceLock<FailureCause>>,
+    exit: watch::Sender<Option<Option<FailureCause>>>,
+}
+
+/// Watches one generation from the caller's arbiter until it has exited.
+async fn monitor(mut m: Monitor) {
+    let generation = m.generation;
+    let begun = Instant::now();
+    let mut deadline = m.start_timeout.map(|t| begun + t);
+    let mut failed = false;
+    let cause = loop {
+        let expiry = async {
+            match deadline {
+                Some(at) => time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            signal = m.signals.recv() => match signal {
+                Some(Signal::Progressed { note, extend }) => {
+                    if let Some(at) = deadline.as_mut() {
+                        *at = (*at).max(Instant::now() + extend);
+                    }
+                    m.watcher.do_send(RuntimeEvent::Progressed { generation, note, extend });
+                }
+                Some(Signal::Ready { setup }) => {
+                    deadline = None;
+                    if !failed {
+                        m.watcher.do_send(RuntimeEvent::Ready { generation, setup });
+                    }
+                }
+                Some(Signal::Failed { cause }) => {
+                    deadline = None;
+                    if !failed {
+                        failed = true;
+                        m.watcher.do_send(RuntimeEvent::Failed { generation, cause });
+                    }
+                }
+                Some(Signal::Exited { cause }) => break cause,
+                // The actor was never built: its arbiter was already gone.
+                None => break Some(m.cause.get_or_init(|| FailureCause::Lost).clone()),
+            },
+            () = expiry => {
+                deadline = None;
+                let cause = FailureCause::TimedOut { after: begun.elapsed() };
+                // Set here, not by the actor: its thread may be the thing
+                // that is blocked.
+                if m.cause.set(cause.clone()).is_ok() {
+                    failed = true;
+                    m.watcher.do_send(RuntimeEvent::Failed { generation, cause: cause.clone() });
+                }
+                m.kill.do_send(KillRuntime { cause: Some(cause) });
+                if let Some(arbiter) = &m.arbiter {
+                    arbiter.stop();
+                }
+            }
+        }
+    };
+    if let (Some(cause), false) = (&cause, failed) {
+        m.watcher.do_send(RuntimeEvent::Failed {
+            generation,
+            cause: cause.clone(),
+        });
+    }
+    if let Some(arbiter) = m.arbiter.take() {
+        arbiter.stop();
+        join_off_thread(arbiter).await;
+    }
+    let _ = m.exit.send(Some(cause.clone()));
+    m.watcher.do_send(RuntimeEvent::Exited { generation, cause });
+}
+
+/// Joins a stopped arbiter's thread without blocking the caller's.
+async fn join_off_thread(arbiter: Arbiter) {
+    let (joined, on_joined) = futures::channel::oneshot::channel();
+    let joiner = std::thread::Builder::new()
+        .name("runtime-joiner".into())
+        .spawn(move || {
+            let _ = arbiter.join();
+            let _ = joined.send(());
+        });
+    match joiner {
+        Ok(_) => {
+            let _ = on_joined.await;
+        }
+        Err(e) => tracing::warn!(error = %e, "could not spawn a thread to join a runtime's arbiter"),
+    }
+}

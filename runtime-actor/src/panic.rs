@@ -1,0 +1,99 @@
+//! Turning panics in user code into [`FailureCause::Panicked`].
+//!
+//! A panic payload carries the message but not the location; only the panic
+//! hook sees that. So the crate installs, once, a hook that records the
+//! location of the last panic on the panicking thread and then hands over to
+//! the hook that was installed before it, leaving what the process prints on a
+//! panic unchanged.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+use futures::FutureExt;
+
+use crate::error::{FailureCause, PanicLocation};
+
+thread_local! {
+    static LAST_LOCATION: RefCell<Option<PanicLocation>> = const { RefCell::new(None) };
+}
+
+fn install_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let location = info.location().map(|l| PanicLocation {
+                file: l.file().to_owned(),
+                line: l.line(),
+                column: l.column(),
+            });
+            // `try_with`: a panic while thread-locals are being destroyed must
+            // still reach the previous hook.
+            let _ = LAST_LOCATION.try_with(|last| *last.borrow_mut() = location);
+            previous(info);
+        }));
+    });
+}
+
+/// Polls `fut` to completion, turning a panic in any poll into its cause.
+pub(crate) async fn catch_async<F: Future>(fut: F) -> Result<F::Output, FailureCause> {
+    install_hook();
+    clear_location();
+    AssertUnwindSafe(fut).catch_unwind().await.map_err(cause_of)
+}
+
+fn clear_location() {
+    LAST_LOCATION.with(|last| last.borrow_mut().take());
+}
+
+fn cause_of(payload: Box<dyn Any + Send>) -> FailureCause {
+    let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    };
+    FailureCause::Panicked {
+        message,
+        location: LAST_LOCATION.with(|last| last.borrow_mut().take()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn catch_reports_message_and_location() {
+        let line = line!() + 1;
+        let cause = catch_async(async { panic!("boom {}", 7) }).await.unwrap_err();
+        match cause {
+            FailureCause::Panicked { message, location } => {
+                assert_eq!(message, "boom 7");
+                let location = location.expect("hook saw the panic");
+                assert!(location.file.ends_with("panic.rs"), "{location}");
+                assert_eq!(location.line, line);
+            }
+            other => panic!("unexpected cause {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn non_string_payload_is_named() {
+        let cause = catch_async(async { std::panic::panic_any(42_u8) })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(cause, FailureCause::Panicked { ref message, .. } if message == "<non-string panic payload>")
+        );
+    }
+
+    #[tokio::test]
+    async fn no_panic_passes_the_value_through() {
+        assert_eq!(catch_async(async { 5 }).await.unwrap(), 5);
+    }
+}
