@@ -4,8 +4,7 @@ use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture,
-    WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, WrapFuture,
 };
 use futures::channel::oneshot;
 use futures::future::{self, Either};
@@ -188,12 +187,14 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
             Rc::clone(&self.phase),
             reporter,
         ));
-        ctx.spawn(served.into_actor(self).map(|served, act, ctx| {
-            match served {
-                Ok(Served::Stopped) => ctx.stop(),
-                Ok(Served::Failed(cause)) | Err(cause) => act.fail(cause, ctx),
-            }
-        }));
+        ctx.spawn(
+            served
+                .into_actor(self)
+                .map(|served, act, ctx| match served {
+                    Ok(Served::Stopped) => ctx.stop(),
+                    Ok(Served::Failed(cause)) | Err(cause) => act.fail(cause, ctx),
+                }),
+        );
     }
 }
 

@@ -324,7 +324,9 @@ where
 }
 
 /// Resolves with the exit cause once the monitor has reported `Exited`.
-async fn wait_exit(exit: &mut watch::Receiver<Option<Option<FailureCause>>>) -> Option<FailureCause> {
+async fn wait_exit(
+    exit: &mut watch::Receiver<Option<Option<FailureCause>>>,
+) -> Option<FailureCause> {
     match exit.wait_for(Option::is_some).await {
         Ok(ended) => ended.clone().flatten(),
         // The monitor is gone with its arbiter: nothing will report any more.
@@ -411,7 +413,8 @@ async fn monitor(mut m: Monitor) {
         join_off_thread(arbiter).await;
     }
     let _ = m.exit.send(Some(cause.clone()));
-    m.watcher.do_send(RuntimeEvent::Exited { generation, cause });
+    m.watcher
+        .do_send(RuntimeEvent::Exited { generation, cause });
 }
 
 /// Joins a stopped arbiter's thread without blocking the caller's.
@@ -427,6 +430,8 @@ async fn join_off_thread(arbiter: Arbiter) {
         Ok(_) => {
             let _ = on_joined.await;
         }
-        Err(e) => tracing::warn!(error = %e, "could not spawn a thread to join a runtime's arbiter"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not spawn a thread to join a runtime's arbiter")
+        }
     }
 }

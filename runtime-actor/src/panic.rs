@@ -70,7 +70,9 @@ mod tests {
     #[tokio::test]
     async fn catch_reports_message_and_location() {
         let line = line!() + 1;
-        let cause = catch_async(async { panic!("boom {}", 7) }).await.unwrap_err();
+        let cause = catch_async(async { panic!("boom {}", 7) })
+            .await
+            .unwrap_err();
         match cause {
             FailureCause::Panicked { message, location } => {
                 assert_eq!(message, "boom 7");

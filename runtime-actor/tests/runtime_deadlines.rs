@@ -1,0 +1,146 @@
+//! Start deadlines, their extension, and stops that have to be forced.
+
+mod support;
+
+use std::time::Duration;
+
+use runtime_actor::{FailureCause, RequestError, RuntimeEvent};
+use support::{config, spawn_dedicated, spawn_here, Gate, Req, Script, Step};
+
+/// On the paused clock a duration is exact but for tokio's 1 ms timer tick.
+fn assert_about(actual: Duration, expected: Duration) {
+    assert!(
+        actual >= expected && actual <= expected + Duration::from_millis(2),
+        "{actual:?}, expected {expected:?}"
+    );
+}
+
+#[actix::test]
+async fn a_runtime_not_ready_by_its_deadline_times_out_and_is_killed() {
+    tokio::time::pause();
+    let script = Script {
+        setup: Step::Sleep(Duration::from_secs(10)),
+        ..Script::default()
+    };
+    let (runtime, mut events) =
+        spawn_here(script, config().start_timeout(Some(Duration::from_secs(2))));
+    match events.failed().await {
+        FailureCause::TimedOut { after } => assert_about(after, Duration::from_secs(2)),
+        other => panic!("expected TimedOut, got {other:?}"),
+    }
+    assert!(matches!(
+        events.exited().await,
+        Some(FailureCause::TimedOut { .. })
+    ));
+    let after = runtime.call(Req::Echo(1)).await;
+    assert!(
+        matches!(
+            after,
+            Err(RequestError::Exited {
+                cause: Some(FailureCause::TimedOut { .. })
+            })
+        ),
+        "{after:?}"
+    );
+}
+
+#[actix::test]
+async fn progress_extends_the_start_deadline() {
+    tokio::time::pause();
+    let script = Script {
+        setup: Step::ExtendThenSleep(Duration::from_secs(10), Duration::from_secs(5)),
+        ..Script::default()
+    };
+    let (runtime, mut events) =
+        spawn_here(script, config().start_timeout(Some(Duration::from_secs(2))));
+    match events.next().await {
+        RuntimeEvent::Progressed { note, extend, .. } => {
+            assert_eq!(note, "loading weights");
+            assert_eq!(extend, Duration::from_secs(10));
+        }
+        other => panic!("expected Progressed, got {other:?}"),
+    }
+    match events.next().await {
+        RuntimeEvent::Ready { setup, .. } => assert_about(setup, Duration::from_secs(5)),
+        other => panic!("expected Ready past the original deadline, got {other:?}"),
+    }
+    assert_eq!(runtime.call(Req::Echo(5)).await.unwrap(), "5");
+}
+
+#[actix::test]
+async fn an_extension_too_short_still_times_out_at_the_extended_deadline() {
+    tokio::time::pause();
+    let script = Script {
+        setup: Step::ExtendThenSleep(Duration::from_secs(3), Duration::from_secs(5)),
+        ..Script::default()
+    };
+    let (_runtime, mut events) =
+        spawn_here(script, config().start_timeout(Some(Duration::from_secs(2))));
+    assert!(matches!(
+        events.next().await,
+        RuntimeEvent::Progressed { .. }
+    ));
+    match events.failed().await {
+        FailureCause::TimedOut { after } => assert_about(after, Duration::from_secs(3)),
+        other => panic!("expected TimedOut, got {other:?}"),
+    }
+}
+
+#[actix::test]
+async fn a_teardown_that_never_finishes_is_forced_after_the_deadline() {
+    tokio::time::pause();
+    let script = Script {
+        teardown: Step::Pending,
+        ..Script::default()
+    };
+    let (runtime, mut events) = spawn_here(script, config());
+    events.ready().await;
+    let report = runtime.stop(Duration::from_secs(5)).await;
+    assert!(report.forced && !report.stuck, "{report:?}");
+    assert_about(report.took, Duration::from_secs(5));
+    assert!(
+        events.exited().await.is_none(),
+        "a forced stop is still a requested one"
+    );
+}
+
+#[actix::test]
+async fn a_runtime_blocked_in_teardown_is_reported_stuck_not_waited_on() {
+    let gate = Gate::default();
+    let script = Script {
+        teardown: Step::Block(gate.clone()),
+        ..Script::default()
+    };
+    let (runtime, mut events) =
+        spawn_dedicated(script, config().kill_grace(Duration::from_millis(20)));
+    events.ready().await;
+    let report = runtime.stop(Duration::from_millis(20)).await;
+    assert!(report.forced && report.stuck, "{report:?}");
+    assert!(!runtime.has_exited());
+    gate.open();
+    // Once its thread is free, the forced stop completes and the thread ends.
+    events.exited().await;
+    assert!(runtime.has_exited());
+}
+
+#[actix::test]
+async fn a_runtime_blocked_in_setup_still_times_out() {
+    let gate = Gate::default();
+    let script = Script {
+        setup: Step::Block(gate.clone()),
+        ..Script::default()
+    };
+    let (_runtime, mut events) = spawn_dedicated(
+        script,
+        config().start_timeout(Some(Duration::from_millis(20))),
+    );
+    assert!(matches!(
+        events.failed().await,
+        FailureCause::TimedOut { .. }
+    ));
+    gate.open();
+    assert!(matches!(
+        events.exited().await,
+        Some(FailureCause::TimedOut { .. })
+    ));
+}

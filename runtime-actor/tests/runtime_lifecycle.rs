@@ -1,0 +1,203 @@
+//! Start, readiness, requests and graceful stop of a runtime generation.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix::Arbiter;
+use runtime_actor::{
+    FailureCause, Placement, RequestError, RuntimeActor, RuntimeEnv, RuntimeEvent,
+};
+use support::{config, spawn_dedicated, spawn_here, Req, Script, Step};
+
+const STOP: Duration = Duration::from_secs(5);
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    assert_send_sync::<runtime_actor::RuntimeHandle<support::Scripted>>();
+    assert_send_sync::<runtime_actor::RuntimeEvent>();
+    assert_send_sync::<runtime_actor::RequestError>();
+    assert_send_sync::<runtime_actor::RuntimeFactory<support::Scripted>>();
+    assert_send_sync::<runtime_actor::FailureReporter>();
+    assert_send_sync::<runtime_actor::RuntimeConfig>();
+}
+
+#[actix::test]
+async fn ready_is_reported_once_per_generation() {
+    tokio::time::pause();
+    let script = Script::default();
+    for generation in 0..3 {
+        let (runtime, mut events) = spawn_here(script.clone(), config().generation(generation));
+        assert_eq!(events.ready().await, generation);
+        assert_eq!(runtime.call(Req::Echo(1)).await.unwrap(), "1");
+        let report = runtime.stop(STOP).await;
+        assert!(report.graceful() && !report.stuck, "{report:?}");
+        assert!(events.exited().await.is_none());
+        assert!(events.try_next().is_none(), "nothing after Exited");
+    }
+    assert_eq!(script.calls.built.load(Ordering::SeqCst), 3);
+    assert_eq!(script.calls.setups.load(Ordering::SeqCst), 3);
+    assert_eq!(script.calls.teardowns.load(Ordering::SeqCst), 3);
+}
+
+#[actix::test]
+async fn dedicated_runtime_serves_on_another_thread() {
+    let (runtime, mut events) = spawn_dedicated(Script::default(), config());
+    events.ready().await;
+    assert_eq!(runtime.call(Req::Echo(42)).await.unwrap(), "42");
+    let report = runtime.stop(STOP).await;
+    assert!(report.graceful(), "{report:?}");
+    assert!(events.exited().await.is_none());
+    assert!(runtime.has_exited());
+}
+
+#[actix::test]
+async fn ready_event_carries_the_setup_time() {
+    tokio::time::pause();
+    let script = Script {
+        setup: Step::Sleep(Duration::from_millis(250)),
+        ..Script::default()
+    };
+    let (_runtime, mut events) = spawn_here(script, config());
+    match events.next().await {
+        RuntimeEvent::Ready { setup, .. } => assert!(setup >= Duration::from_millis(250)),
+        other => panic!("expected Ready, got {other:?}"),
+    }
+}
+
+#[actix::test]
+async fn the_pod_env_reaches_factory_and_runtime_without_touching_the_process() {
+    let env: RuntimeEnv = [("MODEL", "resnet"), ("JINA_DEPLOYMENT_NAME", "encoder")]
+        .into_iter()
+        .collect();
+    let (runtime, mut events) = spawn_dedicated(Script::default(), config().env(env));
+    events.ready().await;
+    let answer = runtime
+        .call(Req::Env("JINA_DEPLOYMENT_NAME"))
+        .await
+        .unwrap();
+    assert_eq!(answer, "encoder|resnet");
+    assert!(std::env::var_os("JINA_DEPLOYMENT_NAME").is_none());
+    assert!(std::env::var_os("MODEL").is_none());
+    runtime.stop(STOP).await;
+}
+
+#[actix::test]
+async fn requests_before_ready_are_answered_not_ready() {
+    tokio::time::pause();
+    let script = Script {
+        setup: Step::Sleep(Duration::from_secs(10)),
+        ..Script::default()
+    };
+    let (runtime, mut events) = spawn_here(script.clone(), config());
+    let early = runtime.call(Req::Echo(1)).await;
+    assert!(matches!(early, Err(RequestError::NotReady)), "{early:?}");
+    let health = runtime.check_health(Duration::from_secs(1)).await;
+    assert!(matches!(health, Err(RequestError::NotReady)), "{health:?}");
+    events.ready().await;
+    assert_eq!(runtime.call(Req::Echo(2)).await.unwrap(), "2");
+    assert_eq!(script.calls.handled.load(Ordering::SeqCst), 1);
+}
+
+#[actix::test]
+async fn plain_errors_answer_the_request_and_keep_the_runtime() {
+    tokio::time::pause();
+    let (runtime, mut events) = spawn_here(Script::default(), config());
+    events.ready().await;
+    let answer = runtime.call(Req::Fail).await;
+    match answer {
+        Err(RequestError::Runtime(e)) => {
+            assert_eq!(e.message(), "bad input");
+            assert!(!e.is_fatal());
+        }
+        other => panic!("expected the runtime's error, got {other:?}"),
+    }
+    assert_eq!(runtime.call(Req::Echo(3)).await.unwrap(), "3");
+    assert!(events.try_next().is_none(), "no failure reported");
+}
+
+#[actix::test]
+async fn queued_requests_are_answered_before_teardown() {
+    tokio::time::pause();
+    let script = Script::default();
+    let (runtime, mut events) = spawn_here(script.clone(), config());
+    events.ready().await;
+    let slow = runtime.call(Req::Sleep(Duration::from_secs(2)));
+    let queued = runtime.call(Req::Echo(7));
+    let stop = runtime.stop(STOP);
+    let (slow, queued, report) = tokio::join!(slow, queued, stop);
+    assert_eq!(slow.unwrap(), "slept");
+    assert_eq!(queued.unwrap(), "7");
+    assert!(report.graceful(), "{report:?}");
+    assert_eq!(script.calls.teardowns.load(Ordering::SeqCst), 1);
+}
+
+#[actix::test]
+async fn requests_after_a_stop_are_refused_as_stopping() {
+    tokio::time::pause();
+    let script = Script {
+        teardown: Step::Sleep(Duration::from_secs(1)),
+        ..Script::default()
+    };
+    let (runtime, mut events) = spawn_here(script, config());
+    events.ready().await;
+    let stop = runtime.stop(STOP);
+    let late = async {
+        tokio::task::yield_now().await;
+        runtime.call(Req::Echo(1)).await
+    };
+    let (report, late) = tokio::join!(stop, late);
+    assert!(report.graceful(), "{report:?}");
+    assert!(matches!(late, Err(RequestError::Stopping)), "{late:?}");
+}
+
+#[actix::test]
+async fn stop_during_setup_abandons_setup_without_teardown() {
+    tokio::time::pause();
+    let script = Script {
+        setup: Step::Pending,
+        ..Script::default()
+    };
+    let (runtime, mut events) = spawn_here(script.clone(), config());
+    let report = runtime.stop(STOP).await;
+    assert!(report.graceful() && report.cause.is_none(), "{report:?}");
+    assert!(events.exited().await.is_none());
+    assert_eq!(script.calls.setups.load(Ordering::SeqCst), 1);
+    assert_eq!(script.calls.teardowns.load(Ordering::SeqCst), 0);
+}
+
+#[actix::test]
+async fn stopping_an_ended_runtime_returns_at_once() {
+    tokio::time::pause();
+    let (runtime, mut events) = spawn_here(Script::default(), config());
+    events.ready().await;
+    runtime.stop(STOP).await;
+    let again = runtime.stop(STOP).await;
+    assert!(again.graceful() && !again.stuck);
+    assert_eq!(again.took, Duration::ZERO);
+    let after = runtime.call(Req::Echo(1)).await;
+    assert!(
+        matches!(after, Err(RequestError::Exited { cause: None })),
+        "{after:?}"
+    );
+}
+
+#[actix::test]
+async fn an_arbiter_stopped_under_the_runtime_is_reported_lost() {
+    let arbiter = Arbiter::new();
+    let (watcher, mut events) = support::watcher();
+    let runtime = RuntimeActor::spawn(
+        config().placement(Placement::Shared(arbiter.handle())),
+        support::factory(Script::default()),
+        watcher,
+    );
+    events.ready().await;
+    arbiter.stop();
+    assert!(matches!(events.failed().await, FailureCause::Lost));
+    assert!(matches!(events.exited().await, Some(FailureCause::Lost)));
+    assert!(matches!(runtime.failure(), Some(FailureCause::Lost)));
+    let _ = std::thread::spawn(move || arbiter.join()).join();
+}
