@@ -157,6 +157,9 @@ impl<R: Runtime> RuntimeActor<R> {
         }
         let (tx, rx) = oneshot::channel();
         let _ = self.ops.send(op(tx));
+        // A task of its own (which actix gives a `ResponseFuture`), not a
+        // future in this actor's context: an answer already given must reach
+        // the caller even when the runtime fails right after giving it.
         let cause = Arc::clone(&self.guard.cause);
         Box::pin(async move {
             rx.await.unwrap_or_else(|_| {

@@ -1,0 +1,171 @@
+use std::time::Duration;
+
+use actix::{Message, MessageResponse, Recipient};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ChildReporter, ChildSpec, ChildStatus, Error, ShutdownReport, StopOutcome, SupervisorEvent,
+    SupervisorStatus,
+};
+
+// ===== child protocol: supervisor → child =====
+
+/// Start for the first time.
+///
+/// Sent by the supervisor to a child when the child is first started: in
+/// start order when the supervisor starts, or when the child is added. The
+/// child answers later through `reporter`: [`ChildReporter::ready`] once it
+/// serves, [`ChildReporter::exited`] if it ends.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StartChild {
+    /// Where to report readiness and exit.
+    pub reporter: ChildReporter,
+}
+
+/// Start again.
+///
+/// Sent by the supervisor to a child it restarts: after the child's own exit
+/// (once the backoff delay has passed), or after the strategy stopped it
+/// because a sibling failed. The child reports through the new `reporter`;
+/// reports sent through an older one are ignored.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RestartChild {
+    /// Where to report readiness and exit for this start.
+    pub reporter: ChildReporter,
+    /// Restart attempt since the last backoff reset, from 1.
+    pub attempt: u32,
+}
+
+/// Stop, within `timeout`.
+///
+/// Sent by the supervisor when it stops a child: shutdown, removal, giving
+/// up, or a sibling's failure under one-for-all or rest-for-one. The child
+/// replies once it has stopped. A child that does not reply within `timeout`
+/// is reported as [`StopOutcome::TimedOut`] and the supervisor moves on, so
+/// any forced kill must fit inside `timeout`.
+#[derive(Debug, Message)]
+#[rtype(result = "ChildStopped")]
+pub struct StopChild {
+    /// The child's id.
+    pub id: String,
+    /// How long the supervisor waits for the reply.
+    pub timeout: Duration,
+}
+
+/// The child's reply to [`StopChild`], sent once it has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, MessageResponse, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ChildStopped {
+    /// It stopped when asked.
+    Gracefully,
+    /// It had to be forced (for a process, killed after its grace period).
+    Forced,
+}
+
+// ===== child protocol: child → supervisor =====
+
+/// How a child ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChildExit {
+    /// It finished its work; transient children are not restarted.
+    Normal,
+    /// It failed.
+    Failed {
+        /// What went wrong, as text: the supervisor knows no runtime types.
+        cause: String,
+    },
+}
+
+/// The child is ready.
+///
+/// Sent by a child to its supervisor (through [`ChildReporter::ready`]) once
+/// per start, when it serves.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ChildReady {
+    /// The child's id.
+    pub id: String,
+    /// The start this report belongs to.
+    pub generation: u64,
+}
+
+/// The child exited.
+///
+/// Sent by a child to its supervisor (through [`ChildReporter::exited`]) when
+/// it ends on its own, before or after it was ready. Exits while the
+/// supervisor is stopping the child are expected and ignored.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ChildExited {
+    /// The child's id.
+    pub id: String,
+    /// The start this report belongs to.
+    pub generation: u64,
+    /// How it ended.
+    pub exit: ChildExit,
+}
+
+// ===== control: anyone → supervisor =====
+
+/// Add a child at run time and start it.
+///
+/// Sent by the owner of a supervisor. Replies once the child is ready, or
+/// with [`Error::ChildFailedToStart`] (the child is then forgotten),
+/// [`Error::DuplicateChild`] or [`Error::ShuttingDown`]. An idle supervisor
+/// (waiting for its parent) registers the child and replies at once; the
+/// child starts with the others.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct AddChild(pub ChildSpec);
+
+/// Stop a child and forget it.
+///
+/// Sent by the owner of a supervisor. Replies with how the child stopped, or
+/// [`Error::UnknownChild`] or [`Error::ShuttingDown`].
+#[derive(Debug, Message)]
+#[rtype(result = "Result<StopOutcome, Error>")]
+pub struct RemoveChild {
+    /// The child to remove.
+    pub id: String,
+}
+
+/// Restart one child now: stop it if it runs, then start it again.
+///
+/// Sent by the owner of a supervisor. No backoff, no strategy, not counted
+/// against the intensity. Replies once the child is ready, or with
+/// [`Error::UnknownChild`], [`Error::ShuttingDown`], [`Error::NotStarted`] or
+/// [`Error::ChildFailedToStart`].
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct Restart {
+    /// The child to restart.
+    pub id: String,
+}
+
+/// Receive every [`SupervisorEvent`] from now on.
+///
+/// Sent by anyone. Subscribers whose mailbox is closed are dropped silently.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Recipient<SupervisorEvent>);
+
+/// Ask for every child's status, in start order (OTP's `which_children`).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Vec<ChildStatus>")]
+pub struct WhichChildren;
+
+/// Ask for the supervisor's status and its children's.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "SupervisorStatus")]
+pub struct GetStatus;
+
+/// Stop every child in reverse start order, each within its shutdown
+/// timeout, then stop the supervisor actor.
+///
+/// Sent by the owner of a top-level supervisor. Replies once every child has
+/// stopped or timed out.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "ShutdownReport")]
+pub struct Shutdown;
