@@ -1,1 +1,11 @@
-//! placeholder
+//! Reference consumers of the pod crates.
+//!
+//! The binaries show the crates at work: `demo` (the README's main command)
+//! runs a runtime through its lifecycle, a panic and a restart included.
+//! The deployment actor, the reference way to drive pods from an actix
+//! service, will live in this library.
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -72,9 +72,10 @@ async fn spawn_ready(
     events: &mut mpsc::UnboundedReceiver<RuntimeEvent>,
 ) -> RuntimeHandle<Echo> {
     let runtime = RuntimeActor::spawn(
-        RuntimeConfig::new("bench").placement(placement),
+        RuntimeConfig::new("bench")
+            .placement(placement)
+            .watcher(watcher.clone()),
         RuntimeFactory::new(|_| Echo),
-        watcher.clone(),
     );
     loop {
         if let Some(RuntimeEvent::Ready { .. }) = events.recv().await {

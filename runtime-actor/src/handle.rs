@@ -37,6 +37,7 @@ pub struct RuntimeConfig {
     placement: Placement,
     start_timeout: Option<Duration>,
     kill_grace: Duration,
+    watcher: Option<Recipient<RuntimeEvent>>,
 }
 
 impl RuntimeConfig {
@@ -55,7 +56,16 @@ impl RuntimeConfig {
             placement: Placement::Dedicated,
             start_timeout: None,
             kill_grace: RuntimeConfig::DEFAULT_KILL_GRACE,
+            watcher: None,
         }
+    }
+
+    /// Who receives the generation's [`RuntimeEvent`]s. Without one, the
+    /// handle's [`ready`](RuntimeHandle::ready) and
+    /// [`stop`](RuntimeHandle::stop) still tell the owner what happened.
+    pub fn watcher(mut self, watcher: Recipient<RuntimeEvent>) -> Self {
+        self.watcher = Some(watcher);
+        self
     }
 
     /// Which start this is; events carry it so stale ones can be ignored.
@@ -122,6 +132,7 @@ pub struct RuntimeHandle<R: Runtime> {
     generation: u64,
     arbiter: Option<ArbiterHandle>,
     cause: Arc<OnceLock<FailureCause>>,
+    ready: watch::Receiver<Option<Result<Duration, RequestError>>>,
     exit: watch::Receiver<Option<Option<FailureCause>>>,
     kill_grace: Duration,
 }
@@ -133,18 +144,14 @@ impl<R: Runtime> RuntimeActor<R> {
     ///
     /// The runtime is built by `factory` on its arbiter and set up there. The
     /// monitor runs on the caller's arbiter: it enforces the start deadline,
-    /// sends [`RuntimeEvent`]s to `watcher`, and joins a dedicated arbiter's
-    /// thread before it reports `Exited`.
+    /// sends [`RuntimeEvent`]s to the config's watcher, and joins a dedicated
+    /// arbiter's thread before it reports `Exited`.
     ///
     /// # Panics
     ///
     /// Panics when called outside an actix system (it spawns on the current
     /// arbiter), like [`actix::Actor::start`].
-    pub fn spawn(
-        config: RuntimeConfig,
-        factory: RuntimeFactory<R>,
-        watcher: Recipient<RuntimeEvent>,
-    ) -> RuntimeHandle<R> {
+    pub fn spawn(config: RuntimeConfig, factory: RuntimeFactory<R>) -> RuntimeHandle<R> {
         let (signals, signals_rx) = mpsc::unbounded_channel();
         let cause = Arc::new(OnceLock::new());
         let launch = Launch {
@@ -165,15 +172,17 @@ impl<R: Runtime> RuntimeActor<R> {
         };
         let addr = RuntimeActor::start_in_arbiter(&arbiter, move |_| RuntimeActor::new(launch));
         let dedicated_handle = dedicated.as_ref().map(|_| arbiter);
+        let (ready_tx, ready) = watch::channel(None);
         let (exit_tx, exit) = watch::channel(None);
         actix_rt::spawn(monitor(Monitor {
             signals: signals_rx,
-            watcher,
+            watcher: config.watcher,
             generation: config.generation,
             start_timeout: config.start_timeout,
             kill: addr.clone().recipient(),
             arbiter: dedicated,
             cause: Arc::clone(&cause),
+            ready: ready_tx,
             exit: exit_tx,
         }));
         RuntimeHandle {
@@ -181,6 +190,7 @@ impl<R: Runtime> RuntimeActor<R> {
             generation: config.generation,
             arbiter: dedicated_handle,
             cause,
+            ready,
             exit,
             kill_grace: config.kill_grace,
         }
@@ -203,6 +213,22 @@ impl<R: Runtime> RuntimeHandle<R> {
     /// The failure that ended (or is ending) the runtime, once there is one.
     pub fn failure(&self) -> Option<FailureCause> {
         self.cause.get().cloned()
+    }
+
+    /// Resolves when the runtime is ready, with how long its setup took.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::Exited`] with the cause when it failed (or was
+    /// stopped) before it was ready.
+    pub fn ready(&self) -> impl Future<Output = Result<Duration, RequestError>> + 'static {
+        let mut ready = self.ready.clone();
+        async move {
+            match ready.wait_for(Option::is_some).await {
+                Ok(outcome) => outcome.clone().expect("waited for Some"),
+                Err(_) => Err(RequestError::Exited { cause: None }),
+            }
+        }
     }
 
     /// Whether the runtime has ended and its monitor reported `Exited`.
@@ -287,6 +313,7 @@ impl<R: Runtime> Clone for RuntimeHandle<R> {
             generation: self.generation,
             arbiter: self.arbiter.clone(),
             cause: Arc::clone(&self.cause),
+            ready: self.ready.clone(),
             exit: self.exit.clone(),
             kill_grace: self.kill_grace,
         }
@@ -338,13 +365,33 @@ async fn wait_exit(
 
 struct Monitor {
     signals: UnboundedReceiver<Signal>,
-    watcher: Recipient<RuntimeEvent>,
+    watcher: Option<Recipient<RuntimeEvent>>,
     generation: u64,
     start_timeout: Option<Duration>,
     kill: Recipient<KillRuntime>,
     arbiter: Option<Arbiter>,
     cause: Arc<OnceLock<FailureCause>>,
+    ready: watch::Sender<Option<Result<Duration, RequestError>>>,
     exit: watch::Sender<Option<Option<FailureCause>>>,
+}
+
+impl Monitor {
+    fn tell(&self, event: RuntimeEvent) {
+        if let Some(watcher) = &self.watcher {
+            watcher.do_send(event);
+        }
+    }
+
+    /// Settles the outcome [`RuntimeHandle::ready`] waits for, once.
+    fn settle(&self, outcome: Result<Duration, RequestError>) {
+        self.ready.send_if_modified(|ready| {
+            let unset = ready.is_none();
+            if unset {
+                *ready = Some(outcome);
+            }
+            unset
+        });
+    }
 }
 
 /// Watches one generation from the caller's arbiter until it has exited.
@@ -367,19 +414,21 @@ async fn monitor(mut m: Monitor) {
                     if let Some(at) = deadline.as_mut() {
                         *at = (*at).max(Instant::now() + extend);
                     }
-                    m.watcher.do_send(RuntimeEvent::Progressed { generation, note, extend });
+                    m.tell(RuntimeEvent::Progressed { generation, note, extend });
                 }
                 Some(Signal::Ready { setup }) => {
                     deadline = None;
                     if !failed {
-                        m.watcher.do_send(RuntimeEvent::Ready { generation, setup });
+                        m.settle(Ok(setup));
+                        m.tell(RuntimeEvent::Ready { generation, setup });
                     }
                 }
                 Some(Signal::Failed { cause }) => {
                     deadline = None;
                     if !failed {
                         failed = true;
-                        m.watcher.do_send(RuntimeEvent::Failed { generation, cause });
+                        m.settle(Err(RequestError::Exited { cause: Some(cause.clone()) }));
+                        m.tell(RuntimeEvent::Failed { generation, cause });
                     }
                 }
                 Some(Signal::Exited { cause }) => break cause,
@@ -393,7 +442,8 @@ async fn monitor(mut m: Monitor) {
                 // that is blocked.
                 if m.cause.set(cause.clone()).is_ok() {
                     failed = true;
-                    m.watcher.do_send(RuntimeEvent::Failed { generation, cause: cause.clone() });
+                    m.settle(Err(RequestError::Exited { cause: Some(cause.clone()) }));
+                    m.tell(RuntimeEvent::Failed { generation, cause: cause.clone() });
                 }
                 m.kill.do_send(KillRuntime { cause: Some(cause) });
                 if let Some(arbiter) = &m.arbiter {
@@ -403,18 +453,20 @@ async fn monitor(mut m: Monitor) {
         }
     };
     if let (Some(cause), false) = (&cause, failed) {
-        m.watcher.do_send(RuntimeEvent::Failed {
+        m.tell(RuntimeEvent::Failed {
             generation,
             cause: cause.clone(),
         });
     }
+    m.settle(Err(RequestError::Exited {
+        cause: cause.clone(),
+    }));
     if let Some(arbiter) = m.arbiter.take() {
         arbiter.stop();
         join_off_thread(arbiter).await;
     }
     let _ = m.exit.send(Some(cause.clone()));
-    m.watcher
-        .do_send(RuntimeEvent::Exited { generation, cause });
+    m.tell(RuntimeEvent::Exited { generation, cause });
 }
 
 /// Joins a stopped arbiter's thread without blocking the caller's.

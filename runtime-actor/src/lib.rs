@@ -76,9 +76,8 @@
 //!     greeting: env.get("GREETING").unwrap_or("hi").to_owned(),
 //! });
 //! let runtime = RuntimeActor::spawn(
-//!     RuntimeConfig::new("greeter").env(env),
+//!     RuntimeConfig::new("greeter").env(env).watcher(watcher.recipient()),
 //!     factory,
-//!     watcher.recipient(),
 //! );
 //!
 //! assert!(matches!(events.recv().await, Some(RuntimeEvent::Ready { generation: 0, .. })));

@@ -103,8 +103,14 @@ async fn a_panicking_runtime_leaves_its_neighbour_on_a_shared_arbiter_serving() 
     let shared = || config().placement(Placement::Shared(arbiter.handle()));
     let (watcher_a, mut events_a) = support::watcher();
     let (watcher_b, mut events_b) = support::watcher();
-    let a = RuntimeActor::spawn(shared(), support::factory(Script::default()), watcher_a);
-    let b = RuntimeActor::spawn(shared(), support::factory(Script::default()), watcher_b);
+    let a = RuntimeActor::spawn(
+        shared().watcher(watcher_a),
+        support::factory(Script::default()),
+    );
+    let b = RuntimeActor::spawn(
+        shared().watcher(watcher_b),
+        support::factory(Script::default()),
+    );
     events_a.ready().await;
     events_b.ready().await;
 

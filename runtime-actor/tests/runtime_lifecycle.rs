@@ -190,9 +190,10 @@ async fn an_arbiter_stopped_under_the_runtime_is_reported_lost() {
     let arbiter = Arbiter::new();
     let (watcher, mut events) = support::watcher();
     let runtime = RuntimeActor::spawn(
-        config().placement(Placement::Shared(arbiter.handle())),
+        config()
+            .placement(Placement::Shared(arbiter.handle()))
+            .watcher(watcher),
         support::factory(Script::default()),
-        watcher,
     );
     events.ready().await;
     arbiter.stop();
@@ -200,4 +201,46 @@ async fn an_arbiter_stopped_under_the_runtime_is_reported_lost() {
     assert!(matches!(events.exited().await, Some(FailureCause::Lost)));
     assert!(matches!(runtime.failure(), Some(FailureCause::Lost)));
     let _ = std::thread::spawn(move || arbiter.join()).join();
+}
+
+#[actix::test]
+async fn ready_resolves_with_the_setup_time_or_the_failure() {
+    tokio::time::pause();
+    let slow = Script {
+        setup: Step::Sleep(Duration::from_millis(300)),
+        ..Script::default()
+    };
+    let (runtime, _events) = spawn_here(slow, config());
+    let setup = runtime.ready().await.unwrap();
+    assert!(setup >= Duration::from_millis(300), "{setup:?}");
+    assert!(runtime.ready().await.is_ok(), "a late waiter sees it too");
+
+    let failing = Script {
+        setup: Step::Fail,
+        ..Script::default()
+    };
+    let (runtime, _events) = spawn_here(failing, config());
+    let outcome = runtime.ready().await;
+    assert!(
+        matches!(
+            outcome,
+            Err(RequestError::Exited {
+                cause: Some(FailureCause::Error(_))
+            })
+        ),
+        "{outcome:?}"
+    );
+}
+
+#[actix::test]
+async fn a_runtime_needs_no_watcher() {
+    tokio::time::pause();
+    let runtime = RuntimeActor::spawn(
+        config().placement(Placement::Shared(Arbiter::current())),
+        support::factory(Script::default()),
+    );
+    runtime.ready().await.unwrap();
+    assert_eq!(runtime.call(Req::Echo(9)).await.unwrap(), "9");
+    assert!(runtime.stop(STOP).await.graceful());
+    assert!(runtime.has_exited());
 }

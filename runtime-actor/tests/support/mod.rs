@@ -250,7 +250,7 @@ pub fn spawn_here(script: Script, config: RuntimeConfig) -> (RuntimeHandle<Scrip
     let (watcher, events) = watcher();
     let config = config.placement(Placement::Shared(Arbiter::current()));
     (
-        RuntimeActor::spawn(config, factory(script), watcher),
+        RuntimeActor::spawn(config.watcher(watcher), factory(script)),
         events,
     )
 }
@@ -260,7 +260,7 @@ pub fn spawn_dedicated(script: Script, config: RuntimeConfig) -> (RuntimeHandle<
     let (watcher, events) = watcher();
     let config = config.placement(Placement::Dedicated);
     (
-        RuntimeActor::spawn(config, factory(script), watcher),
+        RuntimeActor::spawn(config.watcher(watcher), factory(script)),
         events,
     )
 }
