@@ -52,7 +52,7 @@ use crate::runtime::{
 pub struct RuntimeActor<R: Runtime> {
     phase: Rc<Cell<Phase>>,
     ops: UnboundedSender<Op<R>>,
-    launch: Option<Launch<R>>,
+    pending: Option<Pending<R>>,
     abandon_setup: Option<oneshot::Sender<()>>,
     guard: DeathGuard,
     _runtime: PhantomData<fn() -> R>,
@@ -82,6 +82,13 @@ pub(crate) struct Launch<R: Runtime> {
     pub(crate) generation: u64,
     pub(crate) signals: UnboundedSender<Signal>,
     pub(crate) cause: Arc<OnceLock<FailureCause>>,
+}
+
+/// What `started` moves into the serve loop.
+struct Pending<R: Runtime> {
+    launch: Launch<R>,
+    ops: UnboundedReceiver<Op<R>>,
+    abandoned: oneshot::Receiver<()>,
 }
 
 /// How the serve loop ended when it did not panic.
@@ -117,13 +124,17 @@ impl<R: Runtime> RuntimeActor<R> {
             cause: Arc::clone(&launch.cause),
             stop_requested: false,
         };
-        // Replaced in `started`, where the serve loop takes the receiver.
-        let (ops, _) = mpsc::unbounded_channel();
+        let (ops, ops_rx) = mpsc::unbounded_channel();
+        let (abandon, abandoned) = oneshot::channel();
         RuntimeActor {
             phase: Rc::new(Cell::new(Phase::Starting)),
             ops,
-            launch: Some(launch),
-            abandon_setup: None,
+            pending: Some(Pending {
+                launch,
+                ops: ops_rx,
+                abandoned,
+            }),
+            abandon_setup: Some(abandon),
             guard,
             _runtime: PhantomData,
         }
@@ -175,13 +186,14 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let Some(launch) = self.launch.take() else {
+        let Some(Pending {
+            launch,
+            ops: ops_rx,
+            abandoned,
+        }) = self.pending.take()
+        else {
             return;
         };
-        let (ops, ops_rx) = mpsc::unbounded_channel();
-        self.ops = ops;
-        let (abandon, abandoned) = oneshot::channel();
-        self.abandon_setup = Some(abandon);
         let reporter = FailureReporter::new(ctx.address().recipient());
         let served = panic::catch_async(serve(
             launch,

@@ -225,7 +225,9 @@ impl<R: Runtime> RuntimeHandle<R> {
         let mut ready = self.ready.clone();
         async move {
             match ready.wait_for(Option::is_some).await {
-                Ok(outcome) => outcome.clone().expect("waited for Some"),
+                Ok(outcome) => outcome
+                    .clone()
+                    .unwrap_or(Err(RequestError::Exited { cause: None })),
                 Err(_) => Err(RequestError::Exited { cause: None }),
             }
         }
@@ -269,6 +271,17 @@ impl<R: Runtime> RuntimeHandle<R> {
                 .await
                 .unwrap_or(Err(RequestError::TimedOut { after: timeout }))
         }
+    }
+
+    /// Fails the runtime from outside with `cause`: it is stopped at once,
+    /// without teardown, and reported `Failed` then `Exited` with that cause.
+    ///
+    /// This is how an owner acts on a decision the runtime cannot make about
+    /// itself, such as [`FailureCause::Unhealthy`] after too many failed
+    /// health checks. A runtime whose thread is blocked ends when it unblocks;
+    /// follow with [`stop`](RuntimeHandle::stop) to bound the wait.
+    pub fn fail(&self, cause: FailureCause) {
+        self.addr.do_send(KillRuntime { cause: Some(cause) });
     }
 
     /// Stops the runtime: gracefully within `timeout`, then by force.

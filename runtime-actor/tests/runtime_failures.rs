@@ -218,6 +218,25 @@ async fn a_health_check_that_takes_too_long_times_out() {
     );
 }
 
+#[actix::test]
+async fn the_owner_can_fail_a_runtime_it_judged_unhealthy() {
+    tokio::time::pause();
+    let script = Script::default();
+    let (runtime, mut events) = spawn_here(script.clone(), config());
+    events.ready().await;
+    runtime.fail(FailureCause::Unhealthy {
+        reason: "3 health checks failed".into(),
+    });
+    assert!(
+        matches!(events.failed().await, FailureCause::Unhealthy { reason } if reason == "3 health checks failed")
+    );
+    assert!(matches!(
+        events.exited().await,
+        Some(FailureCause::Unhealthy { .. })
+    ));
+    assert_eq!(script.calls.teardowns.load(Ordering::SeqCst), 0);
+}
+
 #[test]
 fn errors_read_well() {
     let cause = FailureCause::Exited {
