@@ -174,7 +174,10 @@ mod tests {
     fn doubling_sequence_is_capped() {
         let b = Backoff::new(ms(100), 2.0, ms(1000)).with_jitter(0.0);
         let seq: Vec<_> = (1..=6).map(|n| b.delay(n, 0.9)).collect();
-        assert_eq!(seq, [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]);
+        assert_eq!(
+            seq,
+            [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
+        );
     }
 
     #[test]
@@ -196,12 +199,24 @@ mod tests {
         let ok = Backoff::default();
         assert!(ok.validate().is_ok());
         let bad = [
-            Backoff { multiplier: 0.5, ..ok },
-            Backoff { multiplier: f64::NAN, ..ok },
-            Backoff { multiplier: f64::INFINITY, ..ok },
+            Backoff {
+                multiplier: 0.5,
+                ..ok
+            },
+            Backoff {
+                multiplier: f64::NAN,
+                ..ok
+            },
+            Backoff {
+                multiplier: f64::INFINITY,
+                ..ok
+            },
             Backoff { jitter: 1.5, ..ok },
             Backoff { jitter: -0.1, ..ok },
-            Backoff { jitter: f64::NAN, ..ok },
+            Backoff {
+                jitter: f64::NAN,
+                ..ok
+            },
             Backoff { max: ms(1), ..ok },
         ];
         for b in bad {

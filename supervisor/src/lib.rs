@@ -150,5 +150,7 @@ pub use crate::messages::{
 };
 pub use crate::policy::{RestartPolicy, Strategy};
 pub use crate::spec::{ChildReporter, ChildSpec};
-pub use crate::status::{ChildState, ChildStatus, ShutdownReport, SupervisorPhase, SupervisorStatus};
+pub use crate::status::{
+    ChildState, ChildStatus, ShutdownReport, SupervisorPhase, SupervisorStatus,
+};
 pub use crate::supervisor::Supervisor;

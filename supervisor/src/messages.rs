@@ -34,7 +34,8 @@ pub struct StartChild {
 pub struct RestartChild {
     /// Where to report readiness and exit for this start.
     pub reporter: ChildReporter,
-    /// Restart attempt since the last backoff reset, from 1.
+    /// Restart attempt of the failed child since its last backoff reset,
+    /// from 1; siblings restarted in the same cycle get the same number.
     pub attempt: u32,
 }
 

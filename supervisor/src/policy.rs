@@ -71,7 +71,11 @@ mod tests {
             (RestartPolicy::Temporary, false, false),
         ];
         for (policy, normal, abnormal) in table {
-            assert_eq!(policy.should_restart(&ChildExit::Normal), normal, "{policy:?}");
+            assert_eq!(
+                policy.should_restart(&ChildExit::Normal),
+                normal,
+                "{policy:?}"
+            );
             assert_eq!(policy.should_restart(&failed), abnormal, "{policy:?}");
         }
     }

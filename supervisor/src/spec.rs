@@ -4,7 +4,9 @@ use std::time::Duration;
 use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Handler, Recipient};
 
-use crate::{ChildExit, ChildExited, ChildReady, RestartChild, RestartPolicy, StartChild, StopChild};
+use crate::{
+    ChildExit, ChildExited, ChildReady, RestartChild, RestartPolicy, StartChild, StopChild,
+};
 
 /// How to supervise one child: its id, restart type, shutdown timeout and the
 /// recipients of the child protocol.
@@ -28,7 +30,8 @@ impl ChildSpec {
     pub fn new<A>(id: impl Into<String>, addr: &Addr<A>) -> Self
     where
         A: Actor + Handler<StartChild> + Handler<RestartChild> + Handler<StopChild>,
-        A::Context: ToEnvelope<A, StartChild> + ToEnvelope<A, RestartChild> + ToEnvelope<A, StopChild>,
+        A::Context:
+            ToEnvelope<A, StartChild> + ToEnvelope<A, RestartChild> + ToEnvelope<A, StopChild>,
     {
         ChildSpec::from_recipients(
             id,

@@ -1,4 +1,4 @@
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -13,9 +13,9 @@ use tokio::time::Instant;
 use crate::intensity::RestartLog;
 use crate::{
     AddChild, Cause, ChildExit, ChildExited, ChildReady, ChildReporter, ChildSpec, ChildState,
-    ChildStatus, ChildStopped, Error, GetStatus, RemoveChild, Restart, RestartChild,
-    RestartPolicy, Shutdown, ShutdownReport, StartChild, StopChild, StopOutcome, Subscribe,
-    SupervisorConfig, SupervisorEvent, SupervisorPhase, SupervisorStatus, WhichChildren,
+    ChildStatus, ChildStopped, Error, GetStatus, RemoveChild, Restart, RestartChild, RestartPolicy,
+    Shutdown, ShutdownReport, StartChild, StopChild, StopOutcome, Subscribe, SupervisorConfig,
+    SupervisorEvent, SupervisorPhase, SupervisorStatus, WhichChildren,
 };
 
 /// An OTP-style supervisor actor with paced restarts.
@@ -62,6 +62,8 @@ pub struct Supervisor {
     config: SupervisorConfig,
     rng: fastrand::Rng,
     children: Vec<Child>,
+    // Position of each id in `children`, which stays in start order.
+    positions: HashMap<String, usize>,
     phase: SupervisorPhase,
     restarts: RestartLog,
     subscribers: Vec<Recipient<SupervisorEvent>>,
@@ -206,6 +208,7 @@ impl Supervisor {
             config,
             rng,
             children: Vec::new(),
+            positions: HashMap::new(),
             phase: SupervisorPhase::Idle,
             restarts: RestartLog::default(),
             subscribers: Vec::new(),
@@ -227,7 +230,7 @@ impl Supervisor {
         if self.index(&spec.id).is_some() {
             return Err(Error::DuplicateChild { id: spec.id });
         }
-        self.children.push(Child::new(spec));
+        self.push_child(spec);
         Ok(self)
     }
 
@@ -240,7 +243,22 @@ impl Supervisor {
     }
 
     fn index(&self, id: &str) -> Option<usize> {
-        self.children.iter().position(|c| c.spec.id == id)
+        self.positions.get(id).copied()
+    }
+
+    fn push_child(&mut self, spec: ChildSpec) {
+        self.positions.insert(spec.id.clone(), self.children.len());
+        self.children.push(Child::new(spec));
+    }
+
+    fn remove_child(&mut self, index: usize) {
+        let removed = self.children.remove(index);
+        self.positions.remove(&removed.spec.id);
+        for (offset, child) in self.children[index..].iter().enumerate() {
+            if let Some(position) = self.positions.get_mut(&child.spec.id) {
+                *position = index + offset;
+            }
+        }
     }
 
     fn emit(&mut self, event: SupervisorEvent) {
@@ -345,10 +363,9 @@ impl Supervisor {
                 Some(Job::new(steps, Done::Nothing))
             }
             Task::Shutdown(reply) => Some(Job::new(self.stop_all(), Done::Shutdown(reply))),
-            Task::GiveUp { reason, restarts } => Some(Job::new(
-                self.stop_all(),
-                Done::GiveUp { reason, restarts },
-            )),
+            Task::GiveUp { reason, restarts } => {
+                Some(Job::new(self.stop_all(), Done::GiveUp { reason, restarts }))
+            }
         }
     }
 
@@ -387,7 +404,10 @@ impl Supervisor {
             }
             let involved = matches!(
                 sibling.state,
-                State::Starting { .. } | State::Running { .. } | State::Failed | State::Restarting { .. }
+                State::Starting { .. }
+                    | State::Running { .. }
+                    | State::Failed
+                    | State::Restarting { .. }
             );
             if !involved {
                 continue;
@@ -510,14 +530,16 @@ impl Supervisor {
         }
         self.next_generation += 1;
         let addr = ctx.address();
-        let reporter = ChildReporter::new(id, generation, addr.clone().recipient(), addr.recipient());
-        let restart = child.started_once.then(|| match child.state {
+        let reporter =
+            ChildReporter::new(id, generation, addr.clone().recipient(), addr.recipient());
+        let info = match child.state {
             State::Restarting { info, .. } => info,
             _ => RestartInfo {
                 attempt: child.attempt,
                 since: now,
             },
-        });
+        };
+        let restart = child.started_once.then_some(info);
         child.generation = generation;
         child.started_once = true;
         child.state = State::Starting { restart };
@@ -558,7 +580,7 @@ impl Supervisor {
         let child = &mut self.children[index];
         if !matches!(child.state, State::Starting { .. } | State::Running { .. }) {
             if forget {
-                self.children.remove(index);
+                self.remove_child(index);
             } else if !matches!(child.state, State::Pending | State::Exited) {
                 child.state = State::Stopped;
             }
@@ -598,7 +620,7 @@ impl Supervisor {
         }
         if let Some(index) = self.index(&id) {
             if forget {
-                self.children.remove(index);
+                self.remove_child(index);
             } else if matches!(self.children[index].state, State::Stopping) {
                 self.children[index].state = State::Stopped;
             }
@@ -636,11 +658,14 @@ impl Supervisor {
             }
         }
         let mut kept = VecDeque::new();
-        for queued in self.queue.drain(..) {
+        for queued in std::mem::take(&mut self.queue) {
             match queued {
                 Task::Add { id, reply } => {
-                    self.children
-                        .retain(|c| c.spec.id != id || !matches!(c.state, State::Pending));
+                    if let Some(index) = self.index(&id) {
+                        if matches!(self.children[index].state, State::Pending) {
+                            self.remove_child(index);
+                        }
+                    }
                     let _ = reply.send(Err(Error::ShuttingDown));
                 }
                 Task::Remove { reply, .. } => {
@@ -746,12 +771,16 @@ impl Supervisor {
             id: msg.id.clone(),
             generation: msg.generation,
         };
-        if self.current.as_ref().is_some_and(|job| job.awaiting == awaited) {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|job| job.awaiting == awaited)
+        {
             let cause = Cause(cause.unwrap_or_else(|| "exited before it was ready".to_owned()));
             if let Some(job) = self.current.take() {
                 match job.done {
                     Done::Add(reply) => {
-                        self.children.remove(index);
+                        self.remove_child(index);
                         let _ = reply.send(Err(Error::ChildFailedToStart { id: msg.id, cause }));
                         self.pump(ctx);
                         return;
@@ -776,7 +805,7 @@ impl Supervisor {
         let policy = self.children[index].spec.restart;
         if self.phase == SupervisorPhase::ShuttingDown || !policy.should_restart(&msg.exit) {
             if policy == RestartPolicy::Temporary {
-                self.children.remove(index);
+                self.remove_child(index);
             } else {
                 self.children[index].state = State::Exited;
             }
@@ -916,7 +945,9 @@ impl Handler<AddChild> for Supervisor {
         let refused = if self.phase == SupervisorPhase::ShuttingDown {
             Some(Err(Error::ShuttingDown))
         } else if self.index(&spec.id).is_some() {
-            Some(Err(Error::DuplicateChild { id: spec.id.clone() }))
+            Some(Err(Error::DuplicateChild {
+                id: spec.id.clone(),
+            }))
         } else {
             None
         };
@@ -924,7 +955,7 @@ impl Handler<AddChild> for Supervisor {
             return Box::pin(async move { result });
         }
         let id = spec.id.clone();
-        self.children.push(Child::new(spec));
+        self.push_child(spec);
         if self.phase == SupervisorPhase::Idle {
             return Box::pin(async { Ok(()) });
         }
@@ -944,7 +975,7 @@ impl Handler<RemoveChild> for Supervisor {
         match self.phase {
             SupervisorPhase::ShuttingDown => Box::pin(async { Err(Error::ShuttingDown) }),
             SupervisorPhase::Idle => {
-                self.children.remove(index);
+                self.remove_child(index);
                 Box::pin(async { Ok(StopOutcome::NotRunning) })
             }
             SupervisorPhase::Starting | SupervisorPhase::Running => {
