@@ -19,15 +19,7 @@ async fn children_start_in_order_each_after_the_previous_is_ready() {
     let (a_addr, a) = child("a", &log).manual_ready().spawn();
     let (b_addr, b) = child("b", &log).manual_ready().spawn();
     let (_c, c) = child("c", &log).spawn();
-    let sup = Supervisor::new(SupervisorConfig::default())
-        .unwrap()
-        .with_child(a)
-        .unwrap()
-        .with_child(b)
-        .unwrap()
-        .with_child(c)
-        .unwrap()
-        .start();
+    let sup = support::with_children(SupervisorConfig::default(), vec![a, b, c]).start();
     let mut events = subscribe(&sup).await;
     support::idle(Duration::from_secs(60)).await;
     assert_eq!(log.take(), ["start:a"]);
@@ -102,15 +94,7 @@ async fn a_failed_initial_start_stops_the_started_children_and_gives_up() {
     let (_a, a) = child("a", &log).spawn();
     let (b_addr, b) = child("b", &log).manual_ready().spawn();
     let (_c, c) = child("c", &log).spawn();
-    let sup = Supervisor::new(SupervisorConfig::default())
-        .unwrap()
-        .with_child(a)
-        .unwrap()
-        .with_child(b)
-        .unwrap()
-        .with_child(c)
-        .unwrap()
-        .start();
+    let sup = support::with_children(SupervisorConfig::default(), vec![a, b, c]).start();
     let mut events = subscribe(&sup).await;
     support::idle(Duration::from_secs(1)).await;
     b_addr.send(failed("bad config")).await.unwrap();

@@ -243,6 +243,15 @@ pub(crate) async fn supervise(
     (sup, events)
 }
 
+/// A supervisor, not yet started, whose initial children are `children` in
+/// this order.
+pub(crate) fn with_children(config: SupervisorConfig, children: Vec<ChildSpec>) -> Supervisor {
+    children
+        .into_iter()
+        .try_fold(Supervisor::new(config).unwrap(), Supervisor::with_child)
+        .unwrap()
+}
+
 /// Lets virtual time pass (auto-advanced: no wall-clock wait).
 pub(crate) async fn idle(duration: Duration) {
     tokio::time::sleep(duration).await;
