@@ -22,6 +22,7 @@ pub struct ChildSpec {
     pub(crate) start: Recipient<StartChild>,
     pub(crate) restart_to: Recipient<RestartChild>,
     pub(crate) stop: Recipient<StopChild>,
+    pub(crate) restart_on_start_failure: bool,
 }
 
 impl ChildSpec {
@@ -56,6 +57,7 @@ impl ChildSpec {
             start,
             restart_to: restart,
             stop,
+            restart_on_start_failure: false,
         }
     }
 
@@ -70,6 +72,22 @@ impl ChildSpec {
     #[must_use]
     pub fn with_shutdown(mut self, shutdown: Duration) -> Self {
         self.shutdown = shutdown;
+        self
+    }
+
+    /// Whether a failure before the child's first ready is restarted like
+    /// any other failure (Jina's `restart.on_start_failure`).
+    ///
+    /// By default (`false`, OTP's rule) the supervisor waits for the child to
+    /// be ready before it moves on, and a failure before that fails the start:
+    /// [`AddChild`](crate::AddChild) answers
+    /// [`Error::ChildFailedToStart`](crate::Error::ChildFailedToStart) and the
+    /// child is forgotten. With `true` the supervisor does not wait: it moves
+    /// on once the start is sent, and an early failure is restarted per the
+    /// child's policy, paced by the backoff and counted against the intensity.
+    #[must_use]
+    pub fn with_restart_on_start_failure(mut self, restart: bool) -> Self {
+        self.restart_on_start_failure = restart;
         self
     }
 
@@ -98,6 +116,7 @@ impl fmt::Debug for ChildSpec {
             .field("id", &self.id)
             .field("restart", &self.restart)
             .field("shutdown", &self.shutdown)
+            .field("restart_on_start_failure", &self.restart_on_start_failure)
             .finish_non_exhaustive()
     }
 }

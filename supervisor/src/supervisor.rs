@@ -299,8 +299,13 @@ impl Supervisor {
                 }
                 Some(Step::Start { id }) => {
                     if self.phase != SupervisorPhase::ShuttingDown {
+                        let waits = self
+                            .index(&id)
+                            .is_some_and(|i| !self.children[i].spec.restart_on_start_failure);
                         if let Some(generation) = self.begin_start(&id, ctx) {
-                            job.awaiting = Awaiting::Ready { id, generation };
+                            if waits {
+                                job.awaiting = Awaiting::Ready { id, generation };
+                            }
                         }
                     }
                     self.current = Some(job);

@@ -88,6 +88,33 @@ async fn a_child_failing_before_ready_is_reported_and_forgotten() {
 }
 
 #[actix::test]
+async fn a_child_that_may_fail_its_start_is_restarted_instead_of_forgotten() {
+    tokio::time::pause();
+    let log = Log::default();
+    let (a_addr, a) = child("a", &log).manual_ready().spawn();
+    let sup = Supervisor::new(SupervisorConfig::default())
+        .unwrap()
+        .start();
+    let reply = sup
+        .send(AddChild(a.with_restart_on_start_failure(true)))
+        .await
+        .unwrap();
+    assert_eq!(reply, Ok(()), "the add does not wait for readiness");
+    a_addr
+        .send(failed("model still downloading"))
+        .await
+        .unwrap();
+    support::idle(Duration::from_secs(1)).await;
+    assert_eq!(log.take(), ["start:a", "restart:a"]);
+    let children = sup.send(WhichChildren).await.unwrap();
+    assert_eq!(children[0].restarts, 1);
+    assert_eq!(
+        children[0].last_cause.as_deref(),
+        Some("model still downloading")
+    );
+}
+
+#[actix::test]
 async fn a_failed_initial_start_stops_the_started_children_and_gives_up() {
     tokio::time::pause();
     let log = Log::default();
