@@ -1,0 +1,116 @@
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use runtime_actor::{FailureCause, RuntimeError};
+
+/// Why a pod did not start, or refused what was asked of it.
+///
+/// The first three variants are Jina's outcomes of `wait_start_success`
+/// (`RuntimeFailToStart`, `RuntimeRunForeverEarlyError`, `TimeoutError`), now
+/// carrying their cause.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum PodError {
+    /// The runtime failed before it was ever ready, and no restart is coming.
+    FailedToStart {
+        /// Why it failed.
+        cause: FailureCause,
+    },
+    /// The runtime was ready, then ended, and no restart is coming.
+    ExitedEarly {
+        /// Why it ended; `None` when it finished normally.
+        cause: Option<FailureCause>,
+    },
+    /// The runtime was not ready within `timeout_ready`; the pod was closed
+    /// before this error was returned.
+    Timeout {
+        /// The time allowed, extensions included.
+        after: Duration,
+    },
+    /// The pod was closed before it was ready.
+    Closed,
+    /// The pod has not been started.
+    NotStarted,
+    /// `Start` was sent to a pod that had already been started.
+    AlreadyStarted,
+    /// The supervisor the pod was registered with refused it or gave up.
+    Supervisor {
+        /// What the supervisor said.
+        reason: String,
+    },
+    /// The config names an in-process runtime that is not registered.
+    UnknownRuntime {
+        /// The name in `runtime.name`.
+        name: String,
+    },
+}
+
+impl fmt::Display for PodError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PodError::FailedToStart { cause } => write!(f, "runtime failed to start: {cause}"),
+            PodError::ExitedEarly { cause: Some(cause) } => {
+                write!(f, "runtime ended after it was ready: {cause}")
+            }
+            PodError::ExitedEarly { cause: None } => {
+                f.write_str("runtime ended after it was ready")
+            }
+            PodError::Timeout { after } => write!(f, "runtime not ready after {after:?}"),
+            PodError::Closed => f.write_str("pod was closed"),
+            PodError::NotStarted => f.write_str("pod has not been started"),
+            PodError::AlreadyStarted => f.write_str("pod was already started"),
+            PodError::Supervisor { reason } => write!(f, "supervisor: {reason}"),
+            PodError::UnknownRuntime { name } => {
+                write!(
+                    f,
+                    "no in-process runtime registered as `{name}` (runtime.name)"
+                )
+            }
+        }
+    }
+}
+
+impl StdError for PodError {}
+
+/// Why a [`Call`](crate::Call) got no answer from the runtime.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The pod is not ready: not started yet, starting, or restarting.
+    NotReady,
+    /// The pod is closing or closed.
+    Closed,
+    /// The runtime ended while the call was queued or in flight.
+    RuntimeExited {
+        /// Why it ended, when it failed.
+        cause: Option<FailureCause>,
+    },
+    /// The runtime answered with an error.
+    Runtime(RuntimeError),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::NotReady => f.write_str("pod is not ready"),
+            CallError::Closed => f.write_str("pod is closed"),
+            CallError::RuntimeExited { cause: Some(cause) } => {
+                write!(f, "runtime exited before answering ({cause})")
+            }
+            CallError::RuntimeExited { cause: None } => {
+                f.write_str("runtime exited before answering")
+            }
+            CallError::Runtime(_) => f.write_str("runtime answered with an error"),
+        }
+    }
+}
+
+impl StdError for CallError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            CallError::Runtime(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,226 @@
+use std::fmt;
+use std::time::Duration;
+
+use actix::{Message, Recipient};
+use runtime_actor::{FailureCause, Runtime};
+use serde::Serialize;
+
+use crate::config::PodRole;
+use crate::error::{CallError, PodError};
+
+// ===== commands =====
+
+/// Starts the pod's runtime without waiting for it (Jina's `start()` with
+/// `noblock_on_start`).
+///
+/// Sent by the pod's owner, once. The pod registers with its supervisor,
+/// which starts the runtime; readiness arrives as [`Started`]. Answers
+/// [`PodError::AlreadyStarted`] when sent again and [`PodError::Closed`] after
+/// a close.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<(), PodError>")]
+pub struct Start;
+
+/// Resolves once the pod is ready or cannot become ready (Jina's
+/// `wait_start_success`).
+///
+/// Sent by anyone, any number of times, concurrently; every waiter gets the
+/// answer. A waiter during a restart waits for the next [`Started`].
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<Started, PodError>")]
+pub struct WaitStartSuccess;
+
+/// Receive [`Started`] now if the pod is ready, and after every (re)start.
+///
+/// Sent by anyone. The pod holds the subscriber weakly: it does not keep the
+/// subscriber alive, and a dead one is dropped without error.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Recipient<Started>);
+
+/// Receive every [`PodEvent`] from now on. Held weakly, like [`Subscribe`].
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SubscribeEvents(pub Recipient<PodEvent>);
+
+/// A request for the pod's runtime.
+///
+/// Sent by the pod's users. Answered by the runtime, or with
+/// [`CallError::NotReady`] at once while the pod is not ready; a call queued
+/// or in flight when the runtime dies gets [`CallError::RuntimeExited`]. No
+/// call is left unanswered.
+pub struct Call<R: Runtime>(pub R::Request);
+
+impl<R: Runtime> Message for Call<R> {
+    type Result = Result<R::Response, CallError>;
+}
+
+impl<R: Runtime> fmt::Debug for Call<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Call").finish_non_exhaustive()
+    }
+}
+
+/// Asks for the pod's [`PodStatus`].
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "PodStatus")]
+pub struct GetStatus;
+
+/// Asks for the pod's [`PodRole`] (Jina's `role` property).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "PodRole")]
+pub struct GetRole;
+
+/// Closes the pod (Jina's `close()`): graceful teardown, forced after the
+/// timeout.
+///
+/// Sent by the pod's owner. Idempotent: a second close gets the first one's
+/// report. Safe while starting: waiters then get [`PodError::Closed`].
+#[derive(Debug, Clone, Copy, Default, Message)]
+#[rtype(result = "CloseReport")]
+pub struct Close {
+    /// The graceful part of the close; `None` uses the config's `timeout_ctrl`.
+    pub timeout: Option<Duration>,
+}
+
+/// Resolves once the pod has terminated (Jina's `join()`). Callers add their
+/// own timeout. Before `Start` it resolves at once with
+/// [`PodError::NotStarted`].
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<(), PodError>")]
+pub struct Join;
+
+// ===== events =====
+
+/// The pod's runtime is ready.
+///
+/// Sent by the pod to every [`Subscribe`]r exactly once per generation, the
+/// moment the runtime reports ready; a subscriber added later gets the
+/// current one at once.
+#[derive(Debug, Clone, PartialEq, Eq, Message, Serialize)]
+#[rtype(result = "()")]
+pub struct Started {
+    /// The pod's name.
+    pub pod: String,
+    /// The pod's role.
+    pub role: PodRole,
+    /// Which start this is: 0 for the first, one more per restart.
+    pub generation: u64,
+    /// How many times the runtime has been restarted.
+    pub restarts: u32,
+    /// How long this generation took from spawn to ready.
+    pub startup: Duration,
+    /// The child process id, for a process runtime.
+    pub pid: Option<u32>,
+}
+
+/// Every step of a pod's lifecycle, sent to [`SubscribeEvents`] subscribers.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+#[non_exhaustive]
+pub enum PodEvent {
+    /// A runtime generation is being started.
+    Starting {
+        /// The generation.
+        generation: u64,
+    },
+    /// The starting runtime reported progress and extended its deadline.
+    Progressed {
+        /// The generation.
+        generation: u64,
+        /// What it said.
+        note: String,
+    },
+    /// The runtime is ready.
+    Started(Started),
+    /// A health check failed.
+    Unhealthy {
+        /// The generation.
+        generation: u64,
+        /// What the check said.
+        reason: String,
+        /// Failed checks in a row.
+        consecutive: u32,
+    },
+    /// The runtime failed.
+    Failed {
+        /// The generation.
+        generation: u64,
+        /// Why.
+        cause: FailureCause,
+    },
+    /// The supervisor will restart the runtime after `delay`.
+    Restarting {
+        /// Restart attempt since the last backoff reset, from 1.
+        attempt: u32,
+        /// The backoff delay.
+        delay: Duration,
+    },
+    /// The pod has terminated: closed, or failed with no restart to come.
+    Terminated {
+        /// Why, when it did not end by a close.
+        error: Option<PodError>,
+    },
+}
+
+// ===== replies =====
+
+/// Where a pod is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodState {
+    /// Created, not started.
+    Idle,
+    /// A runtime generation is starting.
+    Starting,
+    /// The runtime is ready and serving.
+    Running,
+    /// The runtime failed; its end is being awaited.
+    Failing,
+    /// The runtime has ended and a restart is expected.
+    Restarting,
+    /// A close is in progress.
+    Closing,
+    /// The pod is done for good.
+    Terminated,
+}
+
+/// The pod's status, answered to [`GetStatus`]; serializable for status pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct PodStatus {
+    /// The pod's name.
+    pub name: String,
+    /// Its role.
+    pub role: PodRole,
+    /// Where it is.
+    pub state: PodState,
+    /// The current (or last) runtime generation.
+    pub generation: u64,
+    /// How many times the runtime has been restarted.
+    pub restarts: u32,
+    /// How long the current generation has been ready.
+    pub uptime: Option<Duration>,
+    /// The child process id, for a process runtime.
+    pub pid: Option<u32>,
+    /// The last failure, as text.
+    pub last_failure: Option<String>,
+}
+
+/// How a [`Close`] went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CloseReport {
+    /// The runtime did not end within the timeout and was stopped by force.
+    pub forced: bool,
+    /// Even the forced stop did not end it: its thread is stuck in blocking
+    /// code and was left behind.
+    pub stuck: bool,
+    /// How long the close took.
+    pub took: Duration,
+}
+
+impl CloseReport {
+    /// Whether the runtime ended within the timeout.
+    pub fn graceful(&self) -> bool {
+        !self.forced
+    }
+}
