@@ -1,0 +1,791 @@
+//! The pod configuration: loaded from TOML, YAML or JSON, overridden from the
+//! environment, then validated.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use ::config::{FileFormat, Format, Map, Value, ValueKind};
+use runtime_actor::RuntimeEnv;
+use serde::{Deserialize, Serialize};
+use supervisor::{Backoff, Intensity, RestartPolicy, Strategy, SupervisorConfig};
+
+/// Prefix of the environment variables that override a loaded config.
+const ENV_PREFIX: &str = "POD__";
+/// Separator between key segments in an override's name.
+const ENV_SEPARATOR: &str = "__";
+/// Every duration is capped at one year, so that `Instant + Duration` and
+/// backoff maths cannot overflow.
+const MAX_MS: u64 = 31_536_000_000;
+/// Origin used by [`PodConfig::validate`], which does not know the source.
+const CODE_ORIGIN: &str = "pod config";
+
+// ===== PodRole =====
+
+/// The role of a pod in a deployment (Jina's `PodRoleType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodRole {
+    /// Runs an executor (Jina's `WORKER`).
+    #[default]
+    Worker,
+    /// Fans requests out to the shards of a deployment (Jina's `HEAD`).
+    Head,
+    /// Accepts client requests for a flow (Jina's `GATEWAY`).
+    Gateway,
+}
+
+impl PodRole {
+    /// The lowercase name used in config files.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodRole::Worker => "worker",
+            PodRole::Head => "head",
+            PodRole::Gateway => "gateway",
+        }
+    }
+}
+
+impl fmt::Display for PodRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// ===== PodConfig =====
+
+/// The configuration of one pod.
+///
+/// Durations are integers in milliseconds, as in Jina. Load one with
+/// [`from_file`](Self::from_file) or [`from_str`](Self::from_str), or build
+/// one in code with [`new`](Self::new) and check it with
+/// [`validate`](Self::validate).
+///
+/// # Examples
+///
+/// ```
+/// use pod_actor::{ConfigFormat, PodConfig, RuntimeSpec};
+///
+/// let text = r#"
+/// name = "encoder"
+/// runtime = { kind = "in-process", name = "echo" }
+///
+/// [restart]
+/// max_restarts = 3
+/// "#;
+/// let config = PodConfig::from_str(text, ConfigFormat::Toml, "example")?;
+/// assert_eq!(config.restart.max_restarts, 3);
+/// assert_eq!(config.timeout_ctrl, 60_000);
+/// assert_eq!(config.runtime, RuntimeSpec::InProcess { name: "echo".into() });
+/// # Ok::<(), pod_actor::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodConfig {
+    /// The pod's name; non-empty, without control characters.
+    pub name: String,
+    /// The pod's role; worker by default.
+    #[serde(default)]
+    pub role: PodRole,
+    /// How long to wait for the runtime to be ready, in ms; zero or less
+    /// waits for ever. Jina's default of 600 000 (ten minutes).
+    #[serde(default = "default_timeout_ready")]
+    pub timeout_ready: i64,
+    /// How long a graceful stop may take, in ms; positive. Jina documents
+    /// its `--timeout-ctrl` in ms but uses it as seconds; here it is ms.
+    #[serde(default = "default_timeout_ctrl")]
+    pub timeout_ctrl: u64,
+    /// Variables handed to the runtime (not to the process environment).
+    /// Names are non-empty and contain neither `=` nor NUL.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// What the pod runs.
+    pub runtime: RuntimeSpec,
+    /// When and how fast the pod's runtime is restarted.
+    #[serde(default)]
+    pub restart: RestartConfig,
+    /// Periodic health checks once ready; none by default.
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
+    /// Whether the pod gets its own arbiter or shares one.
+    #[serde(default)]
+    pub placement: PlacementKind,
+}
+
+fn default_timeout_ready() -> i64 {
+    600_000
+}
+
+fn default_timeout_ctrl() -> u64 {
+    60_000
+}
+
+/// Which runtime the pod runs, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum RuntimeSpec {
+    /// An in-process runtime registered in code under `name`.
+    InProcess {
+        /// The name the runtime was registered under; non-empty.
+        name: String,
+    },
+}
+
+/// Where a pod's actors run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementKind {
+    /// On an arbiter (thread) of its own.
+    #[default]
+    Dedicated,
+    /// On the arbiter of whoever starts it.
+    Shared,
+}
+
+/// When a pod whose runtime ended is restarted (OTP restart types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartKind {
+    /// Always.
+    #[default]
+    Permanent,
+    /// Only after a failure.
+    Transient,
+    /// Never.
+    Temporary,
+}
+
+impl From<RestartKind> for RestartPolicy {
+    fn from(kind: RestartKind) -> Self {
+        match kind {
+            RestartKind::Permanent => RestartPolicy::Permanent,
+            RestartKind::Transient => RestartPolicy::Transient,
+            RestartKind::Temporary => RestartPolicy::Temporary,
+        }
+    }
+}
+
+/// Restart limits and pacing. The defaults match
+/// [`SupervisorConfig::default`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartConfig {
+    /// When to restart; permanent by default.
+    pub policy: RestartKind,
+    /// Whether a failure before the first start succeeded is restarted too.
+    /// By default (`false`) it fails the start instead.
+    pub on_start_failure: bool,
+    /// Restarts allowed within `within`; one more gives up. Default 5.
+    pub max_restarts: u32,
+    /// The sliding window of the restart limit, in ms; positive. Default
+    /// 10 000.
+    pub within: u64,
+    /// The delay before each restart.
+    pub backoff: BackoffConfig,
+}
+
+impl Default for RestartConfig {
+    fn default() -> Self {
+        RestartConfig {
+            policy: RestartKind::Permanent,
+            on_start_failure: false,
+            max_restarts: 5,
+            within: 10_000,
+            backoff: BackoffConfig::default(),
+        }
+    }
+}
+
+/// Exponential backoff between restarts; see [`Backoff`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackoffConfig {
+    /// Delay before the first restart, in ms; 0 restarts at once. Default
+    /// 100.
+    pub initial: u64,
+    /// Growth per attempt; finite and at least 1. Default 2.
+    pub multiplier: f64,
+    /// Upper bound of any delay, in ms; at least `initial`. Default 30 000.
+    pub max: u64,
+    /// Share of a delay cut at random, in `0..=1`. Default 0.1.
+    pub jitter: f64,
+    /// Readiness time after which attempts count from 1 again, in ms.
+    /// Default 10 000.
+    pub reset_after: u64,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            initial: 100,
+            multiplier: 2.0,
+            max: 30_000,
+            jitter: 0.1,
+            reset_after: 10_000,
+        }
+    }
+}
+
+/// Periodic health checks of a ready pod.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Time between checks, in ms; positive. Default 10 000.
+    pub interval: u64,
+    /// How long one check may take, in ms; positive. Default 1 000.
+    pub timeout: u64,
+    /// Consecutive failed checks that count as a failure; at least 1.
+    /// Default 3.
+    pub failure_threshold: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            interval: 10_000,
+            timeout: 1_000,
+            failure_threshold: 3,
+        }
+    }
+}
+
+/// The syntax of a config source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigFormat {
+    /// TOML (`.toml`).
+    Toml,
+    /// YAML (`.yaml`, `.yml`).
+    Yaml,
+    /// JSON (`.json`).
+    Json,
+}
+
+impl ConfigFormat {
+    /// The format named by `path`'s extension (ignoring case), if known.
+    #[must_use]
+    pub fn from_path(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "toml" => Some(ConfigFormat::Toml),
+            "yaml" | "yml" => Some(ConfigFormat::Yaml),
+            "json" => Some(ConfigFormat::Json),
+            _ => None,
+        }
+    }
+
+    fn file_format(self) -> FileFormat {
+        match self {
+            ConfigFormat::Toml => FileFormat::Toml,
+            ConfigFormat::Yaml => FileFormat::Yaml,
+            ConfigFormat::Json => FileFormat::Json,
+        }
+    }
+}
+
+impl PodConfig {
+    /// A config with defaults for everything but the name and runtime.
+    #[must_use]
+    pub fn new(name: impl Into<String>, runtime: RuntimeSpec) -> Self {
+        PodConfig {
+            name: name.into(),
+            role: PodRole::default(),
+            timeout_ready: default_timeout_ready(),
+            timeout_ctrl: default_timeout_ctrl(),
+            env: BTreeMap::new(),
+            runtime,
+            restart: RestartConfig::default(),
+            health: None,
+            placement: PlacementKind::default(),
+        }
+    }
+
+    /// Loads a file, applies overrides from the process environment, then
+    /// validates.
+    ///
+    /// The format follows the extension: `.toml`, `.yaml` or `.yml`, `.json`.
+    /// Overrides are the variables named `POD__` and a key path with `__`
+    /// between segments, in any case: `POD__TIMEOUT_READY=5000`,
+    /// `POD__RESTART__BACKOFF__INITIAL=0`. Under `POD__ENV__` the rest of
+    /// the name is kept verbatim as a variable of [`env`](Self::env):
+    /// `POD__ENV__MODEL_PATH=/m` sets `MODEL_PATH`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Load`] if the file cannot be read or parsed, has an
+    /// unknown extension, an unknown key or a value of the wrong type, or if
+    /// an override is malformed; [`ConfigError::Invalid`] if a value is out
+    /// of range.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let env = process_overrides(&path.display().to_string())?;
+        Self::from_file_with_env(path, &env)
+    }
+
+    /// Like [`from_file`](Self::from_file), from a string; `origin` names the
+    /// source in errors (for example `"embedded default"`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`from_file`](Self::from_file), except reading.
+    pub fn from_str(text: &str, format: ConfigFormat, origin: &str) -> Result<Self, ConfigError> {
+        let env = process_overrides(origin)?;
+        Self::from_str_with_env(text, format, origin, &env)
+    }
+
+    /// Like [`from_file`](Self::from_file), with the overrides taken from
+    /// `env` (variable name to value) instead of the process environment.
+    ///
+    /// # Errors
+    ///
+    /// As for [`from_file`](Self::from_file).
+    pub fn from_file_with_env(
+        path: impl AsRef<Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        let format = ConfigFormat::from_path(path).ok_or_else(|| ConfigError::Load {
+            origin: origin.clone(),
+            message: "unknown file extension, expected .toml, .yaml, .yml or .json".into(),
+        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Load {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?;
+        Self::from_str_with_env(&text, format, &origin, env)
+    }
+
+    /// Like [`from_str`](Self::from_str), with the overrides taken from `env`
+    /// (variable name to value) instead of the process environment.
+    ///
+    /// # Errors
+    ///
+    /// As for [`from_file`](Self::from_file), except reading.
+    pub fn from_str_with_env(
+        text: &str,
+        format: ConfigFormat,
+        origin: &str,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let load = |message: String| ConfigError::Load {
+            origin: origin.to_owned(),
+            message,
+        };
+        // Parsed to a table without `config::Config`: its builder reads
+        // top-level file keys and override names as path expressions, so a
+        // key like `x[99999999999]` would allocate a huge array, and its
+        // `Environment` lowercases the names of `env` variables.
+        let mut table = format
+            .file_format()
+            .parse(None, text)
+            .map_err(|e| load(e.to_string()))?;
+        apply_overrides(&mut table, env).map_err(load)?;
+        let config: PodConfig = Value::from(table)
+            .try_deserialize()
+            .map_err(|e| load(e.to_string()))?;
+        config.validate_in(origin)?;
+        Ok(config)
+    }
+
+    /// Checks every value, in field order.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for the first value out of range, naming its
+    /// dotted key path (such as `restart.backoff.multiplier`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_in(CODE_ORIGIN)
+    }
+
+    fn validate_in(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key: key.to_owned(),
+            reason,
+        };
+        check_name(&self.name).map_err(|r| invalid("name", r))?;
+        if self.timeout_ready > 0 {
+            // As for `check_ms`: `MAX` is what a saturated huge number became.
+            let ms = match self.timeout_ready {
+                i64::MAX => u64::MAX,
+                ms => ms.unsigned_abs(),
+            };
+            check_ms(ms, true).map_err(|r| invalid("timeout_ready", r))?;
+        }
+        check_ms(self.timeout_ctrl, false).map_err(|r| invalid("timeout_ctrl", r))?;
+        for (name, value) in &self.env {
+            check_env(name, value).map_err(|(key, r)| invalid(&key, r))?;
+        }
+        match &self.runtime {
+            RuntimeSpec::InProcess { name } => {
+                check_name(name).map_err(|r| invalid("runtime.name", r))?;
+            }
+        }
+        let restart = &self.restart;
+        check_ms(restart.within, false).map_err(|r| invalid("restart.within", r))?;
+        let backoff = &restart.backoff;
+        check_ms(backoff.initial, true).map_err(|r| invalid("restart.backoff.initial", r))?;
+        if !backoff.multiplier.is_finite() {
+            let got = backoff.multiplier;
+            return Err(invalid(
+                "restart.backoff.multiplier",
+                format!("must be finite, got {got}"),
+            ));
+        }
+        if backoff.multiplier < 1.0 {
+            let got = backoff.multiplier;
+            return Err(invalid(
+                "restart.backoff.multiplier",
+                format!("must be at least 1, got {got}"),
+            ));
+        }
+        check_ms(backoff.max, true).map_err(|r| invalid("restart.backoff.max", r))?;
+        if backoff.max < backoff.initial {
+            return Err(invalid(
+                "restart.backoff.max",
+                format!(
+                    "must be at least `restart.backoff.initial` ({}), got {}",
+                    backoff.initial, backoff.max
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&backoff.jitter) {
+            let got = backoff.jitter;
+            return Err(invalid(
+                "restart.backoff.jitter",
+                format!("must be between 0 and 1, got {got}"),
+            ));
+        }
+        check_ms(backoff.reset_after, true)
+            .map_err(|r| invalid("restart.backoff.reset_after", r))?;
+        if let Some(health) = &self.health {
+            check_ms(health.interval, false).map_err(|r| invalid("health.interval", r))?;
+            check_ms(health.timeout, false).map_err(|r| invalid("health.timeout", r))?;
+            if health.failure_threshold == 0 {
+                return Err(invalid(
+                    "health.failure_threshold",
+                    "must be at least 1, got 0".into(),
+                ));
+            }
+        }
+        // The supervisor's own rules, in case they ever grow beyond ours.
+        self.supervisor_config().validate().map_err(|e| match e {
+            supervisor::Error::InvalidConfig { field, reason } => {
+                let key = match field {
+                    "intensity.within" => "restart.within".to_owned(),
+                    other => format!("restart.{other}"),
+                };
+                invalid(&key, reason.to_owned())
+            }
+            other => invalid("restart", other.to_string()),
+        })
+    }
+
+    /// How long to wait for readiness; `None` (for ever) when
+    /// `timeout_ready <= 0`.
+    #[must_use]
+    pub fn timeout_ready(&self) -> Option<Duration> {
+        u64::try_from(self.timeout_ready)
+            .ok()
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis)
+    }
+
+    /// How long a graceful stop may take.
+    #[must_use]
+    pub fn timeout_ctrl(&self) -> Duration {
+        Duration::from_millis(self.timeout_ctrl)
+    }
+
+    /// The supervisor config for a standalone pod: one-for-one, with the
+    /// intensity and backoff of [`restart`](Self::restart).
+    #[must_use]
+    pub fn supervisor_config(&self) -> SupervisorConfig {
+        let r = &self.restart;
+        let b = &r.backoff;
+        let backoff = Backoff::new(
+            Duration::from_millis(b.initial),
+            b.multiplier,
+            Duration::from_millis(b.max),
+        )
+        .with_jitter(b.jitter)
+        .with_reset_after(Duration::from_millis(b.reset_after));
+        SupervisorConfig::default()
+            .with_strategy(Strategy::OneForOne)
+            .with_intensity(Intensity::new(
+                r.max_restarts,
+                Duration::from_millis(r.within),
+            ))
+            .with_backoff(backoff)
+    }
+
+    /// The restart policy of [`restart`](Self::restart).
+    #[must_use]
+    pub fn restart_policy(&self) -> RestartPolicy {
+        self.restart.policy.into()
+    }
+
+    /// The environment handed to the runtime: exactly [`env`](Self::env),
+    /// with nothing added.
+    #[must_use]
+    pub fn runtime_env(&self) -> RuntimeEnv {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.contains('\0') {
+        return Err("must not contain NUL".into());
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+fn check_ms(ms: u64, zero_ok: bool) -> Result<(), String> {
+    if ms == 0 && !zero_ok {
+        return Err("must be positive, got 0".into());
+    }
+    if ms > MAX_MS {
+        let limit = format!("too large: at most {MAX_MS} ms (one year)");
+        // `config` saturates numbers that do not fit, so `MAX` means "huge".
+        return Err(match ms {
+            u64::MAX => limit,
+            _ => format!("{limit}, got {ms}"),
+        });
+    }
+    Ok(())
+}
+
+fn check_env(name: &str, value: &str) -> Result<(), (String, String)> {
+    let key = format!("env.{}", name.escape_debug());
+    if name.is_empty() {
+        return Err(("env".into(), "variable names must not be empty".into()));
+    }
+    if name.contains('\0') {
+        return Err((key, "variable name must not contain NUL".into()));
+    }
+    if name.contains('=') {
+        return Err((key, "variable name must not contain `=`".into()));
+    }
+    if value.contains('\0') {
+        return Err((key, "value must not contain NUL".into()));
+    }
+    Ok(())
+}
+
+// ===== environment overrides =====
+
+/// The `POD__*` variables of the process environment.
+fn process_overrides(origin: &str) -> Result<HashMap<String, String>, ConfigError> {
+    let mut env = HashMap::new();
+    for (name, value) in std::env::vars_os() {
+        // Variables that are not ours are skipped whatever their encoding.
+        let Some(name) = name.to_str().filter(|n| strip_prefix(n).is_some()) else {
+            continue;
+        };
+        let value = value.into_string().map_err(|_| ConfigError::Load {
+            origin: origin.to_owned(),
+            message: format!("environment variable `{name}` is not valid unicode"),
+        })?;
+        env.insert(name.to_owned(), value);
+    }
+    Ok(env)
+}
+
+fn strip_prefix(name: &str) -> Option<&str> {
+    let head = name.get(..ENV_PREFIX.len())?;
+    head.eq_ignore_ascii_case(ENV_PREFIX)
+        .then(|| &name[ENV_PREFIX.len()..])
+}
+
+/// Merges the `POD__*` entries of `env` into `table`, as strings: typed
+/// fields parse them (`"5000"` into a number), and string fields keep them
+/// as written (`"007"` stays `"007"`).
+fn apply_overrides(
+    table: &mut Map<String, Value>,
+    env: &HashMap<String, String>,
+) -> Result<(), String> {
+    // Sorted, so that `POD__RESTART` is applied before `POD__RESTART__WITHIN`
+    // whatever the map's order.
+    let sorted: BTreeMap<&str, &str> = env
+        .iter()
+        .filter_map(|(k, v)| strip_prefix(k).map(|_| (k.as_str(), v.as_str())))
+        .collect();
+    for (name, value) in sorted {
+        let rest = strip_prefix(name).unwrap_or_default();
+        let env_head = rest.get(..5).filter(|h| h.eq_ignore_ascii_case("ENV__"));
+        let path: Vec<String> = match env_head {
+            // Variable names are case-sensitive: keep them as written.
+            Some(_) => vec!["env".to_owned(), rest[5..].to_owned()],
+            None => rest
+                .split(ENV_SEPARATOR)
+                .map(str::to_ascii_lowercase)
+                .collect(),
+        };
+        if path.iter().any(String::is_empty) {
+            return Err(format!(
+                "environment variable `{name}` does not name a key (expected `POD__KEY` or `POD__SECTION__KEY`)"
+            ));
+        }
+        let origin = format!("environment variable `{name}`");
+        let leaf = Value::new(Some(&origin), ValueKind::String(value.to_owned()));
+        set_path(table, &path, leaf);
+    }
+    Ok(())
+}
+
+/// Sets `path` in `table`, replacing any non-table on the way by a table.
+fn set_path(table: &mut Map<String, Value>, path: &[String], leaf: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut current = table;
+    for segment in parents {
+        let slot = current
+            .entry(segment.clone())
+            .or_insert_with(|| Value::from(Map::<String, Value>::new()));
+        if !matches!(slot.kind, ValueKind::Table(_)) {
+            *slot = Value::from(Map::<String, Value>::new());
+        }
+        let ValueKind::Table(next) = &mut slot.kind else {
+            return;
+        };
+        current = next;
+    }
+    current.insert(last.clone(), leaf);
+}
+
+// ===== ConfigError =====
+
+/// Why a pod config could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The source could not be read or parsed: a syntax error, an unknown
+    /// key, a value of the wrong type, a malformed override.
+    Load {
+        /// The source: a path, or the origin given to
+        /// [`PodConfig::from_str`].
+        origin: String,
+        /// What went wrong; it names the key when one is known
+        /// (as in "... for key \`restart.within\`").
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    Invalid {
+        /// The source: a path, the origin given to [`PodConfig::from_str`],
+        /// or `pod config` from [`PodConfig::validate`].
+        origin: String,
+        /// The dotted key path, such as `restart.backoff.multiplier`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// The source the error comes from.
+    #[must_use]
+    pub fn origin(&self) -> &str {
+        match self {
+            ConfigError::Load { origin, .. } | ConfigError::Invalid { origin, .. } => origin,
+        }
+    }
+
+    /// The dotted key path of an invalid value; `None` for a load error.
+    #[must_use]
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Load { .. } => None,
+            ConfigError::Invalid { key, .. } => Some(key),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Load { origin, message } => write!(f, "cannot load {origin}: {message}"),
+            ConfigError::Invalid {
+                origin,
+                key,
+                reason,
+            } => write!(f, "invalid `{key}` in {origin}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overrides(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn prefix_is_case_insensitive_and_char_safe() {
+        assert_eq!(strip_prefix("POD__A"), Some("A"));
+        assert_eq!(strip_prefix("pod__a"), Some("a"));
+        assert_eq!(strip_prefix("POD_A"), None);
+        assert_eq!(strip_prefix("PO€"), None);
+        assert_eq!(strip_prefix("POD"), None);
+    }
+
+    #[test]
+    fn overrides_nest_and_keep_env_names() {
+        let mut table = Map::new();
+        let env = overrides(&[
+            ("POD__RESTART__BACKOFF__INITIAL", "0"),
+            ("POD__ENV__Model_Path", "/m"),
+            ("OTHER", "x"),
+        ]);
+        apply_overrides(&mut table, &env).unwrap();
+        let root = Value::from(table);
+        let text = format!("{root:?}");
+        assert!(text.contains("Model_Path"), "{text}");
+        assert!(text.contains("initial"), "{text}");
+        assert!(!text.contains("OTHER"), "{text}");
+    }
+
+    #[test]
+    fn scalar_is_replaced_by_a_table() {
+        let mut table = Map::new();
+        let env = overrides(&[("POD__RESTART", "5"), ("POD__RESTART__WITHIN", "1")]);
+        apply_overrides(&mut table, &env).unwrap();
+        assert!(matches!(table["restart"].kind, ValueKind::Table(_)));
+    }
+
+    #[test]
+    fn empty_segments_are_rejected() {
+        for name in ["POD__", "POD__RESTART__", "POD__ENV__", "POD____X"] {
+            let mut table = Map::new();
+            let err = apply_overrides(&mut table, &overrides(&[(name, "1")])).unwrap_err();
+            assert!(err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn durations_are_capped() {
+        assert!(check_ms(MAX_MS, false).is_ok());
+        assert!(check_ms(MAX_MS + 1, true).is_err());
+        assert!(check_ms(0, false).is_err());
+        assert!(check_ms(0, true).is_ok());
+    }
+}
