@@ -317,3 +317,71 @@ async fn pods_under_a_shared_supervisor_register_with_it_and_leave_on_close() {
     let ids: Vec<_> = children.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["dep/rep-0"], "a closed pod leaves its supervisor");
 }
+
+/// A runtime whose teardown never finishes.
+struct Stubborn;
+
+impl runtime_actor::Runtime for Stubborn {
+    type Request = ();
+    type Response = ();
+
+    async fn setup(
+        &mut self,
+        _: &mut runtime_actor::RuntimeContext,
+    ) -> Result<(), runtime_actor::RuntimeError> {
+        Ok(())
+    }
+
+    async fn handle(&mut self, _: ()) -> Result<(), runtime_actor::RuntimeError> {
+        Ok(())
+    }
+
+    async fn teardown(&mut self) {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[actix::test]
+async fn a_close_whose_teardown_hangs_is_forced_after_the_timeout() {
+    tokio::time::pause();
+    let pod = Pod::new(
+        config("stubborn"),
+        runtime_actor::RuntimeFactory::new(|_| Stubborn),
+    )
+    .start();
+    pod.send(Start).await.unwrap().unwrap();
+    pod.send(WaitStartSuccess).await.unwrap().unwrap();
+    let report = pod
+        .send(Close {
+            timeout: Some(Duration::from_secs(3)),
+        })
+        .await
+        .unwrap();
+    assert!(report.forced && !report.stuck, "{report:?}");
+    assert!(report.took >= Duration::from_secs(3) && report.took < Duration::from_millis(3010));
+    assert!(pod.send(Join).await.unwrap().is_ok());
+}
+
+#[actix::test]
+async fn from_config_picks_the_registered_runtime_by_name() {
+    tokio::time::pause();
+    let script = Script::new(Setup::Ok);
+    let registry =
+        pod_actor::RuntimeRegistry::new().register("scripted", support::factory(&script));
+    let pod = Pod::from_config(config("executor0"), &registry)
+        .unwrap()
+        .start();
+    pod.send(Start).await.unwrap().unwrap();
+    pod.send(WaitStartSuccess).await.unwrap().unwrap();
+
+    let mut unknown = config("executor1");
+    unknown.runtime = pod_actor::RuntimeSpec::InProcess {
+        name: "clip".into(),
+    };
+    let err = Pod::from_config(unknown, &registry).unwrap_err();
+    assert!(matches!(&err, PodError::UnknownRuntime { name } if name == "clip"));
+    assert_eq!(
+        err.to_string(),
+        "no in-process runtime registered as `clip` (runtime.name)"
+    );
+}
