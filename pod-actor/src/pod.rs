@@ -255,7 +255,7 @@ impl<R: Runtime> Pod<R> {
         self.emit(PodEvent::Starting { generation });
     }
 
-    fn on_ready(&mut self, startup: Duration, ctx: &mut Context<Self>) {
+    fn on_ready(&mut self, startup: Duration, pid: Option<u32>, ctx: &mut Context<Self>) {
         self.state = PodState::Running;
         self.ever_started = true;
         self.running_since = Some(Instant::now());
@@ -265,7 +265,7 @@ impl<R: Runtime> Pod<R> {
             generation: self.generation,
             restarts: self.restarts,
             startup,
-            pid: None,
+            pid,
         };
         self.current = Some(started.clone());
         if let Some(reporter) = &self.reporter {
@@ -587,7 +587,7 @@ impl<R: Runtime> Handler<GetStatus> for Pod<R> {
             generation: self.generation,
             restarts: self.restarts,
             uptime: self.running_since.map(|since| since.elapsed()),
-            pid: None,
+            pid: self.current.as_ref().and_then(|started| started.pid),
             last_failure: self.last_failure.as_ref().map(ToString::to_string),
         })
     }
@@ -659,8 +659,8 @@ impl<R: Runtime> Handler<RuntimeEvent> for Pod<R> {
             RuntimeEvent::Progressed {
                 generation, note, ..
             } => self.emit(PodEvent::Progressed { generation, note }),
-            RuntimeEvent::Ready { setup, .. } if self.state == PodState::Starting => {
-                self.on_ready(setup, ctx)
+            RuntimeEvent::Ready { setup, pid, .. } if self.state == PodState::Starting => {
+                self.on_ready(setup, pid, ctx)
             }
             RuntimeEvent::Failed { cause, .. } => self.on_failure(cause, ctx),
             _ => {}

@@ -326,6 +326,7 @@ async fn serve<R: Runtime>(
     phase.set(Phase::Ready);
     let _ = signals.send(Signal::Ready {
         setup: begun.elapsed(),
+        pid: ctx.pid(),
     });
 
     while let Some(op) = ops.recv().await {

@@ -114,6 +114,8 @@ pub enum FailureCause {
         code: Option<i32>,
         /// The signal that ended it, when one did.
         signal: Option<i32>,
+        /// The last lines it wrote to stdout and stderr, oldest first.
+        output: Vec<String>,
     },
     /// The runtime failed its liveness checks.
     Unhealthy {
@@ -142,11 +144,21 @@ impl fmt::Display for FailureCause {
                 location: None,
             } => write!(f, "panicked: {message}"),
             FailureCause::Error(e) => write!(f, "error: {e}"),
-            FailureCause::Exited { code, signal } => match (code, signal) {
-                (_, Some(signal)) => write!(f, "killed by signal {signal}"),
-                (Some(code), None) => write!(f, "exited with code {code}"),
-                (None, None) => f.write_str("exited"),
-            },
+            FailureCause::Exited {
+                code,
+                signal,
+                output,
+            } => {
+                match (code, signal) {
+                    (_, Some(signal)) => write!(f, "killed by signal {signal}")?,
+                    (Some(code), None) => write!(f, "exited with code {code}")?,
+                    (None, None) => f.write_str("exited")?,
+                }
+                match output.last() {
+                    Some(line) => write!(f, "; last output: {line}"),
+                    None => Ok(()),
+                }
+            }
             FailureCause::Unhealthy { reason } => write!(f, "unhealthy: {reason}"),
             FailureCause::TimedOut { after } => write!(f, "not ready after {after:?}"),
             FailureCause::Lost => f.write_str("stopped without a stop request"),

@@ -429,11 +429,11 @@ async fn monitor(mut m: Monitor) {
                     }
                     m.tell(RuntimeEvent::Progressed { generation, note, extend });
                 }
-                Some(Signal::Ready { setup }) => {
+                Some(Signal::Ready { setup, pid }) => {
                     deadline = None;
                     if !failed {
                         m.settle(Ok(setup));
-                        m.tell(RuntimeEvent::Ready { generation, setup });
+                        m.tell(RuntimeEvent::Ready { generation, setup, pid });
                     }
                 }
                 Some(Signal::Failed { cause }) => {

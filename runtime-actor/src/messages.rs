@@ -33,6 +33,8 @@ pub enum RuntimeEvent {
         generation: u64,
         /// How long building and setting up the runtime took.
         setup: Duration,
+        /// The child process, for a runtime that runs one.
+        pid: Option<u32>,
     },
     /// The runtime failed and is being stopped.
     Failed {

@@ -175,7 +175,7 @@ impl<K: Into<String>, V: Into<String>> Extend<(K, V)> for RuntimeEnv {
 #[derive(Debug)]
 pub(crate) enum Signal {
     Progressed { note: String, extend: Duration },
-    Ready { setup: Duration },
+    Ready { setup: Duration, pid: Option<u32> },
     Failed { cause: FailureCause },
     Exited { cause: Option<FailureCause> },
 }
@@ -188,6 +188,7 @@ pub struct RuntimeContext {
     env: RuntimeEnv,
     signals: UnboundedSender<Signal>,
     reporter: FailureReporter,
+    pid: Option<u32>,
 }
 
 impl RuntimeContext {
@@ -204,6 +205,7 @@ impl RuntimeContext {
             env,
             signals,
             reporter,
+            pid: None,
         }
     }
 
@@ -231,6 +233,16 @@ impl RuntimeContext {
             note: note.into(),
             extend,
         });
+    }
+
+    /// Records the OS process the runtime runs in, when it is a child
+    /// process; it travels with [`RuntimeEvent::Ready`](crate::RuntimeEvent::Ready).
+    pub fn set_pid(&mut self, pid: u32) {
+        self.pid = Some(pid);
+    }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.pid
     }
 
     /// A handle that tasks spawned by the runtime use to fail it.

@@ -242,12 +242,22 @@ fn errors_read_well() {
     let cause = FailureCause::Exited {
         code: None,
         signal: Some(9),
+        output: vec![],
     };
     assert_eq!(cause.to_string(), "killed by signal 9");
     let exited = RequestError::Exited { cause: Some(cause) };
     assert_eq!(
         exited.to_string(),
         "runtime exited before answering (killed by signal 9)"
+    );
+    let with_output = FailureCause::Exited {
+        code: Some(3),
+        signal: None,
+        output: vec!["loading".into(), "weights.bin missing".into()],
+    };
+    assert_eq!(
+        with_output.to_string(),
+        "exited with code 3; last output: weights.bin missing"
     );
     let io = std::io::Error::other("disk full");
     let err = RequestError::Runtime(RuntimeError::new("write failed").with_source(io));

@@ -59,7 +59,9 @@ impl Handler<RuntimeEvent> for Watcher {
             RuntimeEvent::Progressed {
                 generation, note, ..
             } => println!("[gen {generation}] progress: {note}"),
-            RuntimeEvent::Ready { generation, setup } => {
+            RuntimeEvent::Ready {
+                generation, setup, ..
+            } => {
                 println!("[gen {generation}] ready after {setup:?}")
             }
             RuntimeEvent::Failed { generation, cause } => {
