@@ -20,6 +20,10 @@
 //! - [`RuntimeHandle::stop`] runs `teardown` under a deadline, then forces the
 //!   stop, and reports a runtime stuck in blocking code rather than waiting
 //!   for it for ever.
+//! - [`ProcessRuntime`] is a runtime that is an OS child process, ready by
+//!   sd_notify, a stdout line, a TCP connect or an HTTP `GET`
+//!   ([`ReadinessProbe`]), stopped with SIGTERM then SIGKILL to its process
+//!   group, and always reaped.
 //!
 //! # Examples
 //!
@@ -93,11 +97,14 @@ mod actor;
 mod error;
 mod handle;
 mod messages;
+mod notify;
 mod panic;
+mod process;
 mod runtime;
 
 pub use actor::RuntimeActor;
 pub use error::{FailureCause, PanicLocation, RequestError, RuntimeError};
 pub use handle::{Placement, RuntimeConfig, RuntimeHandle, StopReport};
 pub use messages::{CheckHealth, Request, RuntimeEvent};
+pub use process::{ProcessInfo, ProcessRequest, ProcessRuntime, ProcessSpec, ReadinessProbe};
 pub use runtime::{FailureReporter, Runtime, RuntimeContext, RuntimeEnv, RuntimeFactory};
