@@ -1,7 +1,9 @@
 //! Reference consumers of the pod crates.
 //!
 //! The binaries show the crates at work: `demo` (the README's main command)
-//! runs a runtime through its lifecycle, a panic and a restart included.
+//! runs a runtime through its lifecycle, a panic and a restart included;
+//! `worker` is a scriptable child process for process pods, and `parent` a
+//! process that owns one, for the tests.
 //! The deployment actor, the reference way to drive pods from an actix
 //! service, will live in this library.
 
