@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ::config::{FileFormat, Format, Map, Value, ValueKind};
-use runtime_actor::RuntimeEnv;
+use runtime_actor::{ProcessSpec, ReadinessProbe, RuntimeEnv};
 use serde::{Deserialize, Serialize};
 use supervisor::{Backoff, Intensity, RestartPolicy, Strategy, SupervisorConfig};
 
@@ -132,6 +132,137 @@ pub enum RuntimeSpec {
         /// The name the runtime was registered under; non-empty.
         name: String,
     },
+    /// An OS child process, described fully here.
+    Process {
+        /// The executable; non-empty. Looked up in `PATH` when it has no `/`.
+        command: String,
+        /// Its arguments, passed as they are (never through a shell).
+        #[serde(default)]
+        args: Vec<String>,
+        /// Its working directory; the pod's when absent.
+        #[serde(default)]
+        cwd: Option<String>,
+        /// Start it with an empty environment instead of the pod process's
+        /// (the pod's `env` is set either way).
+        #[serde(default)]
+        clean_env: bool,
+        /// How readiness is detected; `notify` (sd_notify) when absent.
+        #[serde(default)]
+        probe: ProbeConfig,
+        /// Expect `WATCHDOG=1` at least this often (ms) once ready.
+        #[serde(default)]
+        watchdog: Option<u64>,
+    },
+}
+
+impl RuntimeSpec {
+    /// The process to run, for a `process` runtime.
+    pub fn process_spec(&self) -> Option<ProcessSpec> {
+        let RuntimeSpec::Process {
+            command,
+            args,
+            cwd,
+            clean_env,
+            probe,
+            watchdog,
+        } = self
+        else {
+            return None;
+        };
+        let mut spec = ProcessSpec::new(command)
+            .args(args.iter().cloned())
+            .probe(probe.readiness_probe());
+        if let Some(cwd) = cwd {
+            spec = spec.cwd(cwd);
+        }
+        if *clean_env {
+            spec = spec.clean_env();
+        }
+        if let Some(watchdog) = watchdog {
+            spec = spec.watchdog(Duration::from_millis(*watchdog));
+        }
+        Some(spec)
+    }
+}
+
+/// How a process runtime's readiness is detected, tagged by `kind`.
+///
+/// Times are in milliseconds; probes poll at `interval` (default 100) with
+/// `timeout` per try (default 1000), against `127.0.0.1` unless told.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum ProbeConfig {
+    /// `READY=1` over sd_notify.
+    #[default]
+    Notify,
+    /// A stdout line containing `pattern`.
+    Stdout {
+        /// The text to look for; non-empty.
+        pattern: String,
+    },
+    /// A TCP connect to `address` (`host:port`) succeeds.
+    Tcp {
+        /// Where to connect; non-empty.
+        address: String,
+        /// Time between tries.
+        #[serde(default = "default_probe_interval")]
+        interval: u64,
+        /// Time allowed for one try.
+        #[serde(default = "default_probe_timeout")]
+        timeout: u64,
+    },
+    /// `GET url` answers 2xx or 3xx.
+    Http {
+        /// An `http://` URL.
+        url: String,
+        /// Time between tries.
+        #[serde(default = "default_probe_interval")]
+        interval: u64,
+        /// Time allowed for one try.
+        #[serde(default = "default_probe_timeout")]
+        timeout: u64,
+    },
+    /// Ready once spawned.
+    None,
+}
+
+fn default_probe_interval() -> u64 {
+    100
+}
+
+fn default_probe_timeout() -> u64 {
+    1000
+}
+
+impl ProbeConfig {
+    fn readiness_probe(&self) -> ReadinessProbe {
+        match self {
+            ProbeConfig::Notify => ReadinessProbe::Notify,
+            ProbeConfig::Stdout { pattern } => ReadinessProbe::Stdout {
+                pattern: pattern.clone(),
+            },
+            ProbeConfig::Tcp {
+                address,
+                interval,
+                timeout,
+            } => ReadinessProbe::Tcp {
+                address: address.clone(),
+                interval: Duration::from_millis(*interval),
+                timeout: Duration::from_millis(*timeout),
+            },
+            ProbeConfig::Http {
+                url,
+                interval,
+                timeout,
+            } => ReadinessProbe::Http {
+                url: url.clone(),
+                interval: Duration::from_millis(*interval),
+                timeout: Duration::from_millis(*timeout),
+            },
+            ProbeConfig::None => ReadinessProbe::None,
+        }
+    }
 }
 
 /// Where a pod's actors run.
@@ -423,6 +554,26 @@ impl PodConfig {
             RuntimeSpec::InProcess { name } => {
                 check_name(name).map_err(|r| invalid("runtime.name", r))?;
             }
+            RuntimeSpec::Process {
+                command,
+                args,
+                cwd,
+                probe,
+                watchdog,
+                ..
+            } => {
+                check_name(command).map_err(|r| invalid("runtime.command", r))?;
+                if args.iter().any(|arg| arg.contains('\0')) {
+                    return Err(invalid("runtime.args", "must not contain NUL".into()));
+                }
+                if let Some(cwd) = cwd {
+                    check_name(cwd).map_err(|r| invalid("runtime.cwd", r))?;
+                }
+                if let Some(watchdog) = watchdog {
+                    check_ms(*watchdog, false).map_err(|r| invalid("runtime.watchdog", r))?;
+                }
+                check_probe(probe).map_err(|(key, r)| invalid(&key, r))?;
+            }
         }
         let restart = &self.restart;
         check_ms(restart.within, false).map_err(|r| invalid("restart.within", r))?;
@@ -550,6 +701,36 @@ fn check_name(name: &str) -> Result<(), String> {
         return Err("must not contain control characters".into());
     }
     Ok(())
+}
+
+fn check_probe(probe: &ProbeConfig) -> Result<(), (String, String)> {
+    let at = |field: &str| format!("runtime.probe.{field}");
+    let (interval, timeout) = match probe {
+        ProbeConfig::Stdout { pattern } => {
+            return check_name(pattern).map_err(|r| (at("pattern"), r));
+        }
+        ProbeConfig::Tcp {
+            address,
+            interval,
+            timeout,
+        } => {
+            check_name(address).map_err(|r| (at("address"), r))?;
+            (interval, timeout)
+        }
+        ProbeConfig::Http {
+            url,
+            interval,
+            timeout,
+        } => {
+            if !url.starts_with("http://") {
+                return Err((at("url"), format!("must be an http:// URL, got {url:?}")));
+            }
+            (interval, timeout)
+        }
+        _ => return Ok(()),
+    };
+    check_ms(*interval, false).map_err(|r| (at("interval"), r))?;
+    check_ms(*timeout, false).map_err(|r| (at("timeout"), r))
 }
 
 fn check_ms(ms: u64, zero_ok: bool) -> Result<(), String> {

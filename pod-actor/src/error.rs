@@ -44,6 +44,11 @@ pub enum PodError {
         /// The name in `runtime.name`.
         name: String,
     },
+    /// The config's `runtime.kind` is not the kind this constructor builds.
+    WrongRuntimeKind {
+        /// The kind the constructor builds.
+        expected: &'static str,
+    },
 }
 
 impl fmt::Display for PodError {
@@ -61,6 +66,9 @@ impl fmt::Display for PodError {
             PodError::NotStarted => f.write_str("pod has not been started"),
             PodError::AlreadyStarted => f.write_str("pod was already started"),
             PodError::Supervisor { reason } => write!(f, "supervisor: {reason}"),
+            PodError::WrongRuntimeKind { expected } => {
+                write!(f, "this pod needs `runtime.kind = \"{expected}\"`")
+            }
             PodError::UnknownRuntime { name } => {
                 write!(
                     f,

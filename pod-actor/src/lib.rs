@@ -85,7 +85,7 @@ mod registry;
 
 pub use crate::config::{
     BackoffConfig, ConfigError, ConfigFormat, HealthConfig, PlacementKind, PodConfig, PodRole,
-    RestartConfig, RestartKind, RuntimeSpec,
+    ProbeConfig, RestartConfig, RestartKind, RuntimeSpec,
 };
 pub use crate::error::{CallError, PodError};
 pub use crate::handle::{JoinTimedOut, PodHandle};

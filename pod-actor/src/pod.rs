@@ -6,8 +6,8 @@ use actix::{
 };
 use futures::channel::oneshot;
 use runtime_actor::{
-    FailureCause, Placement, RequestError, Runtime, RuntimeActor, RuntimeConfig, RuntimeEvent,
-    RuntimeFactory, RuntimeHandle,
+    FailureCause, Placement, ProcessRuntime, RequestError, Runtime, RuntimeActor, RuntimeConfig,
+    RuntimeEvent, RuntimeFactory, RuntimeHandle,
 };
 use supervisor::{
     AddChild, ChildExit, ChildReporter, ChildSpec, ChildStopped, RemoveChild, RestartChild,
@@ -147,6 +147,11 @@ impl<R: Runtime> Pod<R> {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| PodError::UnknownRuntime { name: name.clone() })?,
+            _ => {
+                return Err(PodError::WrongRuntimeKind {
+                    expected: "in-process",
+                })
+            }
         };
         Ok(Pod::new(config, factory))
     }
@@ -177,6 +182,24 @@ impl<R: Runtime> Pod<R> {
             (None, PlacementKind::Dedicated) => Placement::Dedicated,
             (None, PlacementKind::Shared) => Placement::Shared(Arbiter::current()),
         }
+    }
+}
+
+impl Pod<ProcessRuntime> {
+    /// A pod whose runtime is the OS child process its config describes
+    /// (`runtime.kind = "process"`).
+    ///
+    /// # Errors
+    ///
+    /// [`PodError::WrongRuntimeKind`] for any other kind of runtime.
+    pub fn from_process_config(config: PodConfig) -> Result<Self, PodError> {
+        let spec = config
+            .runtime
+            .process_spec()
+            .ok_or(PodError::WrongRuntimeKind {
+                expected: "process",
+            })?;
+        Ok(Pod::new(config, ProcessRuntime::factory(spec)))
     }
 }
 
@@ -318,8 +341,17 @@ impl<R: Runtime> Pod<R> {
         if self.generation != generation || self.state != PodState::Failing {
             return;
         }
-        let exit = ChildExit::Failed {
-            cause: cause.to_string(),
+        // A child process that finished with code 0 ended normally: a
+        // transient pod is then not restarted.
+        let exit = match &cause {
+            FailureCause::Exited {
+                code: Some(0),
+                signal: None,
+                ..
+            } => ChildExit::Normal,
+            cause => ChildExit::Failed {
+                cause: cause.to_string(),
+            },
         };
         let terminal = if !self.ever_started && !self.config.restart.on_start_failure {
             Some(match cause {

@@ -365,6 +365,17 @@ fn process_environment_is_read_only_without_an_explicit_map() {
 /// validation (then with the key), and fragments of the message.
 const BAD: &[(&str, Option<&str>, &[&str])] = &[
     (
+        "empty_command.toml",
+        Some("runtime.command"),
+        &["invalid `runtime.command`", "must not be empty"],
+    ),
+    (
+        "http_probe_without_scheme.yaml",
+        Some("runtime.probe.url"),
+        &["invalid `runtime.probe.url`", "must be an http:// URL"],
+    ),
+    ("unknown_probe_kind.toml", None, &["grpc"]),
+    (
         "empty_name.toml",
         Some("name"),
         &["invalid `name`", "must not be empty"],
@@ -422,7 +433,7 @@ const BAD: &[(&str, Option<&str>, &[&str])] = &[
         "unknown_runtime_kind.toml",
         None,
         &[
-            "unknown variant `process`",
+            "unknown variant `container`",
             "expected `in-process`",
             "for key `runtime.kind`",
         ],
@@ -609,4 +620,23 @@ proptest! {
             prop_assert_eq!(config.timeout_ready().is_none(), ready <= 0);
         }
     }
+}
+
+#[test]
+fn a_process_runtime_is_described_fully_in_the_config() {
+    let config = PodConfig::from_file_with_env(fixture("process.toml"), &HashMap::new()).unwrap();
+    let spec = config.runtime.process_spec().expect("a process runtime");
+    assert_eq!(spec.command(), std::path::Path::new("redis-server"));
+    let debug = format!("{spec:?}");
+    for part in [
+        "\"--port\", \"6390\", \"--save\", \"\"",
+        "cwd: Some(\"/tmp\")",
+        "inherit_env: false",
+        "address: \"127.0.0.1:6390\", interval: 50ms, timeout: 1s",
+        "watchdog: Some(3s)",
+    ] {
+        assert!(debug.contains(part), "{part} missing from {debug}");
+    }
+    let in_process = PodConfig::new("x", RuntimeSpec::InProcess { name: "x".into() });
+    assert!(in_process.runtime.process_spec().is_none());
 }
