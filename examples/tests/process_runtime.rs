@@ -386,6 +386,29 @@ async fn a_missing_executable_is_a_clear_error_naming_it() {
 }
 
 #[actix::test]
+async fn spawn_failures_name_the_os_error() {
+    let not_executable = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let cases = [
+        (ProcessSpec::new(not_executable), "Permission denied"),
+        (
+            worker(&[]).cwd("/nonexistent/workspace"),
+            "in `/nonexistent/workspace`: No such file or directory",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let (_runtime, mut events) = spawn(spec, config());
+        match events.until_failed().await {
+            FailureCause::Error(e) => {
+                let message = e.to_string();
+                assert!(message.contains(expected), "{message}");
+                assert!(message.starts_with("cannot start `"), "{message}");
+            }
+            other => panic!("expected a spawn error, got {other:?}"),
+        }
+    }
+}
+
+#[actix::test]
 async fn a_start_failure_carries_the_tail_of_stderr() {
     let (_runtime, mut events) = spawn(worker(&["--fail-startup", "3"]), config());
     match events.until_failed().await {

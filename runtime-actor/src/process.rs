@@ -307,7 +307,11 @@ impl Runtime for ProcessRuntime {
             };
         let command = self.spec.command.display().to_string();
         let mut child = self.command(notify.as_ref()).spawn().map_err(|e| {
-            RuntimeError::fatal(format!("cannot start `{command}`: {e}")).with_source(e)
+            let place = match &self.spec.cwd {
+                Some(cwd) => format!(" in `{}`", cwd.display()),
+                None => String::new(),
+            };
+            RuntimeError::fatal(format!("cannot start `{command}`{place}: {e}")).with_source(e)
         })?;
         let Some(raw_pid) = child.id() else {
             return Err(RuntimeError::fatal(format!("`{command}` exited at once")));
