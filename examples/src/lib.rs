@@ -7,6 +7,8 @@
 //! The deployment actor, the reference way to drive pods from an actix
 //! service, will live in this library.
 
+pub mod worker;
+
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

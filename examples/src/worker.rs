@@ -1,0 +1,534 @@
+//! `worker`: a small, scriptable OS child process. The process-runtime tests
+//! and the demo spawn it to get a real program that starts (slowly, never, or
+//! not at all), announces readiness, serves TCP, crashes, feeds or starves a
+//! watchdog, and reacts to SIGTERM, each on demand.
+//!
+//! `cargo run -p examples --bin worker -- --announce stdout`, or
+//! `cargo run -p examples --bin demo -- worker --announce stdout`
+//!
+//! then `printf 'hi\n' | nc 127.0.0.1 PORT` echoes `hi`. `--help` lists every
+//! option. Readiness goes out by systemd's `sd_notify` protocol
+//! (`$NOTIFY_SOCKET`) by default, or as one stdout line. Unlike the other
+//! binaries it runs until told to stop (SIGTERM, SIGINT or `--exit-after-ms`),
+//! so CI builds it but does not run it bare.
+
+use std::ffi::OsStr;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+use std::process::{self, Command, Stdio};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{raise, Signal};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+
+const USAGE: &str = "\
+usage: worker [options]
+
+  --listen ADDR               TCP address to serve on [127.0.0.1:0]
+  --announce notify|stdout|none
+                              how to say ready: sd_notify READY=1 over
+                              $NOTIFY_SOCKET, or the stdout line
+                              `ready and listening on ADDR` [notify]
+  --startup-delay-ms N        sleep N ms before binding
+  --extend-timeout-ms N       before that sleep, send EXTEND_TIMEOUT_USEC=N*1000
+  --hang-startup              never bind nor announce
+  --fail-startup CODE         fail startup (stderr says why), exit with CODE
+  --crash-after N             crash once N echoed lines have been answered
+  --crash-signal segv|abort|exit
+                              how to crash: SIGSEGV, SIGABRT or exit 3 [abort]
+  --watchdog                  send WATCHDOG=1 every $WATCHDOG_USEC/2
+  --stop-watchdog-after-ms N  stop feeding the watchdog after N ms
+  --ignore-sigterm            log SIGTERM and keep running
+  --spawn-grandchild          after announcing, spawn `sleep 3600`
+  --flood-stdout              after announcing, write stdout without end
+  --exit-after-ms N           exit 0 after N ms of running
+  --help                      this text
+
+Serving: a connection whose first line starts with `GET ` gets
+`200 OK` with body `ok`; any other connection gets each line echoed back.
+SIGTERM (unless ignored) and SIGINT: send STOPPING=1, print `terminated`
+or `interrupted` to stderr, exit 0.
+";
+
+/// Echoed lines answered so far, over all connections.
+static ANSWERED: AtomicU64 = AtomicU64::new(0);
+
+const HTTP_OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announce {
+    Notify,
+    Stdout,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CrashSignal {
+    Segv,
+    Abort,
+    Exit,
+}
+
+#[derive(Debug)]
+struct Options {
+    listen: String,
+    announce: Announce,
+    startup_delay: Option<Duration>,
+    extend_timeout: Option<Duration>,
+    hang_startup: bool,
+    fail_startup: Option<i32>,
+    crash_after: Option<u64>,
+    crash_signal: CrashSignal,
+    watchdog: bool,
+    stop_watchdog_after: Option<Duration>,
+    ignore_sigterm: bool,
+    spawn_grandchild: bool,
+    flood_stdout: bool,
+    exit_after: Option<Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:0".to_owned(),
+            announce: Announce::Notify,
+            startup_delay: None,
+            extend_timeout: None,
+            hang_startup: false,
+            fail_startup: None,
+            crash_after: None,
+            crash_signal: CrashSignal::Abort,
+            watchdog: false,
+            stop_watchdog_after: None,
+            ignore_sigterm: false,
+            spawn_grandchild: false,
+            flood_stdout: false,
+            exit_after: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Parsed {
+    Run(Options),
+    Help,
+}
+
+/// Parses `--name VALUE`, `--name=VALUE` and bare flags.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
+    let mut o = Options::default();
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => {
+                (name.to_owned(), Some(value.to_owned()))
+            }
+            _ => (arg, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("option {name} needs a value"))
+        };
+        match name.as_str() {
+            "--help" | "-h" => return Ok(Parsed::Help),
+            "--listen" => o.listen = value()?,
+            "--announce" => {
+                o.announce = match value()?.as_str() {
+                    "notify" => Announce::Notify,
+                    "stdout" => Announce::Stdout,
+                    "none" => Announce::None,
+                    other => return Err(format!("--announce: unknown mode {other:?}")),
+                }
+            }
+            "--startup-delay-ms" => o.startup_delay = Some(millis(&name, &value()?)?),
+            "--extend-timeout-ms" => o.extend_timeout = Some(millis(&name, &value()?)?),
+            "--fail-startup" => o.fail_startup = Some(number(&name, &value()?)?),
+            "--crash-after" => match number(&name, &value()?)? {
+                0 => return Err("--crash-after: N must be at least 1".to_owned()),
+                n => o.crash_after = Some(n),
+            },
+            "--crash-signal" => {
+                o.crash_signal = match value()?.as_str() {
+                    "segv" => CrashSignal::Segv,
+                    "abort" => CrashSignal::Abort,
+                    "exit" => CrashSignal::Exit,
+                    other => return Err(format!("--crash-signal: unknown way {other:?}")),
+                }
+            }
+            "--stop-watchdog-after-ms" => o.stop_watchdog_after = Some(millis(&name, &value()?)?),
+            "--exit-after-ms" => o.exit_after = Some(millis(&name, &value()?)?),
+            flag => {
+                let set = match flag {
+                    "--hang-startup" => &mut o.hang_startup,
+                    "--watchdog" => &mut o.watchdog,
+                    "--ignore-sigterm" => &mut o.ignore_sigterm,
+                    "--spawn-grandchild" => &mut o.spawn_grandchild,
+                    "--flood-stdout" => &mut o.flood_stdout,
+                    unknown => return Err(format!("unknown option {unknown:?}")),
+                };
+                if inline.is_some() {
+                    return Err(format!("option {flag} takes no value"));
+                }
+                *set = true;
+            }
+        }
+    }
+    Ok(Parsed::Run(o))
+}
+
+fn number<T: FromStr>(name: &str, text: &str) -> Result<T, String> {
+    text.parse()
+        .map_err(|_| format!("option {name}: {text:?} is not a valid number"))
+}
+
+fn millis(name: &str, text: &str) -> Result<Duration, String> {
+    number(name, text).map(Duration::from_millis)
+}
+
+/// The sending end of systemd's `sd_notify` protocol.
+#[derive(Debug)]
+struct Notifier {
+    socket: UnixDatagram,
+    addr: UnixAddr,
+}
+
+impl Notifier {
+    /// `None` (after a warning) when `$NOTIFY_SOCKET` is unset or unusable.
+    fn from_env() -> Option<Self> {
+        let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+            eprintln!("worker: warning: NOTIFY_SOCKET is not set; not notifying");
+            return None;
+        };
+        match Self::connect(&path) {
+            Ok(notifier) => Some(notifier),
+            Err(e) => {
+                eprintln!("worker: warning: cannot use NOTIFY_SOCKET {path:?}: {e}");
+                None
+            }
+        }
+    }
+
+    fn connect(path: &OsStr) -> io::Result<Self> {
+        let addr = match path.as_bytes().strip_prefix(b"@") {
+            Some(name) => abstract_addr(name)?,
+            None => UnixAddr::from_pathname(path)?,
+        };
+        let socket = UnixDatagram::unbound()?;
+        // A supervisor that stops reading must not freeze our one thread
+        // (and with it SIGTERM handling); a full queue drops the message.
+        socket.set_nonblocking(true)?;
+        Ok(Self { socket, addr })
+    }
+
+    fn send(&self, message: &str) {
+        if let Err(e) = self.socket.send_to_addr(message.as_bytes(), &self.addr) {
+            eprintln!("worker: warning: cannot send {message:?} to NOTIFY_SOCKET: {e}");
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn abstract_addr(name: &[u8]) -> io::Result<UnixAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    UnixAddr::from_abstract_name(name)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn abstract_addr(_name: &[u8]) -> io::Result<UnixAddr> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract socket names need Linux",
+    ))
+}
+
+/// Runs the worker with `args` (the program name left out) until it exits
+/// the process.
+///
+/// # Panics
+///
+/// Panics when the tokio runtime cannot be built (no thread or file
+/// descriptor left).
+pub fn run(args: Vec<String>) -> ! {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("cannot build the worker's tokio runtime");
+    runtime.block_on(worker_main(args));
+    process::exit(0)
+}
+
+async fn worker_main(args: Vec<String>) {
+    let o = match parse_args(args.into_iter()) {
+        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Help) => {
+            print!("{USAGE}");
+            let _ = io::stdout().flush();
+            process::exit(0);
+        }
+        Err(message) => {
+            eprintln!("worker: {message} (see --help)");
+            process::exit(2);
+        }
+    };
+    let pid = process::id();
+    let notify_announce = o.announce == Announce::Notify;
+    let notifier = if notify_announce || o.watchdog {
+        Notifier::from_env().map(Arc::new)
+    } else {
+        None
+    };
+    // Readiness and stopping go over notify only when announcing by notify;
+    // the watchdog uses the socket whenever one is given.
+    let announcer = notifier.clone().filter(|_| notify_announce);
+
+    // First, so that SIGTERM during a slow or hung startup is handled too.
+    if let Err(e) = handle_signals(o.ignore_sigterm, announcer.clone()) {
+        eprintln!("worker: cannot install signal handlers: {e}");
+        process::exit(1);
+    }
+    if let Some(after) = o.exit_after {
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            eprintln!("worker {pid} exiting after {} ms", after.as_millis());
+            process::exit(0);
+        });
+    }
+
+    if let (Some(extend), Some(n)) = (o.extend_timeout, &announcer) {
+        n.send(&format!("EXTEND_TIMEOUT_USEC={}", extend.as_micros()));
+    }
+    if let Some(delay) = o.startup_delay {
+        eprintln!("worker {pid} starting slowly ({} ms)", delay.as_millis());
+        tokio::time::sleep(delay).await;
+    }
+    if o.hang_startup {
+        eprintln!("worker {pid} hanging in startup");
+        std::future::pending::<()>().await;
+    }
+    if let Some(code) = o.fail_startup {
+        eprintln!("loading config");
+        eprintln!("opening weights.bin");
+        eprintln!("cannot load model: weights.bin missing");
+        process::exit(code);
+    }
+
+    let listener = match TcpListener::bind(&o.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("worker: cannot listen on {}: {e}", o.listen);
+            process::exit(1);
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("worker: cannot read the listening address: {e}");
+            process::exit(1);
+        }
+    };
+
+    match o.announce {
+        Announce::Notify => {
+            if let Some(n) = &announcer {
+                n.send(&format!(
+                    "READY=1\nSTATUS=listening on {addr}\nMAINPID={pid}"
+                ));
+            }
+        }
+        Announce::Stdout => {
+            let mut out = io::stdout().lock();
+            // The reader waits for this line; a block-buffered pipe must not hold it.
+            let _ = writeln!(out, "ready and listening on {addr}").and_then(|()| out.flush());
+        }
+        Announce::None => {}
+    }
+    eprintln!("worker {pid} listening on {addr}");
+
+    if o.watchdog {
+        feed_watchdog(notifier, o.stop_watchdog_after);
+    }
+    if o.spawn_grandchild {
+        spawn_grandchild();
+    }
+    if o.flood_stdout {
+        flood_stdout();
+    }
+
+    let crash = o.crash_after.map(|after| (after, o.crash_signal));
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(async move {
+                    if let Err(e) = serve(stream, crash).await {
+                        eprintln!("worker: connection failed: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                eprintln!("worker: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// SIGTERM and SIGINT: say STOPPING=1 and exit 0 (SIGTERM may be ignored).
+fn handle_signals(ignore_sigterm: bool, announcer: Option<Arc<Notifier>>) -> io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        loop {
+            let word = tokio::select! {
+                _ = term.recv() => {
+                    if ignore_sigterm {
+                        eprintln!("ignoring SIGTERM");
+                        continue;
+                    }
+                    "terminated"
+                }
+                _ = int.recv() => "interrupted",
+            };
+            if let Some(n) = &announcer {
+                n.send("STOPPING=1");
+            }
+            eprintln!("{word}");
+            process::exit(0);
+        }
+    });
+    Ok(())
+}
+
+/// Sends WATCHDOG=1 every `$WATCHDOG_USEC / 2`, until `stop_after` if given.
+fn feed_watchdog(notifier: Option<Arc<Notifier>>, stop_after: Option<Duration>) {
+    let Some(notifier) = notifier else {
+        eprintln!("worker: warning: --watchdog without a NOTIFY_SOCKET; not feeding");
+        return;
+    };
+    let usec = std::env::var("WATCHDOG_USEC")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(usec) = usec.filter(|&usec| usec > 0) else {
+        eprintln!("worker: warning: --watchdog without a valid WATCHDOG_USEC; not feeding");
+        return;
+    };
+    // As sd_watchdog_enabled(3): a WATCHDOG_PID naming another process means
+    // the watchdog is not ours.
+    let watchdog_pid = std::env::var("WATCHDOG_PID")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
+    if watchdog_pid.is_some_and(|p| p != process::id()) {
+        eprintln!("worker: warning: WATCHDOG_PID names another process; not feeding");
+        return;
+    }
+    let period = Duration::from_micros(usec / 2).max(Duration::from_millis(1));
+    tokio::spawn(async move {
+        let feeding = async {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                notifier.send("WATCHDOG=1");
+            }
+        };
+        match stop_after {
+            Some(after) => {
+                let _ = tokio::time::timeout(after, feeding).await;
+                eprintln!("worker: stopped feeding the watchdog");
+            }
+            None => feeding.await,
+        }
+    });
+}
+
+/// `sleep 3600` in our process group, for tests that the whole group is killed.
+fn spawn_grandchild() {
+    match Command::new("sleep")
+        .arg("3600")
+        .stdin(Stdio::null())
+        .spawn()
+    {
+        Ok(mut child) => {
+            eprintln!("grandchild {}", child.id());
+            // Reaped on a side thread so it never lingers as a zombie, and
+            // the worker itself does not wait.
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => eprintln!("worker: cannot spawn the grandchild: {e}"),
+    }
+}
+
+/// Writes stdout without end on a thread of its own: when the reader stalls,
+/// only that thread blocks, and serving and signals go on.
+fn flood_stdout() {
+    std::thread::spawn(|| {
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        for n in 0u64.. {
+            if let Err(e) = writeln!(out, "flood line {n}: the quick brown fox jumps") {
+                eprintln!("worker: stdout flood stopped: {e}");
+                break;
+            }
+        }
+    });
+}
+
+/// One connection: an HTTP probe (`GET ...`) or the line echo.
+async fn serve(mut stream: TcpStream, crash: Option<(u64, CrashSignal)>) -> io::Result<()> {
+    let (read, mut write) = stream.split();
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    if reader.read_until(b'\n', &mut line).await? == 0 {
+        return Ok(());
+    }
+    if line.starts_with(b"GET ") {
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line).await?;
+            if n == 0 || line == b"\r\n" || line == b"\n" {
+                break;
+            }
+        }
+        write.write_all(HTTP_OK).await?;
+        write.shutdown().await?;
+        return Ok(());
+    }
+    loop {
+        if line.last() != Some(&b'\n') {
+            line.push(b'\n');
+        }
+        write.write_all(&line).await?;
+        let answered = ANSWERED.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some((after, how)) = crash {
+            if answered >= after {
+                crash_now(how, answered);
+            }
+        }
+        line.clear();
+        if reader.read_until(b'\n', &mut line).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+fn crash_now(how: CrashSignal, answered: u64) -> ! {
+    eprintln!("worker: crashing ({how:?}) after {answered} requests");
+    match how {
+        CrashSignal::Segv => {
+            // std's stack-overflow handler catches the first SIGSEGV, restores
+            // the default action and returns (a raised signal is not re-raised
+            // as a real fault would be), so the second one kills.
+            for _ in 0..2 {
+                let _ = raise(Signal::SIGSEGV);
+            }
+            process::abort()
+        }
+        CrashSignal::Abort => process::abort(),
+        CrashSignal::Exit => process::exit(3),
+    }
+}
