@@ -7,7 +7,13 @@
 //! The deployment actor, the reference way to drive pods from an actix
 //! service, will live in this library.
 
+mod deployment;
 pub mod worker;
+
+pub use deployment::{
+    CloseDeployment, Deployment, DeploymentError, GetDeploymentStatus, GetReplicas, PodBuilder,
+    Route, Scale, StartDeployment,
+};
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

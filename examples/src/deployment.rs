@@ -1,0 +1,422 @@
+//! The deployment actor: the reference way for an actix service to run pods.
+//!
+//! A [`Deployment`] runs N replicas of one pod config (named `NAME/rep-0`,
+//! `NAME/rep-1`, …) under one shared [`Supervisor`], the way Jina's
+//! `Deployment` runs its replica set, and addresses them only through actor
+//! messages:
+//!
+//! - [`StartDeployment`] starts every replica at once and waits for them
+//!   concurrently; the first failure closes the replicas already started, in
+//!   reverse order, and is returned with the failing pod's name and cause.
+//! - [`Route`] sends a request round-robin to a replica, skipping replicas
+//!   that are not ready, so a replica that is restarting costs no request.
+//! - [`Scale`] starts new replicas (and waits for them) or closes the
+//!   surplus ones, newest first.
+//! - [`GetDeploymentStatus`] and [`CloseDeployment`] (reverse start order).
+
+use std::fmt;
+
+use actix::{
+    Actor, ActorFutureExt, Addr, Context, Handler, Message, ResponseActFuture, WrapFuture,
+};
+use futures::future::{join_all, try_join_all};
+use pod_actor::{
+    Call, CallError, Close, CloseReport, GetStatus, Pod, PodConfig, PodError, PodStatus, Start,
+    Started, WaitStartSuccess,
+};
+use runtime_actor::Runtime;
+use supervisor::{Shutdown, Supervisor};
+
+/// Builds one replica's pod from its config (the template, renamed).
+pub type PodBuilder<R> = Box<dyn Fn(PodConfig) -> Result<Pod<R>, PodError>>;
+
+/// N replicas of one pod config under one supervisor.
+pub struct Deployment<R: Runtime> {
+    name: String,
+    replicas: usize,
+    template: PodConfig,
+    build: PodBuilder<R>,
+    supervisor: Option<Addr<Supervisor>>,
+    pods: Vec<Replica<R>>,
+    next_index: usize,
+    cursor: usize,
+    phase: Phase,
+}
+
+struct Replica<R: Runtime> {
+    name: String,
+    pod: Addr<Pod<R>>,
+}
+
+impl<R: Runtime> Clone for Replica<R> {
+    fn clone(&self) -> Self {
+        Replica {
+            name: self.name.clone(),
+            pod: self.pod.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Busy,
+    Running,
+    Closed,
+}
+
+/// Why a deployment did not do what it was asked.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum DeploymentError {
+    /// A replica failed to start; the replicas started with it were closed.
+    Replica {
+        /// The failing pod's name.
+        pod: String,
+        /// Why it failed.
+        error: PodError,
+    },
+    /// The shared supervisor could not be made from the template's config.
+    Supervisor(String),
+    /// Another start or scale is in progress.
+    Busy,
+    /// The deployment was already started.
+    AlreadyStarted,
+    /// The deployment has not been started.
+    NotStarted,
+    /// The deployment is closed.
+    Closed,
+}
+
+impl fmt::Display for DeploymentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeploymentError::Replica { pod, error } => write!(f, "replica `{pod}`: {error}"),
+            DeploymentError::Supervisor(reason) => write!(f, "supervisor: {reason}"),
+            DeploymentError::Busy => f.write_str("deployment is starting or scaling"),
+            DeploymentError::AlreadyStarted => f.write_str("deployment was already started"),
+            DeploymentError::NotStarted => f.write_str("deployment has not been started"),
+            DeploymentError::Closed => f.write_str("deployment is closed"),
+        }
+    }
+}
+
+impl std::error::Error for DeploymentError {}
+
+// ===== messages =====
+
+/// Starts every replica and resolves once all are ready (with their
+/// `Started`, in replica order) or one has failed.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<Vec<Started>, DeploymentError>")]
+pub struct StartDeployment;
+
+/// A request for one replica, chosen round-robin among those that are ready.
+///
+/// A replica that is not ready is skipped. A request whose replica ended
+/// before answering is retried once on the next replica, so requests should
+/// be safe to repeat.
+pub struct Route<R: Runtime>(pub R::Request);
+
+impl<R: Runtime> Message for Route<R> {
+    type Result = Result<R::Response, CallError>;
+}
+
+impl<R: Runtime> fmt::Debug for Route<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Route").finish_non_exhaustive()
+    }
+}
+
+/// Changes the number of replicas: new ones are started and waited for;
+/// surplus ones are closed, newest first.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<(), DeploymentError>")]
+pub struct Scale {
+    /// The number of replicas wanted.
+    pub replicas: usize,
+}
+
+/// Asks for every replica's status, in start order.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Vec<PodStatus>")]
+pub struct GetDeploymentStatus;
+
+/// Asks for the replicas' names and addresses, in start order (to subscribe
+/// to them, say).
+pub struct GetReplicas<R: Runtime>(std::marker::PhantomData<fn() -> R>);
+
+impl<R: Runtime> GetReplicas<R> {
+    /// The message.
+    pub fn new() -> Self {
+        GetReplicas(std::marker::PhantomData)
+    }
+}
+
+impl<R: Runtime> Default for GetReplicas<R> {
+    fn default() -> Self {
+        GetReplicas::new()
+    }
+}
+
+impl<R: Runtime> fmt::Debug for GetReplicas<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GetReplicas")
+    }
+}
+
+impl<R: Runtime> Message for GetReplicas<R> {
+    type Result = Vec<(String, Addr<Pod<R>>)>;
+}
+
+/// Closes every replica in reverse start order, then the supervisor.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Vec<(String, CloseReport)>")]
+pub struct CloseDeployment;
+
+// ===== impl Deployment =====
+
+impl<R: Runtime> Deployment<R> {
+    /// A deployment `name` of `replicas` pods built by `build` from
+    /// `template` (whose `restart` section configures the shared supervisor).
+    pub fn new(
+        name: impl Into<String>,
+        replicas: usize,
+        template: PodConfig,
+        build: impl Fn(PodConfig) -> Result<Pod<R>, PodError> + 'static,
+    ) -> Self {
+        Deployment {
+            name: name.into(),
+            replicas,
+            template,
+            build: Box::new(build),
+            supervisor: None,
+            pods: Vec::new(),
+            next_index: 0,
+            cursor: 0,
+            phase: Phase::Idle,
+        }
+    }
+
+    /// Builds and starts `count` new replica actors (not yet their runtimes).
+    fn add_replicas(&mut self, count: usize) -> Result<Vec<Replica<R>>, DeploymentError> {
+        let supervisor = self.supervisor.clone().ok_or(DeploymentError::NotStarted)?;
+        let mut added = Vec::with_capacity(count);
+        for _ in 0..count {
+            let name = format!("{}/rep-{}", self.name, self.next_index);
+            self.next_index += 1;
+            let mut config = self.template.clone();
+            config.name = name.clone();
+            let pod = (self.build)(config)
+                .map_err(|error| DeploymentError::Replica {
+                    pod: name.clone(),
+                    error,
+                })?
+                .supervised_by(supervisor.clone())
+                .start();
+            added.push(Replica { name, pod });
+        }
+        self.pods.extend(added.iter().cloned());
+        Ok(added)
+    }
+
+    /// Starts `added` and waits for all; on the first failure, closes them
+    /// in reverse order and removes them.
+    fn launch(
+        &mut self,
+        added: Vec<Replica<R>>,
+    ) -> ResponseActFuture<Self, Result<Vec<Started>, DeploymentError>> {
+        self.phase = Phase::Busy;
+        let replicas = added.clone();
+        let started = async move {
+            let waits = replicas.iter().map(|replica| {
+                let (name, pod) = (replica.name.clone(), replica.pod.clone());
+                async move {
+                    let fail = |error| DeploymentError::Replica {
+                        pod: name.clone(),
+                        error,
+                    };
+                    pod.send(Start)
+                        .await
+                        .unwrap_or(Err(PodError::Closed))
+                        .map_err(fail)?;
+                    pod.send(WaitStartSuccess)
+                        .await
+                        .unwrap_or(Err(PodError::Closed))
+                        .map_err(fail)
+                }
+            });
+            let outcome = try_join_all(waits).await;
+            if outcome.is_err() {
+                for replica in replicas.iter().rev() {
+                    let _ = replica.pod.send(Close::default()).await;
+                }
+            }
+            outcome
+        };
+        Box::pin(started.into_actor(self).map(move |outcome, act, _| {
+            act.phase = Phase::Running;
+            if outcome.is_err() {
+                act.pods
+                    .retain(|pod| !added.iter().any(|gone| gone.name == pod.name));
+            }
+            outcome
+        }))
+    }
+}
+
+impl<R: Runtime> Actor for Deployment<R> {
+    type Context = Context<Self>;
+}
+
+impl<R: Runtime> fmt::Debug for Deployment<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deployment")
+            .field("name", &self.name)
+            .field("replicas", &self.pods.len())
+            .field("phase", &self.phase)
+            .finish()
+    }
+}
+
+impl<R: Runtime> Handler<StartDeployment> for Deployment<R> {
+    type Result = ResponseActFuture<Self, Result<Vec<Started>, DeploymentError>>;
+
+    fn handle(&mut self, _: StartDeployment, _: &mut Context<Self>) -> Self::Result {
+        let refused = match self.phase {
+            Phase::Idle => None,
+            Phase::Busy => Some(DeploymentError::Busy),
+            Phase::Running => Some(DeploymentError::AlreadyStarted),
+            Phase::Closed => Some(DeploymentError::Closed),
+        };
+        if let Some(refused) = refused {
+            return Box::pin(actix::fut::ready(Err(refused)));
+        }
+        let supervisor = match Supervisor::new(self.template.supervisor_config()) {
+            Ok(supervisor) => supervisor.start(),
+            Err(e) => {
+                return Box::pin(actix::fut::ready(Err(DeploymentError::Supervisor(
+                    e.to_string(),
+                ))))
+            }
+        };
+        self.supervisor = Some(supervisor);
+        match self.add_replicas(self.replicas) {
+            Ok(added) => self.launch(added),
+            Err(e) => Box::pin(actix::fut::ready(Err(e))),
+        }
+    }
+}
+
+impl<R: Runtime> Handler<Route<R>> for Deployment<R>
+where
+    R::Request: Clone,
+{
+    type Result = ResponseActFuture<Self, Result<R::Response, CallError>>;
+
+    fn handle(&mut self, Route(req): Route<R>, _: &mut Context<Self>) -> Self::Result {
+        let count = self.pods.len();
+        let start = self.cursor % count.max(1);
+        self.cursor = self.cursor.wrapping_add(1);
+        let order: Vec<_> = (0..count)
+            .map(|i| self.pods[(start + i) % count].pod.clone())
+            .collect();
+        let route = async move {
+            let mut last = CallError::NotReady;
+            let mut retried = false;
+            for pod in order {
+                match pod.send(Call::<R>(req.clone())).await {
+                    Ok(Ok(answer)) => return Ok(answer),
+                    Ok(Err(CallError::RuntimeExited { cause })) if !retried => {
+                        retried = true;
+                        last = CallError::RuntimeExited { cause };
+                    }
+                    Ok(Err(e @ (CallError::NotReady | CallError::Closed))) => last = e,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => last = CallError::Closed,
+                }
+            }
+            Err(last)
+        };
+        Box::pin(route.into_actor(self))
+    }
+}
+
+impl<R: Runtime> Handler<Scale> for Deployment<R> {
+    type Result = ResponseActFuture<Self, Result<(), DeploymentError>>;
+
+    fn handle(&mut self, scale: Scale, _: &mut Context<Self>) -> Self::Result {
+        match self.phase {
+            Phase::Running => {}
+            Phase::Idle => return Box::pin(actix::fut::ready(Err(DeploymentError::NotStarted))),
+            Phase::Busy => return Box::pin(actix::fut::ready(Err(DeploymentError::Busy))),
+            Phase::Closed => return Box::pin(actix::fut::ready(Err(DeploymentError::Closed))),
+        }
+        self.replicas = scale.replicas;
+        let current = self.pods.len();
+        if scale.replicas >= current {
+            return match self.add_replicas(scale.replicas - current) {
+                Ok(added) => Box::pin(self.launch(added).map(|outcome, _, _| outcome.map(drop))),
+                Err(e) => Box::pin(actix::fut::ready(Err(e))),
+            };
+        }
+        self.phase = Phase::Busy;
+        let surplus: Vec<_> = self.pods.split_off(scale.replicas);
+        let close = async move {
+            for replica in surplus.iter().rev() {
+                let _ = replica.pod.send(Close::default()).await;
+            }
+        };
+        Box::pin(close.into_actor(self).map(|(), act, _| {
+            act.phase = Phase::Running;
+            Ok(())
+        }))
+    }
+}
+
+impl<R: Runtime> Handler<GetDeploymentStatus> for Deployment<R> {
+    type Result = ResponseActFuture<Self, Vec<PodStatus>>;
+
+    fn handle(&mut self, _: GetDeploymentStatus, _: &mut Context<Self>) -> Self::Result {
+        let asks = self.pods.iter().map(|replica| replica.pod.send(GetStatus));
+        let statuses = join_all(asks);
+        Box::pin(
+            async move { statuses.await.into_iter().filter_map(Result::ok).collect() }
+                .into_actor(self),
+        )
+    }
+}
+
+impl<R: Runtime> Handler<GetReplicas<R>> for Deployment<R> {
+    type Result = Vec<(String, Addr<Pod<R>>)>;
+
+    fn handle(&mut self, _: GetReplicas<R>, _: &mut Context<Self>) -> Self::Result {
+        self.pods
+            .iter()
+            .map(|replica| (replica.name.clone(), replica.pod.clone()))
+            .collect()
+    }
+}
+
+impl<R: Runtime> Handler<CloseDeployment> for Deployment<R> {
+    type Result = ResponseActFuture<Self, Vec<(String, CloseReport)>>;
+
+    fn handle(&mut self, _: CloseDeployment, _: &mut Context<Self>) -> Self::Result {
+        self.phase = Phase::Closed;
+        let pods = std::mem::take(&mut self.pods);
+        let supervisor = self.supervisor.take();
+        let close = async move {
+            let mut reports = Vec::with_capacity(pods.len());
+            for replica in pods.iter().rev() {
+                if let Ok(report) = replica.pod.send(Close::default()).await {
+                    reports.push((replica.name.clone(), report));
+                }
+            }
+            if let Some(supervisor) = supervisor {
+                let _ = supervisor.send(Shutdown).await;
+            }
+            reports
+        };
+        Box::pin(close.into_actor(self))
+    }
+}

@@ -1,0 +1,233 @@
+//! The deployment actor: start, routing, failure, scaling and close order.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use examples::{
+    CloseDeployment, Deployment, DeploymentError, GetDeploymentStatus, GetReplicas, Route, Scale,
+    StartDeployment,
+};
+use pod_actor::{Call, PlacementKind, Pod, PodConfig, PodError, PodState, RuntimeSpec};
+use runtime_actor::{Runtime, RuntimeContext, RuntimeError, RuntimeFactory};
+
+/// What the replicas of one test did.
+#[derive(Debug, Default)]
+struct Log {
+    live: AtomicI32,
+    teardowns: Mutex<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+enum Req {
+    Echo(u32),
+    Panic,
+}
+
+struct Replica {
+    log: Arc<Log>,
+    name: String,
+    fail_setup: bool,
+}
+
+impl Runtime for Replica {
+    type Request = Req;
+    type Response = u32;
+
+    async fn setup(&mut self, ctx: &mut RuntimeContext) -> Result<(), RuntimeError> {
+        self.name = ctx.name().to_owned();
+        if self.fail_setup {
+            return Err(RuntimeError::new("cannot reach the model store"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.log.live.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn handle(&mut self, req: Req) -> Result<u32, RuntimeError> {
+        match req {
+            Req::Echo(n) => {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok(n)
+            }
+            Req::Panic => panic!("replica {} lost its GPU", self.name),
+        }
+    }
+
+    async fn teardown(&mut self) {
+        self.log.live.fetch_sub(1, Ordering::SeqCst);
+        self.log.teardowns.lock().unwrap().push(self.name.clone());
+    }
+}
+
+fn template() -> PodConfig {
+    let mut config = PodConfig::new(
+        "template",
+        RuntimeSpec::InProcess {
+            name: "replica".into(),
+        },
+    );
+    config.placement = PlacementKind::Shared;
+    config.restart.backoff.initial = 10;
+    config.restart.backoff.jitter = 0.0;
+    config
+}
+
+/// A deployment whose replica named `failing` (if any) fails its setup.
+fn deployment(
+    replicas: usize,
+    failing: Option<&'static str>,
+) -> (Addr<Deployment<Replica>>, Arc<Log>) {
+    let log = Arc::new(Log::default());
+    let shared = Arc::clone(&log);
+    let build = move |config: PodConfig| {
+        let fail_setup = failing == Some(config.name.as_str());
+        let log = Arc::clone(&shared);
+        let factory = RuntimeFactory::new(move |_| Replica {
+            log: Arc::clone(&log),
+            name: String::new(),
+            fail_setup,
+        });
+        Ok::<_, PodError>(Pod::new(config, factory))
+    };
+    (
+        Deployment::new("encoder", replicas, template(), build).start(),
+        log,
+    )
+}
+
+#[actix::test]
+async fn all_replicas_become_ready_and_are_named_after_the_deployment() {
+    tokio::time::pause();
+    let (deployment, log) = deployment(3, None);
+    let started = deployment.send(StartDeployment).await.unwrap().unwrap();
+    let names: Vec<_> = started.iter().map(|s| s.pod.as_str()).collect();
+    assert_eq!(names, ["encoder/rep-0", "encoder/rep-1", "encoder/rep-2"]);
+    assert_eq!(log.live.load(Ordering::SeqCst), 3);
+    let statuses = deployment.send(GetDeploymentStatus).await.unwrap();
+    assert!(statuses.iter().all(|s| s.state == PodState::Running));
+    assert!(matches!(
+        deployment.send(StartDeployment).await.unwrap(),
+        Err(DeploymentError::AlreadyStarted)
+    ));
+}
+
+#[actix::test]
+async fn one_replica_failing_at_start_fails_the_deployment_and_leaves_nothing_running() {
+    tokio::time::pause();
+    let (deployment, log) = deployment(3, Some("encoder/rep-1"));
+    match deployment.send(StartDeployment).await.unwrap() {
+        Err(DeploymentError::Replica { pod, error }) => {
+            assert_eq!(pod, "encoder/rep-1");
+            assert!(
+                matches!(&error, PodError::FailedToStart { .. }),
+                "{error:?}"
+            );
+            assert!(error.to_string().contains("cannot reach the model store"));
+        }
+        other => panic!("expected the replica's failure, got {other:?}"),
+    }
+    assert_eq!(
+        log.live.load(Ordering::SeqCst),
+        0,
+        "a replica was left running"
+    );
+    assert!(deployment
+        .send(GetDeploymentStatus)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[actix::test]
+async fn a_replica_panicking_under_steady_traffic_loses_no_request() {
+    tokio::time::pause();
+    let (deployment, _log) = deployment(3, None);
+    deployment.send(StartDeployment).await.unwrap().unwrap();
+    let replicas = deployment.send(GetReplicas::new()).await.unwrap();
+    let victim = replicas[1].1.clone();
+    let mut sent = 0u32;
+    let mut answered = 0u32;
+    for round in 0..50u32 {
+        if round == 10 {
+            let _ = victim.send(Call::<Replica>(Req::Panic)).await;
+        }
+        let batch: Vec<_> = (0..6)
+            .map(|i| deployment.send(Route::<Replica>(Req::Echo(round * 6 + i))))
+            .collect();
+        sent += 6;
+        for (i, answer) in futures::future::join_all(batch)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(answer.unwrap().unwrap(), round * 6 + i as u32);
+            answered += 1;
+        }
+    }
+    assert_eq!(sent, answered);
+    let statuses = deployment.send(GetDeploymentStatus).await.unwrap();
+    assert_eq!(statuses[1].restarts, 1, "{statuses:?}");
+}
+
+#[actix::test]
+async fn scale_up_waits_for_new_replicas_and_scale_down_closes_the_newest_first() {
+    tokio::time::pause();
+    let (deployment, log) = deployment(2, None);
+    deployment.send(StartDeployment).await.unwrap().unwrap();
+    deployment
+        .send(Scale { replicas: 5 })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(log.live.load(Ordering::SeqCst), 5);
+    let names: Vec<_> = deployment
+        .send(GetDeploymentStatus)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names.last().map(String::as_str), Some("encoder/rep-4"));
+
+    deployment
+        .send(Scale { replicas: 2 })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *log.teardowns.lock().unwrap(),
+        ["encoder/rep-4", "encoder/rep-3", "encoder/rep-2"]
+    );
+    assert_eq!(log.live.load(Ordering::SeqCst), 2);
+    for n in 0..4 {
+        assert_eq!(
+            deployment
+                .send(Route::<Replica>(Req::Echo(n)))
+                .await
+                .unwrap()
+                .unwrap(),
+            n
+        );
+    }
+}
+
+#[actix::test]
+async fn close_goes_in_reverse_start_order() {
+    tokio::time::pause();
+    let (deployment, log) = deployment(3, None);
+    deployment.send(StartDeployment).await.unwrap().unwrap();
+    let reports = deployment.send(CloseDeployment).await.unwrap();
+    let order: Vec<_> = reports.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(order, ["encoder/rep-2", "encoder/rep-1", "encoder/rep-0"]);
+    assert!(reports.iter().all(|(_, report)| report.graceful()));
+    assert_eq!(
+        *log.teardowns.lock().unwrap(),
+        ["encoder/rep-2", "encoder/rep-1", "encoder/rep-0"]
+    );
+    assert!(matches!(
+        deployment.send(Scale { replicas: 4 }).await.unwrap(),
+        Err(DeploymentError::Closed)
+    ));
+}
