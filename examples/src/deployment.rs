@@ -13,16 +13,19 @@
 //! - [`Scale`] starts new replicas (and waits for them) or closes the
 //!   surplus ones, newest first.
 //! - [`GetDeploymentStatus`] and [`CloseDeployment`] (reverse start order).
+//! - [`Deployment::with_events`] delivers every replica's [`PodEvent`],
+//!   tagged with the replica's name, from before its start.
 
 use std::fmt;
 
 use actix::{
-    Actor, ActorFutureExt, Addr, Context, Handler, Message, ResponseActFuture, WrapFuture,
+    Actor, ActorFutureExt, Addr, Context, Handler, Message, Recipient, ResponseActFuture,
+    WrapFuture,
 };
 use futures::future::{join_all, try_join_all};
 use pod_actor::{
-    Call, CallError, Close, CloseReport, GetStatus, Pod, PodConfig, PodError, PodStatus, Start,
-    Started, WaitStartSuccess,
+    Call, CallError, Close, CloseReport, GetStatus, Pod, PodConfig, PodError, PodEvent, PodStatus,
+    Start, Started, SubscribeEvents, WaitStartSuccess,
 };
 use runtime_actor::Runtime;
 use supervisor::{Shutdown, Supervisor};
@@ -41,11 +44,14 @@ pub struct Deployment<R: Runtime> {
     next_index: usize,
     cursor: usize,
     phase: Phase,
+    events: Option<Recipient<DeploymentEvent>>,
 }
 
 struct Replica<R: Runtime> {
     name: String,
     pod: Addr<Pod<R>>,
+    /// Kept here because pods hold event subscribers weakly.
+    _tagger: Option<Addr<Tagger>>,
 }
 
 impl<R: Runtime> Clone for Replica<R> {
@@ -53,7 +59,39 @@ impl<R: Runtime> Clone for Replica<R> {
         Replica {
             name: self.name.clone(),
             pod: self.pod.clone(),
+            _tagger: self._tagger.clone(),
         }
+    }
+}
+
+/// A replica's [`PodEvent`], with the replica's name.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct DeploymentEvent {
+    /// The replica (`NAME/rep-N`).
+    pub pod: String,
+    /// What happened.
+    pub event: PodEvent,
+}
+
+/// Tags one replica's events with its name.
+struct Tagger {
+    pod: String,
+    to: Recipient<DeploymentEvent>,
+}
+
+impl Actor for Tagger {
+    type Context = Context<Self>;
+}
+
+impl Handler<PodEvent> for Tagger {
+    type Result = ();
+
+    fn handle(&mut self, event: PodEvent, _: &mut Context<Self>) {
+        self.to.do_send(DeploymentEvent {
+            pod: self.pod.clone(),
+            event,
+        });
     }
 }
 
@@ -195,7 +233,16 @@ impl<R: Runtime> Deployment<R> {
             next_index: 0,
             cursor: 0,
             phase: Phase::Idle,
+            events: None,
         }
+    }
+
+    /// Sends every replica's [`PodEvent`]s, tagged with its name, to
+    /// `events`, from before each replica starts.
+    #[must_use]
+    pub fn with_events(mut self, events: Recipient<DeploymentEvent>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Builds and starts `count` new replica actors (not yet their runtimes).
@@ -214,7 +261,20 @@ impl<R: Runtime> Deployment<R> {
                 })?
                 .supervised_by(supervisor.clone())
                 .start();
-            added.push(Replica { name, pod });
+            let tagger = self.events.clone().map(|to| {
+                let tagger = Tagger {
+                    pod: name.clone(),
+                    to,
+                }
+                .start();
+                pod.do_send(SubscribeEvents(tagger.clone().recipient()));
+                tagger
+            });
+            added.push(Replica {
+                name,
+                pod,
+                _tagger: tagger,
+            });
         }
         self.pods.extend(added.iter().cloned());
         Ok(added)

@@ -11,8 +11,8 @@ mod deployment;
 pub mod worker;
 
 pub use deployment::{
-    CloseDeployment, Deployment, DeploymentError, GetDeploymentStatus, GetReplicas, PodBuilder,
-    Route, Scale, StartDeployment,
+    CloseDeployment, Deployment, DeploymentError, DeploymentEvent, GetDeploymentStatus,
+    GetReplicas, PodBuilder, Route, Scale, StartDeployment,
 };
 
 /// The README's example, compiled and run as a doctest.

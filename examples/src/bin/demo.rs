@@ -1,160 +1,464 @@
-//! The demo: a runtime that is started, called, made to panic, started again
-//! as the next generation, and stopped, with every lifecycle event printed.
+//! The demo: deployments of pods driven from actix, with a failure injected
+//! and every request accounted for.
 //!
-//! `cargo run --release -p examples --bin demo`
+//! `cargo run --release -p examples --bin demo` runs the embedded default
+//! config: three in-process `encoder` replicas and one `sidecar` pod that is
+//! an OS child process (this binary in worker mode). It prints every
+//! lifecycle event and a status table, sends traffic, makes one replica
+//! panic and SIGKILLs the sidecar, shows both restarted and that no request
+//! was lost (sent = answered), closes everything and exits 0.
 //!
-//! It ends by itself and exits 0 when every step behaved as the library
-//! promises (non-zero otherwise), so CI runs it.
+//! `cargo run --release -p examples --bin demo -- my-deployments.toml` runs
+//! that config until Ctrl-C, then closes gracefully. `--help` explains the
+//! format.
 
+use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use actix::{Actor, Context, Handler};
-use runtime_actor::{
-    FailureCause, RequestError, Runtime, RuntimeActor, RuntimeConfig, RuntimeContext, RuntimeEnv,
-    RuntimeError, RuntimeEvent, RuntimeFactory,
+use actix::{Actor, Addr, Context, Handler};
+use config::{FileFormat, Format, Value, ValueKind};
+use examples::{
+    CloseDeployment, Deployment, DeploymentEvent, GetDeploymentStatus, GetReplicas, Route,
+    StartDeployment,
 };
-use tokio::sync::mpsc;
+use pod_actor::{
+    Call, Pod, PodConfig, PodError, PodEvent, PodStatus, RuntimeRegistry, RuntimeSpec,
+    WaitStartSuccess,
+};
+use runtime_actor::{
+    ProcessRequest, ProcessRuntime, Runtime, RuntimeContext, RuntimeError, RuntimeFactory,
+};
+use serde::Deserialize;
 
-/// A tiny "executor": counts words, and panics on the word `crash`.
-struct WordCounter {
-    served: u64,
-}
+const DEFAULT_CONFIG: &str = r#"
+# Three in-process replicas of a word counter, restarted at once on failure.
+[[deployment]]
+name = "encoder"
+replicas = 3
+
+[deployment.pod]
+runtime = { kind = "in-process", name = "word-counter" }
+timeout_ready = 10000
+timeout_ctrl = 2000
+placement = "shared"
+restart = { max_restarts = 5, within = 10000, backoff = { initial = 0, jitter = 0.0 } }
+
+# One OS child process (this binary in worker mode), ready by sd_notify.
+[[deployment]]
+name = "sidecar"
+replicas = 1
+
+[deployment.pod]
+runtime = { kind = "process", command = "@self", args = ["worker", "--announce", "notify"] }
+timeout_ready = 10000
+timeout_ctrl = 2000
+restart = { backoff = { initial = 50, jitter = 0.0 } }
+env = { SIDECAR_MODE = "demo" }
+"#;
+
+const HELP: &str = "\
+demo: run deployments of pods on actix
+
+usage:
+  demo               run the embedded default config: start three in-process
+                     replicas and one child-process pod, send traffic, make a
+                     replica panic and SIGKILL the child, show the restarts
+                     and that every request was answered, then close; exits 0
+                     when all of that held
+  demo CONFIG.toml   run the deployments in CONFIG.toml until Ctrl-C, then
+                     close them gracefully
+  demo worker ARGS   run as the scriptable worker child process
+                     (`demo worker --help`)
+  demo --help        this text
+
+CONFIG.toml holds [[deployment]] tables: `name`, `replicas`, and a
+[deployment.pod] table in the pod config format (timeout_ready,
+timeout_ctrl, env, restart, health, placement, runtime). In-process
+runtimes available by name: word-counter. A process runtime's command
+`@self` means this binary (so `args = [\"worker\", ...]` runs the worker).
+";
+
+// ===== the in-process runtime =====
+
+/// Counts words; the text `crash` makes it panic, to show a restart.
+struct WordCounter;
 
 impl Runtime for WordCounter {
     type Request = String;
     type Response = usize;
 
-    async fn setup(&mut self, ctx: &mut RuntimeContext) -> Result<(), RuntimeError> {
-        ctx.extend_deadline(Duration::from_secs(5), "warming up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    async fn setup(&mut self, _: &mut RuntimeContext) -> Result<(), RuntimeError> {
         Ok(())
     }
 
     async fn handle(&mut self, text: String) -> Result<usize, RuntimeError> {
-        if text.contains("crash") {
-            panic!("asked to crash after {} requests", self.served);
+        if text == "crash" {
+            panic!("asked to crash");
         }
-        self.served += 1;
         Ok(text.split_whitespace().count())
-    }
-
-    async fn teardown(&mut self) {
-        println!("  teardown: served {} requests", self.served);
     }
 }
 
-/// Prints every event and forwards it to the demo script.
-struct Watcher(mpsc::UnboundedSender<RuntimeEvent>);
+// ===== config =====
 
-impl Actor for Watcher {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoConfig {
+    deployment: Vec<DeploymentSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeploymentSpec {
+    name: String,
+    replicas: usize,
+    pod: Value,
+}
+
+/// Parses the deployments, each pod template named after its deployment.
+fn load(text: &str, origin: &str) -> Result<Vec<(String, usize, PodConfig)>, String> {
+    let table = FileFormat::Toml
+        .parse(None, text)
+        .map_err(|e| format!("cannot load {origin}: {e}"))?;
+    let config: DemoConfig = Value::new(None, ValueKind::Table(table))
+        .try_deserialize()
+        .map_err(|e| format!("cannot load {origin}: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let mut deployments = Vec::new();
+    for spec in config.deployment {
+        let mut pod = spec
+            .pod
+            .into_table()
+            .map_err(|e| format!("{origin}: deployment `{}`: {e}", spec.name))?;
+        pod.entry("name".into())
+            .or_insert_with(|| Value::from(spec.name.as_str()));
+        let mut pod: PodConfig = Value::new(None, ValueKind::Table(pod))
+            .try_deserialize()
+            .map_err(|e| format!("{origin}: deployment `{}`: {e}", spec.name))?;
+        if let RuntimeSpec::Process { command, .. } = &mut pod.runtime {
+            if command == "@self" {
+                *command = exe.display().to_string();
+            }
+        }
+        pod.validate()
+            .map_err(|e| format!("{origin}: deployment `{}`: {e}", spec.name))?;
+        deployments.push((spec.name, spec.replicas, pod));
+    }
+    Ok(deployments)
+}
+
+// ===== printing =====
+
+/// Prints every replica's lifecycle events as they happen.
+struct Printer {
+    since: Instant,
+}
+
+impl Actor for Printer {
     type Context = Context<Self>;
 }
 
-impl Handler<RuntimeEvent> for Watcher {
+impl Handler<DeploymentEvent> for Printer {
     type Result = ();
 
-    fn handle(&mut self, event: RuntimeEvent, _: &mut Context<Self>) {
-        match &event {
-            RuntimeEvent::Progressed {
-                generation, note, ..
-            } => println!("[gen {generation}] progress: {note}"),
-            RuntimeEvent::Ready {
-                generation, setup, ..
-            } => {
-                println!("[gen {generation}] ready after {setup:?}")
+    fn handle(&mut self, DeploymentEvent { pod, event }: DeploymentEvent, _: &mut Context<Self>) {
+        let what = match event {
+            PodEvent::Starting { generation } => format!("starting generation {generation}"),
+            PodEvent::Progressed { note, .. } => format!("progress: {note}"),
+            PodEvent::Started(started) => format!(
+                "STARTED generation {} in {:.1?}{}",
+                started.generation,
+                started.startup,
+                started
+                    .pid
+                    .map(|p| format!(" (pid {p})"))
+                    .unwrap_or_default()
+            ),
+            PodEvent::Unhealthy { reason, .. } => format!("unhealthy: {reason}"),
+            PodEvent::Failed { cause, .. } => format!("FAILED: {cause}"),
+            PodEvent::Restarting { attempt, delay } => {
+                format!("restarting (attempt {attempt}) in {delay:?}")
             }
-            RuntimeEvent::Failed { generation, cause } => {
-                println!("[gen {generation}] FAILED: {cause}")
-            }
-            RuntimeEvent::Exited { generation, cause } => match cause {
-                Some(cause) => println!("[gen {generation}] exited: {cause}"),
-                None => println!("[gen {generation}] exited on request"),
-            },
-            other => println!("{other:?}"),
-        }
-        let _ = self.0.send(event);
+            PodEvent::Terminated { error: None } => "terminated (closed)".to_owned(),
+            PodEvent::Terminated { error: Some(e) } => format!("terminated: {e}"),
+            other => format!("{other:?}"),
+        };
+        println!(
+            "[{:>8.3}s] {pod:<16} {what}",
+            self.since.elapsed().as_secs_f64()
+        );
     }
 }
 
-async fn wait_for(
-    events: &mut mpsc::UnboundedReceiver<RuntimeEvent>,
-    wanted: impl Fn(&RuntimeEvent) -> bool,
-) -> Result<RuntimeEvent, String> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
-            Ok(Some(event)) if wanted(&event) => return Ok(event),
-            Ok(Some(_)) => continue,
-            Ok(None) | Err(_) => return Err("an expected event did not come".into()),
-        }
-    }
-}
-
-async fn run() -> Result<(), String> {
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let watcher = Watcher(tx).start().recipient::<RuntimeEvent>();
-    let factory = RuntimeFactory::new(|_: &RuntimeEnv| WordCounter { served: 0 });
-    let config = RuntimeConfig::new("word-counter").start_timeout(Some(Duration::from_secs(1)));
-
-    println!("starting generation 0 on its own arbiter");
-    let runtime = RuntimeActor::spawn(config.clone().watcher(watcher.clone()), factory.clone());
-    wait_for(&mut events, |e| matches!(e, RuntimeEvent::Ready { .. })).await?;
-    for text in ["hello pods", "one two three", "actors all the way down"] {
-        let words = runtime
-            .call(text.to_owned())
-            .await
-            .map_err(|e| e.to_string())?;
-        println!("  {text:?} -> {words} words");
-    }
-
-    println!("injecting a panic");
-    match runtime.call("please crash".to_owned()).await {
-        Err(RequestError::Exited {
-            cause: Some(FailureCause::Panicked { message, location }),
-        }) => println!(
-            "  the caller got an answer: panicked at {} with {message:?}",
-            location.map_or("?".into(), |l| l.to_string())
-        ),
-        other => return Err(format!("expected the panic as an answer, got {other:?}")),
-    }
-    wait_for(&mut events, |e| matches!(e, RuntimeEvent::Exited { .. })).await?;
-
-    println!("starting generation 1");
-    let runtime = RuntimeActor::spawn(config.generation(1).watcher(watcher), factory);
-    wait_for(&mut events, |e| matches!(e, RuntimeEvent::Ready { .. })).await?;
-    let words = runtime
-        .call("still counting".to_owned())
-        .await
-        .map_err(|e| e.to_string())?;
-    println!("  \"still counting\" -> {words} words");
-
-    let report = runtime.stop(Duration::from_secs(5)).await;
+fn print_table(statuses: &[PodStatus]) {
     println!(
-        "stopped: {} in {:?}",
-        if report.graceful() {
-            "graceful"
-        } else {
-            "forced"
-        },
-        report.took
+        "  {:<16} {:<10} {:>3} {:>8} {:>10}  LAST CAUSE",
+        "POD", "STATE", "GEN", "RESTARTS", "UPTIME"
     );
-    wait_for(&mut events, |e| matches!(e, RuntimeEvent::Exited { .. })).await?;
-    if !report.graceful() {
-        return Err("the stop was forced".into());
+    for s in statuses {
+        let uptime = s
+            .uptime
+            .map(|u| format!("{:.2}s", u.as_secs_f64()))
+            .unwrap_or_else(|| "-".into());
+        let state = format!("{:?}", s.state).to_lowercase();
+        let cause = s.last_failure.as_deref().unwrap_or("-");
+        let cause: String = cause.chars().take(60).collect();
+        println!(
+            "  {:<16} {:<10} {:>3} {:>8} {:>10}  {cause}",
+            s.name, state, s.generation, s.restarts, uptime
+        );
+    }
+    let _ = std::io::stdout().flush();
+}
+
+// ===== running =====
+
+type Encoders = Addr<Deployment<WordCounter>>;
+type Processes = Addr<Deployment<ProcessRuntime>>;
+
+/// Builds the deployments of `config` (in-process and process ones apart).
+fn build(
+    config: Vec<(String, usize, PodConfig)>,
+    printer: &Addr<Printer>,
+) -> (Vec<Encoders>, Vec<Processes>) {
+    let mut encoders = Vec::new();
+    let mut processes = Vec::new();
+    for (name, replicas, template) in config {
+        match &template.runtime {
+            RuntimeSpec::Process { .. } => {
+                processes.push(
+                    Deployment::new(name, replicas, template, Pod::from_process_config)
+                        .with_events(printer.clone().recipient())
+                        .start(),
+                );
+            }
+            _ => {
+                let registry = RuntimeRegistry::new()
+                    .register("word-counter", RuntimeFactory::new(|_| WordCounter));
+                let build = move |config: PodConfig| Pod::from_config(config, &registry);
+                encoders.push(
+                    Deployment::new(name, replicas, template, build)
+                        .with_events(printer.clone().recipient())
+                        .start(),
+                );
+            }
+        }
+    }
+    (encoders, processes)
+}
+
+async fn statuses(encoders: &[Encoders], processes: &[Processes]) -> Vec<PodStatus> {
+    let mut all = Vec::new();
+    for d in encoders {
+        all.extend(d.send(GetDeploymentStatus).await.unwrap_or_default());
+    }
+    for d in processes {
+        all.extend(d.send(GetDeploymentStatus).await.unwrap_or_default());
+    }
+    all
+}
+
+async fn start_all(encoders: &[Encoders], processes: &[Processes]) -> Result<(), String> {
+    for d in encoders {
+        d.send(StartDeployment)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    }
+    for d in processes {
+        d.send(StartDeployment)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
-#[actix::main]
-async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => {
-            println!("demo finished: every request was answered");
+async fn close_all(encoders: &[Encoders], processes: &[Processes]) -> bool {
+    let mut graceful = true;
+    for d in processes.iter().rev() {
+        for (name, report) in d.send(CloseDeployment).await.unwrap_or_default() {
+            println!("  closed {name}: {}", describe(&report));
+            graceful &= report.graceful();
+        }
+    }
+    for d in encoders.iter().rev() {
+        for (name, report) in d.send(CloseDeployment).await.unwrap_or_default() {
+            println!("  closed {name}: {}", describe(&report));
+            graceful &= report.graceful();
+        }
+    }
+    graceful
+}
+
+fn describe(report: &pod_actor::CloseReport) -> String {
+    let how = if report.stuck {
+        "forced, stuck"
+    } else if report.forced {
+        "forced"
+    } else {
+        "graceful"
+    };
+    format!("{how} in {:.1?}", report.took)
+}
+
+/// Waits for `pod` to be ready again at a generation past `after`.
+async fn restarted<R: Runtime>(pod: &Addr<Pod<R>>, after: u64) -> Result<u64, PodError> {
+    for _ in 0..1000 {
+        let started = pod
+            .send(WaitStartSuccess)
+            .await
+            .map_err(|_| PodError::Closed)??;
+        if started.generation > after {
+            return Ok(started.generation);
+        }
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    }
+    Err(PodError::NotStarted)
+}
+
+async fn run_default(since: Instant) -> Result<(), String> {
+    let printer = Printer { since }.start();
+    let (encoders, processes) = build(
+        load(DEFAULT_CONFIG, "the embedded default config")?,
+        &printer,
+    );
+    println!("== starting 2 deployments: encoder (3 in-process replicas), sidecar (1 process)");
+    if let Err(e) = start_all(&encoders, &processes).await {
+        close_all(&encoders, &processes).await;
+        return Err(e);
+    }
+    print_table(&statuses(&encoders, &processes).await);
+
+    let encoder = &encoders[0];
+    let replica = encoder
+        .send(GetReplicas::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    let sidecar = processes[0]
+        .send(GetReplicas::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (sent, mut answered, mut errors) = (600u32, 0u32, 0u32);
+    println!("== sending {sent} requests round-robin, with two failures injected");
+    for round in 0..(sent / 6) {
+        if round == 20 {
+            println!("== injecting a panic into {}", replica[1].0);
+            let _ = replica[1].1.send(Call::<WordCounter>("crash".into())).await;
+        }
+        if round == 40 {
+            println!(
+                "== sending SIGKILL to the child process of {}",
+                sidecar[0].0
+            );
+            let pod = &sidecar[0].1;
+            let generation = pod
+                .send(WaitStartSuccess)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+                .generation;
+            pod.send(Call::<ProcessRuntime>(ProcessRequest::Signal(9)))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            let again = restarted(pod, generation)
+                .await
+                .map_err(|e| format!("the sidecar did not come back: {e}"))?;
+            println!("== the sidecar is back at generation {again}");
+        }
+        let batch: Vec<_> = (0..6)
+            .map(|i| encoder.send(Route::<WordCounter>(format!("request {round} {i}"))))
+            .collect();
+        for answer in futures::future::join_all(batch).await {
+            match answer {
+                Ok(Ok(3)) => answered += 1,
+                other => {
+                    errors += 1;
+                    eprintln!("request failed: {other:?}");
+                }
+            }
+        }
+    }
+    restarted(&replica[1].1, 0)
+        .await
+        .map_err(|e| format!("the replica did not come back: {e}"))?;
+    println!("== status after the failures");
+    let after = statuses(&encoders, &processes).await;
+    print_table(&after);
+    let restarts: u32 = after.iter().map(|s| s.restarts).sum();
+    println!("sent = {sent}, answered = {answered}, errors = {errors}, restarts = {restarts}");
+    println!("== closing (reverse start order)");
+    let graceful = close_all(&encoders, &processes).await;
+    if answered != sent {
+        return Err(format!("{} requests were not answered", sent - answered));
+    }
+    if restarts < 2 {
+        return Err(format!("expected 2 restarts, saw {restarts}"));
+    }
+    if !graceful {
+        return Err("a close had to be forced".into());
+    }
+    println!("sent = answered: every request got its answer");
+    Ok(())
+}
+
+async fn run_file(path: &str, since: Instant) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let printer = Printer { since }.start();
+    let (encoders, processes) = build(load(&text, path)?, &printer);
+    if let Err(e) = start_all(&encoders, &processes).await {
+        close_all(&encoders, &processes).await;
+        return Err(e);
+    }
+    print_table(&statuses(&encoders, &processes).await);
+    println!("== running; Ctrl-C closes");
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+    println!("== closing (reverse start order)");
+    close_all(&encoders, &processes).await;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("worker") => examples::worker::run(args[1..].to_vec()),
+        Some("--help" | "-h") => {
+            print!("{HELP}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("demo failed: {e}");
-            ExitCode::FAILURE
+        Some(flag) if flag.starts_with('-') => {
+            eprintln!("demo: unknown option {flag} (see --help)");
+            ExitCode::from(2)
+        }
+        path => {
+            let path = path.map(str::to_owned);
+            let since = Instant::now();
+            // A runtime's panic is caught and reported by its pod; say so
+            // in one line instead of the default "thread panicked" report.
+            std::panic::set_hook(Box::new(move |info| {
+                println!(
+                    "[{:>8.3}s] (a runtime panicked at {}; its pod catches it)",
+                    since.elapsed().as_secs_f64(),
+                    info.location().map_or("?".into(), |l| l.to_string())
+                );
+            }));
+            let outcome = actix::System::new().block_on(async move {
+                match path {
+                    Some(path) => run_file(&path, since).await,
+                    None => run_default(since).await,
+                }
+            });
+            match outcome {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("demo failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

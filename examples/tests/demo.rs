@@ -1,0 +1,98 @@
+//! The demo binary, run as a user would.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+const DEMO: &str = env!("CARGO_BIN_EXE_demo");
+
+#[test]
+fn the_default_demo_exits_zero_and_answers_every_request() {
+    let output = Command::new(DEMO).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("sent = 600, answered = 600, errors = 0, restarts = 2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("encoder/rep-1    FAILED: panicked at"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sidecar/rep-0    FAILED: killed by signal 9"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("sent = answered"), "{stdout}");
+}
+
+#[test]
+fn a_config_file_runs_until_ctrl_c_then_closes_gracefully() {
+    let path = std::env::temp_dir().join(format!("demo-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"
+[[deployment]]
+name = "counter"
+replicas = 2
+
+[deployment.pod]
+runtime = { kind = "in-process", name = "word-counter" }
+"#,
+    )
+    .unwrap();
+    let mut demo = Command::new(DEMO)
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(demo.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "ended early: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("Ctrl-C closes") {
+            break;
+        }
+    }
+    assert!(seen.contains("counter/rep-1"), "{seen}");
+    let pid = nix::unistd::Pid::from_raw(demo.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    stdout.read_to_string(&mut seen).unwrap();
+    assert!(demo.wait().unwrap().success(), "{seen}");
+    assert!(seen.contains("closed counter/rep-1: graceful"), "{seen}");
+    assert!(seen.contains("closed counter/rep-0: graceful"), "{seen}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_bad_config_is_a_clear_error() {
+    let path = std::env::temp_dir().join(format!("demo-bad-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[[deployment]]\nname = \"x\"\nreplicas = 1\n[deployment.pod]\nruntime = { kind = \"in-process\", name = \"nope\" }\ntimeout_ctrl = 0\n",
+    )
+    .unwrap();
+    let output = Command::new(DEMO).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("deployment `x`"), "{stderr}");
+    assert!(stderr.contains("timeout_ctrl"), "{stderr}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn help_explains_the_two_modes() {
+    let output = Command::new(DEMO).arg("--help").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(stdout.contains("demo CONFIG.toml"), "{stdout}");
+    assert!(stdout.contains("[[deployment]]"), "{stdout}");
+}
