@@ -30,6 +30,7 @@ use runtime_actor::{
     ProcessRequest, ProcessRuntime, Runtime, RuntimeContext, RuntimeError, RuntimeFactory,
 };
 use serde::Deserialize;
+use tokio::signal::unix::{signal, SignalKind};
 
 const DEFAULT_CONFIG: &str = r#"
 # Three in-process replicas of a word counter, restarted at once on failure.
@@ -413,10 +414,18 @@ async fn run_file(path: &str, since: Instant) -> Result<(), String> {
         return Err(e);
     }
     print_table(&statuses(&encoders, &processes).await);
+    // Registered before the line below is printed, so a Ctrl-C sent as soon
+    // as it appears is already ours to handle.
+    let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+    let (mut interrupt, mut terminate) = (
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::terminate())?,
+    );
     println!("== running; Ctrl-C closes");
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
     println!("== closing (reverse start order)");
     close_all(&encoders, &processes).await;
     Ok(())
