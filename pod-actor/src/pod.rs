@@ -11,7 +11,7 @@ use runtime_actor::{
 };
 use supervisor::{
     AddChild, ChildExit, ChildReporter, ChildSpec, ChildStopped, RemoveChild, RestartChild,
-    Shutdown, StartChild, StopChild, Subscribe as SubscribeSupervisor, Supervisor, SupervisorEvent,
+    Shutdown, StartChild, StopChild, SubscribeChild, Supervisor, SupervisorEvent,
 };
 use tokio::time::Instant;
 
@@ -230,7 +230,10 @@ impl<R: Runtime> Pod<R> {
             }
         };
         self.state = PodState::Starting;
-        supervisor.do_send(SubscribeSupervisor(ctx.address().recipient()));
+        supervisor.do_send(SubscribeChild {
+            id: self.config.name.clone(),
+            subscriber: ctx.address().recipient(),
+        });
         let spec = ChildSpec::new(self.config.name.clone(), &ctx.address())
             .with_restart(self.config.restart_policy())
             .with_shutdown(

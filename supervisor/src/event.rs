@@ -81,3 +81,19 @@ pub enum SupervisorEvent {
         reason: String,
     },
 }
+
+impl SupervisorEvent {
+    /// The child the event is about; `None` for supervisor-wide events.
+    #[must_use]
+    pub fn child(&self) -> Option<&str> {
+        match self {
+            SupervisorEvent::ChildStarted { id }
+            | SupervisorEvent::ChildFailed { id, .. }
+            | SupervisorEvent::ChildExited { id }
+            | SupervisorEvent::ChildRestarting { id, .. }
+            | SupervisorEvent::ChildRestarted { id, .. }
+            | SupervisorEvent::ChildStopped { id, .. } => Some(id),
+            SupervisorEvent::GaveUp { .. } => None,
+        }
+    }
+}

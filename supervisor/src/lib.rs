@@ -146,7 +146,7 @@ pub use crate::event::{StopOutcome, SupervisorEvent};
 pub use crate::intensity::Intensity;
 pub use crate::messages::{
     AddChild, ChildExit, ChildExited, ChildReady, ChildStopped, GetStatus, RemoveChild, Restart,
-    RestartChild, Shutdown, StartChild, StopChild, Subscribe, WhichChildren,
+    RestartChild, Shutdown, StartChild, StopChild, Subscribe, SubscribeChild, WhichChildren,
 };
 pub use crate::policy::{RestartPolicy, Strategy};
 pub use crate::spec::{ChildReporter, ChildSpec};

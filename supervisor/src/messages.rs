@@ -152,6 +152,22 @@ pub struct Restart {
 #[rtype(result = "()")]
 pub struct Subscribe(pub Recipient<SupervisorEvent>);
 
+/// Receive the [`SupervisorEvent`]s about one child, and the
+/// supervisor-wide ones ([`SupervisorEvent::GaveUp`]), from now on.
+///
+/// Sent by a child that wants to know what its supervisor does about it (a
+/// pod reporting its restarts, say). Unlike [`Subscribe`], the cost of an
+/// event does not grow with the number of children that subscribed, so
+/// thousands of children can each subscribe.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SubscribeChild {
+    /// The child's id.
+    pub id: String,
+    /// Who receives the events.
+    pub subscriber: Recipient<SupervisorEvent>,
+}
+
 /// Ask for every child's status, in start order (OTP's `which_children`).
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Vec<ChildStatus>")]

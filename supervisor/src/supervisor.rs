@@ -14,8 +14,8 @@ use crate::intensity::RestartLog;
 use crate::{
     AddChild, Cause, ChildExit, ChildExited, ChildReady, ChildReporter, ChildSpec, ChildState,
     ChildStatus, ChildStopped, Error, GetStatus, RemoveChild, Restart, RestartChild, RestartPolicy,
-    Shutdown, ShutdownReport, StartChild, StopChild, StopOutcome, Subscribe, SupervisorConfig,
-    SupervisorEvent, SupervisorPhase, SupervisorStatus, WhichChildren,
+    Shutdown, ShutdownReport, StartChild, StopChild, StopOutcome, Subscribe, SubscribeChild,
+    SupervisorConfig, SupervisorEvent, SupervisorPhase, SupervisorStatus, WhichChildren,
 };
 
 /// An OTP-style supervisor actor with paced restarts.
@@ -67,6 +67,7 @@ pub struct Supervisor {
     phase: SupervisorPhase,
     restarts: RestartLog,
     subscribers: Vec<Recipient<SupervisorEvent>>,
+    child_subscribers: HashMap<String, Vec<Recipient<SupervisorEvent>>>,
     parent: Option<ChildReporter>,
     deferred: bool,
     queue: VecDeque<Task>,
@@ -212,6 +213,7 @@ impl Supervisor {
             phase: SupervisorPhase::Idle,
             restarts: RestartLog::default(),
             subscribers: Vec::new(),
+            child_subscribers: HashMap::new(),
             parent: None,
             deferred: false,
             queue: VecDeque::new(),
@@ -266,6 +268,20 @@ impl Supervisor {
         self.subscribers.retain(|s| s.connected());
         for subscriber in &self.subscribers {
             subscriber.do_send(event.clone());
+        }
+        let send = |subscribers: &mut Vec<Recipient<SupervisorEvent>>| {
+            subscribers.retain(|s| s.connected());
+            for subscriber in subscribers.iter() {
+                subscriber.do_send(event.clone());
+            }
+        };
+        match event.child() {
+            Some(id) => {
+                if let Some(subscribers) = self.child_subscribers.get_mut(id) {
+                    send(subscribers);
+                }
+            }
+            None => self.child_subscribers.values_mut().for_each(send),
         }
     }
 
@@ -1016,6 +1032,17 @@ impl Handler<Subscribe> for Supervisor {
 
     fn handle(&mut self, Subscribe(subscriber): Subscribe, _: &mut Context<Self>) {
         self.subscribers.push(subscriber);
+    }
+}
+
+impl Handler<SubscribeChild> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscribeChild, _: &mut Context<Self>) {
+        self.child_subscribers
+            .entry(msg.id)
+            .or_default()
+            .push(msg.subscriber);
     }
 }
 

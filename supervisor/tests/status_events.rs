@@ -97,3 +97,34 @@ fn public_types_are_send_sync_and_serde() {
     serde::<ShutdownReport>();
     serde::<SupervisorConfig>();
 }
+
+#[actix::test]
+async fn a_child_subscriber_hears_about_its_child_and_the_give_up_only() {
+    tokio::time::pause();
+    let log = Log::default();
+    let (a_addr, a) = child("a", &log).spawn();
+    let (b_addr, b) = child("b", &log).spawn();
+    let config = SupervisorConfig::default()
+        .with_intensity(supervisor::Intensity::new(1, Duration::from_secs(60)))
+        .with_backoff(Backoff::immediate());
+    let (sup, mut all) = supervise(config, vec![a, b]).await;
+    let mut about_b = support::subscribe_child(&sup, "b").await;
+    a_addr.send(failed("a broke")).await.unwrap();
+    all.until(is_restarted("a")).await;
+    b_addr.send(failed("b broke")).await.unwrap();
+    all.until(support::is_gave_up).await;
+    support::idle(Duration::from_secs(1)).await;
+    let heard = about_b.ready_now();
+    assert!(!heard.is_empty());
+    assert!(
+        heard.iter().all(|e| e.child().is_none_or(|id| id == "b")),
+        "{heard:?}"
+    );
+    assert!(heard
+        .iter()
+        .any(|e| matches!(e, SupervisorEvent::ChildFailed { id, .. } if id == "b")));
+    assert!(
+        matches!(heard.last(), Some(SupervisorEvent::GaveUp { .. })),
+        "{heard:?}"
+    );
+}

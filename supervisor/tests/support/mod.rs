@@ -189,6 +189,19 @@ pub(crate) async fn subscribe(sup: &Addr<Supervisor>) -> Events {
     Events(rx)
 }
 
+/// Events about child `id` only (and supervisor-wide ones).
+pub(crate) async fn subscribe_child(sup: &Addr<Supervisor>, id: &str) -> Events {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let probe = Probe(tx).start();
+    sup.send(supervisor::SubscribeChild {
+        id: id.to_owned(),
+        subscriber: probe.recipient(),
+    })
+    .await
+    .unwrap();
+    Events(rx)
+}
+
 impl Events {
     /// The next event; panics if none comes within an hour of virtual time.
     pub(crate) async fn next(&mut self) -> SupervisorEvent {
