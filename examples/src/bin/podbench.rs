@@ -201,14 +201,17 @@ async fn start_rows(n: usize, rows: &mut Vec<Row>) {
             PlacementKind::Shared,
         ),
     ] {
+        // Each side in a run of its own: interleaving them lets one side's
+        // teardown (a thread being joined) land in the other's timing.
         let mut ours = Vec::with_capacity(n);
-        let mut bare = Vec::with_capacity(n);
         for _ in 0..n {
             let begun = Instant::now();
             let pod = started_pod(placement).await;
             ours.push(begun.elapsed());
             pod.send(Close::default()).await.unwrap();
-
+        }
+        let mut bare = Vec::with_capacity(n);
+        for _ in 0..n {
             let begun = Instant::now();
             if placement == PlacementKind::Dedicated {
                 let arbiter = Arbiter::new();
@@ -358,7 +361,6 @@ probe = {{ kind = "stdout", pattern = "ready and listening" }}
         PodConfig::from_str_with_env(&text, ConfigFormat::Toml, "podbench", &Default::default())
             .unwrap();
     let mut ours = Vec::with_capacity(n);
-    let mut raw = Vec::with_capacity(n);
     for _ in 0..n {
         let begun = Instant::now();
         let pod = Pod::<ProcessRuntime>::from_process_config(config.clone())
@@ -368,7 +370,9 @@ probe = {{ kind = "stdout", pattern = "ready and listening" }}
         pod.send(WaitStartSuccess).await.unwrap().unwrap();
         ours.push(begun.elapsed());
         pod.send(Close::default()).await.unwrap();
-
+    }
+    let mut raw = Vec::with_capacity(n);
+    for _ in 0..n {
         let begun = Instant::now();
         let mut child = tokio::process::Command::new(&exe)
             .args(["worker", "--announce", "stdout"])
