@@ -47,6 +47,8 @@ usage: worker [options]
   --ignore-sigterm            log SIGTERM and keep running
   --spawn-grandchild          after announcing, spawn `sleep 3600`
   --flood-stdout              after announcing, write stdout without end
+  --notify-noise              around READY=1, send garbage datagrams, a second
+                              READY=1 and an unknown key (notify mode)
   --exit-after-ms N           exit 0 after N ms of running
   --help                      this text
 
@@ -90,6 +92,7 @@ struct Options {
     ignore_sigterm: bool,
     spawn_grandchild: bool,
     flood_stdout: bool,
+    notify_noise: bool,
     exit_after: Option<Duration>,
 }
 
@@ -109,6 +112,7 @@ impl Default for Options {
             ignore_sigterm: false,
             spawn_grandchild: false,
             flood_stdout: false,
+            notify_noise: false,
             exit_after: None,
         }
     }
@@ -171,6 +175,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> 
                     "--ignore-sigterm" => &mut o.ignore_sigterm,
                     "--spawn-grandchild" => &mut o.spawn_grandchild,
                     "--flood-stdout" => &mut o.flood_stdout,
+                    "--notify-noise" => &mut o.notify_noise,
                     unknown => return Err(format!("unknown option {unknown:?}")),
                 };
                 if inline.is_some() {
@@ -337,9 +342,17 @@ async fn worker_main(args: Vec<String>) {
     match o.announce {
         Announce::Notify => {
             if let Some(n) = &announcer {
+                if o.notify_noise {
+                    n.send("\u{0}\u{1}\u{2} not a notification");
+                    n.send("READY=maybe\nEXTEND_TIMEOUT_USEC=soon\n=\nCOLOUR=blue");
+                }
                 n.send(&format!(
                     "READY=1\nSTATUS=listening on {addr}\nMAINPID={pid}"
                 ));
+                if o.notify_noise {
+                    n.send("READY=1\nSTATUS=ready again");
+                    n.send("\u{ff}garbage");
+                }
             }
         }
         Announce::Stdout => {

@@ -1,0 +1,141 @@
+//! Children that misbehave: floods, closed pipes, grandchildren, noisy
+//! notifications, and a child that never reads its stdin.
+
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Context, Handler};
+use runtime_actor::{
+    ProcessRequest, ProcessRuntime, ProcessSpec, ReadinessProbe, RuntimeActor, RuntimeConfig,
+    RuntimeEvent, RuntimeHandle,
+};
+use tokio::sync::mpsc;
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+const STOP: Duration = Duration::from_secs(10);
+
+struct Probe(mpsc::UnboundedSender<RuntimeEvent>);
+
+impl Actor for Probe {
+    type Context = Context<Self>;
+}
+
+impl Handler<RuntimeEvent> for Probe {
+    type Result = ();
+    fn handle(&mut self, event: RuntimeEvent, _: &mut Context<Self>) {
+        let _ = self.0.send(event);
+    }
+}
+
+async fn ready(
+    spec: ProcessSpec,
+) -> (
+    RuntimeHandle<ProcessRuntime>,
+    mpsc::UnboundedReceiver<RuntimeEvent>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let config = RuntimeConfig::new("faulty")
+        .start_timeout(Some(Duration::from_secs(20)))
+        .watcher(Probe(tx).start().recipient());
+    let runtime = RuntimeActor::spawn(config, ProcessRuntime::factory(spec));
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+            Ok(Some(RuntimeEvent::Ready { .. })) => return (runtime, rx),
+            Ok(Some(RuntimeEvent::Progressed { .. })) => continue,
+            other => panic!("expected Ready, got {other:?}"),
+        }
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        })
+        .unwrap_or(false)
+}
+
+#[actix::test]
+async fn a_child_flooding_stdout_neither_blocks_nor_grows_the_pod() {
+    let spec = ProcessSpec::new(WORKER).args(["--flood-stdout"]);
+    let (runtime, _events) = ready(spec).await;
+    let begun = Instant::now();
+    let mut answers = 0;
+    while begun.elapsed() < Duration::from_millis(500) {
+        let info = runtime.call(ProcessRequest::Info).await.unwrap();
+        assert!(info.output.len() <= 20, "the tail is bounded");
+        answers += 1;
+    }
+    assert!(
+        answers > 10,
+        "the pod kept answering while the child flooded"
+    );
+    let last = runtime.call(ProcessRequest::Info).await.unwrap().output;
+    assert!(last.iter().any(|l| l.contains("flood line")), "{last:?}");
+    assert!(runtime.stop(STOP).await.graceful());
+}
+
+#[actix::test]
+async fn a_child_that_closes_its_stdout_early_is_still_served_and_stopped() {
+    let spec = ProcessSpec::new("/bin/sh")
+        .args(["-c", "exec 1>&-; echo 'stdout closed' >&2; exec sleep 30"])
+        .probe(ReadinessProbe::None);
+    let (runtime, _events) = ready(spec).await;
+    let pid = runtime.call(ProcessRequest::Info).await.unwrap().pid;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let info = runtime.call(ProcessRequest::Info).await.unwrap();
+    assert!(info.output.iter().any(|l| l == "stdout closed"), "{info:?}");
+    assert!(runtime.stop(STOP).await.graceful());
+    assert!(!alive(pid));
+}
+
+#[actix::test]
+async fn a_grandchild_does_not_outlive_the_close() {
+    let spec = ProcessSpec::new(WORKER).args(["--spawn-grandchild"]);
+    let (runtime, _events) = ready(spec).await;
+    let mut grandchild = None;
+    for _ in 0..200 {
+        let info = runtime.call(ProcessRequest::Info).await.unwrap();
+        grandchild = info
+            .output
+            .iter()
+            .find_map(|l| l.strip_prefix("grandchild ")?.trim().parse::<u32>().ok());
+        if grandchild.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let grandchild = grandchild.expect("the worker named its grandchild");
+    assert!(alive(grandchild));
+    assert!(runtime.stop(STOP).await.graceful());
+    for _ in 0..500 {
+        if !alive(grandchild) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the grandchild {grandchild} outlived the close");
+}
+
+#[actix::test]
+async fn garbage_datagrams_and_a_second_ready_change_nothing() {
+    let spec = ProcessSpec::new(WORKER).args(["--notify-noise"]);
+    let (runtime, mut events) = ready(spec).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(events.try_recv().is_err(), "one Ready, nothing else");
+    let info = runtime.call(ProcessRequest::Info).await.unwrap();
+    assert_eq!(info.status.as_deref(), Some("ready again"));
+    assert!(runtime.stop(STOP).await.graceful());
+}
+
+#[actix::test]
+async fn a_child_that_never_reads_stdin_starts_and_stops() {
+    let spec = ProcessSpec::new("/bin/sleep")
+        .args(["30"])
+        .probe(ReadinessProbe::None);
+    let (runtime, _events) = ready(spec).await;
+    let pid = runtime.call(ProcessRequest::Info).await.unwrap().pid;
+    let report = runtime.stop(STOP).await;
+    assert!(report.graceful(), "{report:?}");
+    assert!(!alive(pid));
+}
