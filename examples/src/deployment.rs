@@ -9,7 +9,8 @@
 //!   concurrently; the first failure closes the replicas already started, in
 //!   reverse order, and is returned with the failing pod's name and cause.
 //! - [`Route`] sends a request round-robin to a replica, skipping replicas
-//!   that are not ready, so a replica that is restarting costs no request.
+//!   that are not ready and retrying on the next one a request whose replica
+//!   died, so a replica that is restarting costs no request.
 //! - [`Scale`] starts new replicas (and waits for them) or closes the
 //!   surplus ones, newest first.
 //! - [`GetDeploymentStatus`] and [`CloseDeployment`] (reverse start order).
@@ -27,7 +28,7 @@ use pod_actor::{
     Call, CallError, Close, CloseReport, GetStatus, Pod, PodConfig, PodError, PodEvent, PodStatus,
     Start, Started, SubscribeEvents, WaitStartSuccess,
 };
-use runtime_actor::Runtime;
+use runtime_actor::{FailureCause, Runtime};
 use supervisor::{Shutdown, Supervisor};
 
 /// Builds one replica's pod from its config (the template, renamed).
@@ -152,8 +153,10 @@ pub struct StartDeployment;
 /// A request for one replica, chosen round-robin among those that are ready.
 ///
 /// A replica that is not ready is skipped. A request whose replica ended
-/// before answering is retried once on the next replica, so requests should
-/// be safe to repeat.
+/// before answering is retried on the next replica, so requests should be
+/// safe to repeat: at most once when the replica panicked or failed with an
+/// error (the request itself may have caused it), on every replica when it
+/// was killed, timed out or judged unhealthy.
 pub struct Route<R: Runtime>(pub R::Request);
 
 impl<R: Runtime> Message for Route<R> {
@@ -387,8 +390,19 @@ where
             for pod in order {
                 match pod.send(Call::<R>(req.clone())).await {
                     Ok(Ok(answer)) => return Ok(answer),
-                    Ok(Err(CallError::RuntimeExited { cause })) if !retried => {
-                        retried = true;
+                    Ok(Err(CallError::RuntimeExited { cause })) => {
+                        // A panic or an error may have been this request's
+                        // doing: retry it once only, so a poison request
+                        // cannot take every replica down. A kill, a failed
+                        // health check or a timeout was not its doing.
+                        let maybe_poison = matches!(
+                            cause,
+                            None | Some(FailureCause::Panicked { .. } | FailureCause::Error(_))
+                        );
+                        if maybe_poison && retried {
+                            return Err(CallError::RuntimeExited { cause });
+                        }
+                        retried |= maybe_poison;
                         last = CallError::RuntimeExited { cause };
                     }
                     Ok(Err(e @ (CallError::NotReady | CallError::Closed))) => last = e,

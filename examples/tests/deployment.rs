@@ -280,3 +280,24 @@ async fn a_process_replica_failing_at_start_leaves_no_process_running() {
         "worker processes left running: {workers:?}"
     );
 }
+
+#[actix::test]
+async fn a_poison_request_is_retried_once_not_on_every_replica() {
+    tokio::time::pause();
+    let (deployment, _log) = deployment(4, None);
+    deployment.send(StartDeployment).await.unwrap().unwrap();
+    let answer = deployment.send(Route::<Replica>(Req::Panic)).await.unwrap();
+    assert!(
+        matches!(answer, Err(pod_actor::CallError::RuntimeExited { .. })),
+        "{answer:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let restarts: Vec<_> = deployment
+        .send(GetDeploymentStatus)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.restarts)
+        .collect();
+    assert_eq!(restarts.iter().sum::<u32>(), 2, "{restarts:?}");
+}
