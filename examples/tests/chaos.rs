@@ -26,6 +26,8 @@ use runtime_actor::{
     RuntimeFactory,
 };
 
+mod support;
+
 /// Runtimes alive now, across the test.
 static LIVE: AtomicI64 = AtomicI64::new(0);
 
@@ -105,33 +107,6 @@ fn process_template() -> PodConfig {
 
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
-}
-
-/// This process's children: (live workers, zombies).
-fn children() -> (Vec<u32>, Vec<u32>) {
-    let me = std::process::id().to_string();
-    let (mut live, mut zombies) = (Vec::new(), Vec::new());
-    for entry in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
-        let (state, ppid) = (fields.next(), fields.next());
-        if ppid == Some(me.as_str()) {
-            match state {
-                Some("Z") => zombies.push(pid),
-                _ => live.push(pid),
-            }
-        }
-    }
-    (live, zombies)
 }
 
 /// Waits (bounded) until `done` holds.
@@ -376,7 +351,7 @@ async fn run_chaos(duration: Duration) {
     processes.send(CloseDeployment).await.unwrap();
     eventually("every runtime ended", || LIVE.load(Ordering::SeqCst) == 0).await;
     eventually("every child process ended and was reaped", || {
-        let (live, zombies) = children();
+        let (live, zombies) = support::children();
         live.is_empty() && zombies.is_empty()
     })
     .await;

@@ -3,56 +3,22 @@
 
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Context, Handler};
 use runtime_actor::{
-    ProcessRequest, ProcessRuntime, ProcessSpec, ReadinessProbe, RuntimeActor, RuntimeConfig,
-    RuntimeEvent, RuntimeHandle,
+    ProcessRequest, ProcessRuntime, ProcessSpec, ReadinessProbe, RuntimeConfig, RuntimeHandle,
 };
-use tokio::sync::mpsc;
+
+mod support;
+
+use support::alive;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const STOP: Duration = Duration::from_secs(10);
 
-struct Probe(mpsc::UnboundedSender<RuntimeEvent>);
-
-impl Actor for Probe {
-    type Context = Context<Self>;
-}
-
-impl Handler<RuntimeEvent> for Probe {
-    type Result = ();
-    fn handle(&mut self, event: RuntimeEvent, _: &mut Context<Self>) {
-        let _ = self.0.send(event);
-    }
-}
-
-async fn ready(
-    spec: ProcessSpec,
-) -> (
-    RuntimeHandle<ProcessRuntime>,
-    mpsc::UnboundedReceiver<RuntimeEvent>,
-) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let config = RuntimeConfig::new("faulty")
-        .start_timeout(Some(Duration::from_secs(20)))
-        .watcher(Probe(tx).start().recipient());
-    let runtime = RuntimeActor::spawn(config, ProcessRuntime::factory(spec));
-    loop {
-        match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
-            Ok(Some(RuntimeEvent::Ready { .. })) => return (runtime, rx),
-            Ok(Some(RuntimeEvent::Progressed { .. })) => continue,
-            other => panic!("expected Ready, got {other:?}"),
-        }
-    }
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
-        })
-        .unwrap_or(false)
+async fn ready(spec: ProcessSpec) -> (RuntimeHandle<ProcessRuntime>, support::Events) {
+    let config = RuntimeConfig::new("faulty").start_timeout(Some(Duration::from_secs(20)));
+    let (runtime, mut events) = support::spawn(spec, config);
+    events.until_ready().await;
+    (runtime, events)
 }
 
 #[actix::test]
@@ -122,7 +88,7 @@ async fn garbage_datagrams_and_a_second_ready_change_nothing() {
     let spec = ProcessSpec::new(WORKER).args(["--notify-noise"]);
     let (runtime, mut events) = ready(spec).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(events.try_recv().is_err(), "one Ready, nothing else");
+    assert!(events.try_next().is_none(), "one Ready, nothing else");
     let info = runtime.call(ProcessRequest::Info).await.unwrap();
     assert_eq!(info.status.as_deref(), Some("ready again"));
     assert!(runtime.stop(STOP).await.graceful());

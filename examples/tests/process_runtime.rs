@@ -5,58 +5,17 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use actix::{Actor, Context, Handler};
 use runtime_actor::{
-    FailureCause, ProcessRequest, ProcessRuntime, ProcessSpec, ReadinessProbe, RuntimeActor,
-    RuntimeConfig, RuntimeEvent, RuntimeHandle,
+    FailureCause, ProcessRequest, ProcessRuntime, ProcessSpec, ReadinessProbe, RuntimeConfig,
+    RuntimeEvent, RuntimeHandle,
 };
-use tokio::sync::mpsc;
+
+mod support;
+
+use support::{alive, gone, spawn};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const STOP: Duration = Duration::from_secs(10);
-
-struct Probe(mpsc::UnboundedSender<RuntimeEvent>);
-
-impl Actor for Probe {
-    type Context = Context<Self>;
-}
-
-impl Handler<RuntimeEvent> for Probe {
-    type Result = ();
-    fn handle(&mut self, event: RuntimeEvent, _: &mut Context<Self>) {
-        let _ = self.0.send(event);
-    }
-}
-
-struct Events(mpsc::UnboundedReceiver<RuntimeEvent>);
-
-impl Events {
-    async fn next(&mut self) -> RuntimeEvent {
-        tokio::time::timeout(Duration::from_secs(30), self.0.recv())
-            .await
-            .expect("no event within 30 s")
-            .expect("watcher gone")
-    }
-
-    async fn until_failed(&mut self) -> FailureCause {
-        loop {
-            if let RuntimeEvent::Failed { cause, .. } = self.next().await {
-                return cause;
-            }
-        }
-    }
-
-    async fn until_exited(&mut self) {
-        while !matches!(self.next().await, RuntimeEvent::Exited { .. }) {}
-    }
-}
-
-fn spawn(spec: ProcessSpec, config: RuntimeConfig) -> (RuntimeHandle<ProcessRuntime>, Events) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let watcher = Probe(tx).start().recipient();
-    let handle = RuntimeActor::spawn(config.watcher(watcher), ProcessRuntime::factory(spec));
-    (handle, Events(rx))
-}
 
 fn config() -> RuntimeConfig {
     RuntimeConfig::new("worker-pod").start_timeout(Some(Duration::from_secs(20)))
@@ -76,43 +35,6 @@ fn free_port() -> u16 {
 
 async fn pid_of(runtime: &RuntimeHandle<ProcessRuntime>) -> u32 {
     runtime.call(ProcessRequest::Info).await.unwrap().pid
-}
-
-/// Whether `pid` is a live process (a zombie or a vanished pid is not).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
-        }
-        Err(_) => false,
-    }
-}
-
-/// Waits (bounded) for a process that was signalled to disappear.
-async fn gone(pid: u32) -> bool {
-    for _ in 0..500 {
-        if !alive(pid) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
-}
-
-fn zombie_children() -> Vec<u32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let mut fields = stat.rsplit(')').next()?.split_whitespace();
-            let state = fields.next()?;
-            let ppid = fields.next()?;
-            (state == "Z" && ppid == me).then_some(pid)
-        })
-        .collect()
 }
 
 // ===== readiness =====
@@ -232,7 +154,7 @@ async fn a_fed_watchdog_keeps_the_runtime() {
     let (runtime, mut events) = spawn(spec, config());
     assert!(matches!(events.next().await, RuntimeEvent::Ready { .. }));
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(events.0.try_recv().is_err(), "no failure while fed");
+    assert!(events.try_next().is_none(), "no failure while fed");
     assert!(runtime.stop(STOP).await.graceful());
 }
 
@@ -250,7 +172,7 @@ async fn a_datagram_from_another_process_is_ignored() {
     let stranger = std::os::unix::net::UnixDatagram::unbound().unwrap();
     stranger.send_to(b"READY=1\n", &path).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(events.0.try_recv().is_err(), "a stranger's READY=1 counted");
+    assert!(events.try_next().is_none(), "a stranger's READY=1 counted");
     assert!(alive(pid));
     runtime.stop(STOP).await;
 }
@@ -448,13 +370,13 @@ async fn no_zombie_after_two_hundred_start_crash_cycles() {
         events.until_failed().await;
         events.until_exited().await;
     }
-    let mut zombies = zombie_children();
+    let mut zombies = support::children().1;
     for _ in 0..100 {
         if zombies.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
-        zombies = zombie_children();
+        zombies = support::children().1;
     }
     assert!(zombies.is_empty(), "zombies left: {zombies:?}");
 }

@@ -1,0 +1,121 @@
+//! Shared helpers of the process tests: a watcher that forwards runtime
+//! events to a channel, and reading the process table.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use actix::{Actor, Context, Handler};
+use runtime_actor::{
+    FailureCause, ProcessRuntime, ProcessSpec, RuntimeActor, RuntimeConfig, RuntimeEvent,
+    RuntimeHandle,
+};
+use tokio::sync::mpsc;
+
+struct Probe(mpsc::UnboundedSender<RuntimeEvent>);
+
+impl Actor for Probe {
+    type Context = Context<Self>;
+}
+
+impl Handler<RuntimeEvent> for Probe {
+    type Result = ();
+    fn handle(&mut self, event: RuntimeEvent, _: &mut Context<Self>) {
+        let _ = self.0.send(event);
+    }
+}
+
+/// The events of one runtime, read on the real clock (the children run on
+/// it).
+pub(crate) struct Events(mpsc::UnboundedReceiver<RuntimeEvent>);
+
+impl Events {
+    pub(crate) async fn next(&mut self) -> RuntimeEvent {
+        tokio::time::timeout(Duration::from_secs(30), self.0.recv())
+            .await
+            .expect("no event within 30 s")
+            .expect("watcher gone")
+    }
+
+    /// An event already delivered, without waiting.
+    pub(crate) fn try_next(&mut self) -> Option<RuntimeEvent> {
+        self.0.try_recv().ok()
+    }
+
+    pub(crate) async fn until_ready(&mut self) {
+        loop {
+            match self.next().await {
+                RuntimeEvent::Ready { .. } => return,
+                RuntimeEvent::Progressed { .. } => continue,
+                other => panic!("expected Ready, got {other:?}"),
+            }
+        }
+    }
+
+    pub(crate) async fn until_failed(&mut self) -> FailureCause {
+        loop {
+            if let RuntimeEvent::Failed { cause, .. } = self.next().await {
+                return cause;
+            }
+        }
+    }
+
+    pub(crate) async fn until_exited(&mut self) {
+        while !matches!(self.next().await, RuntimeEvent::Exited { .. }) {}
+    }
+}
+
+/// Spawns a process runtime with a watcher.
+pub(crate) fn spawn(
+    spec: ProcessSpec,
+    config: RuntimeConfig,
+) -> (RuntimeHandle<ProcessRuntime>, Events) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let watcher = Probe(tx).start().recipient();
+    let handle = RuntimeActor::spawn(config.watcher(watcher), ProcessRuntime::factory(spec));
+    (handle, Events(rx))
+}
+
+/// The state letter and parent of `pid`, from `/proc`.
+fn stat(pid: u32) -> Option<(String, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: read after the last `)`.
+    let mut fields = stat.rsplit(')').next()?.split_whitespace();
+    Some((fields.next()?.to_owned(), fields.next()?.to_owned()))
+}
+
+/// Whether `pid` is a live process (a zombie or a vanished pid is not).
+pub(crate) fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|(state, _)| state != "Z" && state != "X")
+}
+
+/// Waits (bounded) for a process that was signalled to disappear.
+pub(crate) async fn gone(pid: u32) -> bool {
+    for _ in 0..500 {
+        if !alive(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// This process's children: the live ones and the zombies.
+pub(crate) fn children() -> (Vec<u32>, Vec<u32>) {
+    let me = std::process::id().to_string();
+    let (mut live, mut zombies) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        match stat(pid) {
+            Some((state, ppid)) if ppid == me && state == "Z" => zombies.push(pid),
+            Some((_, ppid)) if ppid == me => live.push(pid),
+            _ => {}
+        }
+    }
+    (live, zombies)
+}
