@@ -29,6 +29,7 @@ struct Replica {
     log: Arc<Log>,
     name: String,
     fail_setup: bool,
+    up: bool,
 }
 
 impl Runtime for Replica {
@@ -42,6 +43,7 @@ impl Runtime for Replica {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.log.live.fetch_add(1, Ordering::SeqCst);
+        self.up = true;
         Ok(())
     }
 
@@ -56,7 +58,10 @@ impl Runtime for Replica {
     }
 
     async fn teardown(&mut self) {
-        self.log.live.fetch_sub(1, Ordering::SeqCst);
+        // Teardown also runs after a setup that a close interrupted.
+        if std::mem::take(&mut self.up) {
+            self.log.live.fetch_sub(1, Ordering::SeqCst);
+        }
         self.log.teardowns.lock().unwrap().push(self.name.clone());
     }
 }
@@ -88,6 +93,7 @@ fn deployment(
             log: Arc::clone(&log),
             name: String::new(),
             fail_setup,
+            up: false,
         });
         Ok::<_, PodError>(Pod::new(config, factory))
     };

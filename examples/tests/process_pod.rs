@@ -101,7 +101,11 @@ async fn a_transient_pod_whose_child_exits_zero_is_not_restarted() {
         .start();
     pod.send(Start).await.unwrap().unwrap();
     pod.send(WaitStartSuccess).await.unwrap().unwrap();
-    assert!(pod.send(Join).await.unwrap().is_ok());
+    // Join resolves when the pod ends, with why when it did not end by a close.
+    assert!(matches!(
+        pod.send(Join).await.unwrap(),
+        Err(PodError::ExitedEarly { .. })
+    ));
     match pod.send(WaitStartSuccess).await.unwrap() {
         Err(PodError::ExitedEarly {
             cause: Some(FailureCause::Exited { code: Some(0), .. }),

@@ -34,11 +34,22 @@ pub enum PodError {
     NotStarted,
     /// `Start` was sent to a pod that had already been started.
     AlreadyStarted,
-    /// The supervisor the pod was registered with refused it or gave up.
-    Supervisor {
-        /// What the supervisor said.
+    /// The supervisor gave up (more restarts than its intensity allows) and
+    /// stopped the pod; no restart is coming.
+    GaveUp {
+        /// The supervisor's reason, e.g. "more than 1 restarts within 60s".
         reason: String,
+        /// The pod's own last failure, if it failed (its source).
+        cause: Option<FailureCause>,
     },
+    /// The supervisor refused the pod, could not be made, or shut down.
+    Supervisor(supervisor::Error),
+    /// The pod was removed from its supervisor by the supervisor's owner.
+    Removed,
+    /// The arbiter under the pod or its runtime was stopped (the actix
+    /// `System` stopping, say): the pod ended without a graceful stop, and
+    /// nothing was restarted.
+    ArbiterStopped,
     /// The config names an in-process runtime that is not registered.
     UnknownRuntime {
         /// The name in `runtime.name`.
@@ -65,7 +76,10 @@ impl fmt::Display for PodError {
             PodError::Closed => f.write_str("pod was closed"),
             PodError::NotStarted => f.write_str("pod has not been started"),
             PodError::AlreadyStarted => f.write_str("pod was already started"),
-            PodError::Supervisor { reason } => write!(f, "supervisor: {reason}"),
+            PodError::GaveUp { reason, .. } => write!(f, "supervisor gave up: {reason}"),
+            PodError::Supervisor(_) => f.write_str("supervisor refused or stopped the pod"),
+            PodError::Removed => f.write_str("pod was removed from its supervisor"),
+            PodError::ArbiterStopped => f.write_str("arbiter stopped under the pod"),
             PodError::WrongRuntimeKind { expected } => {
                 write!(f, "this pod needs `runtime.kind = \"{expected}\"`")
             }
@@ -79,7 +93,18 @@ impl fmt::Display for PodError {
     }
 }
 
-impl StdError for PodError {}
+impl StdError for PodError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            PodError::FailedToStart { cause } => Some(cause),
+            PodError::ExitedEarly { cause } | PodError::GaveUp { cause, .. } => {
+                cause.as_ref().map(|c| c as &(dyn StdError + 'static))
+            }
+            PodError::Supervisor(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Why a [`Call`](crate::Call) got no answer from the runtime.
 #[derive(Debug, Clone)]

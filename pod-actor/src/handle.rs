@@ -1,6 +1,9 @@
 use std::fmt;
+use std::future::Future;
 use std::io;
-use std::sync::mpsc;
+use std::pin::pin;
+use std::sync::{mpsc, Arc};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -137,13 +140,12 @@ impl<R: Runtime> PodHandle<R> {
         block_on(self.addr.send(Call::<R>(req))).unwrap_or(Err(CallError::Closed))
     }
 
-    /// Closes the pod: graceful, then forced after `timeout_ctrl`.
+    /// Closes the pod: graceful, then forced after `timeout_ctrl`. A pod
+    /// that went away before answering is reported forced
+    /// ([`ForcedBy::ReplyLost`](crate::ForcedBy::ReplyLost)): nothing
+    /// confirms that it closed gracefully.
     pub fn close(&self) -> CloseReport {
-        block_on(self.addr.send(Close::default())).unwrap_or(CloseReport {
-            forced: false,
-            stuck: false,
-            took: Duration::ZERO,
-        })
+        block_on(self.addr.send(Close::default())).unwrap_or_else(|_| CloseReport::reply_lost())
     }
 
     /// Blocks until the pod has terminated, for at most `timeout` (`None`
@@ -156,17 +158,13 @@ impl<R: Runtime> PodHandle<R> {
     pub fn join(&self, timeout: Option<Duration>) -> Result<Result<(), PodError>, JoinTimedOut> {
         let join = self.addr.send(Join);
         let Some(timeout) = timeout else {
-            return Ok(block_on(join).unwrap_or(Ok(())));
+            return Ok(block_on(join).unwrap_or(Err(PodError::ArbiterStopped)));
         };
-        // The timer runs in the pod's system, where tokio's clock lives.
-        let (tx, rx) = mpsc::channel();
-        self.system.arbiter().spawn(async move {
-            let _ = tx.send(tokio::time::timeout(timeout, join).await);
-        });
-        match rx.recv() {
-            Ok(Ok(joined)) => Ok(joined.unwrap_or(Ok(()))),
-            Ok(Err(_)) => Err(JoinTimedOut { after: timeout }),
-            Err(_) => Ok(Ok(())),
+        // Timed on this thread: the pod's own thread may be the one that is
+        // blocked (a runtime stuck in blocking code on a shared placement).
+        match block_on_until(join, std::time::Instant::now() + timeout) {
+            Some(joined) => Ok(joined.unwrap_or(Err(PodError::ArbiterStopped))),
+            None => Err(JoinTimedOut { after: timeout }),
         }
     }
 
@@ -182,6 +180,29 @@ impl<R: Runtime> PodHandle<R> {
     /// [`PodError::Closed`] when the pod's system has stopped.
     pub fn status(&self) -> Result<PodStatus, PodError> {
         block_on(self.addr.send(GetStatus)).map_err(|_| PodError::Closed)
+    }
+}
+
+/// Polls `future` on this thread until it resolves or `deadline` passes.
+fn block_on_until<F: Future>(future: F, deadline: std::time::Instant) -> Option<F::Output> {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return Some(output);
+        }
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        if left.is_zero() {
+            return None;
+        }
+        std::thread::park_timeout(left);
     }
 }
 

@@ -90,8 +90,8 @@ pub use crate::config::{
 pub use crate::error::{CallError, PodError};
 pub use crate::handle::{JoinTimedOut, PodHandle};
 pub use crate::messages::{
-    Call, Close, CloseReport, GetRole, GetStatus, Join, PodEvent, PodState, PodStatus, Start,
-    Started, Subscribe, SubscribeEvents, WaitStartSuccess,
+    Call, Close, CloseReport, ForcedBy, GetRole, GetStatus, Join, PodEvent, PodState, PodStatus,
+    Start, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
 };
 pub use crate::pod::Pod;
 pub use crate::registry::RuntimeRegistry;

@@ -75,7 +75,11 @@ pub struct GetRole;
 /// timeout.
 ///
 /// Sent by the pod's owner. Idempotent: a second close gets the first one's
-/// report. Safe while starting: waiters then get [`PodError::Closed`].
+/// report. Calls the pod accepted before the close are answered; later ones
+/// get [`CallError::Closed`]. Safe while starting: the start is stopped the
+/// graceful way too (setup abandoned, teardown run), and waiters get
+/// [`PodError::Closed`]. Safe while restarting: the pending restart is
+/// cancelled, and the close never counts as a failure.
 #[derive(Debug, Clone, Copy, Default, Message)]
 #[rtype(result = "CloseReport")]
 pub struct Close {
@@ -83,7 +87,9 @@ pub struct Close {
     pub timeout: Option<Duration>,
 }
 
-/// Resolves once the pod has terminated (Jina's `join()`). Callers add their
+/// Resolves once the pod has terminated (Jina's `join()`): `Ok` when it was
+/// closed, or the error that ended it otherwise ([`PodError::GaveUp`] with
+/// the supervisor's reason, [`PodError::ExitedEarly`], …). Callers add their
 /// own timeout. Before `Start` it resolves at once with
 /// [`PodError::NotStarted`].
 #[derive(Debug, Clone, Copy, Message)]
@@ -204,18 +210,41 @@ pub struct PodStatus {
     pub pid: Option<u32>,
     /// The last failure, as text.
     pub last_failure: Option<String>,
+    /// Why the pod terminated, when it did not end by a close (a give-up
+    /// with the supervisor's reason, say).
+    pub error: Option<String>,
 }
 
 /// How a [`Close`] went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CloseReport {
-    /// The runtime did not end within the timeout and was stopped by force.
+    /// The runtime was not known to end gracefully: it was stopped by force
+    /// after the timeout, or the close could not be carried out or confirmed
+    /// ([`forced_by`](CloseReport::forced_by) says which).
     pub forced: bool,
     /// Even the forced stop did not end it: its thread is stuck in blocking
     /// code and was left behind.
     pub stuck: bool,
     /// How long the close took.
     pub took: Duration,
+    /// Why the close was forced; `None` when it was graceful.
+    pub forced_by: Option<ForcedBy>,
+}
+
+/// Why a close was not graceful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ForcedBy {
+    /// Teardown (or the child's SIGTERM) did not end the runtime within the
+    /// timeout.
+    Timeout,
+    /// The arbiter under the pod or its runtime was stopped (the actix
+    /// `System` stopping, say): no graceful stop could run.
+    ArbiterStopped,
+    /// The pod went away before it answered, so nothing confirms a graceful
+    /// end.
+    ReplyLost,
 }
 
 impl CloseReport {
@@ -223,4 +252,34 @@ impl CloseReport {
     pub fn graceful(&self) -> bool {
         !self.forced
     }
+
+    pub(crate) fn graceful_now() -> Self {
+        CloseReport {
+            forced: false,
+            stuck: false,
+            took: Duration::ZERO,
+            forced_by: None,
+        }
+    }
+
+    pub(crate) fn forced(by: ForcedBy) -> Self {
+        CloseReport {
+            forced: true,
+            stuck: false,
+            took: Duration::ZERO,
+            forced_by: Some(by),
+        }
+    }
+
+    pub(crate) fn reply_lost() -> Self {
+        CloseReport::forced(ForcedBy::ReplyLost)
+    }
+}
+
+/// Time for the next health check of `generation`. Sent by the pod's own
+/// health ticker, which holds the pod weakly.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct HealthTick {
+    pub(crate) generation: u64,
 }

@@ -2,24 +2,25 @@ use std::time::Duration;
 
 use actix::{
     Actor, ActorFutureExt, Addr, Arbiter, AsyncContext, Context, Handler, MessageResult,
-    ResponseActFuture, ResponseFuture, SpawnHandle, WeakRecipient, WrapFuture,
+    ResponseActFuture, ResponseFuture, Running, WeakRecipient, WrapFuture,
 };
 use futures::channel::oneshot;
 use runtime_actor::{
     FailureCause, Placement, ProcessRuntime, RequestError, Runtime, RuntimeActor, RuntimeConfig,
-    RuntimeEvent, RuntimeFactory, RuntimeHandle,
+    RuntimeEvent, RuntimeFactory, RuntimeHandle, StopReport,
 };
 use supervisor::{
-    AddChild, ChildExit, ChildReporter, ChildSpec, ChildStopped, RemoveChild, RestartChild,
-    Shutdown, StartChild, StopChild, SubscribeChild, Supervisor, SupervisorEvent,
+    AddChild, ChildExit, ChildReporter, ChildSpec, ChildStopped, ChildVerdict, NoRestart,
+    RemoveChild, RestartChild, Shutdown, StartChild, StopChild, StopReason, Supervisor, Verdict,
 };
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{PlacementKind, PodConfig, RuntimeSpec};
 use crate::error::{CallError, PodError};
 use crate::messages::{
-    Call, Close, CloseReport, GetRole, GetStatus, Join, PodEvent, PodState, PodStatus, Start,
-    Started, Subscribe, SubscribeEvents, WaitStartSuccess,
+    Call, Close, CloseReport, ForcedBy, GetRole, GetStatus, HealthTick, Join, PodEvent, PodState,
+    PodStatus, Start, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
 };
 use crate::registry::RuntimeRegistry;
 
@@ -33,6 +34,8 @@ const STOP_MARGIN: Duration = Duration::from_secs(2);
 /// The runtime is started and restarted by a [`Supervisor`]: a standalone pod
 /// makes one of its own from its config's `restart` section; a pod built with
 /// [`Pod::supervised_by`] registers with an existing one (a deployment's).
+/// Whether a failed runtime is restarted is the supervisor's decision alone:
+/// the pod reports the exit and acts on the [`ChildVerdict`] it gets back.
 ///
 /// # Lifecycle
 ///
@@ -41,38 +44,48 @@ const STOP_MARGIN: Duration = Duration::from_secs(2);
 /// Idle ────────► Starting ─────────► Running ──────────────► Failing
 ///                  ▲   │  (Started to         (PodEvent::Failed; the
 ///                  │   │   subscribers and     runtime is stopped, then
-///                  │   │   waiters)            the supervisor is told)
+///                  │   │   waiters)            the exit is reported)
 ///                  │   │                                      │
-///                  │   └── failure before the first Started ──┤
-///                  │       (fails the start unless            │
-///                  │        restart.on_start_failure)         ▼
-///                  └──── RestartChild ◄──── Restarting ◄── restart coming
-///                       (next generation)      │
-///                                              └─ none coming / GaveUp ─► Terminated
+///                  │   └── failure ───────────────────────────┤
+///                  │                                          ▼ verdict
+///                  └──── RestartChild ◄──── Restarting ◄── Restart { delay }
+///                       (next generation)
+///                                     NoRestart { reason } ──► Terminated
 ///
-/// any state ── Close ──► Closing ──(runtime stopped)──► Terminated
+/// any state ── Close, or the last Addr dropped ──► Closing ──► Terminated
 /// ```
 ///
 /// - [`Started`] is sent once per generation, when the runtime reports
 ///   ready, to every subscriber; [`WaitStartSuccess`] waiters are answered at
 ///   the same moment.
-/// - Before the first `Started`, a failure answers waiters with
-///   [`PodError::FailedToStart`] (or [`PodError::Timeout`] when
-///   `timeout_ready` passed, after the pod was closed), unless
-///   `restart.on_start_failure` lets the supervisor retry.
-/// - After it, a failure is restarted per the restart policy; waiters during
-///   the restart wait for the next `Started`. When no restart is coming
-///   (a transient or temporary policy, or the supervisor gave up), waiters
-///   get [`PodError::ExitedEarly`].
-/// - [`Close`] from any state stops the runtime (gracefully, then by force
-///   after the timeout), answers waiters [`PodError::Closed`], and resolves
-///   [`Join`].
+/// - A failure before the first `Started` fails the start
+///   ([`PodError::FailedToStart`], or [`PodError::Timeout`] past
+///   `timeout_ready`) unless `restart.on_start_failure` lets the supervisor
+///   retry. After it, a failure is restarted per the supervisor's verdict;
+///   waiters during the restart wait for the next `Started`. When no restart
+///   comes, waiters get [`PodError::ExitedEarly`] or [`PodError::GaveUp`]
+///   (with the supervisor's reason).
+/// - [`Close`] from any state: calls already accepted are answered, later
+///   ones get [`CallError::Closed`]; the runtime is stopped the graceful way
+///   (teardown, or SIGTERM for a process), also in the middle of its setup,
+///   and by force after the timeout; waiters get [`PodError::Closed`]; the
+///   pod leaves its supervisor (a removal, never counted as a crash); [`Join`]
+///   resolves. The [`CloseReport`] says whether it was forced and why.
+/// - Dropping the last [`Addr`] of a started pod closes it the same way
+///   (graceful, within `timeout_ctrl`), then frees it: the supervisor and the
+///   runtime hold the pod weakly.
+/// - If the actix `System` stops under a pod (or the arbiter its runtime runs
+///   on), the pod ends with [`PodError::ArbiterStopped`] and a forced close
+///   report, and nothing is restarted. Close pods before stopping the System
+///   to give them their graceful stop (see the crate docs).
 pub struct Pod<R: Runtime> {
     config: PodConfig,
     factory: RuntimeFactory<R>,
     placement: Option<Placement>,
     external: Option<Addr<Supervisor>>,
     own: Option<Addr<Supervisor>>,
+    /// Registered with a supervisor and not yet left it.
+    registered: bool,
     state: PodState,
     runtime: Option<RuntimeHandle<R>>,
     reporter: Option<ChildReporter>,
@@ -96,7 +109,7 @@ pub struct Pod<R: Runtime> {
 
 #[derive(Debug, Default)]
 struct Health {
-    timer: Option<SpawnHandle>,
+    ticker: Option<JoinHandle<()>>,
     in_flight: bool,
     failures: u32,
 }
@@ -112,6 +125,7 @@ impl<R: Runtime> Pod<R> {
             placement: None,
             external: None,
             own: None,
+            registered: false,
             state: PodState::Idle,
             runtime: None,
             reporter: None,
@@ -183,6 +197,10 @@ impl<R: Runtime> Pod<R> {
             (None, PlacementKind::Shared) => Placement::Shared(Arbiter::current()),
         }
     }
+
+    fn supervisor(&self) -> Option<&Addr<Supervisor>> {
+        self.external.as_ref().or(self.own.as_ref())
+    }
 }
 
 impl Pod<ProcessRuntime> {
@@ -221,51 +239,40 @@ impl<R: Runtime> Pod<R> {
             Some(supervisor) => supervisor.clone(),
             None => {
                 let own = Supervisor::new(self.config.supervisor_config())
-                    .map_err(|e| PodError::Supervisor {
-                        reason: e.to_string(),
-                    })?
+                    .map_err(PodError::Supervisor)?
                     .start();
                 self.own = Some(own.clone());
                 own
             }
         };
         self.state = PodState::Starting;
-        supervisor.do_send(SubscribeChild {
-            id: self.config.name.clone(),
-            subscriber: ctx.address().recipient(),
-        });
-        let spec = ChildSpec::new(self.config.name.clone(), &ctx.address())
+        // Held weakly: the pod holds its supervisor, not the other way round.
+        let spec = ChildSpec::weak(self.config.name.clone(), &ctx.address())
             .with_restart(self.config.restart_policy())
             .with_shutdown(
                 self.config.timeout_ctrl() + RuntimeConfig::DEFAULT_KILL_GRACE + STOP_MARGIN,
             )
             .with_restart_on_start_failure(self.config.restart.on_start_failure);
-        ctx.spawn(
-            supervisor
-                .send(AddChild(spec))
-                .into_actor(self)
-                .map(|added, act, _| {
-                    let refusal = match added {
-                        Ok(Ok(())) | Ok(Err(supervisor::Error::ChildFailedToStart { .. })) => None,
-                        Ok(Err(e)) => Some(e.to_string()),
-                        Err(e) => Some(format!("supervisor unreachable: {e}")),
-                    };
-                    if let (Some(reason), None) = (refusal, &act.runtime) {
-                        act.terminate(Some(PodError::Supervisor { reason }));
-                    }
-                }),
-        );
+        // Queued with do_send, so that a removal sent later at close cannot
+        // overtake it; a refusal comes back as a verdict.
+        supervisor.do_send(AddChild(spec));
+        self.registered = true;
         Ok(())
     }
 
-    fn spawn_generation(&mut self, reporter: ChildReporter, ctx: &mut Context<Self>) {
-        if matches!(self.state, PodState::Closing | PodState::Terminated) {
-            // Tell the supervisor this start ended, so it does not wait for a
-            // readiness that will never come; the removal sent at close
-            // then forgets the pod.
-            reporter.exited(ChildExit::Normal);
+    /// Leaves the supervisor: a removal, never an exit. Idempotent.
+    fn leave(&mut self) {
+        if !std::mem::take(&mut self.registered) {
             return;
         }
+        if let Some(supervisor) = self.supervisor() {
+            supervisor.do_send(RemoveChild {
+                id: self.config.name.clone(),
+            });
+        }
+    }
+
+    fn spawn_generation(&mut self, reporter: ChildReporter, ctx: &mut Context<Self>) {
         let generation = self.spawned;
         self.spawned += 1;
         self.generation = generation;
@@ -275,7 +282,8 @@ impl<R: Runtime> Pod<R> {
             .env(self.config.runtime_env())
             .placement(self.runtime_placement())
             .start_timeout(self.config.timeout_ready())
-            .watcher(ctx.address().recipient());
+            .stop_timeout(self.config.timeout_ctrl())
+            .weak_watcher(ctx.address().recipient().downgrade());
         self.runtime = Some(RuntimeActor::spawn(config, self.factory.clone()));
         self.state = PodState::Starting;
         self.emit(PodEvent::Starting { generation });
@@ -311,17 +319,32 @@ impl<R: Runtime> Pod<R> {
         self.arm_health(ctx);
     }
 
+    /// Stops serving: no `Started` is current, no health check runs.
+    fn suspend(&mut self) {
+        self.current = None;
+        self.running_since = None;
+        self.disarm_health();
+    }
+
     /// The runtime of the current generation failed (it said so, or the pod
-    /// judged it unhealthy): stop what is left of it, then decide.
+    /// judged it unhealthy): stop what is left of it, then report the exit
+    /// and wait for the supervisor's verdict.
     fn on_failure(&mut self, cause: FailureCause, ctx: &mut Context<Self>) {
         if !matches!(self.state, PodState::Starting | PodState::Running) {
             return;
         }
+        if matches!(cause, FailureCause::Lost) {
+            // The runtime's arbiter was stopped under it: the System is
+            // stopping (or whoever owns a shared arbiter stopped it).
+            // Nothing can be restarted there; this is not a crash.
+            self.close_report = Some(CloseReport::forced(ForcedBy::ArbiterStopped));
+            self.terminate(Some(PodError::ArbiterStopped));
+            return;
+        }
+        tracing::warn!(pod = %self.config.name, generation = self.generation, %cause, "runtime failed");
         self.state = PodState::Failing;
         self.last_failure = Some(cause.clone());
-        self.current = None;
-        self.running_since = None;
-        self.disarm_health(ctx);
+        self.suspend();
         let generation = self.generation;
         self.emit(PodEvent::Failed {
             generation,
@@ -334,13 +357,13 @@ impl<R: Runtime> Pod<R> {
             runtime
                 .stop(self.config.timeout_ctrl())
                 .into_actor(self)
-                .map(move |_, act, _| act.after_failure(generation, cause)),
+                .map(move |_, act, _| act.report_exit(generation, cause)),
         );
     }
 
-    /// The failed runtime has ended: tell the supervisor, and end the pod if
-    /// no restart is coming.
-    fn after_failure(&mut self, generation: u64, cause: FailureCause) {
+    /// The failed runtime has ended: tell the supervisor, whose verdict
+    /// decides what comes next.
+    fn report_exit(&mut self, generation: u64, cause: FailureCause) {
         if self.generation != generation || self.state != PodState::Failing {
             return;
         }
@@ -356,29 +379,105 @@ impl<R: Runtime> Pod<R> {
                 cause: cause.to_string(),
             },
         };
-        let terminal = if !self.ever_started && !self.config.restart.on_start_failure {
-            Some(match cause {
-                FailureCause::TimedOut { after } => PodError::Timeout { after },
-                cause => PodError::FailedToStart { cause },
-            })
-        } else if !self.config.restart_policy().should_restart(&exit) {
-            Some(self.no_restart_error(Some(cause)))
-        } else {
-            None
-        };
         if let Some(reporter) = &self.reporter {
             reporter.exited(exit);
         }
-        match terminal {
-            Some(error) => self.terminate(Some(error)),
-            None => self.state = PodState::Restarting,
+    }
+
+    fn on_verdict(&mut self, msg: ChildVerdict, ctx: &mut Context<Self>) {
+        if matches!(self.state, PodState::Closing | PodState::Terminated) {
+            return;
+        }
+        if let Verdict::NoRestart(NoRestart::Refused(e)) = msg.verdict {
+            self.leave_refused();
+            self.end(PodError::Supervisor(e), ctx);
+            return;
+        }
+        let current = self.reporter.as_ref().map_or(0, ChildReporter::generation);
+        if msg.generation != current {
+            return;
+        }
+        match msg.verdict {
+            Verdict::Restart { attempt, delay } => {
+                self.state = PodState::Restarting;
+                self.emit(PodEvent::Restarting { attempt, delay });
+            }
+            Verdict::NoRestart(why) => {
+                let error = self.no_restart_error(why);
+                self.end(error, ctx);
+            }
+            _ => {}
         }
     }
 
-    fn no_restart_error(&self, cause: Option<FailureCause>) -> PodError {
-        match cause {
-            Some(cause) if !self.ever_started => PodError::FailedToStart { cause },
-            cause => PodError::ExitedEarly { cause },
+    /// A refused registration was never a registration: nothing to leave.
+    fn leave_refused(&mut self) {
+        self.registered = false;
+    }
+
+    fn no_restart_error(&self, why: NoRestart) -> PodError {
+        let cause = self.last_failure.clone();
+        match why {
+            NoRestart::GaveUp { reason } => PodError::GaveUp { reason, cause },
+            NoRestart::ShuttingDown => PodError::Supervisor(supervisor::Error::ShuttingDown),
+            NoRestart::Removed => PodError::Removed,
+            NoRestart::Refused(e) => PodError::Supervisor(e),
+            // FailedToStart, Temporary, NormalExit, and any later reason.
+            _ => match cause {
+                Some(FailureCause::TimedOut { after }) if !self.ever_started => {
+                    PodError::Timeout { after }
+                }
+                Some(cause) if !self.ever_started => PodError::FailedToStart { cause },
+                cause => PodError::ExitedEarly { cause },
+            },
+        }
+    }
+
+    /// Ends the pod with `error`, after stopping a runtime that still runs.
+    fn end(&mut self, error: PodError, ctx: &mut Context<Self>) {
+        match self.live_runtime() {
+            Some(runtime) => self.stop_then_terminate(runtime, None, Some(error), ctx),
+            None => self.terminate(Some(error)),
+        }
+    }
+
+    fn live_runtime(&self) -> Option<RuntimeHandle<R>> {
+        self.runtime.clone().filter(|r| !r.has_exited())
+    }
+
+    fn stop_then_terminate(
+        &mut self,
+        runtime: RuntimeHandle<R>,
+        timeout: Option<Duration>,
+        error: Option<PodError>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.state = PodState::Closing;
+        self.suspend();
+        let timeout = timeout.unwrap_or_else(|| self.config.timeout_ctrl());
+        ctx.spawn(
+            runtime
+                .stop(timeout)
+                .into_actor(self)
+                .map(|report, act, _| {
+                    act.close_report = Some(CloseReport::from_stop(&report));
+                    act.terminate(error);
+                }),
+        );
+    }
+
+    /// Closes the pod: every later call is refused, the runtime is stopped
+    /// the graceful way, the supervisor forgets the pod.
+    fn begin_close(&mut self, timeout: Option<Duration>, ctx: &mut Context<Self>) {
+        self.state = PodState::Closing;
+        self.suspend();
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(Err(PodError::Closed));
+        }
+        self.leave();
+        match self.live_runtime() {
+            Some(runtime) => self.stop_then_terminate(runtime, timeout, None, ctx),
+            None => self.terminate(None),
         }
     }
 
@@ -388,18 +487,21 @@ impl<R: Runtime> Pod<R> {
             return;
         }
         self.state = PodState::Terminated;
-        self.current = None;
-        self.running_since = None;
+        self.suspend();
+        self.leave();
+        match &error {
+            Some(e) => tracing::warn!(pod = %self.config.name, error = %e, "pod terminated"),
+            None => tracing::debug!(pod = %self.config.name, "pod closed"),
+        }
         let terminal = error.clone().unwrap_or(PodError::Closed);
         self.terminal = Some(terminal.clone());
         for waiter in self.waiters.drain(..) {
             let _ = waiter.send(Err(terminal.clone()));
         }
-        let report = self.close_report.clone().unwrap_or(CloseReport {
-            forced: false,
-            stuck: false,
-            took: Duration::ZERO,
-        });
+        let report = self
+            .close_report
+            .get_or_insert_with(CloseReport::graceful_now)
+            .clone();
         for closer in self.closers.drain(..) {
             let _ = closer.send(report.clone());
         }
@@ -412,7 +514,7 @@ impl<R: Runtime> Pod<R> {
             let _ = reply.send(stopped);
         }
         for joiner in self.joiners.drain(..) {
-            let _ = joiner.send(Ok(()));
+            let _ = joiner.send(error.clone().map_or(Ok(()), Err));
         }
         if let Some(own) = self.own.take() {
             own.do_send(Shutdown);
@@ -420,74 +522,49 @@ impl<R: Runtime> Pod<R> {
         self.emit(PodEvent::Terminated { error });
     }
 
-    fn begin_close(&mut self, timeout: Option<Duration>, ctx: &mut Context<Self>) {
-        let before_ready = !matches!(self.state, PodState::Running);
-        self.state = PodState::Closing;
-        self.current = None;
-        self.disarm_health(ctx);
-        for waiter in self.waiters.drain(..) {
-            let _ = waiter.send(Err(PodError::Closed));
-        }
-        if before_ready {
-            // A supervisor waiting for this start would hold its queue (and
-            // the removal below) until a readiness that is not coming.
-            if let Some(reporter) = &self.reporter {
-                reporter.exited(ChildExit::Normal);
-            }
-        }
-        if let Some(external) = &self.external {
-            external.do_send(RemoveChild {
-                id: self.config.name.clone(),
-            });
-        }
-        let timeout = timeout.unwrap_or_else(|| self.config.timeout_ctrl());
-        match self.runtime.clone() {
-            Some(runtime) => {
-                ctx.spawn(
-                    runtime
-                        .stop(timeout)
-                        .into_actor(self)
-                        .map(|report, act, _| {
-                            act.close_report = Some(CloseReport {
-                                forced: report.forced,
-                                stuck: report.stuck,
-                                took: report.took,
-                            });
-                            act.terminate(None);
-                        }),
-                );
-            }
-            None => self.terminate(None),
-        }
-    }
-
     // ===== health =====
 
     fn arm_health(&mut self, ctx: &mut Context<Self>) {
-        let Some(health) = &self.config.health else {
+        let Some(interval) = self.config.health.as_ref().map(|h| h.interval) else {
             return;
         };
+        self.disarm_health();
         self.health.failures = 0;
-        let interval = Duration::from_millis(health.interval);
-        self.health.timer = Some(ctx.run_interval(interval, |act, ctx| act.check_health(ctx)));
+        let interval = Duration::from_millis(interval);
+        let generation = self.generation;
+        // A task of its own holding the pod weakly: a timer in the pod's
+        // context would keep the pod alive after its last address is gone.
+        let pod = ctx.address().downgrade();
+        self.health.ticker = Some(actix_rt::spawn(async move {
+            let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match pod.upgrade() {
+                    Some(pod) => pod.do_send(HealthTick { generation }),
+                    None => return,
+                }
+            }
+        }));
     }
 
-    fn disarm_health(&mut self, ctx: &mut Context<Self>) {
-        if let Some(timer) = self.health.timer.take() {
-            ctx.cancel_future(timer);
+    fn disarm_health(&mut self) {
+        if let Some(ticker) = self.health.ticker.take() {
+            ticker.abort();
         }
+        self.health.in_flight = false;
     }
 
-    fn check_health(&mut self, ctx: &mut Context<Self>) {
+    fn check_health(&mut self, generation: u64, ctx: &mut Context<Self>) {
         let (Some(health), Some(runtime)) = (&self.config.health, &self.runtime) else {
             return;
         };
-        if self.health.in_flight || self.state != PodState::Running {
+        if self.health.in_flight || self.state != PodState::Running || self.generation != generation
+        {
             return;
         }
         self.health.in_flight = true;
         let threshold = health.failure_threshold;
-        let generation = self.generation;
         let check = runtime.check_health(Duration::from_millis(health.timeout));
         ctx.spawn(check.into_actor(self).map(move |outcome, act, ctx| {
             act.health.in_flight = false;
@@ -524,6 +601,36 @@ impl<R: Runtime> Pod<R> {
 
 impl<R: Runtime> Actor for Pod<R> {
     type Context = Context<Self>;
+
+    /// The last strong address is gone: close gracefully, then stop.
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        match self.state {
+            PodState::Idle | PodState::Terminated => Running::Stop,
+            PodState::Closing => Running::Continue,
+            _ => {
+                tracing::debug!(pod = %self.config.name, "last address dropped: closing");
+                self.begin_close(None, ctx);
+                if self.state == PodState::Terminated {
+                    Running::Stop
+                } else {
+                    Running::Continue
+                }
+            }
+        }
+    }
+}
+
+impl<R: Runtime> Drop for Pod<R> {
+    /// Dropped without having terminated: its arbiter (or the whole System)
+    /// was stopped under it. Everyone waiting still gets an answer.
+    fn drop(&mut self) {
+        self.disarm_health();
+        if matches!(self.state, PodState::Idle | PodState::Terminated) {
+            return;
+        }
+        self.close_report = Some(CloseReport::forced(ForcedBy::ArbiterStopped));
+        self.terminate(Some(PodError::ArbiterStopped));
+    }
 }
 
 impl<R: Runtime> std::fmt::Debug for Pod<R> {
@@ -566,7 +673,7 @@ impl<R: Runtime> Handler<WaitStartSuccess> for Pod<R> {
         }
         let (tx, rx) = oneshot::channel();
         self.waiters.push(tx);
-        Box::pin(async move { rx.await.unwrap_or(Err(PodError::Closed)) })
+        Box::pin(async move { rx.await.unwrap_or(Err(PodError::ArbiterStopped)) })
     }
 }
 
@@ -574,6 +681,13 @@ impl<R: Runtime> Handler<Subscribe> for Pod<R> {
     type Result = ();
 
     fn handle(&mut self, Subscribe(subscriber): Subscribe, _: &mut Context<Self>) {
+        let known = self
+            .subscribers
+            .iter()
+            .any(|weak| weak.upgrade().is_some_and(|s| s == subscriber));
+        if known {
+            return;
+        }
         if let Some(started) = &self.current {
             subscriber.do_send(started.clone());
         }
@@ -585,7 +699,13 @@ impl<R: Runtime> Handler<SubscribeEvents> for Pod<R> {
     type Result = ();
 
     fn handle(&mut self, SubscribeEvents(subscriber): SubscribeEvents, _: &mut Context<Self>) {
-        self.event_subscribers.push(subscriber.downgrade());
+        let known = self
+            .event_subscribers
+            .iter()
+            .any(|weak| weak.upgrade().is_some_and(|s| s == subscriber));
+        if !known {
+            self.event_subscribers.push(subscriber.downgrade());
+        }
     }
 }
 
@@ -593,21 +713,23 @@ impl<R: Runtime> Handler<Call<R>> for Pod<R> {
     type Result = ResponseFuture<Result<R::Response, CallError>>;
 
     fn handle(&mut self, Call(req): Call<R>, _: &mut Context<Self>) -> Self::Result {
-        let refused = match (&self.state, &self.runtime) {
-            (PodState::Running, Some(runtime)) => Err(runtime.call(req)),
-            (PodState::Closing | PodState::Terminated, _) => Ok(CallError::Closed),
-            _ => Ok(CallError::NotReady),
+        let refusal = match (&self.state, &self.runtime) {
+            (PodState::Running, Some(runtime)) => {
+                // Queued with the runtime now, so a Close right behind this
+                // call cannot overtake it.
+                let call = runtime.call(req);
+                return Box::pin(async move {
+                    call.await.map_err(|e| match e {
+                        RequestError::Exited { cause } => CallError::RuntimeExited { cause },
+                        RequestError::Runtime(e) => CallError::Runtime(e),
+                        _ => CallError::NotReady,
+                    })
+                });
+            }
+            (PodState::Closing | PodState::Terminated, _) => CallError::Closed,
+            _ => CallError::NotReady,
         };
-        match refused {
-            Ok(refusal) => Box::pin(async move { Err(refusal) }),
-            Err(call) => Box::pin(async move {
-                call.await.map_err(|e| match e {
-                    RequestError::Exited { cause } => CallError::RuntimeExited { cause },
-                    RequestError::Runtime(e) => CallError::Runtime(e),
-                    _ => CallError::NotReady,
-                })
-            }),
-        }
+        Box::pin(async move { Err(refusal) })
     }
 }
 
@@ -615,6 +737,11 @@ impl<R: Runtime> Handler<GetStatus> for Pod<R> {
     type Result = MessageResult<GetStatus>;
 
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        let error = match (&self.state, &self.terminal) {
+            (PodState::Terminated, Some(PodError::Closed)) => None,
+            (PodState::Terminated, Some(e)) => Some(e.to_string()),
+            _ => None,
+        };
         MessageResult(PodStatus {
             name: self.config.name.clone(),
             role: self.config.role,
@@ -624,6 +751,7 @@ impl<R: Runtime> Handler<GetStatus> for Pod<R> {
             uptime: self.running_since.map(|since| since.elapsed()),
             pid: self.current.as_ref().and_then(|started| started.pid),
             last_failure: self.last_failure.as_ref().map(ToString::to_string),
+            error,
         })
     }
 }
@@ -646,22 +774,15 @@ impl<R: Runtime> Handler<Close> for Pod<R> {
             _ => self.begin_close(close.timeout, ctx),
         }
         if self.state == PodState::Terminated {
-            let report = self.close_report.clone().unwrap_or(CloseReport {
-                forced: false,
-                stuck: false,
-                took: Duration::ZERO,
-            });
+            let report = self
+                .close_report
+                .clone()
+                .unwrap_or_else(CloseReport::graceful_now);
             return Box::pin(async move { report });
         }
         let (tx, rx) = oneshot::channel();
         self.closers.push(tx);
-        Box::pin(async move {
-            rx.await.unwrap_or(CloseReport {
-                forced: false,
-                stuck: false,
-                took: Duration::ZERO,
-            })
-        })
+        Box::pin(async move { rx.await.unwrap_or_else(|_| CloseReport::reply_lost()) })
     }
 }
 
@@ -669,15 +790,27 @@ impl<R: Runtime> Handler<Join> for Pod<R> {
     type Result = ResponseFuture<Result<(), PodError>>;
 
     fn handle(&mut self, _: Join, _: &mut Context<Self>) -> Self::Result {
-        match self.state {
-            PodState::Idle => Box::pin(async { Err(PodError::NotStarted) }),
-            PodState::Terminated => Box::pin(async { Ok(()) }),
+        match (self.state, &self.terminal) {
+            (PodState::Idle, _) => Box::pin(async { Err(PodError::NotStarted) }),
+            (PodState::Terminated, Some(PodError::Closed) | None) => Box::pin(async { Ok(()) }),
+            (PodState::Terminated, Some(e)) => {
+                let e = e.clone();
+                Box::pin(async move { Err(e) })
+            }
             _ => {
                 let (tx, rx) = oneshot::channel();
                 self.joiners.push(tx);
-                Box::pin(async move { rx.await.unwrap_or(Ok(())) })
+                Box::pin(async move { rx.await.unwrap_or(Err(PodError::ArbiterStopped)) })
             }
         }
+    }
+}
+
+impl<R: Runtime> Handler<HealthTick> for Pod<R> {
+    type Result = ();
+
+    fn handle(&mut self, tick: HealthTick, ctx: &mut Context<Self>) {
+        self.check_health(tick.generation, ctx);
     }
 }
 
@@ -709,6 +842,11 @@ impl<R: Runtime> Handler<StartChild> for Pod<R> {
     type Result = ();
 
     fn handle(&mut self, msg: StartChild, ctx: &mut Context<Self>) {
+        // A start that crossed our removal: the supervisor forgets us when
+        // the removal arrives, and stops waiting for this start.
+        if matches!(self.state, PodState::Closing | PodState::Terminated) {
+            return;
+        }
         self.spawn_generation(msg.reporter, ctx);
     }
 }
@@ -717,9 +855,10 @@ impl<R: Runtime> Handler<RestartChild> for Pod<R> {
     type Result = ();
 
     fn handle(&mut self, msg: RestartChild, ctx: &mut Context<Self>) {
-        if !matches!(self.state, PodState::Closing | PodState::Terminated) {
-            self.restarts += 1;
+        if matches!(self.state, PodState::Closing | PodState::Terminated) {
+            return;
         }
+        self.restarts += 1;
         self.spawn_generation(msg.reporter, ctx);
     }
 }
@@ -727,64 +866,73 @@ impl<R: Runtime> Handler<RestartChild> for Pod<R> {
 impl<R: Runtime> Handler<StopChild> for Pod<R> {
     type Result = ResponseActFuture<Self, ChildStopped>;
 
-    fn handle(&mut self, _: StopChild, ctx: &mut Context<Self>) -> Self::Result {
-        match (self.state, self.runtime.clone()) {
-            (PodState::Closing, _) => {
-                let (tx, rx) = oneshot::channel();
-                self.stop_replies.push(tx);
-                Box::pin(
-                    async move { rx.await.unwrap_or(ChildStopped::Gracefully) }.into_actor(self),
-                )
-            }
-            (PodState::Idle | PodState::Terminated, _) | (_, None) => {
-                Box::pin(actix::fut::ready(ChildStopped::Gracefully))
-            }
-            (_, Some(runtime)) => {
-                // A stop for a strategy restart or a give-up: a restart, or
-                // the supervisor's GaveUp, follows.
-                self.state = PodState::Restarting;
-                self.current = None;
-                self.running_since = None;
-                self.disarm_health(ctx);
-                Box::pin(
-                    runtime
-                        .stop(self.config.timeout_ctrl())
-                        .into_actor(self)
-                        .map(|report, _, _| {
-                            if report.forced {
-                                ChildStopped::Forced
-                            } else {
-                                ChildStopped::Gracefully
-                            }
-                        }),
-                )
+    fn handle(&mut self, msg: StopChild, ctx: &mut Context<Self>) -> Self::Result {
+        if matches!(self.state, PodState::Idle | PodState::Terminated) {
+            return Box::pin(actix::fut::ready(ChildStopped::Gracefully));
+        }
+        if msg.reason == StopReason::Removed && self.state != PodState::Closing {
+            // Removed by the supervisor's owner: that ends the pod.
+            self.registered = false;
+            match self.live_runtime() {
+                Some(runtime) => {
+                    self.stop_then_terminate(runtime, None, Some(PodError::Removed), ctx)
+                }
+                None => self.terminate(Some(PodError::Removed)),
             }
         }
+        if matches!(self.state, PodState::Closing | PodState::Terminated) {
+            if self.state == PodState::Terminated {
+                let forced = self.close_report.as_ref().is_some_and(|r| r.forced);
+                let stopped = if forced {
+                    ChildStopped::Forced
+                } else {
+                    ChildStopped::Gracefully
+                };
+                return Box::pin(actix::fut::ready(stopped));
+            }
+            let (tx, rx) = oneshot::channel();
+            self.stop_replies.push(tx);
+            return Box::pin(
+                async move { rx.await.unwrap_or(ChildStopped::Forced) }.into_actor(self),
+            );
+        }
+        // Stopped for a strategy restart, a shutdown or a give-up: a
+        // RestartChild follows, or a verdict saying none will.
+        self.state = PodState::Restarting;
+        self.suspend();
+        let Some(runtime) = self.live_runtime() else {
+            return Box::pin(actix::fut::ready(ChildStopped::Gracefully));
+        };
+        Box::pin(
+            runtime
+                .stop(self.config.timeout_ctrl())
+                .into_actor(self)
+                .map(|report, _, _| {
+                    if report.forced {
+                        ChildStopped::Forced
+                    } else {
+                        ChildStopped::Gracefully
+                    }
+                }),
+        )
     }
 }
 
-impl<R: Runtime> Handler<SupervisorEvent> for Pod<R> {
+impl<R: Runtime> Handler<ChildVerdict> for Pod<R> {
     type Result = ();
 
-    fn handle(&mut self, event: SupervisorEvent, _: &mut Context<Self>) {
-        match event {
-            SupervisorEvent::ChildRestarting { id, attempt, delay } if id == self.config.name => {
-                self.emit(PodEvent::Restarting { attempt, delay })
-            }
-            SupervisorEvent::GaveUp { reason, .. }
-                if !matches!(self.state, PodState::Closing | PodState::Terminated) =>
-            {
-                let error = match self.last_failure.clone() {
-                    Some(cause) => self.no_restart_error(Some(cause)),
-                    None => PodError::Supervisor { reason },
-                };
-                if let Some(runtime) = &self.runtime {
-                    // Normally stopped already by the supervisor's StopChild.
-                    actix::spawn(runtime.stop(self.config.timeout_ctrl()));
-                }
-                self.terminate(Some(error));
-            }
-            _ => {}
+    fn handle(&mut self, msg: ChildVerdict, ctx: &mut Context<Self>) {
+        self.on_verdict(msg, ctx);
+    }
+}
+
+impl CloseReport {
+    fn from_stop(report: &StopReport) -> Self {
+        CloseReport {
+            forced: report.forced,
+            stuck: report.stuck,
+            took: report.took,
+            forced_by: report.forced.then_some(ForcedBy::Timeout),
         }
     }
 }

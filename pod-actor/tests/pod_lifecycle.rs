@@ -183,7 +183,10 @@ async fn a_temporary_pod_that_fails_after_ready_exits_early() {
     pod.send(Start).await.unwrap().unwrap();
     pod.send(WaitStartSuccess).await.unwrap().unwrap();
     let _ = pod.send(Call(Req::Panic)).await;
-    assert!(pod.send(Join).await.unwrap().is_ok());
+    assert!(matches!(
+        pod.send(Join).await.unwrap(),
+        Err(PodError::ExitedEarly { .. })
+    ));
     assert!(matches!(
         pod.send(WaitStartSuccess).await.unwrap(),
         Err(PodError::ExitedEarly {
@@ -193,7 +196,7 @@ async fn a_temporary_pod_that_fails_after_ready_exits_early() {
 }
 
 #[actix::test]
-async fn too_many_restarts_give_up_and_end_the_pod() {
+async fn too_many_restarts_give_up_and_end_the_pod_with_the_reason_issue_10() {
     tokio::time::pause();
     let script = Script::new(Setup::Ok);
     let mut config = config("executor0");
@@ -206,12 +209,27 @@ async fn too_many_restarts_give_up_and_end_the_pod() {
         assert_eq!(started.generation, generation);
         let _ = pod.send(Call(Req::Panic)).await;
     }
-    assert!(pod.send(Join).await.unwrap().is_ok());
-    assert!(matches!(
-        pod.send(WaitStartSuccess).await.unwrap(),
-        Err(PodError::ExitedEarly { .. })
-    ));
-    assert_eq!(pod.send(GetStatus).await.unwrap().restarts, 2);
+    // The supervisor's reason reaches Join, WaitStartSuccess and the status,
+    // with the pod's own last failure as the error's source.
+    let check = |error: PodError| {
+        assert!(
+            error.to_string().contains("more than 2 restarts"),
+            "{error}"
+        );
+        let source = std::error::Error::source(&error).expect("the last failure");
+        assert!(source.to_string().contains("panicked"), "{source}");
+    };
+    match pod.send(Join).await.unwrap() {
+        Err(error @ PodError::GaveUp { .. }) => check(error),
+        other => panic!("expected GaveUp, got {other:?}"),
+    }
+    match pod.send(WaitStartSuccess).await.unwrap() {
+        Err(error @ PodError::GaveUp { .. }) => check(error),
+        other => panic!("expected GaveUp, got {other:?}"),
+    }
+    let status = pod.send(GetStatus).await.unwrap();
+    assert_eq!(status.restarts, 2);
+    assert!(status.error.unwrap().contains("more than 2 restarts"));
 }
 
 #[actix::test]

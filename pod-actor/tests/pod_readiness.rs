@@ -119,7 +119,15 @@ async fn a_start_timeout_closes_the_pod_then_returns_timeout() {
         pod.send(GetStatus).await.unwrap().state,
         PodState::Terminated
     );
-    assert!(pod.send(Join).await.unwrap().is_ok());
+    assert!(matches!(
+        pod.send(Join).await.unwrap(),
+        Err(PodError::Timeout { .. })
+    ));
+    // Stopped the graceful way: the interrupted setup was torn down.
+    assert_eq!(
+        script.teardowns.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
 }
 
 #[actix::test]
@@ -188,7 +196,7 @@ async fn on_start_failure_restarts_a_start_that_failed() {
 }
 
 #[actix::test]
-async fn close_during_start_resolves_the_start_as_closed() {
+async fn close_during_start_resolves_the_start_as_closed_and_tears_down_issue_10() {
     tokio::time::pause();
     let script = Script::new(Setup::Sleep(Duration::from_secs(3600)));
     let pod = pod(config("encoder"), &script);
@@ -201,9 +209,11 @@ async fn close_during_start_resolves_the_start_as_closed() {
     let (waited, report) = tokio::join!(waiter, close);
     assert!(matches!(waited.unwrap(), Err(PodError::Closed)));
     assert!(report.graceful() && !report.stuck, "{report:?}");
+    // The start is stopped through the graceful path: teardown undoes what
+    // setup had done (for a process, SIGTERM instead of SIGKILL).
     assert_eq!(
         script.teardowns.load(std::sync::atomic::Ordering::SeqCst),
-        0
+        1
     );
 }
 

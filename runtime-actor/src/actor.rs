@@ -11,12 +11,12 @@ use futures::future::{self, Either};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
+use crate::context::{FailureReporter, ReportFailure, RuntimeContext, Signal};
+use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError, RuntimeError};
-use crate::messages::{CheckHealth, KillRuntime, ReportFailure, Request, StopRuntime};
+use crate::messages::{Ask, AskHealth, CheckHealth, KillRuntime, Request, StopRuntime};
 use crate::panic;
-use crate::runtime::{
-    FailureReporter, Runtime, RuntimeContext, RuntimeEnv, RuntimeFactory, Signal,
-};
+use crate::runtime::{Runtime, RuntimeFactory};
 
 /// The actor that hosts one generation of a [`Runtime`].
 ///
@@ -34,7 +34,8 @@ use crate::runtime::{
 ///    │   (Ready event)  │  (queued requests answered,    ▲
 ///    │                  │   then teardown)               │
 ///    │ StopRuntime      │ panic, fatal error,            │
-///    │ (setup dropped)  │ ReportFailure                  │
+///    │ (setup dropped,  │ ReportFailure                  │
+///    │  then teardown)  │                                │
 ///    └──────────────────┴─────► Failed (Failed event) ───┘
 /// ```
 ///
@@ -221,6 +222,36 @@ impl<R: Runtime> Handler<Request<R>> for RuntimeActor<R> {
     }
 }
 
+impl<R: Runtime> Handler<Ask<R>> for RuntimeActor<R> {
+    type Result = ();
+
+    fn handle(&mut self, Ask { req, reply }: Ask<R>, _: &mut Context<Self>) {
+        match self.not_serving() {
+            Some(refused) => {
+                let _ = reply.send(Err(refused));
+            }
+            None => {
+                let _ = self.ops.send(Op::Request(req, reply));
+            }
+        }
+    }
+}
+
+impl<R: Runtime> Handler<AskHealth> for RuntimeActor<R> {
+    type Result = ();
+
+    fn handle(&mut self, AskHealth { reply }: AskHealth, _: &mut Context<Self>) {
+        match self.not_serving() {
+            Some(refused) => {
+                let _ = reply.send(Err(refused));
+            }
+            None => {
+                let _ = self.ops.send(Op::Health(reply));
+            }
+        }
+    }
+}
+
 impl<R: Runtime> Handler<CheckHealth> for RuntimeActor<R> {
     type Result = ResponseFuture<Result<(), RequestError>>;
 
@@ -315,7 +346,12 @@ async fn serve<R: Runtime>(
     match setup {
         Some(Ok(())) => {}
         Some(Err(e)) => return Served::Failed(FailureCause::Error(e)),
-        None => return Served::Stopped,
+        None => {
+            // Stopped during setup: what setup already made (a child process,
+            // say) is undone the graceful way, within the owner's deadline.
+            runtime.teardown().await;
+            return Served::Stopped;
+        }
     }
     if phase.get() == Phase::Stopping {
         // A stop came in the same turn as setup finished: it queued no

@@ -166,6 +166,15 @@ impl fmt::Display for FailureCause {
     }
 }
 
+impl StdError for FailureCause {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            FailureCause::Error(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Why a request or health check sent to a runtime got no answer from it.
 ///
 /// This is the crate's error type: every request is answered, with the

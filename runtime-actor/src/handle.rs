@@ -3,16 +3,18 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use actix::dev::ToEnvelope;
-use actix::{Actor, Addr, Arbiter, ArbiterHandle, Recipient};
-use tokio::sync::mpsc::{self, UnboundedReceiver};
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, Recipient, WeakRecipient};
+use futures::channel::oneshot;
+use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::time::{self, Instant};
 
 use crate::actor::{Launch, RuntimeActor};
+use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError};
-use crate::messages::{CheckHealth, KillRuntime, Request, RuntimeEvent, StopRuntime};
-use crate::runtime::{Runtime, RuntimeEnv, RuntimeFactory, Signal};
+use crate::messages::{Ask, AskHealth, KillRuntime, RuntimeEvent, StopRuntime};
+use crate::monitor::{monitor, Monitor, Watcher};
+use crate::runtime::{Runtime, RuntimeFactory};
 
 /// Where a runtime's actor runs.
 #[derive(Debug, Clone, Default)]
@@ -36,8 +38,9 @@ pub struct RuntimeConfig {
     env: RuntimeEnv,
     placement: Placement,
     start_timeout: Option<Duration>,
+    stop_timeout: Duration,
     kill_grace: Duration,
-    watcher: Option<Recipient<RuntimeEvent>>,
+    watcher: Option<Watcher>,
 }
 
 impl RuntimeConfig {
@@ -45,6 +48,10 @@ impl RuntimeConfig {
     /// reports the runtime stuck, unless [`RuntimeConfig::kill_grace`] says
     /// otherwise.
     pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(1);
+
+    /// How long a runtime that failed its start deadline is given to stop
+    /// gracefully, unless [`RuntimeConfig::stop_timeout`] says otherwise.
+    pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// A config for the pod `name`: generation 0, empty environment, a
     /// dedicated arbiter and no start deadline.
@@ -55,6 +62,7 @@ impl RuntimeConfig {
             env: RuntimeEnv::new(),
             placement: Placement::Dedicated,
             start_timeout: None,
+            stop_timeout: RuntimeConfig::DEFAULT_STOP_TIMEOUT,
             kill_grace: RuntimeConfig::DEFAULT_KILL_GRACE,
             watcher: None,
         }
@@ -63,8 +71,17 @@ impl RuntimeConfig {
     /// Who receives the generation's [`RuntimeEvent`]s. Without one, the
     /// handle's [`ready`](RuntimeHandle::ready) and
     /// [`stop`](RuntimeHandle::stop) still tell the owner what happened.
+    /// The runtime keeps the watcher alive until it has exited.
     pub fn watcher(mut self, watcher: Recipient<RuntimeEvent>) -> Self {
-        self.watcher = Some(watcher);
+        self.watcher = Some(Watcher::Strong(watcher));
+        self
+    }
+
+    /// Like [`watcher`](RuntimeConfig::watcher), but held weakly: an owner
+    /// that watches its own runtime this way is not kept alive by it, so
+    /// dropping the owner's last address can end both.
+    pub fn weak_watcher(mut self, watcher: WeakRecipient<RuntimeEvent>) -> Self {
+        self.watcher = Some(Watcher::Weak(watcher));
         self
     }
 
@@ -92,6 +109,14 @@ impl RuntimeConfig {
     /// pushes it back. `None` waits for ever.
     pub fn start_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.start_timeout = timeout;
+        self
+    }
+
+    /// How long a runtime that missed its start deadline has for its
+    /// abandoned setup and `teardown` before it is stopped by force (the
+    /// owner's own [`RuntimeHandle::stop`] deadline applies as well).
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
         self
     }
 
@@ -179,6 +204,8 @@ impl<R: Runtime> RuntimeActor<R> {
             watcher: config.watcher,
             generation: config.generation,
             start_timeout: config.start_timeout,
+            stop_timeout: config.stop_timeout,
+            stop: addr.clone().recipient(),
             kill: addr.clone().recipient(),
             arbiter: dedicated,
             cause: Arc::clone(&cause),
@@ -240,7 +267,11 @@ impl<R: Runtime> RuntimeHandle<R> {
 
     /// Sends a request to the runtime and resolves with its answer.
     ///
-    /// The future owns what it needs, so it can outlive the handle.
+    /// The request is queued at once, not when the future is first polled,
+    /// so requests and a [`stop`](RuntimeHandle::stop) reach the runtime in
+    /// the order they were made: a request made before a stop is answered
+    /// before `teardown` runs. The future owns what it needs, so it can
+    /// outlive the handle.
     ///
     /// # Errors
     ///
@@ -252,7 +283,9 @@ impl<R: Runtime> RuntimeHandle<R> {
         &self,
         req: R::Request,
     ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
-        ask(self.addr.clone(), Arc::clone(&self.cause), Request(req))
+        let (reply, answer) = oneshot::channel();
+        self.addr.do_send(Ask { req, reply });
+        answered(answer, Arc::clone(&self.cause), self.exit.clone())
     }
 
     /// Runs [`Runtime::health`] between requests, waiting at most `timeout`.
@@ -265,7 +298,9 @@ impl<R: Runtime> RuntimeHandle<R> {
         &self,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), RequestError>> + 'static {
-        let check = ask(self.addr.clone(), Arc::clone(&self.cause), CheckHealth);
+        let (reply, answer) = oneshot::channel();
+        self.addr.do_send(AskHealth { reply });
+        let check = answered(answer, Arc::clone(&self.cause), self.exit.clone());
         async move {
             time::timeout(timeout, check)
                 .await
@@ -343,24 +378,26 @@ impl<R: Runtime> fmt::Debug for RuntimeHandle<R> {
     }
 }
 
-/// Sends `msg` and flattens a closed mailbox into [`RequestError::Exited`].
-async fn ask<R, M, T>(
-    addr: Addr<RuntimeActor<R>>,
+/// Waits for an answer; a dropped reply (the actor ended with the request
+/// still queued, or a panic unwound through it) becomes
+/// [`RequestError::Exited`] with the cause.
+async fn answered<T>(
+    answer: oneshot::Receiver<Result<T, RequestError>>,
     cause: Arc<OnceLock<FailureCause>>,
-    msg: M,
-) -> Result<T, RequestError>
-where
-    R: Runtime,
-    M: actix::Message<Result = Result<T, RequestError>> + Send + 'static,
-    T: Send + 'static,
-    RuntimeActor<R>: actix::Handler<M>,
-    <RuntimeActor<R> as Actor>::Context: ToEnvelope<RuntimeActor<R>, M>,
-{
-    addr.send(msg).await.unwrap_or_else(|_| {
-        Err(RequestError::Exited {
-            cause: cause.get().cloned(),
-        })
-    })
+    mut exit: watch::Receiver<Option<Option<FailureCause>>>,
+) -> Result<T, RequestError> {
+    match answer.await {
+        Ok(answer) => answer,
+        Err(_) => {
+            // The reply can be dropped (by an unwinding panic) before the
+            // runtime's thread records why; the exit report always knows.
+            let cause = match cause.get() {
+                Some(cause) => Some(cause.clone()),
+                None => wait_exit(&mut exit).await,
+            };
+            Err(RequestError::Exited { cause })
+        }
+    }
 }
 
 /// Resolves with the exit cause once the monitor has reported `Exited`.
@@ -371,132 +408,5 @@ async fn wait_exit(
         Ok(ended) => ended.clone().flatten(),
         // The monitor is gone with its arbiter: nothing will report any more.
         Err(_) => None,
-    }
-}
-
-// ===== monitor =====
-
-struct Monitor {
-    signals: UnboundedReceiver<Signal>,
-    watcher: Option<Recipient<RuntimeEvent>>,
-    generation: u64,
-    start_timeout: Option<Duration>,
-    kill: Recipient<KillRuntime>,
-    arbiter: Option<Arbiter>,
-    cause: Arc<OnceLock<FailureCause>>,
-    ready: watch::Sender<Option<Result<Duration, RequestError>>>,
-    exit: watch::Sender<Option<Option<FailureCause>>>,
-}
-
-impl Monitor {
-    fn tell(&self, event: RuntimeEvent) {
-        if let Some(watcher) = &self.watcher {
-            watcher.do_send(event);
-        }
-    }
-
-    /// Settles the outcome [`RuntimeHandle::ready`] waits for, once.
-    fn settle(&self, outcome: Result<Duration, RequestError>) {
-        self.ready.send_if_modified(|ready| {
-            let unset = ready.is_none();
-            if unset {
-                *ready = Some(outcome);
-            }
-            unset
-        });
-    }
-}
-
-/// Watches one generation from the caller's arbiter until it has exited.
-async fn monitor(mut m: Monitor) {
-    let generation = m.generation;
-    let begun = Instant::now();
-    let mut deadline = m.start_timeout.map(|t| begun + t);
-    let mut failed = false;
-    let cause = loop {
-        let expiry = async {
-            match deadline {
-                Some(at) => time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            signal = m.signals.recv() => match signal {
-                Some(Signal::Progressed { note, extend }) => {
-                    if let Some(at) = deadline.as_mut() {
-                        *at = (*at).max(Instant::now() + extend);
-                    }
-                    m.tell(RuntimeEvent::Progressed { generation, note, extend });
-                }
-                Some(Signal::Ready { setup, pid }) => {
-                    deadline = None;
-                    if !failed {
-                        m.settle(Ok(setup));
-                        m.tell(RuntimeEvent::Ready { generation, setup, pid });
-                    }
-                }
-                Some(Signal::Failed { cause }) => {
-                    deadline = None;
-                    if !failed {
-                        failed = true;
-                        m.settle(Err(RequestError::Exited { cause: Some(cause.clone()) }));
-                        m.tell(RuntimeEvent::Failed { generation, cause });
-                    }
-                }
-                Some(Signal::Exited { cause }) => break cause,
-                // The actor was never built: its arbiter was already gone.
-                None => break Some(m.cause.get_or_init(|| FailureCause::Lost).clone()),
-            },
-            () = expiry => {
-                deadline = None;
-                let cause = FailureCause::TimedOut { after: begun.elapsed() };
-                // Set here, not by the actor: its thread may be the thing
-                // that is blocked.
-                if m.cause.set(cause.clone()).is_ok() {
-                    failed = true;
-                    m.settle(Err(RequestError::Exited { cause: Some(cause.clone()) }));
-                    m.tell(RuntimeEvent::Failed { generation, cause: cause.clone() });
-                }
-                m.kill.do_send(KillRuntime { cause: Some(cause) });
-                if let Some(arbiter) = &m.arbiter {
-                    arbiter.stop();
-                }
-            }
-        }
-    };
-    if let (Some(cause), false) = (&cause, failed) {
-        m.tell(RuntimeEvent::Failed {
-            generation,
-            cause: cause.clone(),
-        });
-    }
-    m.settle(Err(RequestError::Exited {
-        cause: cause.clone(),
-    }));
-    if let Some(arbiter) = m.arbiter.take() {
-        arbiter.stop();
-        join_off_thread(arbiter).await;
-    }
-    let _ = m.exit.send(Some(cause.clone()));
-    m.tell(RuntimeEvent::Exited { generation, cause });
-}
-
-/// Joins a stopped arbiter's thread without blocking the caller's.
-async fn join_off_thread(arbiter: Arbiter) {
-    let (joined, on_joined) = futures::channel::oneshot::channel();
-    let joiner = std::thread::Builder::new()
-        .name("runtime-joiner".into())
-        .spawn(move || {
-            let _ = arbiter.join();
-            let _ = joined.send(());
-        });
-    match joiner {
-        Ok(_) => {
-            let _ = on_joined.await;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "could not spawn a thread to join a runtime's arbiter")
-        }
     }
 }

@@ -94,17 +94,22 @@
 //! ```
 
 mod actor;
+mod context;
+mod env;
 mod error;
 mod handle;
 mod messages;
+mod monitor;
 mod notify;
 mod panic;
 mod process;
 mod runtime;
 
 pub use actor::RuntimeActor;
+pub use context::{FailureReporter, RuntimeContext};
+pub use env::RuntimeEnv;
 pub use error::{FailureCause, PanicLocation, RequestError, RuntimeError};
 pub use handle::{Placement, RuntimeConfig, RuntimeHandle, StopReport};
 pub use messages::{CheckHealth, Request, RuntimeEvent};
 pub use process::{ProcessInfo, ProcessRequest, ProcessRuntime, ProcessSpec, ReadinessProbe};
-pub use runtime::{FailureReporter, Runtime, RuntimeContext, RuntimeEnv, RuntimeFactory};
+pub use runtime::{Runtime, RuntimeFactory};

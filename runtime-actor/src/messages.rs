@@ -2,6 +2,7 @@ use std::fmt;
 use std::time::Duration;
 
 use actix::Message;
+use futures::channel::oneshot;
 
 use crate::error::{FailureCause, RequestError};
 use crate::runtime::Runtime;
@@ -105,10 +106,19 @@ pub(crate) struct KillRuntime {
     pub(crate) cause: Option<FailureCause>,
 }
 
-/// Fails the runtime from outside the request path. Sent by a
-/// [`FailureReporter`](crate::FailureReporter).
-#[derive(Debug, Clone, Message)]
+/// A request with its reply channel, queued with `do_send` so that it keeps
+/// its place before a later [`StopRuntime`]. Sent by
+/// [`RuntimeHandle::call`](crate::RuntimeHandle::call).
+#[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct ReportFailure {
-    pub(crate) cause: FailureCause,
+pub(crate) struct Ask<R: Runtime> {
+    pub(crate) req: R::Request,
+    pub(crate) reply: oneshot::Sender<Result<R::Response, RequestError>>,
+}
+
+/// A health check with its reply channel, queued like [`Ask`].
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct AskHealth {
+    pub(crate) reply: oneshot::Sender<Result<(), RequestError>>,
 }

@@ -15,9 +15,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{self, Instant};
 
+use crate::context::{FailureReporter, RuntimeContext};
+use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RuntimeError};
 use crate::notify::{Notice, NotifySocket};
-use crate::runtime::{FailureReporter, Runtime, RuntimeContext, RuntimeEnv, RuntimeFactory};
+use crate::runtime::{Runtime, RuntimeFactory};
 
 /// Longest output line kept; the rest of a longer line is dropped, so a child
 /// that never writes a newline cannot grow the pod's memory.

@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use runtime_actor::{FailureCause, RequestError, RuntimeEvent};
@@ -16,14 +17,16 @@ fn assert_about(actual: Duration, expected: Duration) {
 }
 
 #[actix::test]
-async fn a_runtime_not_ready_by_its_deadline_times_out_and_is_killed() {
+async fn a_runtime_not_ready_by_its_deadline_times_out_and_is_torn_down_issue_10() {
     tokio::time::pause();
     let script = Script {
         setup: Step::Sleep(Duration::from_secs(10)),
         ..Script::default()
     };
-    let (runtime, mut events) =
-        spawn_here(script, config().start_timeout(Some(Duration::from_secs(2))));
+    let (runtime, mut events) = spawn_here(
+        script.clone(),
+        config().start_timeout(Some(Duration::from_secs(2))),
+    );
     match events.failed().await {
         FailureCause::TimedOut { after } => assert_about(after, Duration::from_secs(2)),
         other => panic!("expected TimedOut, got {other:?}"),
@@ -42,6 +45,35 @@ async fn a_runtime_not_ready_by_its_deadline_times_out_and_is_killed() {
         ),
         "{after:?}"
     );
+    // Stopped the graceful way first: teardown undid the partial setup.
+    assert_eq!(script.calls.teardowns.load(Ordering::SeqCst), 1);
+}
+
+#[actix::test]
+async fn a_timed_out_start_whose_teardown_hangs_is_killed_after_the_stop_timeout() {
+    tokio::time::pause();
+    let script = Script {
+        setup: Step::Pending,
+        teardown: Step::Pending,
+        ..Script::default()
+    };
+    let begun = tokio::time::Instant::now();
+    let (_runtime, mut events) = spawn_here(
+        script.clone(),
+        config()
+            .start_timeout(Some(Duration::from_secs(2)))
+            .stop_timeout(Duration::from_secs(3)),
+    );
+    assert!(matches!(
+        events.failed().await,
+        FailureCause::TimedOut { .. }
+    ));
+    assert!(matches!(
+        events.exited().await,
+        Some(FailureCause::TimedOut { .. })
+    ));
+    assert_about(begun.elapsed(), Duration::from_secs(5));
+    assert_eq!(script.calls.teardowns.load(Ordering::SeqCst), 1);
 }
 
 #[actix::test]

@@ -155,7 +155,7 @@ async fn requests_after_a_stop_are_refused_as_stopping() {
 }
 
 #[actix::test]
-async fn stop_during_setup_abandons_setup_without_teardown() {
+async fn stop_during_setup_abandons_setup_then_runs_teardown_issue_10() {
     tokio::time::pause();
     let script = Script {
         setup: Step::Pending,
@@ -166,7 +166,9 @@ async fn stop_during_setup_abandons_setup_without_teardown() {
     assert!(report.graceful() && report.cause.is_none(), "{report:?}");
     assert!(events.exited().await.is_none());
     assert_eq!(script.calls.setups.load(Ordering::SeqCst), 1);
-    assert_eq!(script.calls.teardowns.load(Ordering::SeqCst), 0);
+    // What setup had done is undone the graceful way (a child process gets
+    // its SIGTERM), not dropped.
+    assert_eq!(script.calls.teardowns.load(Ordering::SeqCst), 1);
 }
 
 #[actix::test]
@@ -243,4 +245,23 @@ async fn a_runtime_needs_no_watcher() {
     assert_eq!(runtime.call(Req::Echo(9)).await.unwrap(), "9");
     assert!(runtime.stop(STOP).await.graceful());
     assert!(runtime.has_exited());
+}
+
+#[actix::test]
+async fn a_call_made_before_a_stop_is_answered_before_teardown_issue_10() {
+    tokio::time::pause();
+    let (runtime, mut events) = spawn_here(Script::default(), config());
+    events.ready().await;
+    // Made in this order, awaited in the other: the call keeps its place.
+    let slow = runtime.call(Req::Sleep(Duration::from_millis(50)));
+    let echo = runtime.call(Req::Echo(7));
+    let report = runtime.stop(STOP).await;
+    assert!(report.graceful(), "{report:?}");
+    assert_eq!(slow.await.unwrap(), "slept");
+    assert_eq!(echo.await.unwrap(), "7");
+    let late = runtime.call(Req::Echo(8)).await;
+    assert!(
+        matches!(late, Err(RequestError::Exited { cause: None })),
+        "{late:?}"
+    );
 }

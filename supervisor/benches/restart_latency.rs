@@ -13,8 +13,8 @@ use criterion::{criterion_main, Criterion, Throughput};
 use futures::channel::mpsc;
 use futures::StreamExt;
 use supervisor::{
-    Backoff, ChildReporter, ChildSpec, ChildStopped, Intensity, RestartChild, StartChild,
-    StopChild, Supervisor, SupervisorConfig,
+    Backoff, ChildReporter, ChildSpec, ChildStopped, ChildVerdict, Intensity, RestartChild,
+    StartChild, StopChild, Supervisor, SupervisorConfig,
 };
 
 fn ci() -> bool {
@@ -74,6 +74,12 @@ impl Handler<StopChild> for Child {
     fn handle(&mut self, _: StopChild, _: &mut Context<Self>) -> ChildStopped {
         ChildStopped::Gracefully
     }
+}
+
+impl Handler<ChildVerdict> for Child {
+    type Result = ();
+
+    fn handle(&mut self, _: ChildVerdict, _: &mut Context<Self>) {}
 }
 
 impl Handler<Crash> for Child {

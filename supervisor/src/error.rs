@@ -44,6 +44,13 @@ pub enum Error {
         /// What the child reported (its source).
         cause: Cause,
     },
+    /// The child was removed before the request about it was done (an
+    /// [`AddChild`](crate::AddChild) or [`Restart`](crate::Restart) whose
+    /// child was removed before it was ready).
+    ChildRemoved {
+        /// The child's id.
+        id: String,
+    },
     /// A configuration value is out of range.
     InvalidConfig {
         /// The offending field, e.g. `backoff.multiplier`.
@@ -61,6 +68,7 @@ impl fmt::Display for Error {
             Error::ShuttingDown => f.write_str("supervisor is shutting down"),
             Error::NotStarted => f.write_str("supervisor has not started its children"),
             Error::ChildFailedToStart { id, .. } => write!(f, "child `{id}` failed to start"),
+            Error::ChildRemoved { id } => write!(f, "child `{id}` was removed"),
             Error::InvalidConfig { field, reason } => write!(f, "invalid {field}: {reason}"),
         }
     }

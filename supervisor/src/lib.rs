@@ -24,9 +24,15 @@
 //! |---|---|---|
 //! | [`StartChild`] | supervisor → child | first start, in start order |
 //! | [`RestartChild`] | supervisor → child | every later start, after the backoff delay |
-//! | [`StopChild`] → [`ChildStopped`] | supervisor → child | shutdown, removal, strategy; reply once stopped |
+//! | [`StopChild`] → [`ChildStopped`] | supervisor → child | shutdown, removal, strategy; the [`StopReason`] says whether a restart follows; reply once stopped |
+//! | [`ChildVerdict`] | supervisor → child | the answer to every [`ChildExited`] ([`Verdict::Restart`] or [`Verdict::NoRestart`] with the reason), and the cancellation of a restart that will not come |
 //! | [`ChildReady`] | child → supervisor | once per start, when ready ([`ChildReporter::ready`]) |
 //! | [`ChildExited`] | child → supervisor | when it ends on its own ([`ChildReporter::exited`]) |
+//!
+//! The restart policy lives here only: a child never decides for itself
+//! whether it will be restarted, it waits for its verdict. A removal
+//! ([`RemoveChild`]) is never an exit: it is not counted against the
+//! intensity, not restarted, and not seen by siblings.
 //!
 //! Owners use [`AddChild`], [`RemoveChild`], [`Restart`], [`WhichChildren`],
 //! [`GetStatus`], [`Subscribe`] (to [`SupervisorEvent`]s) and [`Shutdown`].
@@ -59,8 +65,8 @@
 //! ```
 //! use actix::{Actor, Context, Handler, Message};
 //! use supervisor::{
-//!     AddChild, ChildReporter, ChildSpec, ChildStopped, RestartChild, StartChild,
-//!     StopChild, Supervisor, SupervisorConfig, WhichChildren,
+//!     AddChild, ChildReporter, ChildSpec, ChildStopped, ChildVerdict, RestartChild,
+//!     StartChild, StopChild, Supervisor, SupervisorConfig, WhichChildren,
 //! };
 //! use futures::{channel::mpsc, StreamExt};
 //!
@@ -93,6 +99,10 @@
 //!     fn handle(&mut self, _: StopChild, _: &mut Context<Self>) -> ChildStopped {
 //!         ChildStopped::Gracefully
 //!     }
+//! }
+//! impl Handler<ChildVerdict> for Worker {
+//!     type Result = ();
+//!     fn handle(&mut self, _: ChildVerdict, _: &mut Context<Self>) {}
 //! }
 //! #[derive(Message)]
 //! #[rtype(result = "()")]
@@ -133,6 +143,7 @@ mod config;
 mod error;
 mod event;
 mod intensity;
+mod machine;
 mod messages;
 mod policy;
 mod spec;
@@ -145,8 +156,9 @@ pub use crate::error::{Cause, Error};
 pub use crate::event::{StopOutcome, SupervisorEvent};
 pub use crate::intensity::Intensity;
 pub use crate::messages::{
-    AddChild, ChildExit, ChildExited, ChildReady, ChildStopped, GetStatus, RemoveChild, Restart,
-    RestartChild, Shutdown, StartChild, StopChild, Subscribe, SubscribeChild, WhichChildren,
+    AddChild, ChildExit, ChildExited, ChildReady, ChildStopped, ChildVerdict, GetStatus, NoRestart,
+    RemoveChild, Restart, RestartChild, Shutdown, StartChild, StopChild, StopReason, Subscribe,
+    SubscribeChild, Verdict, WhichChildren,
 };
 pub use crate::policy::{RestartPolicy, Strategy};
 pub use crate::spec::{ChildReporter, ChildSpec};

@@ -1,3 +1,4 @@
+use std::fmt;
 use std::time::Duration;
 
 use actix::{Message, MessageResponse, Recipient};
@@ -41,11 +42,11 @@ pub struct RestartChild {
 
 /// Stop, within `timeout`.
 ///
-/// Sent by the supervisor when it stops a child: shutdown, removal, giving
-/// up, or a sibling's failure under one-for-all or rest-for-one. The child
-/// replies once it has stopped. A child that does not reply within `timeout`
-/// is reported as [`StopOutcome::TimedOut`] and the supervisor moves on, so
-/// any forced kill must fit inside `timeout`.
+/// Sent by the supervisor when it stops a child; `reason` says whether a
+/// [`RestartChild`] follows. The child replies once it has stopped. A child
+/// that does not reply within `timeout` is reported as
+/// [`StopOutcome::TimedOut`] and the supervisor moves on, so any forced kill
+/// must fit inside `timeout`.
 #[derive(Debug, Message)]
 #[rtype(result = "ChildStopped")]
 pub struct StopChild {
@@ -53,6 +54,37 @@ pub struct StopChild {
     pub id: String,
     /// How long the supervisor waits for the reply.
     pub timeout: Duration,
+    /// Why it is stopped, and whether a restart follows.
+    pub reason: StopReason,
+}
+
+/// Why the supervisor stops a child.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// To start it again: a sibling's failure under one-for-all or
+    /// rest-for-one, or an owner's [`Restart`]. A [`RestartChild`] follows,
+    /// unless a [`ChildVerdict`] cancels it (the supervisor gave up or shut
+    /// down in between).
+    Restart,
+    /// The supervisor is shutting down (its owner's [`Shutdown`], or its
+    /// parent stopping it). No restart follows from this supervisor.
+    Shutdown,
+    /// The supervisor gave up: more restarts than its intensity allows.
+    GaveUp {
+        /// Why, as in [`SupervisorEvent::GaveUp`].
+        reason: String,
+    },
+    /// The child was removed ([`RemoveChild`]) and is forgotten once stopped.
+    Removed,
+}
+
+impl StopReason {
+    /// Whether a [`RestartChild`] is expected after the stop.
+    #[must_use]
+    pub fn restarts(&self) -> bool {
+        matches!(self, StopReason::Restart)
+    }
 }
 
 /// The child's reply to [`StopChild`], sent once it has stopped.
@@ -63,6 +95,91 @@ pub enum ChildStopped {
     Gracefully,
     /// It had to be forced (for a process, killed after its grace period).
     Forced,
+}
+
+/// Where a child that is not running stands: the supervisor's answer to every
+/// [`ChildExited`], and the cancellation of a restart it had announced.
+///
+/// Sent by the supervisor to the child, for the generation the exit was
+/// about:
+///
+/// - after every [`ChildExited`] of the child's current generation, with
+///   [`Verdict::Restart`] (a [`RestartChild`] follows after about `delay`) or
+///   [`Verdict::NoRestart`] with the reason;
+/// - when a restart announced by a verdict or by a [`StopReason::Restart`]
+///   will not come after all (the supervisor gave up, shut down, or the child
+///   was removed), with [`Verdict::NoRestart`];
+/// - when [`AddChild`] is refused, with [`NoRestart::Refused`] and generation
+///   0, so that a child that registered itself with `do_send` learns it too.
+///
+/// The policy lives in the supervisor only: a child acts on its verdicts
+/// and does not decide for itself whether it will be restarted.
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub struct ChildVerdict {
+    /// The child's id.
+    pub id: String,
+    /// The start the verdict is about.
+    pub generation: u64,
+    /// The decision.
+    pub verdict: Verdict,
+}
+
+/// The supervisor's decision about a child that is not running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// A [`RestartChild`] follows once the strategy has stopped the siblings
+    /// it takes down and about `delay` has passed.
+    Restart {
+        /// Restart attempt since the last backoff reset, from 1.
+        attempt: u32,
+        /// The backoff delay, jitter included.
+        delay: Duration,
+    },
+    /// No [`RestartChild`] will come from this supervisor.
+    NoRestart(NoRestart),
+}
+
+/// Why a child is not restarted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NoRestart {
+    /// Its restart type is [`RestartPolicy::Temporary`](crate::RestartPolicy::Temporary);
+    /// it is forgotten.
+    Temporary,
+    /// It is [`RestartPolicy::Transient`](crate::RestartPolicy::Transient)
+    /// and exited normally.
+    NormalExit,
+    /// It failed before it was ready, in a start the supervisor waited for
+    /// (an [`AddChild`], the initial start, or a [`Restart`]); see
+    /// [`ChildSpec::with_restart_on_start_failure`](crate::ChildSpec::with_restart_on_start_failure).
+    FailedToStart,
+    /// The supervisor gave up: more restarts than its intensity allows.
+    GaveUp {
+        /// Why, as in [`SupervisorEvent::GaveUp`].
+        reason: String,
+    },
+    /// The supervisor is shutting down.
+    ShuttingDown,
+    /// The child was removed.
+    Removed,
+    /// [`AddChild`] was refused: the child was never registered.
+    Refused(Error),
+}
+
+impl fmt::Display for NoRestart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoRestart::Temporary => f.write_str("temporary children are not restarted"),
+            NoRestart::NormalExit => f.write_str("transient child exited normally"),
+            NoRestart::FailedToStart => f.write_str("failed before it was ready"),
+            NoRestart::GaveUp { reason } => write!(f, "supervisor gave up: {reason}"),
+            NoRestart::ShuttingDown => f.write_str("supervisor is shutting down"),
+            NoRestart::Removed => f.write_str("removed from its supervisor"),
+            NoRestart::Refused(e) => write!(f, "not registered: {e}"),
+        }
+    }
 }
 
 // ===== child protocol: child → supervisor =====

@@ -2,10 +2,11 @@ use std::fmt;
 use std::time::Duration;
 
 use actix::dev::ToEnvelope;
-use actix::{Actor, Addr, Handler, Recipient};
+use actix::{Actor, Addr, Handler, Message, Recipient, WeakRecipient};
 
 use crate::{
-    ChildExit, ChildExited, ChildReady, RestartChild, RestartPolicy, StartChild, StopChild,
+    ChildExit, ChildExited, ChildReady, ChildVerdict, RestartChild, RestartPolicy, StartChild,
+    StopChild,
 };
 
 /// How to supervise one child: its id, restart type, shutdown timeout and the
@@ -14,49 +15,160 @@ use crate::{
 /// Defaults follow OTP workers: [`RestartPolicy::Permanent`] and a 5 s
 /// shutdown timeout. A child that is itself a [`Supervisor`](crate::Supervisor)
 /// should get a shutdown timeout at least the sum of its own children's.
+///
+/// # Ownership
+///
+/// [`ChildSpec::new`] keeps the child actor alive for as long as it is
+/// registered, as an owner would. [`ChildSpec::weak`] does not: use it for a
+/// child that holds its supervisor's address itself (a pod that made its own
+/// supervisor), so that the two do not keep each other alive in a cycle. A
+/// weakly held child whose actor is gone is reported unreachable.
 #[derive(Clone)]
 pub struct ChildSpec {
     pub(crate) id: String,
     pub(crate) restart: RestartPolicy,
     pub(crate) shutdown: Duration,
-    pub(crate) start: Recipient<StartChild>,
-    pub(crate) restart_to: Recipient<RestartChild>,
-    pub(crate) stop: Recipient<StopChild>,
+    pub(crate) links: Links,
     pub(crate) restart_on_start_failure: bool,
+}
+
+/// The child-protocol recipients of one child, held strongly or weakly.
+#[derive(Clone)]
+pub(crate) struct Links {
+    pub(crate) start: Link<StartChild>,
+    pub(crate) restart: Link<RestartChild>,
+    pub(crate) stop: Link<StopChild>,
+    pub(crate) verdict: Link<ChildVerdict>,
+}
+
+pub(crate) enum Link<M: Message + Send>
+where
+    M::Result: Send,
+{
+    Strong(Recipient<M>),
+    Weak(WeakRecipient<M>),
+}
+
+impl<M: Message + Send> Clone for Link<M>
+where
+    M::Result: Send,
+{
+    fn clone(&self) -> Self {
+        match self {
+            Link::Strong(r) => Link::Strong(r.clone()),
+            Link::Weak(w) => Link::Weak(w.clone()),
+        }
+    }
+}
+
+impl<M: Message + Send> Link<M>
+where
+    M::Result: Send,
+{
+    fn new(recipient: Recipient<M>, weak: bool) -> Self {
+        if weak {
+            Link::Weak(recipient.downgrade())
+        } else {
+            Link::Strong(recipient)
+        }
+    }
+
+    /// The recipient, if its actor is still there.
+    pub(crate) fn get(&self) -> Option<Recipient<M>> {
+        match self {
+            Link::Strong(r) => r.connected().then(|| r.clone()),
+            Link::Weak(w) => w.upgrade().filter(Recipient::connected),
+        }
+    }
 }
 
 impl ChildSpec {
     /// A child served by one actor that handles the whole child protocol.
+    /// The supervisor keeps the actor alive while the child is registered.
     #[must_use]
     pub fn new<A>(id: impl Into<String>, addr: &Addr<A>) -> Self
     where
-        A: Actor + Handler<StartChild> + Handler<RestartChild> + Handler<StopChild>,
-        A::Context:
-            ToEnvelope<A, StartChild> + ToEnvelope<A, RestartChild> + ToEnvelope<A, StopChild>,
+        A: Actor
+            + Handler<StartChild>
+            + Handler<RestartChild>
+            + Handler<StopChild>
+            + Handler<ChildVerdict>,
+        A::Context: ToEnvelope<A, StartChild>
+            + ToEnvelope<A, RestartChild>
+            + ToEnvelope<A, StopChild>
+            + ToEnvelope<A, ChildVerdict>,
     {
-        ChildSpec::from_recipients(
+        ChildSpec::of_actor(id, addr, false)
+    }
+
+    /// Like [`ChildSpec::new`], but the supervisor holds the actor weakly: it
+    /// does not keep it alive.
+    #[must_use]
+    pub fn weak<A>(id: impl Into<String>, addr: &Addr<A>) -> Self
+    where
+        A: Actor
+            + Handler<StartChild>
+            + Handler<RestartChild>
+            + Handler<StopChild>
+            + Handler<ChildVerdict>,
+        A::Context: ToEnvelope<A, StartChild>
+            + ToEnvelope<A, RestartChild>
+            + ToEnvelope<A, StopChild>
+            + ToEnvelope<A, ChildVerdict>,
+    {
+        ChildSpec::of_actor(id, addr, true)
+    }
+
+    fn of_actor<A>(id: impl Into<String>, addr: &Addr<A>, weak: bool) -> Self
+    where
+        A: Actor
+            + Handler<StartChild>
+            + Handler<RestartChild>
+            + Handler<StopChild>
+            + Handler<ChildVerdict>,
+        A::Context: ToEnvelope<A, StartChild>
+            + ToEnvelope<A, RestartChild>
+            + ToEnvelope<A, StopChild>
+            + ToEnvelope<A, ChildVerdict>,
+    {
+        ChildSpec::with_links(
             id,
-            addr.clone().recipient(),
-            addr.clone().recipient(),
-            addr.clone().recipient(),
+            Links {
+                start: Link::new(addr.clone().recipient(), weak),
+                restart: Link::new(addr.clone().recipient(), weak),
+                stop: Link::new(addr.clone().recipient(), weak),
+                verdict: Link::new(addr.clone().recipient(), weak),
+            },
         )
     }
 
-    /// A child whose protocol messages go to separate recipients.
+    /// A child whose protocol messages go to separate recipients, held
+    /// strongly.
     #[must_use]
     pub fn from_recipients(
         id: impl Into<String>,
         start: Recipient<StartChild>,
         restart: Recipient<RestartChild>,
         stop: Recipient<StopChild>,
+        verdict: Recipient<ChildVerdict>,
     ) -> Self {
+        ChildSpec::with_links(
+            id,
+            Links {
+                start: Link::Strong(start),
+                restart: Link::Strong(restart),
+                stop: Link::Strong(stop),
+                verdict: Link::Strong(verdict),
+            },
+        )
+    }
+
+    fn with_links(id: impl Into<String>, links: Links) -> Self {
         ChildSpec {
             id: id.into(),
             restart: RestartPolicy::Permanent,
             shutdown: Duration::from_secs(5),
-            start,
-            restart_to: restart,
-            stop,
+            links,
             restart_on_start_failure: false,
         }
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
 use supervisor::{
-    AddChild, ChildExit, ChildReporter, ChildSpec, ChildStopped, RestartChild, StartChild,
-    StopChild, Subscribe, Supervisor, SupervisorConfig, SupervisorEvent,
+    AddChild, ChildExit, ChildReporter, ChildSpec, ChildStopped, ChildVerdict, RestartChild,
+    StartChild, StopChild, Subscribe, Supervisor, SupervisorConfig, SupervisorEvent, Verdict,
 };
 use tokio::sync::mpsc;
 
@@ -33,6 +33,7 @@ impl Log {
 pub(crate) struct TestChild {
     name: String,
     log: Log,
+    verdicts: Log,
     reporter: Option<ChildReporter>,
     auto_ready: bool,
     hang_on_stop: bool,
@@ -71,14 +72,30 @@ impl Handler<RestartChild> for TestChild {
 impl Handler<StopChild> for TestChild {
     type Result = ResponseFuture<ChildStopped>;
 
-    fn handle(&mut self, _: StopChild, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: StopChild, _: &mut Context<Self>) -> Self::Result {
         self.log.push(format!("stop:{}", self.name));
+        self.verdicts
+            .push(format!("stop:{}:{:?}", self.name, msg.reason));
         self.reporter = None;
         if self.hang_on_stop {
             Box::pin(futures::future::pending())
         } else {
             Box::pin(async { ChildStopped::Gracefully })
         }
+    }
+}
+
+impl Handler<ChildVerdict> for TestChild {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildVerdict, _: &mut Context<Self>) {
+        let entry = match msg.verdict {
+            Verdict::Restart { attempt, .. } => format!("restart#{attempt}"),
+            Verdict::NoRestart(why) => format!("no-restart:{why:?}"),
+            other => format!("{other:?}"),
+        };
+        self.verdicts
+            .push(format!("verdict:{}@{}:{entry}", self.name, msg.generation));
     }
 }
 
@@ -117,6 +134,7 @@ impl Handler<BecomeReady> for TestChild {
 pub(crate) struct ChildBuilder {
     name: String,
     log: Log,
+    verdicts: Log,
     auto_ready: bool,
     hang_on_stop: bool,
 }
@@ -125,6 +143,7 @@ pub(crate) fn child(name: &str, log: &Log) -> ChildBuilder {
     ChildBuilder {
         name: name.to_owned(),
         log: log.clone(),
+        verdicts: Log::default(),
         auto_ready: true,
         hang_on_stop: false,
     }
@@ -133,6 +152,12 @@ pub(crate) fn child(name: &str, log: &Log) -> ChildBuilder {
 impl ChildBuilder {
     pub(crate) fn manual_ready(mut self) -> Self {
         self.auto_ready = false;
+        self
+    }
+
+    /// Logs the verdicts and stop reasons the child receives into `log`.
+    pub(crate) fn verdicts(mut self, log: &Log) -> Self {
+        self.verdicts = log.clone();
         self
     }
 
@@ -146,6 +171,7 @@ impl ChildBuilder {
         let addr = TestChild {
             name: self.name,
             log: self.log,
+            verdicts: self.verdicts,
             reporter: None,
             auto_ready: self.auto_ready,
             hang_on_stop: self.hang_on_stop,

@@ -1,0 +1,132 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Message, Recipient};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::env::RuntimeEnv;
+use crate::error::{FailureCause, RuntimeError};
+
+/// What the actor tells its monitor; the monitor turns these into
+/// [`RuntimeEvent`](crate::RuntimeEvent)s for the watcher.
+#[derive(Debug)]
+pub(crate) enum Signal {
+    Progressed { note: String, extend: Duration },
+    Ready { setup: Duration, pid: Option<u32> },
+    Failed { cause: FailureCause },
+    Exited { cause: Option<FailureCause> },
+}
+
+/// Given to [`Runtime::setup`]: who the runtime is, and how it talks back.
+#[derive(Debug)]
+pub struct RuntimeContext {
+    name: Arc<str>,
+    generation: u64,
+    env: RuntimeEnv,
+    signals: UnboundedSender<Signal>,
+    reporter: FailureReporter,
+    pid: Option<u32>,
+}
+
+impl RuntimeContext {
+    pub(crate) fn new(
+        name: Arc<str>,
+        generation: u64,
+        env: RuntimeEnv,
+        signals: UnboundedSender<Signal>,
+        reporter: FailureReporter,
+    ) -> Self {
+        RuntimeContext {
+            name,
+            generation,
+            env,
+            signals,
+            reporter,
+            pid: None,
+        }
+    }
+
+    /// The name of the pod that owns the runtime.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Which start this is: 0 for the first, one more for every restart.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The pod's environment.
+    pub fn env(&self) -> &RuntimeEnv {
+        &self.env
+    }
+
+    /// Reports progress during setup and pushes the start deadline to at least
+    /// `extend` from now (systemd's `EXTEND_TIMEOUT_USEC`). The deadline never
+    /// moves earlier. The watcher sees
+    /// [`RuntimeEvent::Progressed`](crate::RuntimeEvent::Progressed).
+    pub fn extend_deadline(&self, extend: Duration, note: impl Into<String>) {
+        let _ = self.signals.send(Signal::Progressed {
+            note: note.into(),
+            extend,
+        });
+    }
+
+    /// Records the OS process the runtime runs in, when it is a child
+    /// process; it travels with [`RuntimeEvent::Ready`](crate::RuntimeEvent::Ready).
+    pub fn set_pid(&mut self, pid: u32) {
+        self.pid = Some(pid);
+    }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// A handle that tasks spawned by the runtime use to fail it.
+    pub fn failure_reporter(&self) -> FailureReporter {
+        self.reporter.clone()
+    }
+}
+
+/// Fails a runtime from outside its request path, such as a task it spawned.
+///
+/// It can be cloned and sent to any thread. Reports to a runtime that has
+/// already ended are ignored.
+#[derive(Clone)]
+pub struct FailureReporter {
+    actor: Recipient<ReportFailure>,
+}
+
+impl FailureReporter {
+    pub(crate) fn new(actor: Recipient<ReportFailure>) -> Self {
+        FailureReporter { actor }
+    }
+
+    /// Fails the runtime with [`FailureCause::Error`].
+    pub fn fail(&self, error: RuntimeError) {
+        self.report(FailureCause::Error(error));
+    }
+
+    /// Fails the runtime with any cause (the process runtime reports exits
+    /// this way).
+    pub fn report(&self, cause: FailureCause) {
+        self.actor.do_send(ReportFailure { cause });
+    }
+}
+
+impl fmt::Debug for FailureReporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailureReporter")
+            .field("connected", &self.actor.connected())
+            .finish()
+    }
+}
+
+/// Fails the runtime from outside the request path. Sent by a
+/// [`FailureReporter`].
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub(crate) struct ReportFailure {
+    pub(crate) cause: FailureCause,
+}
