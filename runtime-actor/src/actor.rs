@@ -4,7 +4,8 @@ use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, Arbiter, AsyncContext, Context, Handler, ResponseFuture,
+    WrapFuture,
 };
 use futures::channel::oneshot;
 use futures::future::{self, Either};
@@ -56,6 +57,7 @@ pub struct RuntimeActor<R: Runtime> {
     pending: Option<Pending<R>>,
     abandon_setup: Option<oneshot::Sender<()>>,
     guard: DeathGuard,
+    dedicated: bool,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -83,6 +85,8 @@ pub(crate) struct Launch<R: Runtime> {
     pub(crate) generation: u64,
     pub(crate) signals: UnboundedSender<Signal>,
     pub(crate) cause: Arc<OnceLock<FailureCause>>,
+    /// The arbiter is the runtime's own: stopped with the actor.
+    pub(crate) dedicated: bool,
 }
 
 /// What `started` moves into the serve loop.
@@ -127,6 +131,7 @@ impl<R: Runtime> RuntimeActor<R> {
         };
         let (ops, ops_rx) = mpsc::unbounded_channel();
         let (abandon, abandoned) = oneshot::channel();
+        let dedicated = launch.dedicated;
         RuntimeActor {
             phase: Rc::new(Cell::new(Phase::Starting)),
             ops,
@@ -137,6 +142,7 @@ impl<R: Runtime> RuntimeActor<R> {
             }),
             abandon_setup: Some(abandon),
             guard,
+            dedicated,
             _runtime: PhantomData,
         }
     }
@@ -211,6 +217,14 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
                     Ok(Served::Failed(cause)) | Err(cause) => act.fail(cause, ctx),
                 }),
         );
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // A dedicated arbiter ends with its runtime, even when the owner (and
+        // the monitor that would stop it) is already gone.
+        if self.dedicated {
+            Arbiter::current().stop();
+        }
     }
 }
 

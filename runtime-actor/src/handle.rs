@@ -186,6 +186,7 @@ impl<R: Runtime> RuntimeActor<R> {
             generation: config.generation,
             signals,
             cause: Arc::clone(&cause),
+            dedicated: matches!(config.placement, Placement::Dedicated),
         };
         let (dedicated, arbiter) = match config.placement {
             Placement::Dedicated => {

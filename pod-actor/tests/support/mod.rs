@@ -27,29 +27,46 @@ pub enum Setup {
 #[derive(Debug)]
 pub struct Script {
     pub setup: Setup,
+    /// What the setups of later generations (1 and up) do, if not `setup`.
+    pub later: Option<Setup>,
     /// Generations below this fail their setup, whatever `setup` says.
     pub fail_first: u32,
     pub healthy: AtomicBool,
     pub teardowns: AtomicU32,
+    /// Runtimes built, and dropped: equal once nothing is left running.
+    pub built: AtomicU32,
+    pub dropped: AtomicU32,
 }
 
 impl Script {
     pub fn new(setup: Setup) -> Arc<Script> {
-        Arc::new(Script {
-            setup,
-            fail_first: 0,
-            healthy: AtomicBool::new(true),
-            teardowns: AtomicU32::new(0),
-        })
+        Arc::new(Script::plain(setup, None, 0))
     }
 
     pub fn failing_first(n: u32) -> Arc<Script> {
-        Arc::new(Script {
-            setup: Setup::Ok,
-            fail_first: n,
+        Arc::new(Script::plain(Setup::Ok, None, n))
+    }
+
+    /// The first generation's setup does `first`, every later one `later`.
+    pub fn then(first: Setup, later: Setup) -> Arc<Script> {
+        Arc::new(Script::plain(first, Some(later), 0))
+    }
+
+    fn plain(setup: Setup, later: Option<Setup>, fail_first: u32) -> Script {
+        Script {
+            setup,
+            later,
+            fail_first,
             healthy: AtomicBool::new(true),
             teardowns: AtomicU32::new(0),
-        })
+            built: AtomicU32::new(0),
+            dropped: AtomicU32::new(0),
+        }
+    }
+
+    /// Runtimes built and not yet dropped.
+    pub fn live(&self) -> u32 {
+        self.built.load(Ordering::SeqCst) - self.dropped.load(Ordering::SeqCst)
     }
 }
 
@@ -59,6 +76,32 @@ pub enum Req {
     Panic,
     Sleep(Duration),
     Env(&'static str),
+    /// Block the runtime's thread until the gate opens.
+    Block(Gate),
+    /// Stop the actix System the runtime runs in.
+    StopSystem,
+}
+
+/// A latch that releases a blocked runtime thread.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    pub fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self.0 .0.lock().unwrap()
+    }
+
+    pub fn wait(&self) {
+        let mut open = self.0 .0.lock().unwrap();
+        while !*open {
+            open = self.0 .1.wait(open).unwrap();
+        }
+    }
 }
 
 pub struct Scripted {
@@ -77,7 +120,11 @@ impl Runtime for Scripted {
                 ctx.generation()
             )));
         }
-        match self.script.setup {
+        let setup = match self.script.later {
+            Some(later) if ctx.generation() > 0 => later,
+            _ => self.script.setup,
+        };
+        match setup {
             Setup::Ok => Ok(()),
             Setup::Fail => Err(RuntimeError::new("model file missing")),
             Setup::Panic => panic!("executor __init__ raised"),
@@ -97,6 +144,14 @@ impl Runtime for Scripted {
                 Ok("slept".into())
             }
             Req::Env(key) => Ok(self.env.get(key).unwrap_or("<unset>").to_owned()),
+            Req::Block(gate) => {
+                gate.wait();
+                Ok("unblocked".into())
+            }
+            Req::StopSystem => {
+                actix::System::current().stop();
+                Ok("stopping".into())
+            }
         }
     }
 
@@ -113,12 +168,37 @@ impl Runtime for Scripted {
     }
 }
 
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.script.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 pub fn factory(script: &Arc<Script>) -> RuntimeFactory<Scripted> {
     let script = Arc::clone(script);
-    RuntimeFactory::new(move |env| Scripted {
-        script: Arc::clone(&script),
-        env: env.clone(),
+    RuntimeFactory::new(move |env| {
+        script.built.fetch_add(1, Ordering::SeqCst);
+        Scripted {
+            script: Arc::clone(&script),
+            env: env.clone(),
+        }
     })
+}
+
+/// Lets (paused) time pass.
+pub async fn idle_for(duration: Duration) {
+    tokio::time::sleep(duration).await;
+}
+
+/// Lets paused time pass until `done` holds; panics after an hour.
+pub async fn eventually(mut done: impl FnMut() -> bool) {
+    for _ in 0..360_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not met within an hour of paused time");
 }
 
 /// A config whose runtimes run on the test's own arbiter, with restarts
