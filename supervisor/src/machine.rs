@@ -1317,6 +1317,8 @@ mod tests {
 
     type M = Machine<u32>;
     type Out = Vec<Command<u32>>;
+    type Expect = fn(&Verdict) -> bool;
+    type Setup = fn(&mut M, Instant) -> u64;
 
     fn plan(id: &str, restart: RestartPolicy) -> ChildPlan {
         ChildPlan {
@@ -1406,7 +1408,7 @@ mod tests {
     #[test]
     fn every_exit_gets_one_verdict_from_the_policy() {
         let delay = |v: &Verdict| matches!(v, Verdict::Restart { attempt: 1, .. });
-        let table: [(RestartPolicy, bool, u32, fn(&Verdict) -> bool); 7] = [
+        let table: [(RestartPolicy, bool, u32, Expect); 7] = [
             (RestartPolicy::Permanent, true, 5, delay),
             (RestartPolicy::Permanent, false, 5, delay),
             (RestartPolicy::Transient, true, 5, delay),
@@ -1445,7 +1447,7 @@ mod tests {
     #[test]
     fn a_removal_in_every_state_is_never_an_exit() {
         // (what happens before the removal, what the removal must send)
-        let setups: [(&str, fn(&mut M, Instant) -> u64); 4] = [
+        let setups: [(&str, Setup); 4] = [
             ("running", |m, now| {
                 running(m, now, "c", RestartPolicy::Permanent)
             }),
