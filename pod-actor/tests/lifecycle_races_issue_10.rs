@@ -17,7 +17,7 @@ use pod_actor::{
     Call, CallError, Close, GetStatus, PlacementKind, Pod, PodConfig, PodError, PodEvent, PodState,
     Start, WaitStartSuccess,
 };
-use supervisor::{Backoff, GetStatus as SupervisorStatus, Supervisor, SupervisorConfig};
+use supervisor::{Backoff, GetStatus as SupervisorStatus, Intensity, Supervisor, SupervisorConfig};
 use support::{config, subscribe_events, Req, Script, Scripted, Setup};
 
 /// Seeds run on the paused clock, runtimes on the test's arbiter.
@@ -131,6 +131,7 @@ async fn run(s: Scenario) {
     let shared = s.shared.then(|| {
         Supervisor::new(
             SupervisorConfig::default()
+                .with_intensity(Intensity::new(5, Duration::from_secs(3600)))
                 .with_backoff(Backoff::new(
                     Duration::from_millis(s.backoff_ms),
                     2.0,
