@@ -604,6 +604,13 @@ impl<R: Runtime> Actor for Pod<R> {
 
     /// The last strong address is gone: close gracefully, then stop.
     fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        if tokio::runtime::Handle::try_current().is_err() {
+            // Polled one last time while the arbiter's runtime is dropped
+            // (actix does so when an arbiter or the System stops): nothing
+            // asynchronous can run any more.
+            self.lost_arbiter();
+            return Running::Stop;
+        }
         match self.state {
             PodState::Idle | PodState::Terminated => Running::Stop,
             PodState::Closing => Running::Continue,
@@ -624,6 +631,13 @@ impl<R: Runtime> Drop for Pod<R> {
     /// Dropped without having terminated: its arbiter (or the whole System)
     /// was stopped under it. Everyone waiting still gets an answer.
     fn drop(&mut self) {
+        self.lost_arbiter();
+    }
+}
+
+impl<R: Runtime> Pod<R> {
+    /// The pod's arbiter is going away under it: answer everyone now.
+    fn lost_arbiter(&mut self) {
         self.disarm_health();
         if matches!(self.state, PodState::Idle | PodState::Terminated) {
             return;

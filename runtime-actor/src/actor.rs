@@ -223,7 +223,9 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
         // A dedicated arbiter ends with its runtime, even when the owner (and
         // the monitor that would stop it) is already gone.
         if self.dedicated {
-            Arbiter::current().stop();
+            if let Some(arbiter) = Arbiter::try_current() {
+                arbiter.stop();
+            }
         }
     }
 }
