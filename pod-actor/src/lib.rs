@@ -18,6 +18,51 @@
 //! error is returned; a close that hangs is forced and reported; a runtime
 //! that dies after it was ready is seen at once and restarted per policy.
 //!
+//! # Promises
+//!
+//! - **A close is never a crash.** Closing a pod (or dropping its last
+//!   [`Addr`](actix::Addr)) removes it from its supervisor: at any point of
+//!   its start, run, restart or backoff, nothing is restarted, counted
+//!   against the restart limit, or done to its siblings.
+//! - **Every accepted call is answered.** A [`Call`] the pod accepted before
+//!   [`Close`] is answered by the runtime before its teardown; later calls
+//!   get [`CallError::Closed`].
+//! - **A close is graceful whatever the state.** A runtime still in its
+//!   setup is stopped through the same path as a running one (teardown, or
+//!   SIGTERM for a process, within `timeout_ctrl`, then forced), and the
+//!   [`CloseReport`] says truthfully whether it was forced and why.
+//! - **Nothing outlives its owner.** Supervisors and runtimes hold pods
+//!   weakly; a pod whose last address is dropped closes itself and frees its
+//!   runtime, thread and supervisor entry.
+//!
+//! # Closing pods before the actix System stops
+//!
+//! When an actix `System` stops, every arbiter stops under the actors on it:
+//! no graceful stop can run any more. Pods then end at once with
+//! [`PodError::ArbiterStopped`] and a forced [`CloseReport`], and nothing is
+//! restarted; a process child is killed by its parent-death signal. To give
+//! runtimes their graceful stop, close the pods first and let the System
+//! stop afterwards. With actix-web, keep `HttpServer`'s default signal
+//! handling (which returns from `run().await` on SIGINT or SIGTERM and
+//! leaves the System running; do not call `system_exit()`):
+//!
+//! ```ignore
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let pod = Pod::new(config, factory).start();
+//!     pod.send(Start).await.expect("pod is running")?;
+//!     HttpServer::new(move || App::new() /* routes that Call the pod */)
+//!         .bind(("127.0.0.1", 8080))?
+//!         .run()
+//!         .await?; // returns after SIGINT or SIGTERM; the System still runs
+//!     let report = pod.send(Close::default()).await; // teardown runs here
+//!     Ok(()) // the System stops when main returns
+//! }
+//! ```
+//!
+//! (`tests/system_shutdown.rs` runs this order with a stand-in for the
+//! server, and the other one.)
+//!
 //! # Examples
 //!
 //! Start a pod, receive its `Started`, call it, close it:

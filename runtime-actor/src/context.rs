@@ -18,7 +18,7 @@ pub(crate) enum Signal {
     Exited { cause: Option<FailureCause> },
 }
 
-/// Given to [`Runtime::setup`]: who the runtime is, and how it talks back.
+/// Given to [`Runtime::setup`](crate::Runtime::setup): who the runtime is, and how it talks back.
 #[derive(Debug)]
 pub struct RuntimeContext {
     name: Arc<str>,

@@ -233,7 +233,7 @@ impl<R: Runtime> RuntimeHandle<R> {
         self.generation
     }
 
-    /// The runtime actor's address, for sending [`Request`]s directly.
+    /// The runtime actor's address, for sending [`Request`](crate::Request)s directly.
     pub fn addr(&self) -> &Addr<RuntimeActor<R>> {
         &self.addr
     }

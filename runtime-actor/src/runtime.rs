@@ -12,7 +12,7 @@ use crate::error::RuntimeError;
 /// [`RuntimeFactory`] on that thread; no state survives a restart.
 ///
 /// Every call into it is guarded: a panic becomes
-/// [`FailureCause::Panicked`] and stops this runtime only.
+/// [`FailureCause::Panicked`](crate::FailureCause::Panicked) and stops this runtime only.
 ///
 /// # Examples
 ///
@@ -47,7 +47,7 @@ pub trait Runtime: 'static {
     ///
     /// # Errors
     ///
-    /// Any error fails the start, with [`FailureCause::Error`].
+    /// Any error fails the start, with [`FailureCause::Error`](crate::FailureCause::Error).
     async fn setup(&mut self, ctx: &mut RuntimeContext) -> Result<(), RuntimeError>;
 
     /// Answers one request. Requests are handled one at a time, in order.

@@ -37,6 +37,27 @@
 //! Owners use [`AddChild`], [`RemoveChild`], [`Restart`], [`WhichChildren`],
 //! [`GetStatus`], [`Subscribe`] (to [`SupervisorEvent`]s) and [`Shutdown`].
 //!
+//! # Where it follows OTP, and where it differs
+//!
+//! Checked against OTP's `supervisor_SUITE` (the ported cases are in
+//! `tests/otp_supervisor_suite.rs`):
+//!
+//! - A [`Restart`] whose start fails answers
+//!   [`Error::ChildFailedToStart`] and leaves the child stopped, the
+//!   supervisor running (OTP's `restart_child`).
+//! - A subtree restarted by its parent starts from its initial children:
+//!   those added at run time with [`AddChild`] are forgotten (OTP re-runs
+//!   the subtree's `init`).
+//! - Removing a child is never an exit, as OTP's `terminate_child` and
+//!   `delete_child`; here it is also handled at once, even while the
+//!   supervisor waits for another child, so a child that closes itself is
+//!   never waited for.
+//! - Deliberate differences: restarts are paced by a [`Backoff`] (OTP
+//!   restarts at once); children are actors that outlive a stop, so each
+//!   stopped child is told by a [`ChildVerdict`] whether a start will come;
+//!   and a child may be held weakly ([`ChildSpec::weak`]), where an OTP
+//!   supervisor is linked to its children.
+//!
 //! # Defaults
 //!
 //! | | intensity | restart delay | jitter | reset |
