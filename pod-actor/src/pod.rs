@@ -20,7 +20,7 @@ use crate::config::{PlacementKind, PodConfig, RuntimeSpec};
 use crate::error::{CallError, PodError};
 use crate::messages::{
     Call, Close, CloseReport, ForcedBy, GetRole, GetStatus, HealthTick, Join, PodEvent, PodState,
-    PodStatus, Start, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
+    PodStatus, Start, Started, Subscribe, SubscribeEvents, SupervisorLost, WaitStartSuccess,
 };
 use crate::registry::RuntimeRegistry;
 
@@ -245,6 +245,9 @@ impl<R: Runtime> Pod<R> {
                 own
             }
         };
+        if !supervisor.connected() {
+            return Err(PodError::Supervisor(supervisor::Error::ShuttingDown));
+        }
         self.state = PodState::Starting;
         // Held weakly: the pod holds its supervisor, not the other way round.
         let spec = ChildSpec::weak(self.config.name.clone(), &ctx.address())
@@ -253,9 +256,20 @@ impl<R: Runtime> Pod<R> {
                 self.config.timeout_ctrl() + RuntimeConfig::DEFAULT_KILL_GRACE + STOP_MARGIN,
             )
             .with_restart_on_start_failure(self.config.restart.on_start_failure);
-        // Queued with do_send, so that a removal sent later at close cannot
-        // overtake it; a refusal comes back as a verdict.
-        supervisor.do_send(AddChild(spec));
+        // The first message through a fresh address is queued at once, so a
+        // removal sent later at close cannot overtake it. A refusal comes
+        // back as a verdict; a supervisor that stops before it reads the
+        // message is seen by a task that holds the pod weakly (a future in
+        // the pod's context would keep the pod alive).
+        let added = supervisor.send(AddChild(spec));
+        let pod = ctx.address().downgrade();
+        actix_rt::spawn(async move {
+            if added.await.is_err() {
+                if let Some(pod) = pod.upgrade() {
+                    pod.do_send(SupervisorLost);
+                }
+            }
+        });
         self.registered = true;
         Ok(())
     }
@@ -929,6 +943,18 @@ impl<R: Runtime> Handler<StopChild> for Pod<R> {
                     }
                 }),
         )
+    }
+}
+
+impl<R: Runtime> Handler<SupervisorLost> for Pod<R> {
+    type Result = ();
+
+    fn handle(&mut self, _: SupervisorLost, ctx: &mut Context<Self>) {
+        if matches!(self.state, PodState::Closing | PodState::Terminated) {
+            return;
+        }
+        self.registered = false;
+        self.end(PodError::Supervisor(supervisor::Error::ShuttingDown), ctx);
     }
 }
 

@@ -348,3 +348,83 @@ fn join_with_a_timeout_returns_while_the_pods_thread_is_blocked() {
     drop(handle);
     drop(rescue);
 }
+
+// ===== found by attacking the change =====
+
+#[actix::test]
+async fn a_pod_dropped_before_its_first_start_is_not_a_crash_of_the_deployment() {
+    tokio::time::pause();
+    let shared = Supervisor::new(
+        SupervisorConfig::default()
+            .with_strategy(supervisor::Strategy::OneForAll)
+            .with_intensity(Intensity::new(1, Duration::from_secs(60)))
+            .with_backoff(Backoff::immediate()),
+    )
+    .unwrap()
+    .start();
+    let healthy = Script::new(Setup::Ok);
+    let other = Script::new(Setup::Ok);
+    let a = Pod::new(config("a"), support::factory(&healthy))
+        .supervised_by(shared.clone())
+        .start();
+    a.send(Start).await.unwrap().unwrap();
+    a.send(WaitStartSuccess).await.unwrap().unwrap();
+    let mut eager = config("b");
+    eager.restart.on_start_failure = true;
+    let b = Pod::new(eager, support::factory(&other))
+        .supervised_by(shared.clone())
+        .start();
+    b.do_send(Start);
+    drop(b);
+    support::idle_for(Duration::from_secs(10)).await;
+    let status = shared.send(SupervisorStatus).await.unwrap();
+    assert_eq!(status.restarts_in_window, 0);
+    assert_eq!(status.phase, SupervisorPhase::Running);
+    let a_status = a.send(GetStatus).await.unwrap();
+    assert_eq!(
+        (a_status.state, a_status.generation),
+        (PodState::Running, 0)
+    );
+    assert_eq!(other.live(), 0);
+}
+
+#[actix::test]
+async fn starting_under_a_supervisor_that_stopped_is_answered() {
+    tokio::time::pause();
+    let shared = Supervisor::new(SupervisorConfig::default())
+        .unwrap()
+        .start();
+    let _ = shared.send(supervisor::Shutdown).await.unwrap();
+    let script = Script::new(Setup::Ok);
+    let late = Pod::new(config("late"), support::factory(&script))
+        .supervised_by(shared.clone())
+        .start();
+    assert!(matches!(
+        late.send(Start).await.unwrap(),
+        Err(PodError::Supervisor(supervisor::Error::ShuttingDown))
+    ));
+
+    // The race: the registration is queued behind the shutdown.
+    let shared = Supervisor::new(SupervisorConfig::default())
+        .unwrap()
+        .start();
+    let racing = Pod::new(config("racing"), support::factory(&script))
+        .supervised_by(shared.clone())
+        .start();
+    racing.do_send(Start);
+    let _ = shared.send(supervisor::Shutdown).await;
+    let waited = tokio::time::timeout(HOUR, racing.send(WaitStartSuccess))
+        .await
+        .expect("WaitStartSuccess hung")
+        .unwrap();
+    // Refused at Start (the pod stays idle), or ended by its supervisor.
+    assert!(
+        matches!(waited, Err(PodError::Supervisor(_) | PodError::NotStarted)),
+        "{waited:?}"
+    );
+    let joined = tokio::time::timeout(HOUR, racing.send(Join))
+        .await
+        .expect("Join hung")
+        .unwrap();
+    assert!(joined.is_err(), "{joined:?}");
+}

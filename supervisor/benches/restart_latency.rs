@@ -1,7 +1,10 @@
 //! Restart latency (child reports failure → restarted child ready) of
 //! `supervisor::Supervisor` with zero backoff, one-for-one, against actix's
 //! own `actix::Supervisor` in the same run; and the cost of supervising many
-//! children (time to start them all in order, memory per child).
+//! children (time to start them all in order, memory per child, and adding
+//! then removing them one by one in start order, reverse order and a
+//! shuffled order, at two sizes: a per-child cost that grows with the size
+//! would be a quadratic path).
 //!
 //! Run with `cargo bench -p supervisor`. With `CI` set, the workload shrinks
 //! from 10,000 to 1,000 children and the measurement is shorter.
@@ -194,6 +197,37 @@ async fn start_all(n: usize) -> Duration {
     elapsed
 }
 
+/// The order in which children are removed.
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    Start,
+    Reverse,
+    Shuffled,
+}
+
+/// Adds `n` children one by one (each ready before the next), then removes
+/// them one by one in `order`; the time of both.
+async fn add_then_remove(n: usize, order: Order) -> Duration {
+    let (addrs, _started) = spawn_children(n);
+    let sup = Supervisor::new(unlimited()).unwrap().start();
+    let t0 = Instant::now();
+    for (i, addr) in addrs.iter().enumerate() {
+        let spec = ChildSpec::new(format!("child-{i}"), addr);
+        let _ = sup.send(supervisor::AddChild(spec)).await;
+    }
+    let mut ids: Vec<usize> = (0..n).collect();
+    match order {
+        Order::Start => {}
+        Order::Reverse => ids.reverse(),
+        Order::Shuffled => fastrand::Rng::with_seed(n as u64).shuffle(&mut ids),
+    }
+    for i in ids {
+        let id = format!("child-{i}");
+        let _ = sup.send(supervisor::RemoveChild { id }).await;
+    }
+    t0.elapsed()
+}
+
 fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
@@ -260,6 +294,22 @@ fn supervise_many(c: &mut Criterion) {
                 .sum()
         });
     });
+    group.finish();
+
+    let mut group = c.benchmark_group("add_then_remove");
+    group.sample_size(10);
+    for size in [n / 10, n] {
+        group.throughput(Throughput::Elements(size as u64));
+        for order in [Order::Start, Order::Reverse, Order::Shuffled] {
+            group.bench_function(format!("{order:?}_{size}"), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| System::new().block_on(add_then_remove(size, order)))
+                        .sum()
+                });
+            });
+        }
+    }
     group.finish();
 }
 

@@ -109,6 +109,11 @@ pub(crate) enum Input<T> {
     Abandoned {
         why: NoRestart,
     },
+    /// A [`Command::Start`] found the child's mailbox closed.
+    Gone {
+        id: String,
+        generation: u64,
+    },
 }
 
 /// What the actor must do.
@@ -279,8 +284,8 @@ enum Awaiting {
 #[derive(Debug)]
 enum Done<T> {
     StartAll,
-    Add(T),
-    Restart(T),
+    Add(T, String),
+    Restart(T, String),
     Failure {
         ids: Vec<String>,
         info: RestartInfo,
@@ -432,6 +437,7 @@ impl<T: fmt::Debug> Machine<T> {
                     self.enqueue(Task::Resume { token });
                 }
             }
+            Input::Gone { id, generation } => self.gone(&id, generation),
             Input::Abandoned { why } => {
                 if self.phase == SupervisorPhase::Idle && self.has_parent {
                     self.closing = Some(why);
@@ -555,11 +561,12 @@ impl<T: fmt::Debug> Machine<T> {
                     timeout,
                     reason: StopReason::Removed,
                 });
-                self.release_ready(&id, Error::ChildRemoved { id: id.clone() });
+                self.leave_jobs(&id);
             }
             State::Stopping { remove, .. } => {
                 *remove = true;
                 child.removals.push(ticket);
+                self.leave_jobs(&id);
             }
             state => {
                 if matches!(state, State::Pending) || state.awaits_restart() {
@@ -567,6 +574,7 @@ impl<T: fmt::Debug> Machine<T> {
                 }
                 self.answer(ticket, Answer::Removed(Ok(StopOutcome::NotRunning)));
                 self.forget(&id, StopOutcome::NotRunning);
+                self.leave_jobs(&id);
             }
         }
         self.pump();
@@ -585,16 +593,37 @@ impl<T: fmt::Debug> Machine<T> {
         }
     }
 
-    /// A job waiting for `id` to be ready stops waiting: the child is gone.
-    fn release_ready(&mut self, id: &str, error: Error) {
+    /// `id` is gone: a job waiting for it to be ready stops waiting, and a
+    /// job that was about it (an add, an owner's restart) answers that it was
+    /// removed.
+    fn leave_jobs(&mut self, id: &str) {
         if let Some(job) = &mut self.current {
             if matches!(&job.awaiting, Awaiting::Ready { id: awaited, .. } if awaited == id) {
                 job.awaiting = Awaiting::Nothing;
-                if matches!(job.done, Done::Add(_) | Done::Restart(_)) {
-                    job.error = Some(error);
-                }
+            }
+            if matches!(&job.done, Done::Add(_, about) | Done::Restart(_, about) if about == id) {
+                job.error = Some(Error::ChildRemoved { id: id.to_owned() });
             }
         }
+    }
+
+    /// The child's actor is gone (its mailbox closed when it was to be
+    /// started): it can never run again, so it is forgotten like a removal,
+    /// not counted as a failure.
+    fn gone(&mut self, id: &str, generation: u64) {
+        let Some(child) = self.children.get(id) else {
+            return;
+        };
+        if child.generation != generation || !matches!(child.state, State::Starting { .. }) {
+            return;
+        }
+        self.leave_jobs(id);
+        self.emit(SupervisorEvent::ChildStopped {
+            id: id.to_owned(),
+            outcome: StopOutcome::Unreachable,
+        });
+        self.forget(id, StopOutcome::Unreachable);
+        self.pump();
     }
 
     fn on_ready(&mut self, id: &str, generation: u64) {
@@ -674,16 +703,16 @@ impl<T: fmt::Debug> Machine<T> {
                 cause: cause.clone(),
             };
             let no_start = Verdict::NoRestart(NoRestart::FailedToStart);
-            if let Some(job) = self.current.take() {
+            if let Some(mut job) = self.current.take() {
                 match job.done {
-                    Done::Add(ticket) => {
+                    Done::Add(ticket, _) => {
                         self.verdict(id, generation, no_start);
                         self.forget(id, StopOutcome::NotRunning);
                         self.answer(ticket, Answer::Added(Err(failed)));
                         self.pump();
                         return;
                     }
-                    Done::Restart(ticket) => {
+                    Done::Restart(ticket, _) => {
                         // OTP's restart_child: the child stays stopped, the
                         // supervisor carries on.
                         self.verdict(id, generation, no_start);
@@ -700,8 +729,12 @@ impl<T: fmt::Debug> Machine<T> {
                         });
                         return;
                     }
-                    // A restart cycle stops here; this failure starts the next.
-                    _ => {}
+                    // A restart cycle goes on with its other children; this
+                    // failure is decided below like any other.
+                    _ => {
+                        job.awaiting = Awaiting::Nothing;
+                        self.current = Some(job);
+                    }
                 }
             }
         }
@@ -875,8 +908,12 @@ impl<T: fmt::Debug> Machine<T> {
                     return None;
                 }
                 Some(Job::new(
-                    [Step::Start { id, cycle: None }].into(),
-                    Done::Add(ticket),
+                    [Step::Start {
+                        id: id.clone(),
+                        cycle: None,
+                    }]
+                    .into(),
+                    Done::Add(ticket, id),
                 ))
             }
             Task::Restart { id, ticket } => {
@@ -890,10 +927,13 @@ impl<T: fmt::Debug> Machine<T> {
                             id: id.clone(),
                             reason: StopReason::Restart,
                         },
-                        Step::Start { id, cycle: None },
+                        Step::Start {
+                            id: id.clone(),
+                            cycle: None,
+                        },
                     ]
                     .into(),
-                    Done::Restart(ticket),
+                    Done::Restart(ticket, id),
                 ))
             }
             Task::Failure { id, generation } => self.plan_restart(&id, generation),
@@ -1079,11 +1119,11 @@ impl<T: fmt::Debug> Machine<T> {
                     self.out.push(Command::ReadyToParent);
                 }
             }
-            Done::Add(ticket) => {
+            Done::Add(ticket, _) => {
                 let result = job.error.map_or(Ok(()), Err);
                 self.answer(ticket, Answer::Added(result));
             }
-            Done::Restart(ticket) => {
+            Done::Restart(ticket, _) => {
                 let result = job.error.map_or(Ok(()), Err);
                 self.answer(ticket, Answer::Restarted(result));
             }
@@ -1226,8 +1266,8 @@ impl<T: fmt::Debug> Machine<T> {
 
     fn refuse(&mut self, done: Done<T>, error: Error) {
         match done {
-            Done::Add(ticket) => self.answer(ticket, Answer::Added(Err(error))),
-            Done::Restart(ticket) => self.answer(ticket, Answer::Restarted(Err(error))),
+            Done::Add(ticket, _) => self.answer(ticket, Answer::Added(Err(error))),
+            Done::Restart(ticket, _) => self.answer(ticket, Answer::Restarted(Err(error))),
             _ => {}
         }
     }

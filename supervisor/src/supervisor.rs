@@ -12,10 +12,10 @@ use tokio::time::Instant;
 use crate::machine::{Answer, ChildPlan, Command, Input, Machine, ShutdownBy};
 use crate::spec::Links;
 use crate::{
-    AddChild, ChildExit, ChildExited, ChildReady, ChildReporter, ChildSpec, ChildStatus,
-    ChildStopped, ChildVerdict, Error, GetStatus, NoRestart, RemoveChild, Restart, RestartChild,
-    Shutdown, ShutdownReport, StartChild, StopChild, StopOutcome, StopReason, Subscribe,
-    SubscribeChild, SupervisorConfig, SupervisorEvent, SupervisorStatus, Verdict, WhichChildren,
+    AddChild, ChildExited, ChildReady, ChildReporter, ChildSpec, ChildStatus, ChildStopped,
+    ChildVerdict, Error, GetStatus, NoRestart, RemoveChild, Restart, RestartChild, Shutdown,
+    ShutdownReport, StartChild, StopChild, StopOutcome, StopReason, Subscribe, SubscribeChild,
+    SupervisorConfig, SupervisorEvent, SupervisorStatus, Verdict, WhichChildren,
 };
 
 /// An OTP-style supervisor actor with paced restarts.
@@ -214,13 +214,8 @@ impl Supervisor {
                         .map(|r| r.do_send(RestartChild { reporter, attempt })),
                 };
                 if sent.is_none() {
-                    return Some(Input::Exited {
-                        id,
-                        generation,
-                        exit: ChildExit::Failed {
-                            cause: "child mailbox is closed".to_owned(),
-                        },
-                    });
+                    tracing::warn!(child = %id, "child actor is gone; forgetting it");
+                    return Some(Input::Gone { id, generation });
                 }
             }
             Command::Stop {
