@@ -127,6 +127,7 @@ mod handle;
 mod messages;
 mod pod;
 mod registry;
+mod subscribers;
 
 pub use crate::config::{
     BackoffConfig, ConfigError, ConfigFormat, HealthConfig, PlacementKind, PodConfig, PodRole,

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use actix::{
     Actor, ActorFutureExt, Addr, Arbiter, AsyncContext, Context, Handler, MessageResult,
-    ResponseActFuture, ResponseFuture, Running, WeakRecipient, WrapFuture,
+    ResponseActFuture, ResponseFuture, Running, WrapFuture,
 };
 use futures::channel::oneshot;
 use runtime_actor::{
@@ -23,6 +23,7 @@ use crate::messages::{
     PodStatus, Start, Started, Subscribe, SubscribeEvents, SupervisorLost, WaitStartSuccess,
 };
 use crate::registry::RuntimeRegistry;
+use crate::subscribers::Subscribers;
 
 /// Time a forced stop is given on top of `timeout_ctrl` before the
 /// supervisor stops waiting for the pod's stop reply.
@@ -98,8 +99,8 @@ pub struct Pod<R: Runtime> {
     last_failure: Option<FailureCause>,
     terminal: Option<PodError>,
     close_report: Option<CloseReport>,
-    subscribers: Vec<WeakRecipient<Started>>,
-    event_subscribers: Vec<WeakRecipient<PodEvent>>,
+    subscribers: Subscribers<Started>,
+    event_subscribers: Subscribers<PodEvent>,
     waiters: Vec<oneshot::Sender<Result<Started, PodError>>>,
     closers: Vec<oneshot::Sender<CloseReport>>,
     stop_replies: Vec<oneshot::Sender<ChildStopped>>,
@@ -138,8 +139,8 @@ impl<R: Runtime> Pod<R> {
             last_failure: None,
             terminal: None,
             close_report: None,
-            subscribers: Vec::new(),
-            event_subscribers: Vec::new(),
+            subscribers: Subscribers::new(),
+            event_subscribers: Subscribers::new(),
             waiters: Vec::new(),
             closers: Vec::new(),
             stop_replies: Vec::new(),
@@ -225,13 +226,7 @@ impl Pod<ProcessRuntime> {
 
 impl<R: Runtime> Pod<R> {
     fn emit(&mut self, event: PodEvent) {
-        self.event_subscribers.retain(|weak| match weak.upgrade() {
-            Some(subscriber) if subscriber.connected() => {
-                subscriber.do_send(event.clone());
-                true
-            }
-            _ => false,
-        });
+        self.event_subscribers.send(&event);
     }
 
     fn begin(&mut self, ctx: &mut Context<Self>) -> Result<(), PodError> {
@@ -319,13 +314,7 @@ impl<R: Runtime> Pod<R> {
         if let Some(reporter) = &self.reporter {
             reporter.ready();
         }
-        self.subscribers.retain(|weak| match weak.upgrade() {
-            Some(subscriber) if subscriber.connected() => {
-                subscriber.do_send(started.clone());
-                true
-            }
-            _ => false,
-        });
+        self.subscribers.send(&started);
         for waiter in self.waiters.drain(..) {
             let _ = waiter.send(Ok(started.clone()));
         }
@@ -709,17 +698,12 @@ impl<R: Runtime> Handler<Subscribe> for Pod<R> {
     type Result = ();
 
     fn handle(&mut self, Subscribe(subscriber): Subscribe, _: &mut Context<Self>) {
-        let known = self
-            .subscribers
-            .iter()
-            .any(|weak| weak.upgrade().is_some_and(|s| s == subscriber));
-        if known {
+        if !self.subscribers.add(&subscriber) {
             return;
         }
         if let Some(started) = &self.current {
             subscriber.do_send(started.clone());
         }
-        self.subscribers.push(subscriber.downgrade());
     }
 }
 
@@ -727,13 +711,7 @@ impl<R: Runtime> Handler<SubscribeEvents> for Pod<R> {
     type Result = ();
 
     fn handle(&mut self, SubscribeEvents(subscriber): SubscribeEvents, _: &mut Context<Self>) {
-        let known = self
-            .event_subscribers
-            .iter()
-            .any(|weak| weak.upgrade().is_some_and(|s| s == subscriber));
-        if !known {
-            self.event_subscribers.push(subscriber.downgrade());
-        }
+        self.event_subscribers.add(&subscriber);
     }
 }
 
