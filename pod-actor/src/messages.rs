@@ -283,9 +283,3 @@ impl CloseReport {
 pub(crate) struct HealthTick {
     pub(crate) generation: u64,
 }
-
-/// The supervisor stopped before it took the pod's registration. Sent by the
-/// task that waits for the registration's answer.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub(crate) struct SupervisorLost;

@@ -20,7 +20,7 @@ use crate::config::{PlacementKind, PodConfig, RuntimeSpec};
 use crate::error::{CallError, PodError};
 use crate::messages::{
     Call, Close, CloseReport, ForcedBy, GetRole, GetStatus, HealthTick, Join, PodEvent, PodState,
-    PodStatus, Start, Started, Subscribe, SubscribeEvents, SupervisorLost, WaitStartSuccess,
+    PodStatus, Start, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
 };
 use crate::registry::RuntimeRegistry;
 use crate::subscribers::Subscribers;
@@ -198,10 +198,6 @@ impl<R: Runtime> Pod<R> {
             (None, PlacementKind::Shared) => Placement::Shared(Arbiter::current()),
         }
     }
-
-    fn supervisor(&self) -> Option<&Addr<Supervisor>> {
-        self.external.as_ref().or(self.own.as_ref())
-    }
 }
 
 impl Pod<ProcessRuntime> {
@@ -251,31 +247,26 @@ impl<R: Runtime> Pod<R> {
                 self.config.timeout_ctrl() + RuntimeConfig::DEFAULT_KILL_GRACE + STOP_MARGIN,
             )
             .with_restart_on_start_failure(self.config.restart.on_start_failure);
-        // The first message through a fresh address is queued at once, so a
-        // removal sent later at close cannot overtake it. A refusal comes
-        // back as a verdict; a supervisor that stops before it reads the
-        // message is seen by a task that holds the pod weakly (a future in
-        // the pod's context would keep the pod alive).
-        let added = supervisor.send(AddChild(spec));
-        let pod = ctx.address().downgrade();
-        actix_rt::spawn(async move {
-            if added.await.is_err() {
-                if let Some(pod) = pod.upgrade() {
-                    pod.do_send(SupervisorLost);
-                }
-            }
-        });
+        // Queued at once with do_send, so that a removal sent later at close
+        // cannot overtake it. The supervisor answers with a start or a
+        // refusal (a verdict); if it stops with the message unread, the
+        // dropped spec tells us (tell_if_lost).
+        supervisor.do_send(AddChild(spec.tell_if_lost()));
         self.registered = true;
         Ok(())
     }
 
-    /// Leaves the supervisor: a removal, never an exit. Idempotent.
+    /// Leaves the supervisor: a removal, never an exit; our own supervisor,
+    /// which has no other child, is shut down instead. Idempotent.
     fn leave(&mut self) {
+        if let Some(own) = self.own.take() {
+            own.do_send(Shutdown);
+        }
         if !std::mem::take(&mut self.registered) {
             return;
         }
-        if let Some(supervisor) = self.supervisor() {
-            supervisor.do_send(RemoveChild {
+        if let Some(external) = &self.external {
+            external.do_send(RemoveChild {
                 id: self.config.name.clone(),
             });
         }
@@ -292,7 +283,7 @@ impl<R: Runtime> Pod<R> {
             .placement(self.runtime_placement())
             .start_timeout(self.config.timeout_ready())
             .stop_timeout(self.config.timeout_ctrl())
-            .weak_watcher(ctx.address().recipient().downgrade());
+            .weak_watcher(ctx.address().downgrade().recipient());
         self.runtime = Some(RuntimeActor::spawn(config, self.factory.clone()));
         self.state = PodState::Starting;
         self.emit(PodEvent::Starting { generation });
@@ -518,9 +509,6 @@ impl<R: Runtime> Pod<R> {
         }
         for joiner in self.joiners.drain(..) {
             let _ = joiner.send(error.clone().map_or(Ok(()), Err));
-        }
-        if let Some(own) = self.own.take() {
-            own.do_send(Shutdown);
         }
         self.emit(PodEvent::Terminated { error });
     }
@@ -921,18 +909,6 @@ impl<R: Runtime> Handler<StopChild> for Pod<R> {
                     }
                 }),
         )
-    }
-}
-
-impl<R: Runtime> Handler<SupervisorLost> for Pod<R> {
-    type Result = ();
-
-    fn handle(&mut self, _: SupervisorLost, ctx: &mut Context<Self>) {
-        if matches!(self.state, PodState::Closing | PodState::Terminated) {
-            return;
-        }
-        self.registered = false;
-        self.end(PodError::Supervisor(supervisor::Error::ShuttingDown), ctx);
     }
 }
 

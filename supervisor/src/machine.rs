@@ -28,6 +28,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -42,7 +43,8 @@ use crate::{
 /// What the machine needs to know of a child: no recipients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChildPlan {
-    pub(crate) id: String,
+    /// Shared with the actor's map of recipients: one allocation per id.
+    pub(crate) id: Arc<str>,
     pub(crate) restart: RestartPolicy,
     pub(crate) shutdown: Duration,
     pub(crate) restart_on_start_failure: bool,
@@ -227,7 +229,10 @@ impl State {
 
 #[derive(Debug)]
 struct Child<T> {
-    plan: ChildPlan,
+    id: Arc<str>,
+    restart: RestartPolicy,
+    shutdown: Duration,
+    restart_on_start_failure: bool,
     order: u64,
     state: State,
     generation: u64,
@@ -315,8 +320,8 @@ impl<T> Job<T> {
 pub(crate) struct Machine<T> {
     config: SupervisorConfig,
     rng: fastrand::Rng,
-    children: HashMap<String, Child<T>>,
-    order: BTreeMap<u64, String>,
+    children: HashMap<Arc<str>, Child<T>>,
+    order: BTreeMap<u64, Arc<str>>,
     next_order: u64,
     phase: SupervisorPhase,
     /// Why children are not restarted while shutting down.
@@ -412,7 +417,15 @@ impl<T: fmt::Debug> Machine<T> {
     }
 
     /// Handles one input; returns the commands to carry out, in order.
+    #[cfg(test)]
     pub(crate) fn handle(&mut self, input: Input<T>, now: Instant) -> Vec<Command<T>> {
+        let mut out = Vec::new();
+        self.handle_into(input, now, &mut out);
+        out
+    }
+
+    /// Handles one input; appends the commands to carry out, in order.
+    pub(crate) fn handle_into(&mut self, input: Input<T>, now: Instant, out: &mut Vec<Command<T>>) {
         self.now = now;
         match input {
             Input::StartAll => self.enqueue(Task::StartAll),
@@ -445,7 +458,7 @@ impl<T: fmt::Debug> Machine<T> {
                 }
             }
         }
-        std::mem::take(&mut self.out)
+        out.append(&mut self.out);
     }
 }
 
@@ -455,11 +468,15 @@ impl<T: fmt::Debug> Machine<T> {
     fn insert(&mut self, plan: ChildPlan, dynamic: bool) {
         let order = self.next_order;
         self.next_order += 1;
-        self.order.insert(order, plan.id.clone());
+        let id = plan.id;
+        self.order.insert(order, Arc::clone(&id));
         self.children.insert(
-            plan.id.clone(),
+            Arc::clone(&id),
             Child {
-                plan,
+                id,
+                restart: plan.restart,
+                shutdown: plan.shutdown,
+                restart_on_start_failure: plan.restart_on_start_failure,
                 order,
                 state: State::Pending,
                 generation: 0,
@@ -510,7 +527,7 @@ impl<T: fmt::Debug> Machine<T> {
             self.answer(ticket, Answer::Added(Err(e)));
             return;
         }
-        let id = plan.id.clone();
+        let id = plan.id.to_string();
         if self.phase == SupervisorPhase::Idle {
             // Starts with the others, when the parent starts us.
             self.insert(plan, false);
@@ -526,11 +543,11 @@ impl<T: fmt::Debug> Machine<T> {
             .order
             .values()
             .filter(|id| self.children.get(*id).is_some_and(|c| c.dynamic))
-            .cloned()
+            .map(|id| id.to_string())
             .collect();
         for id in dynamic {
             // Everything but an exited child may still wait for a start.
-            if let Some(child) = self.children.get(&id) {
+            if let Some(child) = self.children.get(id.as_str()) {
                 if !matches!(child.state, State::Exited) {
                     let generation = child.generation;
                     self.verdict(&id, generation, Verdict::NoRestart(NoRestart::Removed));
@@ -542,7 +559,7 @@ impl<T: fmt::Debug> Machine<T> {
     }
 
     fn remove(&mut self, id: String, ticket: T) {
-        let Some(child) = self.children.get_mut(&id) else {
+        let Some(child) = self.children.get_mut(id.as_str()) else {
             self.answer(ticket, Answer::Removed(Err(Error::UnknownChild { id })));
             return;
         };
@@ -554,7 +571,7 @@ impl<T: fmt::Debug> Machine<T> {
                     remove: true,
                 };
                 child.removals.push(ticket);
-                let timeout = child.plan.shutdown;
+                let timeout = child.shutdown;
                 self.out.push(Command::Stop {
                     id: id.clone(),
                     generation,
@@ -584,7 +601,9 @@ impl<T: fmt::Debug> Machine<T> {
         let refused = match self.phase {
             SupervisorPhase::ShuttingDown => Some(Error::ShuttingDown),
             SupervisorPhase::Idle => Some(Error::NotStarted),
-            _ if !self.children.contains_key(&id) => Some(Error::UnknownChild { id: id.clone() }),
+            _ if !self.children.contains_key(id.as_str()) => {
+                Some(Error::UnknownChild { id: id.clone() })
+            }
             _ => None,
         };
         match refused {
@@ -739,7 +758,7 @@ impl<T: fmt::Debug> Machine<T> {
             }
         }
 
-        let policy = self.children[id].plan.restart;
+        let policy = self.children[id].restart;
         if self.phase == SupervisorPhase::ShuttingDown {
             let why = self.closing.clone().unwrap_or(NoRestart::ShuttingDown);
             self.verdict(id, generation, Verdict::NoRestart(why));
@@ -875,7 +894,7 @@ impl<T: fmt::Debug> Machine<T> {
                 Some(Step::Start { id, cycle }) => {
                     if self.phase != SupervisorPhase::ShuttingDown {
                         if let Some(generation) = self.begin_start(&id, cycle) {
-                            let waits = !self.children[&id].plan.restart_on_start_failure;
+                            let waits = !self.children[id.as_str()].restart_on_start_failure;
                             if waits {
                                 job.awaiting = Awaiting::Ready { id, generation };
                             }
@@ -895,7 +914,7 @@ impl<T: fmt::Debug> Machine<T> {
                 if self.phase == SupervisorPhase::Idle {
                     self.restarts.clear();
                     steps.extend(self.order.values().map(|id| Step::Start {
-                        id: id.clone(),
+                        id: id.to_string(),
                         cycle: None,
                     }));
                 }
@@ -903,7 +922,7 @@ impl<T: fmt::Debug> Machine<T> {
                 Some(Job::new(steps, Done::StartAll))
             }
             Task::Add { id, ticket } => {
-                if !self.children.contains_key(&id) {
+                if !self.children.contains_key(id.as_str()) {
                     self.answer(ticket, Answer::Added(Err(Error::ChildRemoved { id })));
                     return None;
                 }
@@ -917,7 +936,7 @@ impl<T: fmt::Debug> Machine<T> {
                 ))
             }
             Task::Restart { id, ticket } => {
-                if !self.children.contains_key(&id) {
+                if !self.children.contains_key(id.as_str()) {
                     self.answer(ticket, Answer::Restarted(Err(Error::ChildRemoved { id })));
                     return None;
                 }
@@ -969,7 +988,7 @@ impl<T: fmt::Debug> Machine<T> {
             .values()
             .rev()
             .map(|id| Step::Stop {
-                id: id.clone(),
+                id: id.to_string(),
                 reason: reason.clone(),
             })
             .collect()
@@ -982,11 +1001,11 @@ impl<T: fmt::Debug> Machine<T> {
         };
         match self.config.strategy {
             Strategy::OneForOne => vec![id.to_owned()],
-            Strategy::OneForAll => self.order.values().cloned().collect(),
+            Strategy::OneForAll => self.order.values().map(|id| id.to_string()).collect(),
             Strategy::RestForOne => self
                 .order
                 .range(failed.order..)
-                .map(|(_, id)| id.clone())
+                .map(|(_, id)| id.to_string())
                 .collect(),
         }
     }
@@ -1004,7 +1023,7 @@ impl<T: fmt::Debug> Machine<T> {
         let mut ids = Vec::new();
         let mut steps = VecDeque::new();
         for sibling_id in self.affected(id) {
-            let Some(sibling) = self.children.get(&sibling_id) else {
+            let Some(sibling) = self.children.get(sibling_id.as_str()) else {
                 continue;
             };
             if sibling_id == id {
@@ -1016,7 +1035,7 @@ impl<T: fmt::Debug> Machine<T> {
                 continue;
             }
             // OTP: a temporary sibling taken down by the strategy is not restarted.
-            if sibling.plan.restart == RestartPolicy::Temporary {
+            if sibling.restart == RestartPolicy::Temporary {
                 if sibling.state.awaits_restart() {
                     let generation = sibling.generation;
                     let why = Verdict::NoRestart(NoRestart::Temporary);
@@ -1090,7 +1109,7 @@ impl<T: fmt::Debug> Machine<T> {
                 self.out.push(Command::Stop {
                     id: id.to_owned(),
                     generation,
-                    timeout: child.plan.shutdown,
+                    timeout: child.shutdown,
                     reason,
                 });
                 Some(generation)
@@ -1135,7 +1154,7 @@ impl<T: fmt::Debug> Machine<T> {
                 self.next_token += 1;
                 let mut waiting = Vec::new();
                 for id in ids {
-                    let Some(child) = self.children.get_mut(&id) else {
+                    let Some(child) = self.children.get_mut(id.as_str()) else {
                         continue;
                     };
                     if child.state.awaits_restart() {
@@ -1240,7 +1259,7 @@ impl<T: fmt::Debug> Machine<T> {
                 Task::Add { id, ticket } => {
                     if self
                         .children
-                        .get(&id)
+                        .get(id.as_str())
                         .is_some_and(|c| matches!(c.state, State::Pending))
                     {
                         let why = Verdict::NoRestart(NoRestart::ShuttingDown);
@@ -1281,7 +1300,7 @@ impl<T: fmt::Debug> Machine<T> {
             .values()
             .filter_map(|id| self.children.get(id))
             .filter(|c| !matches!(c.state, State::Exited))
-            .map(|c| (c.plan.id.clone(), c.generation))
+            .map(|c| (c.id.to_string(), c.generation))
             .collect();
         for (id, generation) in waiting {
             self.verdict(&id, generation, Verdict::NoRestart(why.clone()));
@@ -1328,8 +1347,8 @@ impl<T> Child<T> {
             State::Exited => (ChildState::Exited, None),
         };
         ChildStatus {
-            id: self.plan.id.clone(),
-            restart: self.plan.restart,
+            id: self.id.to_string(),
+            restart: self.restart,
             state,
             restarts: self.restarts,
             attempt: self.attempt,
@@ -1362,7 +1381,7 @@ mod tests {
 
     fn plan(id: &str, restart: RestartPolicy) -> ChildPlan {
         ChildPlan {
-            id: id.to_owned(),
+            id: id.into(),
             restart,
             shutdown: Duration::from_secs(5),
             restart_on_start_failure: false,

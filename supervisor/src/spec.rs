@@ -5,8 +5,8 @@ use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Handler, Message, Recipient, WeakRecipient};
 
 use crate::{
-    ChildExit, ChildExited, ChildReady, ChildVerdict, RestartChild, RestartPolicy, StartChild,
-    StopChild,
+    ChildExit, ChildExited, ChildReady, ChildVerdict, Error, NoRestart, RestartChild,
+    RestartPolicy, StartChild, StopChild, Verdict,
 };
 
 /// How to supervise one child: its id, restart type, shutdown timeout and the
@@ -30,6 +30,38 @@ pub struct ChildSpec {
     pub(crate) shutdown: Duration,
     pub(crate) links: Links,
     pub(crate) restart_on_start_failure: bool,
+    pub(crate) lost: LostNotice,
+}
+
+/// Tells the child when its spec is dropped before a supervisor took or
+/// refused it (see [`ChildSpec::tell_if_lost`]).
+#[derive(Default)]
+pub(crate) struct LostNotice(Option<Link<ChildVerdict>>, String);
+
+impl LostNotice {
+    /// The supervisor has answered the spec: nothing to tell.
+    pub(crate) fn defuse(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Clone for LostNotice {
+    /// A copy never tells: only the spec that was sent does.
+    fn clone(&self) -> Self {
+        LostNotice::default()
+    }
+}
+
+impl Drop for LostNotice {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take().and_then(|link| link.get()) {
+            child.do_send(ChildVerdict {
+                id: std::mem::take(&mut self.1),
+                generation: 0,
+                verdict: Verdict::NoRestart(NoRestart::Refused(Error::ShuttingDown)),
+            });
+        }
+    }
 }
 
 /// The child-protocol recipients of one child, held strongly or weakly.
@@ -65,14 +97,6 @@ impl<M: Message + Send> Link<M>
 where
     M::Result: Send,
 {
-    fn new(recipient: Recipient<M>, weak: bool) -> Self {
-        if weak {
-            Link::Weak(recipient.downgrade())
-        } else {
-            Link::Strong(recipient)
-        }
-    }
-
     /// The recipient, if its actor is still there.
     pub(crate) fn get(&self) -> Option<Recipient<M>> {
         match self {
@@ -131,15 +155,24 @@ impl ChildSpec {
             + ToEnvelope<A, StopChild>
             + ToEnvelope<A, ChildVerdict>,
     {
-        ChildSpec::with_links(
-            id,
+        let links = if weak {
+            // From one weak address: no strong sender is made at all.
+            let weak = addr.downgrade();
             Links {
-                start: Link::new(addr.clone().recipient(), weak),
-                restart: Link::new(addr.clone().recipient(), weak),
-                stop: Link::new(addr.clone().recipient(), weak),
-                verdict: Link::new(addr.clone().recipient(), weak),
-            },
-        )
+                start: Link::Weak(weak.clone().recipient()),
+                restart: Link::Weak(weak.clone().recipient()),
+                stop: Link::Weak(weak.clone().recipient()),
+                verdict: Link::Weak(weak.recipient()),
+            }
+        } else {
+            Links {
+                start: Link::Strong(addr.clone().recipient()),
+                restart: Link::Strong(addr.clone().recipient()),
+                stop: Link::Strong(addr.clone().recipient()),
+                verdict: Link::Strong(addr.clone().recipient()),
+            }
+        };
+        ChildSpec::with_links(id, links)
     }
 
     /// A child whose protocol messages go to separate recipients, held
@@ -170,7 +203,21 @@ impl ChildSpec {
             shutdown: Duration::from_secs(5),
             links,
             restart_on_start_failure: false,
+            lost: LostNotice::default(),
         }
+    }
+
+    /// Tells the child if this spec is lost: when it is dropped before a
+    /// supervisor took or refused it (its [`AddChild`](crate::AddChild) was
+    /// still in the mailbox of a supervisor that stopped), the child receives
+    /// a [`ChildVerdict`] with generation 0 and
+    /// `NoRestart(Refused(ShuttingDown))`. With it, a child that registers
+    /// itself with `do_send` always hears back: a start, a refusal, or this.
+    /// Only the spec itself tells, not its clones.
+    #[must_use]
+    pub fn tell_if_lost(mut self) -> Self {
+        self.lost = LostNotice(Some(self.links.verdict.clone()), self.id.clone());
+        self
     }
 
     /// Sets the restart type.

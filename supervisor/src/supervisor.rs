@@ -1,5 +1,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 
 use actix::fut::wrap_future;
 use actix::{
@@ -74,7 +75,10 @@ use crate::{
 ///   each stopped child whether a start will come ([`ChildVerdict`]).
 pub struct Supervisor {
     machine: Machine<Reply>,
-    links: HashMap<String, Links>,
+    links: HashMap<Arc<str>, Links>,
+    /// Reused buffers of `run`.
+    inputs: VecDeque<Input<Reply>>,
+    commands: Vec<Command<Reply>>,
     subscribers: Vec<Recipient<SupervisorEvent>>,
     child_subscribers: HashMap<String, Vec<Recipient<SupervisorEvent>>>,
     parent: Option<ChildReporter>,
@@ -128,15 +132,6 @@ impl Reply {
     }
 }
 
-fn plan(spec: &ChildSpec) -> ChildPlan {
-    ChildPlan {
-        id: spec.id.clone(),
-        restart: spec.restart,
-        shutdown: spec.shutdown,
-        restart_on_start_failure: spec.restart_on_start_failure,
-    }
-}
-
 // ===== impl Supervisor =====
 
 impl Supervisor {
@@ -150,6 +145,8 @@ impl Supervisor {
         Ok(Supervisor {
             machine: Machine::new(config, Instant::now()),
             links: HashMap::new(),
+            inputs: VecDeque::with_capacity(2),
+            commands: Vec::with_capacity(8),
             subscribers: Vec::new(),
             child_subscribers: HashMap::new(),
             parent: None,
@@ -164,9 +161,23 @@ impl Supervisor {
     /// [`Error::DuplicateChild`] if the id is taken.
     pub fn with_child(mut self, spec: ChildSpec) -> Result<Self, Error> {
         self.machine.admits(&spec.id)?;
-        self.machine.register(plan(&spec));
-        self.links.insert(spec.id, spec.links);
+        let plan = self.plan(spec);
+        self.machine.register(plan);
         Ok(self)
+    }
+
+    /// What the machine needs of a spec; the recipients stay here, under the
+    /// same id allocation.
+    fn plan(&mut self, mut spec: ChildSpec) -> ChildPlan {
+        spec.lost.defuse();
+        let id: Arc<str> = std::mem::take(&mut spec.id).into();
+        self.links.insert(Arc::clone(&id), spec.links);
+        ChildPlan {
+            id,
+            restart: spec.restart,
+            shutdown: spec.shutdown,
+            restart_on_start_failure: spec.restart_on_start_failure,
+        }
     }
 
     /// Waits for a parent's [`StartChild`] before starting the children,
@@ -180,14 +191,20 @@ impl Supervisor {
     /// Feeds one input to the machine and carries out what it decides,
     /// including what that feeds back.
     fn run(&mut self, input: Input<Reply>, ctx: &mut Context<Self>) {
-        let mut inputs = VecDeque::from([input]);
+        let mut inputs = std::mem::take(&mut self.inputs);
+        let mut commands = std::mem::take(&mut self.commands);
+        inputs.push_back(input);
         while let Some(input) = inputs.pop_front() {
-            for command in self.machine.handle(input, Instant::now()) {
+            self.machine
+                .handle_into(input, Instant::now(), &mut commands);
+            for command in commands.drain(..) {
                 if let Some(feedback) = self.execute(command, ctx) {
                     inputs.push_back(feedback);
                 }
             }
         }
+        self.inputs = inputs;
+        self.commands = commands;
     }
 
     fn execute(
@@ -204,7 +221,7 @@ impl Supervisor {
                 let addr = ctx.address();
                 let reporter =
                     ChildReporter::new(&id, generation, addr.clone().recipient(), addr.recipient());
-                let links = self.links.get(&id);
+                let links = self.links.get(id.as_str());
                 let sent = match attempt {
                     None => links
                         .and_then(|l| l.start.get())
@@ -224,7 +241,7 @@ impl Supervisor {
                 timeout,
                 reason,
             } => {
-                let Some(stop) = self.links.get(&id).and_then(|l| l.stop.get()) else {
+                let Some(stop) = self.links.get(id.as_str()).and_then(|l| l.stop.get()) else {
                     return Some(Input::Stopped {
                         id,
                         generation,
@@ -263,7 +280,7 @@ impl Supervisor {
                 generation,
                 verdict,
             } => {
-                if let Some(to) = self.links.get(&id).and_then(|l| l.verdict.get()) {
+                if let Some(to) = self.links.get(id.as_str()).and_then(|l| l.verdict.get()) {
                     to.do_send(ChildVerdict {
                         id,
                         generation,
@@ -277,7 +294,7 @@ impl Supervisor {
                 ctx.run_later(delay, move |act, ctx| act.run(Input::Timer { token }, ctx));
             }
             Command::Forget { id } => {
-                self.links.remove(&id);
+                self.links.remove(id.as_str());
                 self.child_subscribers.remove(&id);
             }
             Command::ReadyToParent => {
@@ -374,8 +391,9 @@ impl Handler<ChildExited> for Supervisor {
 impl Handler<AddChild> for Supervisor {
     type Result = ResponseFuture<Result<(), Error>>;
 
-    fn handle(&mut self, AddChild(spec): AddChild, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, AddChild(mut spec): AddChild, ctx: &mut Context<Self>) -> Self::Result {
         if let Err(e) = self.machine.admits(&spec.id) {
+            spec.lost.defuse();
             // Told to the child too, which may have registered with do_send.
             if let Some(to) = spec.links.verdict.get() {
                 to.do_send(ChildVerdict {
@@ -386,8 +404,7 @@ impl Handler<AddChild> for Supervisor {
             }
             return Box::pin(async move { Err(e) });
         }
-        let plan = plan(&spec);
-        self.links.insert(spec.id, spec.links);
+        let plan = self.plan(spec);
         let (tx, rx) = oneshot::channel();
         self.run(
             Input::Add {
@@ -447,7 +464,7 @@ impl Handler<SubscribeChild> for Supervisor {
 
     fn handle(&mut self, msg: SubscribeChild, _: &mut Context<Self>) {
         // Only for a registered child: the entry goes when the child does.
-        if !self.links.contains_key(&msg.id) {
+        if !self.links.contains_key(msg.id.as_str()) {
             return;
         }
         let subscribers = self.child_subscribers.entry(msg.id).or_default();

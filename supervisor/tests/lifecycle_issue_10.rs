@@ -105,3 +105,33 @@ async fn a_child_gone_before_its_start_is_forgotten_not_counted() {
         "{seen:?}"
     );
 }
+
+#[actix::test]
+async fn a_spec_lost_with_a_stopped_supervisor_tells_its_child() {
+    tokio::time::pause();
+    let log = Log::default();
+    let verdicts = Log::default();
+    let (_c, spec) = child("c", &log).verdicts(&verdicts).spawn();
+    // A copy never tells; the spec itself, dropped unread (as a stopped
+    // supervisor's mailbox drops it), does.
+    let telling = spec.clone().tell_if_lost();
+    drop(telling.clone());
+    support::idle(Duration::from_millis(1)).await;
+    assert!(verdicts.take().is_empty());
+    drop(telling);
+    support::idle(Duration::from_millis(1)).await;
+    assert_eq!(
+        verdicts.take(),
+        ["verdict:c@0:no-restart:Refused(ShuttingDown)"]
+    );
+    // A spec the supervisor took does not tell.
+    let sup = Supervisor::new(SupervisorConfig::default())
+        .unwrap()
+        .start();
+    sup.send(AddChild(spec.tell_if_lost()))
+        .await
+        .unwrap()
+        .unwrap();
+    support::idle(Duration::from_millis(1)).await;
+    assert!(verdicts.take().is_empty());
+}
