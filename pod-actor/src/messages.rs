@@ -283,3 +283,9 @@ impl CloseReport {
 pub(crate) struct HealthTick {
     pub(crate) generation: u64,
 }
+
+/// Wakes the pod so that it polls what it spawned in `stopping`. Sent by the
+/// pod to itself.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Nudge;

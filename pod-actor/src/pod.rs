@@ -10,8 +10,8 @@ use runtime_actor::{
     RuntimeEvent, RuntimeFactory, RuntimeHandle, StopReport,
 };
 use supervisor::{
-    AddChild, ChildExit, ChildReporter, ChildSpec, ChildStopped, ChildVerdict, NoRestart,
-    RemoveChild, RestartChild, Shutdown, StartChild, StopChild, StopReason, Supervisor, Verdict,
+    AddChild, ChildExit, ChildLeft, ChildReporter, ChildSpec, ChildStopped, ChildVerdict,
+    NoRestart, RestartChild, StartChild, StopChild, StopReason, Supervisor, Verdict,
 };
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use crate::config::{PlacementKind, PodConfig, RuntimeSpec};
 use crate::error::{CallError, PodError};
 use crate::messages::{
-    Call, Close, CloseReport, ForcedBy, GetRole, GetStatus, HealthTick, Join, PodEvent, PodState,
-    PodStatus, Start, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
+    Call, Close, CloseReport, ForcedBy, GetRole, GetStatus, HealthTick, Join, Nudge, PodEvent,
+    PodState, PodStatus, Start, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
 };
 use crate::registry::RuntimeRegistry;
 use crate::subscribers::Subscribers;
@@ -256,17 +256,15 @@ impl<R: Runtime> Pod<R> {
         Ok(())
     }
 
-    /// Leaves the supervisor: a removal, never an exit; our own supervisor,
-    /// which has no other child, is shut down instead. Idempotent.
+    /// Leaves the supervisor: a removal, never an exit. Our own supervisor,
+    /// left with no child and no address, then stops by itself. Idempotent.
     fn leave(&mut self) {
-        if let Some(own) = self.own.take() {
-            own.do_send(Shutdown);
-        }
+        let own = self.own.take();
         if !std::mem::take(&mut self.registered) {
             return;
         }
-        if let Some(external) = &self.external {
-            external.do_send(RemoveChild {
+        if let Some(supervisor) = self.external.as_ref().or(own.as_ref()) {
+            supervisor.do_send(ChildLeft {
                 id: self.config.name.clone(),
             });
         }
@@ -483,6 +481,9 @@ impl<R: Runtime> Pod<R> {
         self.state = PodState::Terminated;
         self.suspend();
         self.leave();
+        // Nothing more to report; and our own supervisor, no longer
+        // referenced, can stop.
+        self.reporter = None;
         match &error {
             Some(e) => tracing::warn!(pod = %self.config.name, error = %e, "pod terminated"),
             None => tracing::debug!(pod = %self.config.name, "pod closed"),
@@ -609,10 +610,12 @@ impl<R: Runtime> Actor for Pod<R> {
                 tracing::debug!(pod = %self.config.name, "last address dropped: closing");
                 self.begin_close(None, ctx);
                 if self.state == PodState::Terminated {
-                    Running::Stop
-                } else {
-                    Running::Continue
+                    return Running::Stop;
                 }
+                // actix does not poll what `stopping` spawned until the actor
+                // is woken again: a message wakes it.
+                ctx.address().do_send(Nudge);
+                Running::Continue
             }
         }
     }
@@ -798,6 +801,12 @@ impl<R: Runtime> Handler<Join> for Pod<R> {
             }
         }
     }
+}
+
+impl<R: Runtime> Handler<Nudge> for Pod<R> {
+    type Result = ();
+
+    fn handle(&mut self, _: Nudge, _: &mut Context<Self>) {}
 }
 
 impl<R: Runtime> Handler<HealthTick> for Pod<R> {

@@ -359,49 +359,54 @@ async fn serve<R: Runtime>(
             Either::Right(_) => None,
         }
     };
-    match setup {
-        Some(Ok(())) => {}
+    let ready = match setup {
+        Some(Ok(())) => true,
         Some(Err(e)) => return Served::Failed(FailureCause::Error(e)),
-        None => {
-            // Stopped during setup: what setup already made (a child process,
-            // say) is undone the graceful way, within the owner's deadline.
-            runtime.teardown().await;
-            return Served::Stopped;
-        }
-    }
-    if phase.get() == Phase::Stopping {
-        // A stop came in the same turn as setup finished: it queued no
-        // teardown, so run it here.
-        runtime.teardown().await;
-        return Served::Stopped;
-    }
-    phase.set(Phase::Ready);
-    let _ = signals.send(Signal::Ready {
-        setup: begun.elapsed(),
-        pid: ctx.pid(),
-    });
-
-    while let Some(op) = ops.recv().await {
-        match op {
-            Op::Request(req, reply) => {
-                let answer = runtime.handle(req).await;
-                if let Some(fatal) = answer_with(reply, answer) {
-                    return Served::Failed(FailureCause::Error(fatal));
-                }
-            }
-            Op::Health(reply) => {
-                let answer = runtime.health().await;
-                if let Some(fatal) = answer_with(reply, answer) {
-                    return Served::Failed(FailureCause::Error(fatal));
-                }
-            }
-            Op::Teardown => {
-                runtime.teardown().await;
-                return Served::Stopped;
+        // Stopped during setup: what setup already made (a child process,
+        // say) is undone by teardown, the graceful way.
+        None => false,
+    };
+    // A stop that came in the same turn as setup finished queued no
+    // teardown op; it is run below too.
+    if ready && phase.get() != Phase::Stopping {
+        phase.set(Phase::Ready);
+        let _ = signals.send(Signal::Ready {
+            setup: begun.elapsed(),
+            pid: ctx.pid(),
+        });
+        while let Some(op) = ops.recv().await {
+            // Caught here, next to user code: the request that panicked is
+            // answered with its cause, and the unwinding stays short.
+            let fatal = match op {
+                Op::Request(req, reply) => match panic::catch_async(runtime.handle(req)).await {
+                    Ok(answer) => answer_with(reply, answer).map(FailureCause::Error),
+                    Err(cause) => Some(answer_panic(reply, cause)),
+                },
+                Op::Health(reply) => match panic::catch_async(runtime.health()).await {
+                    Ok(answer) => answer_with(reply, answer).map(FailureCause::Error),
+                    Err(cause) => Some(answer_panic(reply, cause)),
+                },
+                Op::Teardown => break,
+            };
+            if let Some(cause) = fatal {
+                return Served::Failed(cause);
             }
         }
     }
+    // One teardown for every graceful end.
+    runtime.teardown().await;
     Served::Stopped
+}
+
+/// Answers a request whose handler panicked; returns the panic's cause.
+fn answer_panic<T>(
+    reply: oneshot::Sender<Result<T, RequestError>>,
+    cause: FailureCause,
+) -> FailureCause {
+    let _ = reply.send(Err(RequestError::Exited {
+        cause: Some(cause.clone()),
+    }));
+    cause
 }
 
 /// Sends the answer; returns the error when it is fatal to the runtime.

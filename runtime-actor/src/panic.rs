@@ -45,6 +45,8 @@ pub(crate) async fn catch_async<F: Future>(fut: F) -> Result<F::Output, FailureC
     AssertUnwindSafe(fut).catch_unwind().await.map_err(cause_of)
 }
 
+/// Forgets a location left by a panic someone else caught, so that a later
+/// payload raised without the hook (`resume_unwind`) is not given it.
 fn clear_location() {
     LAST_LOCATION.with(|last| last.borrow_mut().take());
 }

@@ -28,10 +28,11 @@
 //! | [`ChildVerdict`] | supervisor → child | the answer to every [`ChildExited`] ([`Verdict::Restart`] or [`Verdict::NoRestart`] with the reason), and the cancellation of a restart that will not come |
 //! | [`ChildReady`] | child → supervisor | once per start, when ready ([`ChildReporter::ready`]) |
 //! | [`ChildExited`] | child → supervisor | when it ends on its own ([`ChildReporter::exited`]) |
+//! | [`ChildLeft`] | child → supervisor | when it closes itself: forget me, send me nothing more |
 //!
 //! The restart policy lives here only: a child never decides for itself
 //! whether it will be restarted, it waits for its verdict. A removal
-//! ([`RemoveChild`]) is never an exit: it is not counted against the
+//! ([`RemoveChild`], or [`ChildLeft`] from the child) is never an exit: it is not counted against the
 //! intensity, not restarted, and not seen by siblings.
 //!
 //! Owners use [`AddChild`], [`RemoveChild`], [`Restart`], [`WhichChildren`],
@@ -177,9 +178,9 @@ pub use crate::error::{Cause, Error};
 pub use crate::event::{StopOutcome, SupervisorEvent};
 pub use crate::intensity::Intensity;
 pub use crate::messages::{
-    AddChild, ChildExit, ChildExited, ChildReady, ChildStopped, ChildVerdict, GetStatus, NoRestart,
-    RemoveChild, Restart, RestartChild, Shutdown, StartChild, StopChild, StopReason, Subscribe,
-    SubscribeChild, Verdict, WhichChildren,
+    AddChild, ChildExit, ChildExited, ChildLeft, ChildReady, ChildStopped, ChildVerdict, GetStatus,
+    NoRestart, RemoveChild, Restart, RestartChild, Shutdown, StartChild, StopChild, StopReason,
+    Subscribe, SubscribeChild, Verdict, WhichChildren,
 };
 pub use crate::policy::{RestartPolicy, Strategy};
 pub use crate::spec::{ChildReporter, ChildSpec};

@@ -116,6 +116,10 @@ pub(crate) enum Input<T> {
         id: String,
         generation: u64,
     },
+    /// The child closes itself ([`ChildLeft`](crate::ChildLeft)).
+    Left {
+        id: String,
+    },
 }
 
 /// What the actor must do.
@@ -451,6 +455,7 @@ impl<T: fmt::Debug> Machine<T> {
                 }
             }
             Input::Gone { id, generation } => self.gone(&id, generation),
+            Input::Left { id } => self.left(&id),
             Input::Abandoned { why } => {
                 if self.phase == SupervisorPhase::Idle && self.has_parent {
                     self.closing = Some(why);
@@ -624,6 +629,22 @@ impl<T: fmt::Debug> Machine<T> {
                 job.error = Some(Error::ChildRemoved { id: id.to_owned() });
             }
         }
+    }
+
+    /// The child closes itself: forgotten at once, sent nothing more.
+    fn left(&mut self, id: &str) {
+        if !self.children.contains_key(id) {
+            return;
+        }
+        self.leave_jobs(id);
+        if let Some(job) = &mut self.current {
+            // Its stop reply may never come now: the job moves on.
+            if matches!(&job.awaiting, Awaiting::Stop { id: awaited, .. } if awaited == id) {
+                job.awaiting = Awaiting::Nothing;
+            }
+        }
+        self.forget(id, StopOutcome::NotRunning);
+        self.pump();
     }
 
     /// The child's actor is gone (its mailbox closed when it was to be
@@ -1590,6 +1611,45 @@ mod tests {
             assert_eq!(ids, ["s"], "{name}");
             let _ = sibling;
         }
+    }
+
+    #[test]
+    fn a_child_that_leaves_is_sent_nothing_and_releases_the_job_waiting_for_it() {
+        let (mut m, now) = machine(5);
+        let g = running(&mut m, now, "c", RestartPolicy::Permanent);
+        running(&mut m, now, "s", RestartPolicy::Permanent);
+        // An owner's restart of `c` waits for its stop reply when `c` leaves.
+        let out = m.handle(
+            Input::Restart {
+                id: "c".into(),
+                ticket: 5,
+            },
+            now,
+        );
+        assert_eq!(stops(&out), [("c".to_owned(), StopReason::Restart)]);
+        let out = m.handle(Input::Left { id: "c".into() }, now);
+        assert!(out.contains(&Command::Answer {
+            ticket: 5,
+            answer: Answer::Restarted(Err(Error::ChildRemoved { id: "c".into() })),
+        }));
+        assert!(out.contains(&Command::Forget { id: "c".into() }));
+        assert!(
+            verdicts(&out, "c").is_empty()
+                && stops(&out).is_empty()
+                && started(&out, "c").is_none()
+        );
+        // Its late stop reply and exit change nothing.
+        let late = m.handle(
+            Input::Stopped {
+                id: "c".into(),
+                generation: g,
+                outcome: StopOutcome::Gracefully,
+            },
+            now,
+        );
+        assert!(late.is_empty(), "{late:?}");
+        assert!(m.handle(exit("c", g, true), now).is_empty());
+        assert_eq!(m.status(now).restarts_in_window, 0);
     }
 
     #[test]

@@ -225,6 +225,20 @@ pub struct ChildExited {
     pub exit: ChildExit,
 }
 
+/// The child left: it closes itself and is to be forgotten.
+///
+/// Sent by a child that ends on its own owner's request (a pod being
+/// closed). The supervisor forgets it at once and sends it nothing more: no
+/// [`StopChild`] (the child stops itself), no restart, no verdict. Like
+/// [`RemoveChild`], it is never an exit: nothing is counted against the
+/// intensity and no sibling is touched; a job waiting for the child moves on.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ChildLeft {
+    /// The child's id.
+    pub id: String,
+}
+
 // ===== control: anyone → supervisor =====
 
 /// Add a child at run time and start it.

@@ -13,10 +13,10 @@ use tokio::time::Instant;
 use crate::machine::{Answer, ChildPlan, Command, Input, Machine, ShutdownBy};
 use crate::spec::Links;
 use crate::{
-    AddChild, ChildExited, ChildReady, ChildReporter, ChildSpec, ChildStatus, ChildStopped,
-    ChildVerdict, Error, GetStatus, NoRestart, RemoveChild, Restart, RestartChild, Shutdown,
-    ShutdownReport, StartChild, StopChild, StopOutcome, StopReason, Subscribe, SubscribeChild,
-    SupervisorConfig, SupervisorEvent, SupervisorStatus, Verdict, WhichChildren,
+    AddChild, ChildExited, ChildLeft, ChildReady, ChildReporter, ChildSpec, ChildStatus,
+    ChildStopped, ChildVerdict, Error, GetStatus, NoRestart, RemoveChild, Restart, RestartChild,
+    Shutdown, ShutdownReport, StartChild, StopChild, StopOutcome, StopReason, Subscribe,
+    SubscribeChild, SupervisorConfig, SupervisorEvent, SupervisorStatus, Verdict, WhichChildren,
 };
 
 /// An OTP-style supervisor actor with paced restarts.
@@ -385,6 +385,14 @@ impl Handler<ChildExited> for Supervisor {
             },
             ctx,
         );
+    }
+}
+
+impl Handler<ChildLeft> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildLeft, ctx: &mut Context<Self>) {
+        self.run(Input::Left { id: msg.id }, ctx);
     }
 }
 
