@@ -29,6 +29,17 @@ impl Watcher {
             }
         }
     }
+
+    /// Holds the watcher strongly from now on: once the generation has
+    /// failed it is about to end, and its last events need not upgrade the
+    /// weak recipient one at a time.
+    fn hold(&mut self) {
+        if let Watcher::Weak(watcher) = self {
+            if let Some(strong) = watcher.upgrade() {
+                *self = Watcher::Strong(strong);
+            }
+        }
+    }
 }
 
 /// What the monitor of one generation holds; it runs on the owner's arbiter.
@@ -106,6 +117,9 @@ pub(crate) async fn monitor(mut m: Monitor) {
                     deadline = None;
                     if !failed {
                         failed = true;
+                        if let Some(watcher) = &mut m.watcher {
+                            watcher.hold();
+                        }
                         m.settle(Err(RequestError::Exited { cause: Some(cause.clone()) }));
                         m.tell(RuntimeEvent::Failed { generation, cause });
                     }
