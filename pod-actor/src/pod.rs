@@ -11,7 +11,7 @@ use runtime_actor::{
 };
 use supervisor::{
     AddChild, ChildExit, ChildLeft, ChildReporter, ChildSpec, ChildStopped, ChildVerdict,
-    NoRestart, RestartChild, StartChild, StopChild, StopReason, Supervisor, Verdict,
+    NoRestart, Registration, RestartChild, StartChild, StopChild, StopReason, Supervisor, Verdict,
 };
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -85,8 +85,8 @@ pub struct Pod<R: Runtime> {
     placement: Option<Placement>,
     external: Option<Addr<Supervisor>>,
     own: Option<Addr<Supervisor>>,
-    /// Registered with a supervisor and not yet left it.
-    registered: bool,
+    /// The registration with a supervisor, until the pod leaves it.
+    registration: Option<Registration>,
     state: PodState,
     runtime: Option<RuntimeHandle<R>>,
     reporter: Option<ChildReporter>,
@@ -126,7 +126,7 @@ impl<R: Runtime> Pod<R> {
             placement: None,
             external: None,
             own: None,
-            registered: false,
+            registration: None,
             state: PodState::Idle,
             runtime: None,
             reporter: None,
@@ -251,8 +251,8 @@ impl<R: Runtime> Pod<R> {
         // cannot overtake it. The supervisor answers with a start or a
         // refusal (a verdict); if it stops with the message unread, the
         // dropped spec tells us (tell_if_lost).
+        self.registration = Some(spec.registration());
         supervisor.do_send(AddChild(spec.tell_if_lost()));
-        self.registered = true;
         Ok(())
     }
 
@@ -260,12 +260,13 @@ impl<R: Runtime> Pod<R> {
     /// left with no child and no address, then stops by itself. Idempotent.
     fn leave(&mut self) {
         let own = self.own.take();
-        if !std::mem::take(&mut self.registered) {
+        let Some(registration) = self.registration.take() else {
             return;
-        }
+        };
         if let Some(supervisor) = self.external.as_ref().or(own.as_ref()) {
             supervisor.do_send(ChildLeft {
                 id: self.config.name.clone(),
+                registration,
             });
         }
     }
@@ -404,7 +405,7 @@ impl<R: Runtime> Pod<R> {
 
     /// A refused registration was never a registration: nothing to leave.
     fn leave_refused(&mut self) {
-        self.registered = false;
+        self.registration = None;
     }
 
     fn no_restart_error(&self, why: NoRestart) -> PodError {
@@ -875,7 +876,7 @@ impl<R: Runtime> Handler<StopChild> for Pod<R> {
         }
         if msg.reason == StopReason::Removed && self.state != PodState::Closing {
             // Removed by the supervisor's owner: that ends the pod.
-            self.registered = false;
+            self.registration = None;
             match self.live_runtime() {
                 Some(runtime) => {
                     self.stop_then_terminate(runtime, None, Some(PodError::Removed), ctx)

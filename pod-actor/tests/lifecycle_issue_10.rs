@@ -428,3 +428,42 @@ async fn starting_under_a_supervisor_that_stopped_is_answered() {
         .unwrap();
     assert!(joined.is_err(), "{joined:?}");
 }
+
+#[actix::test]
+async fn a_refused_duplicate_that_closes_early_leaves_the_original_supervised() {
+    tokio::time::pause();
+    let shared = Supervisor::new(
+        SupervisorConfig::default()
+            .with_intensity(Intensity::new(5, Duration::from_secs(60)))
+            .with_backoff(Backoff::immediate()),
+    )
+    .unwrap()
+    .start();
+    let script = Script::new(Setup::Ok);
+    let original = Pod::new(config("x"), support::factory(&script))
+        .supervised_by(shared.clone())
+        .start();
+    original.send(Start).await.unwrap().unwrap();
+    original.send(WaitStartSuccess).await.unwrap().unwrap();
+    // Same name: refused, but closed before the refusal reaches it.
+    let duplicate_script = Script::new(Setup::Ok);
+    let duplicate = Pod::new(config("x"), support::factory(&duplicate_script))
+        .supervised_by(shared.clone())
+        .start();
+    let start = duplicate.send(Start);
+    let close = duplicate.send(Close::default());
+    start.await.unwrap().unwrap();
+    let _ = close.await.unwrap();
+    support::idle_for(Duration::from_millis(50)).await;
+    let status = shared.send(SupervisorStatus).await.unwrap();
+    let ids: Vec<_> = status.children.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["x"]);
+    // Still supervised: a crash is restarted.
+    let _ = original.send(Call(Req::Panic)).await;
+    let restarted = tokio::time::timeout(HOUR, original.send(WaitStartSuccess))
+        .await
+        .expect("the original was left unsupervised")
+        .unwrap()
+        .unwrap();
+    assert_eq!(restarted.generation, 1);
+}

@@ -183,7 +183,7 @@ pub use crate::messages::{
     Subscribe, SubscribeChild, Verdict, WhichChildren,
 };
 pub use crate::policy::{RestartPolicy, Strategy};
-pub use crate::spec::{ChildReporter, ChildSpec};
+pub use crate::spec::{ChildReporter, ChildSpec, Registration};
 pub use crate::status::{
     ChildState, ChildStatus, ShutdownReport, SupervisorPhase, SupervisorStatus,
 };

@@ -5,8 +5,8 @@ use actix::{Message, MessageResponse, Recipient};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ChildReporter, ChildSpec, ChildStatus, Error, ShutdownReport, StopOutcome, SupervisorEvent,
-    SupervisorStatus,
+    ChildReporter, ChildSpec, ChildStatus, Error, Registration, ShutdownReport, StopOutcome,
+    SupervisorEvent, SupervisorStatus,
 };
 
 // ===== child protocol: supervisor → child =====
@@ -237,6 +237,9 @@ pub struct ChildExited {
 pub struct ChildLeft {
     /// The child's id.
     pub id: String,
+    /// The registration it leaves ([`ChildSpec::registration`]); a child
+    /// registered under the same id since then is not touched.
+    pub registration: Registration,
 }
 
 // ===== control: anyone → supervisor =====

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::dev::ToEnvelope;
@@ -26,6 +27,7 @@ use crate::{
 #[derive(Clone)]
 pub struct ChildSpec {
     pub(crate) id: String,
+    pub(crate) registration: Registration,
     pub(crate) restart: RestartPolicy,
     pub(crate) shutdown: Duration,
     pub(crate) links: Links,
@@ -61,6 +63,20 @@ impl Drop for LostNotice {
                 verdict: Verdict::NoRestart(NoRestart::Refused(Error::ShuttingDown)),
             });
         }
+    }
+}
+
+/// Which spec a child was registered with: ids can be reused once a child
+/// is forgotten, registrations cannot. A child that leaves says which
+/// registration it leaves ([`ChildLeft`](crate::ChildLeft)), so that a late
+/// `ChildLeft` never removes a newer child of the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Registration(u64);
+
+impl Registration {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Registration(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 }
 
@@ -199,6 +215,7 @@ impl ChildSpec {
     fn with_links(id: impl Into<String>, links: Links) -> Self {
         ChildSpec {
             id: id.into(),
+            registration: Registration::next(),
             restart: RestartPolicy::Permanent,
             shutdown: Duration::from_secs(5),
             links,
@@ -254,6 +271,13 @@ impl ChildSpec {
     #[must_use]
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The registration this spec makes when a supervisor takes it; each
+    /// spec built has its own (clones share it).
+    #[must_use]
+    pub fn registration(&self) -> Registration {
+        self.registration
     }
 
     /// The child's restart type.

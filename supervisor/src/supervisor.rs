@@ -14,9 +14,10 @@ use crate::machine::{Answer, ChildPlan, Command, Input, Machine, ShutdownBy};
 use crate::spec::Links;
 use crate::{
     AddChild, ChildExited, ChildLeft, ChildReady, ChildReporter, ChildSpec, ChildStatus,
-    ChildStopped, ChildVerdict, Error, GetStatus, NoRestart, RemoveChild, Restart, RestartChild,
-    Shutdown, ShutdownReport, StartChild, StopChild, StopOutcome, StopReason, Subscribe,
-    SubscribeChild, SupervisorConfig, SupervisorEvent, SupervisorStatus, Verdict, WhichChildren,
+    ChildStopped, ChildVerdict, Error, GetStatus, NoRestart, Registration, RemoveChild, Restart,
+    RestartChild, Shutdown, ShutdownReport, StartChild, StopChild, StopOutcome, StopReason,
+    Subscribe, SubscribeChild, SupervisorConfig, SupervisorEvent, SupervisorStatus, Verdict,
+    WhichChildren,
 };
 
 /// An OTP-style supervisor actor with paced restarts.
@@ -75,7 +76,7 @@ use crate::{
 ///   each stopped child whether a start will come ([`ChildVerdict`]).
 pub struct Supervisor {
     machine: Machine<Reply>,
-    links: HashMap<Arc<str>, Links>,
+    links: HashMap<Arc<str>, (Registration, Links)>,
     /// Reused buffers of `run`.
     inputs: VecDeque<Input<Reply>>,
     commands: Vec<Command<Reply>>,
@@ -171,7 +172,8 @@ impl Supervisor {
     fn plan(&mut self, mut spec: ChildSpec) -> ChildPlan {
         spec.lost.defuse();
         let id: Arc<str> = std::mem::take(&mut spec.id).into();
-        self.links.insert(Arc::clone(&id), spec.links);
+        self.links
+            .insert(Arc::clone(&id), (spec.registration, spec.links));
         ChildPlan {
             id,
             restart: spec.restart,
@@ -221,7 +223,7 @@ impl Supervisor {
                 let addr = ctx.address();
                 let reporter =
                     ChildReporter::new(&id, generation, addr.clone().recipient(), addr.recipient());
-                let links = self.links.get(id.as_str());
+                let links = self.links.get(id.as_str()).map(|(_, links)| links);
                 let sent = match attempt {
                     None => links
                         .and_then(|l| l.start.get())
@@ -241,7 +243,12 @@ impl Supervisor {
                 timeout,
                 reason,
             } => {
-                let Some(stop) = self.links.get(id.as_str()).and_then(|l| l.stop.get()) else {
+                let Some(stop) = self
+                    .links
+                    .get(id.as_str())
+                    .map(|(_, links)| links)
+                    .and_then(|l| l.stop.get())
+                else {
                     return Some(Input::Stopped {
                         id,
                         generation,
@@ -280,7 +287,12 @@ impl Supervisor {
                 generation,
                 verdict,
             } => {
-                if let Some(to) = self.links.get(id.as_str()).and_then(|l| l.verdict.get()) {
+                if let Some(to) = self
+                    .links
+                    .get(id.as_str())
+                    .map(|(_, links)| links)
+                    .and_then(|l| l.verdict.get())
+                {
                     to.do_send(ChildVerdict {
                         id,
                         generation,
@@ -392,7 +404,12 @@ impl Handler<ChildLeft> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildLeft, ctx: &mut Context<Self>) {
-        self.run(Input::Left { id: msg.id }, ctx);
+        // Only the registration that leaves: the id may belong to a newer
+        // child by now (or to another one that was refused this one).
+        let current = self.links.get(msg.id.as_str()).map(|(r, _)| *r);
+        if current == Some(msg.registration) {
+            self.run(Input::Left { id: msg.id }, ctx);
+        }
     }
 }
 

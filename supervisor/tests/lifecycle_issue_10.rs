@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use actix::Actor;
 use supervisor::{
-    AddChild, Backoff, ChildExit, ChildSpec, Error, GetStatus, Intensity, RemoveChild, Restart,
-    RestartPolicy, Strategy, Supervisor, SupervisorConfig, SupervisorEvent,
+    AddChild, Backoff, ChildExit, ChildLeft, ChildSpec, Error, GetStatus, Intensity, RemoveChild,
+    Restart, RestartPolicy, Strategy, Supervisor, SupervisorConfig, SupervisorEvent,
 };
 use support::{child, failed, subscribe, BecomeReady, Exit, Log};
 
@@ -134,4 +134,37 @@ async fn a_spec_lost_with_a_stopped_supervisor_tells_its_child() {
         .unwrap();
     support::idle(Duration::from_millis(1)).await;
     assert!(verdicts.take().is_empty());
+}
+
+#[actix::test]
+async fn a_late_child_left_never_removes_a_newer_child_of_the_same_id() {
+    tokio::time::pause();
+    let log = Log::default();
+    let (_old, old) = child("c", &log).spawn();
+    let (_new, new) = child("c", &log).spawn();
+    let (old_registration, new_registration) = (old.registration(), new.registration());
+    assert_ne!(old_registration, new_registration);
+    let sup = Supervisor::new(SupervisorConfig::default())
+        .unwrap()
+        .start();
+    sup.send(AddChild(old)).await.unwrap().unwrap();
+    sup.send(RemoveChild { id: "c".into() })
+        .await
+        .unwrap()
+        .unwrap();
+    sup.send(AddChild(new)).await.unwrap().unwrap();
+    sup.send(ChildLeft {
+        id: "c".into(),
+        registration: old_registration,
+    })
+    .await
+    .unwrap();
+    assert_eq!(sup.send(GetStatus).await.unwrap().children.len(), 1);
+    sup.send(ChildLeft {
+        id: "c".into(),
+        registration: new_registration,
+    })
+    .await
+    .unwrap();
+    assert!(sup.send(GetStatus).await.unwrap().children.is_empty());
 }
