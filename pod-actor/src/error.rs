@@ -143,6 +143,7 @@ impl StdError for CallError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             CallError::Runtime(e) => Some(e),
+            CallError::RuntimeExited { cause: Some(cause) } => Some(cause),
             _ => None,
         }
     }

@@ -467,3 +467,26 @@ async fn a_refused_duplicate_that_closes_early_leaves_the_original_supervised() 
         .unwrap();
     assert_eq!(restarted.generation, 1);
 }
+
+#[actix::test]
+async fn errors_expose_their_cause_as_source() {
+    tokio::time::pause();
+    let script = Script::new(Setup::Ok);
+    let pod = pod(config("sourced"), &script);
+    pod.send(Start).await.unwrap().unwrap();
+    pod.send(WaitStartSuccess).await.unwrap().unwrap();
+    let error = pod.send(Call(Req::Panic)).await.unwrap().unwrap_err();
+    let source = std::error::Error::source(&error).expect("the runtime's cause");
+    assert!(
+        source.to_string().contains("request handler panicked"),
+        "{source}"
+    );
+
+    let failing = Script::new(Setup::Fail);
+    let pod = pod(config("failing"), &failing);
+    pod.send(Start).await.unwrap().unwrap();
+    let error = pod.send(WaitStartSuccess).await.unwrap().unwrap_err();
+    let cause = std::error::Error::source(&error).expect("the failure cause");
+    let root = std::error::Error::source(cause).expect("the runtime's own error");
+    assert!(root.to_string().contains("model file missing"), "{root}");
+}

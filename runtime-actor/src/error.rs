@@ -221,6 +221,7 @@ impl StdError for RequestError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             RequestError::Runtime(e) => Some(e),
+            RequestError::Exited { cause: Some(cause) } => Some(cause),
             _ => None,
         }
     }
