@@ -483,7 +483,7 @@ async fn errors_expose_their_cause_as_source() {
     );
 
     let failing = Script::new(Setup::Fail);
-    let pod = pod(config("failing"), &failing);
+    let pod = support::pod(config("failing"), &failing);
     pod.send(Start).await.unwrap().unwrap();
     let error = pod.send(WaitStartSuccess).await.unwrap().unwrap_err();
     let cause = std::error::Error::source(&error).expect("the failure cause");
