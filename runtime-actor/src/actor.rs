@@ -87,6 +87,9 @@ pub(crate) struct Launch<R: Runtime> {
     pub(crate) cause: Arc<OnceLock<FailureCause>>,
     /// The arbiter is the runtime's own: stopped with the actor.
     pub(crate) dedicated: bool,
+    /// Why the runtime cannot run at all (its arbiter could not be made):
+    /// it fails at once, before the factory is called.
+    pub(crate) unavailable: Option<FailureCause>,
 }
 
 /// What `started` moves into the serve loop.
@@ -194,13 +197,17 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let Some(Pending {
-            launch,
+            mut launch,
             ops: ops_rx,
             abandoned,
         }) = self.pending.take()
         else {
             return;
         };
+        if let Some(cause) = launch.unavailable.take() {
+            self.fail(cause, ctx);
+            return;
+        }
         let reporter = FailureReporter::new(ctx.address().recipient());
         let served = panic::catch_async(serve(
             launch,

@@ -11,7 +11,7 @@ use tokio::time::{self, Instant};
 
 use crate::actor::{Launch, RuntimeActor};
 use crate::env::RuntimeEnv;
-use crate::error::{FailureCause, RequestError};
+use crate::error::{FailureCause, RequestError, RuntimeError};
 use crate::messages::{Ask, AskHealth, KillRuntime, RuntimeEvent, StopRuntime};
 use crate::monitor::{monitor, Monitor, Watcher};
 use crate::runtime::{Runtime, RuntimeFactory};
@@ -175,10 +175,32 @@ impl<R: Runtime> RuntimeActor<R> {
     /// # Panics
     ///
     /// Panics when called outside an actix system (it spawns on the current
-    /// arbiter), like [`actix::Actor::start`].
+    /// arbiter), like [`actix::Actor::start`]. When a dedicated arbiter
+    /// cannot be created (the OS has no thread or descriptor left), it does
+    /// not panic: the generation fails at once with
+    /// [`FailureCause::Error`] giving the OS's reason.
     pub fn spawn(config: RuntimeConfig, factory: RuntimeFactory<R>) -> RuntimeHandle<R> {
         let (signals, signals_rx) = mpsc::unbounded_channel();
         let cause = Arc::new(OnceLock::new());
+        // A dedicated arbiter can fail to start (no thread, no descriptors
+        // left): the generation then fails at once, with the OS's reason,
+        // on the caller's arbiter instead.
+        let (dedicated, arbiter, unavailable) = match config.placement {
+            Placement::Dedicated => match Arbiter::try_new() {
+                Ok(arbiter) => {
+                    let handle = arbiter.handle();
+                    (Some(arbiter), handle, None)
+                }
+                Err(e) => {
+                    let error = RuntimeError::fatal(format!(
+                        "cannot start the runtime's arbiter thread: {e}"
+                    ))
+                    .with_source(e);
+                    (None, Arbiter::current(), Some(FailureCause::Error(error)))
+                }
+            },
+            Placement::Shared(handle) => (None, handle, None),
+        };
         let launch = Launch {
             factory,
             env: config.env,
@@ -186,15 +208,8 @@ impl<R: Runtime> RuntimeActor<R> {
             generation: config.generation,
             signals,
             cause: Arc::clone(&cause),
-            dedicated: matches!(config.placement, Placement::Dedicated),
-        };
-        let (dedicated, arbiter) = match config.placement {
-            Placement::Dedicated => {
-                let arbiter = Arbiter::new();
-                let handle = arbiter.handle();
-                (Some(arbiter), handle)
-            }
-            Placement::Shared(handle) => (None, handle),
+            dedicated: dedicated.is_some(),
+            unavailable,
         };
         let addr = RuntimeActor::start_in_arbiter(&arbiter, move |_| RuntimeActor::new(launch));
         let dedicated_handle = dedicated.as_ref().map(|_| arbiter);
