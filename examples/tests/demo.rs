@@ -1,7 +1,10 @@
 //! The demo binary, run as a user would.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_demo");
 
@@ -95,4 +98,70 @@ fn help_explains_the_two_modes() {
     assert!(output.status.success());
     assert!(stdout.contains("demo CONFIG.toml"), "{stdout}");
     assert!(stdout.contains("[[deployment]]"), "{stdout}");
+}
+
+#[test]
+fn ctrl_c_during_the_start_closes_what_started_and_exits_interrupted_issue_12() {
+    let dir = std::env::temp_dir().join(format!("demo-slow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("slow.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[deployment]]
+name = "slow"
+replicas = 1
+
+[deployment.pod]
+runtime = { kind = "process", command = "@self", args = ["worker", "--announce", "notify", "--startup-delay-ms", "60000"] }
+timeout_ready = 120000
+timeout_ctrl = 2000
+"#,
+    )
+    .unwrap();
+    let mut demo = Reaped(
+        Command::new(DEMO)
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The worker is running, still in its (minute-long) start.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let workers = loop {
+        let (live, _) = support::children_of(demo.0.id());
+        if !live.is_empty() {
+            break live;
+        }
+        assert!(Instant::now() < deadline, "the worker never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let pid = nix::unistd::Pid::from_raw(demo.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let mut seen = String::new();
+    demo.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut seen)
+        .unwrap();
+    let status = demo.0.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("interrupted while starting"), "{seen}");
+    for worker in workers {
+        assert!(!support::alive(worker), "worker {worker} outlived the demo");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Kills and reaps the child if a test fails before it ended.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }

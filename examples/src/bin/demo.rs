@@ -73,6 +73,10 @@ usage:
                      (`demo worker --help`)
   demo --help        this text
 
+Ctrl-C or SIGTERM before the run is over closes what has started (in
+reverse start order) and exits with 130; in CONFIG.toml mode, once all is
+running, Ctrl-C is the normal way to close and exits 0.
+
 CONFIG.toml holds [[deployment]] tables: `name`, `replicas`, and a
 [deployment.pod] table in the pod config format (timeout_ready,
 timeout_ctrl, env, restart, health, placement, runtime). In-process
@@ -319,18 +323,32 @@ async fn restarted<R: Runtime>(pod: &Addr<Pod<R>>, after: u64) -> Result<u64, Po
     Err(PodError::NotStarted)
 }
 
-async fn run_default(since: Instant) -> Result<(), String> {
+async fn run_default(since: Instant, stop: Stop) -> Result<Ended, String> {
     let printer = Printer { since }.start();
     let (encoders, processes) = build(
         load(DEFAULT_CONFIG, "the embedded default config")?,
         &printer,
     );
+    let scenario = default_scenario(&encoders, &processes);
+    tokio::select! {
+        ended = scenario => ended.map(|()| Ended::Completed),
+        () = stop => {
+            println!("== interrupted: closing what has started (reverse start order)");
+            close_all(&encoders, &processes).await;
+            Ok(Ended::Interrupted)
+        }
+    }
+}
+
+/// Starts the default deployments, drives traffic with two failures, and
+/// closes them.
+async fn default_scenario(encoders: &[Encoders], processes: &[Processes]) -> Result<(), String> {
     println!("== starting 2 deployments: encoder (3 in-process replicas), sidecar (1 process)");
-    if let Err(e) = start_all(&encoders, &processes).await {
-        close_all(&encoders, &processes).await;
+    if let Err(e) = start_all(encoders, processes).await {
+        close_all(encoders, processes).await;
         return Err(e);
     }
-    print_table(&statuses(&encoders, &processes).await);
+    print_table(&statuses(encoders, processes).await);
 
     let encoder = &encoders[0];
     let replica = encoder
@@ -386,12 +404,12 @@ async fn run_default(since: Instant) -> Result<(), String> {
         .await
         .map_err(|e| format!("the replica did not come back: {e}"))?;
     println!("== status after the failures");
-    let after = statuses(&encoders, &processes).await;
+    let after = statuses(encoders, processes).await;
     print_table(&after);
     let restarts: u32 = after.iter().map(|s| s.restarts).sum();
     println!("sent = {sent}, answered = {answered}, errors = {errors}, restarts = {restarts}");
     println!("== closing (reverse start order)");
-    let graceful = close_all(&encoders, &processes).await;
+    let graceful = close_all(encoders, processes).await;
     if answered != sent {
         return Err(format!("{} requests were not answered", sent - answered));
     }
@@ -405,30 +423,59 @@ async fn run_default(since: Instant) -> Result<(), String> {
     Ok(())
 }
 
-async fn run_file(path: &str, since: Instant) -> Result<(), String> {
+async fn run_file(path: &str, since: Instant, mut stop: Stop) -> Result<Ended, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let printer = Printer { since }.start();
     let (encoders, processes) = build(load(&text, path)?, &printer);
-    if let Err(e) = start_all(&encoders, &processes).await {
-        close_all(&encoders, &processes).await;
-        return Err(e);
+    let started = tokio::select! {
+        started = start_all(&encoders, &processes) => Some(started),
+        () = &mut stop => None,
+    };
+    match started {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            close_all(&encoders, &processes).await;
+            return Err(e);
+        }
+        None => {
+            println!("== interrupted while starting: closing what has started");
+            close_all(&encoders, &processes).await;
+            return Ok(Ended::Interrupted);
+        }
     }
     print_table(&statuses(&encoders, &processes).await);
-    // Registered before the line below is printed, so a Ctrl-C sent as soon
-    // as it appears is already ours to handle.
+    println!("== running; Ctrl-C closes");
+    stop.await;
+    println!("== closing (reverse start order)");
+    close_all(&encoders, &processes).await;
+    Ok(Ended::Completed)
+}
+
+/// How a run ended, when it did not fail.
+enum Ended {
+    Completed,
+    /// SIGINT or SIGTERM arrived first; what had started was closed.
+    Interrupted,
+}
+
+/// Resolves at the first SIGINT or SIGTERM.
+type Stop = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// Listens for SIGINT and SIGTERM from now on: installed before anything
+/// starts, so a signal during the start closes what has started instead of
+/// killing the process.
+fn listen_for_stop() -> Result<Stop, String> {
     let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
     let (mut interrupt, mut terminate) = (
         listen(SignalKind::interrupt())?,
         listen(SignalKind::terminate())?,
     );
-    println!("== running; Ctrl-C closes");
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
-    println!("== closing (reverse start order)");
-    close_all(&encoders, &processes).await;
-    Ok(())
+    Ok(Box::pin(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    }))
 }
 
 fn main() -> ExitCode {
@@ -456,13 +503,16 @@ fn main() -> ExitCode {
                 );
             }));
             let outcome = actix::System::new().block_on(async move {
+                let stop = listen_for_stop()?;
                 match path {
-                    Some(path) => run_file(&path, since).await,
-                    None => run_default(since).await,
+                    Some(path) => run_file(&path, since, stop).await,
+                    None => run_default(since, stop).await,
                 }
             });
             match outcome {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(Ended::Completed) => ExitCode::SUCCESS,
+                // 128 + SIGINT, as a shell reports an interrupted program.
+                Ok(Ended::Interrupted) => ExitCode::from(130),
                 Err(e) => {
                     eprintln!("demo failed: {e}");
                     ExitCode::FAILURE

@@ -101,7 +101,12 @@ pub(crate) async fn gone(pid: u32) -> bool {
 
 /// This process's children: the live ones and the zombies.
 pub(crate) fn children() -> (Vec<u32>, Vec<u32>) {
-    let me = std::process::id().to_string();
+    children_of(std::process::id())
+}
+
+/// The children of `parent`: the live ones and the zombies.
+pub(crate) fn children_of(parent: u32) -> (Vec<u32>, Vec<u32>) {
+    let parent = parent.to_string();
     let (mut live, mut zombies) = (Vec::new(), Vec::new());
     for entry in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
         let Some(pid) = entry
@@ -112,8 +117,8 @@ pub(crate) fn children() -> (Vec<u32>, Vec<u32>) {
             continue;
         };
         match stat(pid) {
-            Some((state, ppid)) if ppid == me && state == "Z" => zombies.push(pid),
-            Some((_, ppid)) if ppid == me => live.push(pid),
+            Some((state, ppid)) if ppid == parent && state == "Z" => zombies.push(pid),
+            Some((_, ppid)) if ppid == parent => live.push(pid),
             _ => {}
         }
     }
