@@ -111,5 +111,6 @@ pub use env::RuntimeEnv;
 pub use error::{FailureCause, PanicLocation, RequestError, RuntimeError};
 pub use handle::{Placement, RuntimeConfig, RuntimeHandle, StopReport};
 pub use messages::{CheckHealth, Request, RuntimeEvent};
+pub use panic::panic_is_caught;
 pub use process::{ProcessInfo, ProcessRequest, ProcessRuntime, ProcessSpec, ReadinessProbe};
 pub use runtime::{Runtime, RuntimeFactory};

@@ -7,7 +7,7 @@
 //! panic unchanged.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
@@ -18,6 +18,43 @@ use crate::error::{FailureCause, PanicLocation};
 
 thread_local! {
     static LAST_LOCATION: RefCell<Option<PanicLocation>> = const { RefCell::new(None) };
+    /// How many runtime calls this thread is polling right now.
+    static IN_RUNTIME: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether the panic being raised on this thread will be caught by a
+/// runtime and reported as [`FailureCause::Panicked`]: true while a call
+/// into a [`Runtime`](crate::Runtime) is being polled.
+///
+/// For a panic hook of the embedding program: it can then say one line
+/// about a runtime's panic (its pod reports it) and keep the full report
+/// for panics nobody catches.
+///
+/// # Examples
+///
+/// ```
+/// let default = std::panic::take_hook();
+/// std::panic::set_hook(Box::new(move |info| {
+///     if runtime_actor::panic_is_caught() {
+///         eprintln!("a runtime panicked at {:?}; its pod reports it", info.location());
+///     } else {
+///         default(info);
+///     }
+/// }));
+/// # let _ = std::panic::take_hook();
+/// ```
+#[must_use]
+pub fn panic_is_caught() -> bool {
+    IN_RUNTIME.try_with(Cell::get).unwrap_or(0) > 0
+}
+
+/// Unmarks on drop, which also runs when the poll unwinds.
+struct Unmark;
+
+impl Drop for Unmark {
+    fn drop(&mut self) {
+        let _ = IN_RUNTIME.try_with(|depth| depth.set(depth.get().saturating_sub(1)));
+    }
 }
 
 fn install_hook() {
@@ -42,7 +79,17 @@ fn install_hook() {
 pub(crate) async fn catch_async<F: Future>(fut: F) -> Result<F::Output, FailureCause> {
     install_hook();
     clear_location();
-    AssertUnwindSafe(fut).catch_unwind().await.map_err(cause_of)
+    let mut fut = std::pin::pin!(fut);
+    // Each poll of user code is marked, for `panic_is_caught`.
+    let marked = std::future::poll_fn(move |cx| {
+        let _ = IN_RUNTIME.try_with(|depth| depth.set(depth.get() + 1));
+        let _unmark = Unmark;
+        fut.as_mut().poll(cx)
+    });
+    AssertUnwindSafe(marked)
+        .catch_unwind()
+        .await
+        .map_err(cause_of)
 }
 
 /// Forgets a location left by a panic someone else caught, so that a later
@@ -94,6 +141,15 @@ mod tests {
         assert!(
             matches!(cause, FailureCause::Panicked { ref message, .. } if message == "<non-string panic payload>")
         );
+    }
+
+    #[tokio::test]
+    async fn polls_of_user_code_are_marked_and_unmarked_even_by_a_panic() {
+        assert!(!panic_is_caught());
+        assert!(catch_async(async { panic_is_caught() }).await.unwrap());
+        assert!(!panic_is_caught());
+        let _ = catch_async(async { panic!("unwinds through the mark") }).await;
+        assert!(!panic_is_caught());
     }
 
     #[tokio::test]

@@ -495,12 +495,18 @@ fn main() -> ExitCode {
             let since = Instant::now();
             // A runtime's panic is caught and reported by its pod; say so
             // in one line instead of the default "thread panicked" report.
+            // Any other panic is a bug of the demo: the full report.
+            let default = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
-                println!(
-                    "[{:>8.3}s] (a runtime panicked at {}; its pod catches it)",
-                    since.elapsed().as_secs_f64(),
-                    info.location().map_or("?".into(), |l| l.to_string())
-                );
+                if runtime_actor::panic_is_caught() {
+                    println!(
+                        "[{:>8.3}s] (a runtime panicked at {}; its pod catches it)",
+                        since.elapsed().as_secs_f64(),
+                        info.location().map_or("?".into(), |l| l.to_string())
+                    );
+                } else {
+                    default(info);
+                }
             }));
             let outcome = actix::System::new().block_on(async move {
                 let stop = listen_for_stop()?;
