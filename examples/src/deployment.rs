@@ -125,6 +125,13 @@ pub enum DeploymentError {
     NotStarted,
     /// The deployment is closed.
     Closed,
+    /// More replicas were asked for than [`Deployment::MAX_REPLICAS`].
+    TooManyReplicas {
+        /// The number asked for.
+        asked: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for DeploymentError {
@@ -136,6 +143,9 @@ impl fmt::Display for DeploymentError {
             DeploymentError::AlreadyStarted => f.write_str("deployment was already started"),
             DeploymentError::NotStarted => f.write_str("deployment has not been started"),
             DeploymentError::Closed => f.write_str("deployment is closed"),
+            DeploymentError::TooManyReplicas { asked, limit } => {
+                write!(f, "{asked} replicas asked for, at most {limit} allowed")
+            }
         }
     }
 }
@@ -218,6 +228,11 @@ pub struct CloseDeployment;
 // ===== impl Deployment =====
 
 impl<R: Runtime> Deployment<R> {
+    /// The most replicas one deployment runs; a start or scale that asks for
+    /// more fails with [`DeploymentError::TooManyReplicas`] before anything
+    /// is made.
+    pub const MAX_REPLICAS: usize = 4096;
+
     /// A deployment `name` of `replicas` pods built by `build` from
     /// `template` (whose `restart` section configures the shared supervisor).
     pub fn new(
@@ -250,6 +265,13 @@ impl<R: Runtime> Deployment<R> {
 
     /// Builds and starts `count` new replica actors (not yet their runtimes).
     fn add_replicas(&mut self, count: usize) -> Result<Vec<Replica<R>>, DeploymentError> {
+        let asked = self.pods.len().saturating_add(count);
+        if asked > Self::MAX_REPLICAS {
+            return Err(DeploymentError::TooManyReplicas {
+                asked,
+                limit: Self::MAX_REPLICAS,
+            });
+        }
         let supervisor = self.supervisor.clone().ok_or(DeploymentError::NotStarted)?;
         let mut added = Vec::with_capacity(count);
         for _ in 0..count {
@@ -352,6 +374,12 @@ impl<R: Runtime> Handler<StartDeployment> for Deployment<R> {
             Phase::Running => Some(DeploymentError::AlreadyStarted),
             Phase::Closed => Some(DeploymentError::Closed),
         };
+        let refused = refused.or_else(|| {
+            (self.replicas > Self::MAX_REPLICAS).then_some(DeploymentError::TooManyReplicas {
+                asked: self.replicas,
+                limit: Self::MAX_REPLICAS,
+            })
+        });
         if let Some(refused) = refused {
             return Box::pin(actix::fut::ready(Err(refused)));
         }
@@ -426,14 +454,17 @@ impl<R: Runtime> Handler<Scale> for Deployment<R> {
             Phase::Busy => return Box::pin(actix::fut::ready(Err(DeploymentError::Busy))),
             Phase::Closed => return Box::pin(actix::fut::ready(Err(DeploymentError::Closed))),
         }
-        self.replicas = scale.replicas;
         let current = self.pods.len();
         if scale.replicas >= current {
             return match self.add_replicas(scale.replicas - current) {
-                Ok(added) => Box::pin(self.launch(added).map(|outcome, _, _| outcome.map(drop))),
+                Ok(added) => {
+                    self.replicas = scale.replicas;
+                    Box::pin(self.launch(added).map(|outcome, _, _| outcome.map(drop)))
+                }
                 Err(e) => Box::pin(actix::fut::ready(Err(e))),
             };
         }
+        self.replicas = scale.replicas;
         self.phase = Phase::Busy;
         let surplus: Vec<_> = self.pods.split_off(scale.replicas);
         let close = async move {

@@ -165,3 +165,27 @@ impl Drop for Reaped {
         }
     }
 }
+
+#[test]
+fn a_huge_replica_count_is_refused_before_anything_is_made_issue_12() {
+    for replicas in ["1000000", "9223372036854775807"] {
+        let path =
+            std::env::temp_dir().join(format!("demo-huge-{}-{replicas}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            format!(
+                "[[deployment]]\nname = \"many\"\nreplicas = {replicas}\n[deployment.pod]\nruntime = {{ kind = \"in-process\", name = \"word-counter\" }}\n"
+            ),
+        )
+        .unwrap();
+        let output = Command::new(DEMO).arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{replicas}: {stderr}");
+        assert!(
+            stderr.contains("deployment `many`: replicas = ") && stderr.contains("over the limit"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let _ = std::fs::remove_file(path);
+    }
+}

@@ -307,3 +307,29 @@ async fn a_poison_request_is_retried_once_not_on_every_replica() {
         .collect();
     assert_eq!(restarts.iter().sum::<u32>(), 2, "{restarts:?}");
 }
+
+#[actix::test]
+async fn more_replicas_than_the_limit_are_refused_before_any_is_made() {
+    tokio::time::pause();
+    let limit = Deployment::<Replica>::MAX_REPLICAS;
+    let (too_many, log) = deployment(limit + 1, None);
+    match too_many.send(StartDeployment).await.unwrap() {
+        Err(DeploymentError::TooManyReplicas { asked, limit: l }) => {
+            assert_eq!((asked, l), (limit + 1, limit));
+        }
+        other => panic!("expected TooManyReplicas, got {other:?}"),
+    }
+    assert_eq!(log.live.load(Ordering::SeqCst), 0);
+
+    let (one, _log) = deployment(1, None);
+    one.send(StartDeployment).await.unwrap().unwrap();
+    assert!(matches!(
+        one.send(Scale {
+            replicas: usize::MAX
+        })
+        .await
+        .unwrap(),
+        Err(DeploymentError::TooManyReplicas { .. })
+    ));
+    assert_eq!(one.send(GetDeploymentStatus).await.unwrap().len(), 1);
+}

@@ -132,6 +132,14 @@ fn load(text: &str, origin: &str) -> Result<Vec<(String, usize, PodConfig)>, Str
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let mut deployments = Vec::new();
     for spec in config.deployment {
+        // Checked before anything is sized from it.
+        let limit = Deployment::<WordCounter>::MAX_REPLICAS;
+        if spec.replicas > limit {
+            return Err(format!(
+                "{origin}: deployment `{}`: replicas = {} is over the limit of {limit}",
+                spec.name, spec.replicas
+            ));
+        }
         let mut pod = spec
             .pod
             .into_table()
