@@ -189,3 +189,15 @@ fn a_huge_replica_count_is_refused_before_anything_is_made_issue_12() {
         let _ = std::fs::remove_file(path);
     }
 }
+
+#[test]
+fn a_deeply_nested_config_is_a_clear_error_not_a_crash_issue_12() {
+    let path = std::env::temp_dir().join(format!("demo-deep-{}.toml", std::process::id()));
+    let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    std::fs::write(&path, format!("x = {deep}\n")).unwrap();
+    let output = Command::new(DEMO).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("nesting depth"), "{stderr}");
+    let _ = std::fs::remove_file(path);
+}

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use ::config::{FileFormat, Format, Map, Value, ValueKind};
+
+use crate::limits;
 use runtime_actor::{ProcessSpec, ReadinessProbe, RuntimeEnv};
 use serde::{Deserialize, Serialize};
 use supervisor::{Backoff, Intensity, RestartPolicy, Strategy, SupervisorConfig};
@@ -505,6 +507,7 @@ impl PodConfig {
             origin: origin.to_owned(),
             message,
         };
+        PodConfig::check_limits(text, format, origin)?;
         // Parsed to a table without `config::Config`: its builder reads
         // top-level file keys and override names as path expressions, so a
         // key like `x[99999999999]` would allocate a huge array, and its
@@ -519,6 +522,23 @@ impl PodConfig {
             .map_err(|e| load(e.to_string()))?;
         config.validate_in(origin)?;
         Ok(config)
+    }
+
+    /// Checks a config text against the loader's limits before any parser
+    /// sees it: at most 1 MiB, nesting at most 32 deep, no YAML anchors or
+    /// aliases. Every loader of this crate applies it; a program with a file
+    /// format of its own that embeds pod configs should too.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Limit`] naming the limit and the line (or size).
+    pub fn check_limits(text: &str, format: ConfigFormat, origin: &str) -> Result<(), ConfigError> {
+        limits::check_text(text, format).map_err(|e| ConfigError::Limit {
+            origin: origin.to_owned(),
+            limit: e.limit,
+            max: e.max,
+            at: e.at,
+        })
     }
 
     /// Checks every value, in field order.
@@ -814,6 +834,14 @@ fn apply_overrides(
                 .map(str::to_ascii_lowercase)
                 .collect(),
         };
+        if path.len() > limits::MAX_OVERRIDE_SEGMENTS {
+            return Err(format!(
+                "environment variable `{}…` has {} key segments, at most {} are allowed",
+                name.chars().take(40).collect::<String>(),
+                path.len(),
+                limits::MAX_OVERRIDE_SEGMENTS
+            ));
+        }
         if path.iter().any(String::is_empty) {
             return Err(format!(
                 "environment variable `{name}` does not name a key (expected `POD__KEY` or `POD__SECTION__KEY`)"
@@ -863,6 +891,18 @@ pub enum ConfigError {
         /// (as in "... for key \`restart.within\`").
         message: String,
     },
+    /// The source went over one of the loader's limits (size, nesting
+    /// depth, YAML anchors), checked before it is parsed.
+    Limit {
+        /// The source.
+        origin: String,
+        /// Which limit, such as `nesting depth`.
+        limit: &'static str,
+        /// The limit's value.
+        max: usize,
+        /// Where it was passed: a line, or the size found.
+        at: String,
+    },
     /// A value is out of range or inconsistent with another.
     Invalid {
         /// The source: a path, the origin given to [`PodConfig::from_str`],
@@ -880,7 +920,9 @@ impl ConfigError {
     #[must_use]
     pub fn origin(&self) -> &str {
         match self {
-            ConfigError::Load { origin, .. } | ConfigError::Invalid { origin, .. } => origin,
+            ConfigError::Load { origin, .. }
+            | ConfigError::Limit { origin, .. }
+            | ConfigError::Invalid { origin, .. } => origin,
         }
     }
 
@@ -888,7 +930,7 @@ impl ConfigError {
     #[must_use]
     pub fn key(&self) -> Option<&str> {
         match self {
-            ConfigError::Load { .. } => None,
+            ConfigError::Load { .. } | ConfigError::Limit { .. } => None,
             ConfigError::Invalid { key, .. } => Some(key),
         }
     }
@@ -898,6 +940,15 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Load { origin, message } => write!(f, "cannot load {origin}: {message}"),
+            ConfigError::Limit {
+                origin,
+                limit,
+                max,
+                at,
+            } => write!(
+                f,
+                "cannot load {origin}: over the limit of {max} for {limit} ({at})"
+            ),
             ConfigError::Invalid {
                 origin,
                 key,

@@ -124,6 +124,7 @@
 mod config;
 mod error;
 mod handle;
+mod limits;
 mod messages;
 mod pod;
 mod registry;

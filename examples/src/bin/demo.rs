@@ -23,8 +23,8 @@ use examples::{
     StartDeployment,
 };
 use pod_actor::{
-    Call, Pod, PodConfig, PodError, PodEvent, PodStatus, RuntimeRegistry, RuntimeSpec,
-    WaitStartSuccess,
+    Call, ConfigFormat, Pod, PodConfig, PodError, PodEvent, PodStatus, RuntimeRegistry,
+    RuntimeSpec, WaitStartSuccess,
 };
 use runtime_actor::{
     ProcessRequest, ProcessRuntime, Runtime, RuntimeContext, RuntimeError, RuntimeFactory,
@@ -123,6 +123,7 @@ struct DeploymentSpec {
 
 /// Parses the deployments, each pod template named after its deployment.
 fn load(text: &str, origin: &str) -> Result<Vec<(String, usize, PodConfig)>, String> {
+    PodConfig::check_limits(text, ConfigFormat::Toml, origin).map_err(|e| e.to_string())?;
     let table = FileFormat::Toml
         .parse(None, text)
         .map_err(|e| format!("cannot load {origin}: {e}"))?;

@@ -1,0 +1,202 @@
+//! What a pod config may hold, checked on the text before a parser sees it:
+//! a hostile file must end in an error, never in a stack overflow or an
+//! unbounded allocation inside the parser.
+//!
+//! | limit | value | why |
+//! |---|---|---|
+//! | size of a config text | 1 MiB | a pod config is a few hundred bytes |
+//! | nesting depth | 32 | the parsers recurse once per level |
+//! | YAML anchors and aliases | none | an alias bomb expands exponentially |
+//! | segments of a `POD__` override | 16 | the config has 4 levels at most |
+
+use crate::config::ConfigFormat;
+
+/// The largest config text accepted, in bytes.
+pub(crate) const MAX_BYTES: usize = 1 << 20;
+/// The deepest nesting of tables, arrays or YAML blocks accepted.
+pub(crate) const MAX_DEPTH: usize = 32;
+/// The most `__`-separated segments in a `POD__` override's name.
+pub(crate) const MAX_OVERRIDE_SEGMENTS: usize = 16;
+
+/// A limit a config text went over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Exceeded {
+    pub(crate) limit: &'static str,
+    pub(crate) max: usize,
+    /// Where: a line, or the size found.
+    pub(crate) at: String,
+}
+
+/// Checks size, nesting and (for YAML) anchors before parsing.
+pub(crate) fn check_text(text: &str, format: ConfigFormat) -> Result<(), Exceeded> {
+    if text.len() > MAX_BYTES {
+        return Err(Exceeded {
+            limit: "size in bytes",
+            max: MAX_BYTES,
+            at: format!("{} bytes", text.len()),
+        });
+    }
+    let mut scan = Scan::default();
+    for (index, line) in text.lines().enumerate() {
+        scan.line(line, format).map_err(|limit| Exceeded {
+            limit,
+            max: match limit {
+                ANCHORS => 0,
+                _ => MAX_DEPTH,
+            },
+            at: format!("line {}", index + 1),
+        })?;
+    }
+    Ok(())
+}
+
+const DEPTH: &str = "nesting depth";
+const ANCHORS: &str = "YAML anchors and aliases";
+
+/// Tracks nesting across lines: brackets outside strings and comments for
+/// every format, and YAML's indentation and `- ` sequences.
+#[derive(Default)]
+struct Scan {
+    brackets: usize,
+    /// Open string (its quote) carried over from a previous line.
+    quote: Option<char>,
+    /// Indentation of the open YAML blocks.
+    indents: Vec<usize>,
+}
+
+impl Scan {
+    fn line(&mut self, line: &str, format: ConfigFormat) -> Result<(), &'static str> {
+        let yaml = format == ConfigFormat::Yaml;
+        let mut block = 0;
+        if yaml && self.quote.is_none() && self.brackets == 0 {
+            let body = line.trim_start_matches(' ');
+            if !body.is_empty() && !body.starts_with('#') {
+                let indent = line.len() - body.len();
+                while self.indents.last().is_some_and(|&open| open >= indent) {
+                    self.indents.pop();
+                }
+                self.indents.push(indent);
+                // `- - - x` nests one level per dash on the same line.
+                block = body
+                    .split(' ')
+                    .take_while(|token| *token == "-" || token.is_empty())
+                    .filter(|token| *token == "-")
+                    .count();
+            }
+        }
+        if self.indents.len() + block > MAX_DEPTH {
+            return Err(DEPTH);
+        }
+        // Where a YAML node may begin: at the start of the line, and after
+        // `: `, `- `, `[`, `{` or `,`; only there do `&` and `*` mark an
+        // anchor or an alias (in `R&D *done*` they are text).
+        let mut node_start = true;
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match self.quote {
+                Some(quote) => {
+                    if c == '\\' && quote == '"' {
+                        chars.next();
+                    } else if c == quote {
+                        self.quote = None;
+                    }
+                    node_start = false;
+                }
+                None => match c {
+                    '"' | '\'' => self.quote = Some(c),
+                    '#' if format != ConfigFormat::Json => break,
+                    '[' | '{' => {
+                        self.brackets += 1;
+                        node_start = true;
+                        if self.indents.len() + block + self.brackets > MAX_DEPTH {
+                            return Err(DEPTH);
+                        }
+                    }
+                    ']' | '}' => {
+                        self.brackets = self.brackets.saturating_sub(1);
+                        node_start = false;
+                    }
+                    ',' => node_start = true,
+                    ' ' | '\t' => {}
+                    ':' | '-' if chars.peek().is_none_or(|n| *n == ' ') => node_start = true,
+                    '&' | '*'
+                        if yaml
+                            && node_start
+                            && chars
+                                .peek()
+                                .is_some_and(|n| n.is_alphanumeric() || *n == '_') =>
+                    {
+                        return Err(ANCHORS);
+                    }
+                    _ => node_start = false,
+                },
+            }
+        }
+        // YAML and TOML strings do not span lines unless they say so; a
+        // stray quote must not hide the rest of the file from the scan.
+        if format != ConfigFormat::Json && self.quote == Some('\'') {
+            self.quote = None;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, format: ConfigFormat) -> Result<(), &'static str> {
+        check_text(text, format).map_err(|e| e.limit)
+    }
+
+    #[test]
+    fn ordinary_configs_pass() {
+        let yaml = "name: a\nruntime:\n  kind: process\n  args:\n    - --x\n    - \"a & b, *c\"\n  env: { K: 'v [1]' }\nnote: R&D *done*\n";
+        assert_eq!(check(yaml, ConfigFormat::Yaml), Ok(()));
+        let toml = "name = \"a # [b\"\n[runtime]\nkind = 'process'\nargs = [\"x\", \"y\"] # [[[\n";
+        assert_eq!(check(toml, ConfigFormat::Toml), Ok(()));
+        let json = r#"{"name": "a\" [", "runtime": {"kind": "in-process", "name": "x"}}"#;
+        assert_eq!(check(json, ConfigFormat::Json), Ok(()));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_in_every_format() {
+        let flow = format!("{}1{}", "[".repeat(2000), "]".repeat(2000));
+        assert_eq!(
+            check(&format!("a = {flow}"), ConfigFormat::Toml),
+            Err(DEPTH)
+        );
+        assert_eq!(
+            check(&format!("{{\"a\": {flow}}}"), ConfigFormat::Json),
+            Err(DEPTH)
+        );
+        assert_eq!(check(&format!("a: {flow}"), ConfigFormat::Yaml), Err(DEPTH));
+        let block: String = (0..1000)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
+        assert_eq!(check(&block, ConfigFormat::Yaml), Err(DEPTH));
+        let dashes = format!("a:\n{}x\n", "- ".repeat(2000));
+        assert_eq!(check(&dashes, ConfigFormat::Yaml), Err(DEPTH));
+        let fine: String = (0..MAX_DEPTH)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
+        assert_eq!(check(&fine, ConfigFormat::Yaml), Ok(()));
+    }
+
+    #[test]
+    fn yaml_anchors_and_aliases_are_refused() {
+        let bomb = "a: &a [\"lol\", \"lol\"]\nb: &b [*a, *a]\nc: [*b, *b]\n";
+        assert_eq!(check(bomb, ConfigFormat::Yaml), Err(ANCHORS));
+        assert_eq!(
+            check("base: &base\n  x: 1\n", ConfigFormat::Yaml),
+            Err(ANCHORS)
+        );
+        assert_eq!(check("k:\n  - *x\n", ConfigFormat::Yaml), Err(ANCHORS));
+    }
+
+    #[test]
+    fn a_huge_text_is_refused_by_size() {
+        let text = "#".repeat(MAX_BYTES + 1);
+        assert_eq!(check(&text, ConfigFormat::Toml), Err("size in bytes"));
+    }
+}

@@ -1,0 +1,84 @@
+//! Hostile config texts that used to take the process down (issue 12): each
+//! now ends in a `ConfigError::Limit` naming the limit and where it was
+//! passed, quickly and without a stack overflow or a large allocation.
+
+use std::collections::HashMap;
+
+use pod_actor::{ConfigError, ConfigFormat, PodConfig};
+
+const HEAD: &str = "name: a\nruntime: { kind: in-process, name: x }\n";
+
+fn load(text: &str, format: ConfigFormat) -> Result<PodConfig, ConfigError> {
+    PodConfig::from_str_with_env(text, format, "hostile", &HashMap::new())
+}
+
+fn limit_of(result: Result<PodConfig, ConfigError>) -> (&'static str, String) {
+    match result {
+        Err(ConfigError::Limit { limit, at, .. }) => (limit, at),
+        other => panic!("expected a limit error, got {other:?}"),
+    }
+}
+
+#[test]
+fn yaml_nested_two_thousand_levels_deep_is_refused() {
+    let block: String = (0..2000)
+        .map(|i| format!("{}- \n", " ".repeat(i % 3)))
+        .collect();
+    let dashes = format!("{HEAD}extra:\n{}x\n", "- ".repeat(2000));
+    let flow = format!("{HEAD}extra: {}1{}\n", "[".repeat(2000), "]".repeat(2000));
+    let indented: String = (0..1000)
+        .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+        .collect();
+    for text in [dashes, flow, format!("{HEAD}{indented}")] {
+        let (limit, at) = limit_of(load(&text, ConfigFormat::Yaml));
+        assert_eq!(limit, "nesting depth");
+        assert!(at.starts_with("line "), "{at}");
+    }
+    // Not deep at all: a flat list, whatever its length.
+    assert!(!matches!(
+        load(&format!("{HEAD}{block}"), ConfigFormat::Yaml),
+        Err(ConfigError::Limit { .. })
+    ));
+}
+
+#[test]
+fn deep_toml_and_json_are_refused() {
+    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    let toml = format!("name = \"a\"\nextra = {deep}\n");
+    assert_eq!(limit_of(load(&toml, ConfigFormat::Toml)).0, "nesting depth");
+    let json = format!("{{\"name\": \"a\", \"extra\": {deep}}}");
+    assert_eq!(limit_of(load(&json, ConfigFormat::Json)).0, "nesting depth");
+}
+
+#[test]
+fn a_yaml_alias_bomb_is_refused_before_it_expands() {
+    let mut bomb = String::from(HEAD);
+    bomb.push_str("l0: &l0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n");
+    for i in 1..12 {
+        let prev = format!("*l{}", i - 1);
+        bomb.push_str(&format!("l{i}: &l{i} [{}]\n", vec![prev; 9].join(", ")));
+    }
+    let (limit, at) = limit_of(load(&bomb, ConfigFormat::Yaml));
+    assert_eq!(limit, "YAML anchors and aliases");
+    assert_eq!(at, "line 3");
+}
+
+#[test]
+fn a_text_over_one_mebibyte_is_refused() {
+    let text = format!("name = \"a\"\n#{}\n", "x".repeat(1 << 20));
+    assert_eq!(limit_of(load(&text, ConfigFormat::Toml)).0, "size in bytes");
+}
+
+#[test]
+fn an_override_of_fifteen_thousand_segments_is_refused() {
+    let name = format!("POD__{}", vec!["A"; 15_000].join("__"));
+    let env: HashMap<_, _> = [(name, "1".to_owned())].into_iter().collect();
+    let text = "name = \"a\"\n[runtime]\nkind = \"in-process\"\nname = \"x\"\n";
+    match PodConfig::from_str_with_env(text, ConfigFormat::Toml, "hostile", &env) {
+        Err(ConfigError::Load { message, .. }) => {
+            assert!(message.contains("15000 key segments"), "{message}");
+            assert!(message.contains("at most 16"), "{message}");
+        }
+        other => panic!("expected a load error, got {other:?}"),
+    }
+}
