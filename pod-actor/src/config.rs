@@ -745,6 +745,13 @@ fn check_probe(probe: &ProbeConfig) -> Result<(), (String, String)> {
             if !url.starts_with("http://") {
                 return Err((at("url"), format!("must be an http:// URL, got {url:?}")));
             }
+            // It is written into a request line: CR, LF or NUL would forge one.
+            if url.chars().any(|c| c.is_control() || c == ' ') {
+                return Err((
+                    at("url"),
+                    format!("must not contain spaces or control characters, got {url:?}"),
+                ));
+            }
             (interval, timeout)
         }
         _ => return Ok(()),

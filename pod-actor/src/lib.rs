@@ -121,6 +121,11 @@
 //! # }
 //! ```
 
+// Library code answers bad input and OS failures with an error, never a
+// panic; the lints keep it so (tests may unwrap).
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 mod config;
 mod error;
 mod handle;

@@ -611,6 +611,13 @@ async fn probe_http(url: &str, timeout: Duration) -> io::Result<bool> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "only http:// URLs"))?;
+    // The URL goes into the request line as it is.
+    if rest.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "spaces or control characters in the URL",
+        ));
+    }
     let (authority, path) = match rest.find('/') {
         Some(at) => rest.split_at(at),
         None => (rest, "/"),
