@@ -517,6 +517,7 @@ impl PodConfig {
             .parse(None, text)
             .map_err(|e| load(e.to_string()))?;
         apply_overrides(&mut table, env).map_err(load)?;
+        whole_numbers(&mut table, origin)?;
         let config: PodConfig = Value::from(table)
             .try_deserialize()
             .map_err(|e| load(e.to_string()))?;
@@ -790,6 +791,68 @@ fn check_env(name: &str, value: &str) -> Result<(), (String, String)> {
         return Err((key, "value must not contain NUL".into()));
     }
     Ok(())
+}
+
+// ===== whole numbers =====
+
+/// The keys whose values are whole numbers (milliseconds and counts).
+const WHOLE_KEYS: [&[&str]; 13] = [
+    &["timeout_ready"],
+    &["timeout_ctrl"],
+    &["restart", "max_restarts"],
+    &["restart", "within"],
+    &["restart", "backoff", "initial"],
+    &["restart", "backoff", "max"],
+    &["restart", "backoff", "reset_after"],
+    &["health", "interval"],
+    &["health", "timeout"],
+    &["health", "failure_threshold"],
+    &["runtime", "watchdog"],
+    &["runtime", "probe", "interval"],
+    &["runtime", "probe", "timeout"],
+];
+
+/// Refuses a fraction, NaN or infinity where a whole number is expected,
+/// which the loader would otherwise round (`1.5` to 2) or zero (`nan`); a
+/// whole float (`2000.0`) becomes the integer it is.
+fn whole_numbers(table: &mut Map<String, Value>, origin: &str) -> Result<(), ConfigError> {
+    for path in WHOLE_KEYS {
+        let Some(value) = lookup(table, path) else {
+            continue;
+        };
+        let ValueKind::Float(n) = value.kind else {
+            continue;
+        };
+        if !n.is_finite() || n.fract() != 0.0 {
+            return Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                key: path.join("."),
+                reason: format!("must be a whole number, got {n}"),
+            });
+        }
+        if n.abs() > 9.0e15 {
+            // Whole but huge: validation says how large it may be.
+            continue;
+        }
+        // Exact: `n` is whole and well inside i64's range.
+        #[allow(clippy::cast_possible_truncation)]
+        let whole = n as i64;
+        value.kind = ValueKind::I64(whole);
+    }
+    Ok(())
+}
+
+/// The value at `path`, if every segment but the last is a table.
+fn lookup<'a>(table: &'a mut Map<String, Value>, path: &[&str]) -> Option<&'a mut Value> {
+    let (first, rest) = path.split_first()?;
+    let value = table.get_mut(*first)?;
+    if rest.is_empty() {
+        return Some(value);
+    }
+    match &mut value.kind {
+        ValueKind::Table(next) => lookup(next, rest),
+        _ => None,
+    }
 }
 
 // ===== environment overrides =====

@@ -103,3 +103,32 @@ fn an_http_probe_url_cannot_forge_a_request_line() {
         }
     }
 }
+
+#[test]
+fn durations_are_whole_milliseconds_never_rounded_or_zeroed() {
+    for (value, expected) in [
+        ("1.5", "must be a whole number, got 1.5"),
+        ("nan", "must be a whole number, got NaN"),
+        ("inf", "must be a whole number, got inf"),
+    ] {
+        let text = format!(
+            "name = \"a\"\ntimeout_ctrl = {value}\n[runtime]\nkind = \"in-process\"\nname = \"x\"\n"
+        );
+        match load(&text, ConfigFormat::Toml) {
+            Err(ConfigError::Invalid { key, reason, .. }) => {
+                assert_eq!(key, "timeout_ctrl");
+                assert!(reason.contains(expected), "{value}: {reason}");
+            }
+            other => panic!("{value}: expected an invalid value, got {other:?}"),
+        }
+    }
+    let text = "name = \"a\"\n[restart.backoff]\ninitial = 0.5\n[runtime]\nkind = \"in-process\"\nname = \"x\"\n";
+    assert!(matches!(
+        load(text, ConfigFormat::Toml),
+        Err(ConfigError::Invalid { key, .. }) if key == "restart.backoff.initial"
+    ));
+    // A whole float is the whole number it is.
+    let text =
+        "name = \"a\"\ntimeout_ctrl = 2000.0\n[runtime]\nkind = \"in-process\"\nname = \"x\"\n";
+    assert_eq!(load(text, ConfigFormat::Toml).unwrap().timeout_ctrl, 2000);
+}
