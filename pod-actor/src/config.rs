@@ -508,6 +508,11 @@ impl PodConfig {
             message,
         };
         PodConfig::check_limits(text, format, origin)?;
+        if format == ConfigFormat::Json {
+            // TOML and YAML refuse a key given twice; JSON's parser keeps
+            // the last one, so the same rule is applied here.
+            duplicates::check_json(text).map_err(|e| load(e.to_string()))?;
+        }
         // Parsed to a table without `config::Config`: its builder reads
         // top-level file keys and override names as path expressions, so a
         // key like `x[99999999999]` would allocate a huge array, and its
@@ -791,6 +796,109 @@ fn check_env(name: &str, value: &str) -> Result<(), (String, String)> {
         return Err((key, "value must not contain NUL".into()));
     }
     Ok(())
+}
+
+// ===== duplicate keys =====
+
+/// A JSON object that gives a key twice, found with the key's dotted path.
+mod duplicates {
+    use std::collections::HashSet;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    pub(super) fn check_json(text: &str) -> Result<(), serde_json::Error> {
+        let mut json = serde_json::Deserializer::from_str(text);
+        Unique {
+            path: String::new(),
+        }
+        .deserialize(&mut json)?;
+        json.end()
+    }
+
+    /// Walks one value, refusing a repeated key in any object under it.
+    struct Unique {
+        path: String,
+    }
+
+    impl Unique {
+        fn child(&self, key: &str) -> Unique {
+            let path = if self.path.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            Unique { path }
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Unique {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Unique {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let child = self.child(&key);
+                if !seen.insert(key) {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate key `{}`",
+                        child.path
+                    )));
+                }
+                map.next_value_seed(child)?;
+            }
+            Ok(())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut index = 0;
+            while seq
+                .next_element_seed(Unique {
+                    path: format!("{}[{index}]", self.path),
+                })?
+                .is_some()
+            {
+                index += 1;
+            }
+            Ok(())
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
 }
 
 // ===== whole numbers =====

@@ -132,3 +132,27 @@ fn durations_are_whole_milliseconds_never_rounded_or_zeroed() {
         "name = \"a\"\ntimeout_ctrl = 2000.0\n[runtime]\nkind = \"in-process\"\nname = \"x\"\n";
     assert_eq!(load(text, ConfigFormat::Toml).unwrap().timeout_ctrl, 2000);
 }
+
+#[test]
+fn a_key_given_twice_is_refused_in_json_as_in_toml_and_yaml() {
+    let json = r#"{"name": "a", "runtime": {"kind": "in-process", "name": "x", "name": "y"}}"#;
+    match load(json, ConfigFormat::Json) {
+        Err(ConfigError::Load { message, .. }) => {
+            assert!(message.contains("duplicate key `runtime.name`"), "{message}");
+            assert!(message.contains("line 1"), "{message}");
+        }
+        other => panic!("expected a duplicate key error, got {other:?}"),
+    }
+    let toml = "name = \"a\"\nname = \"b\"\n[runtime]\nkind = \"in-process\"\nname = \"x\"\n";
+    assert!(load(toml, ConfigFormat::Toml).is_err());
+    let yaml = "name: a\nname: b\nruntime: { kind: in-process, name: x }\n";
+    assert!(load(yaml, ConfigFormat::Yaml).is_err());
+    // Arrays of objects are walked too.
+    let json = r#"{"name": "a", "runtime": {"kind": "in-process", "name": "x"}, "x": [{"k": 1, "k": 2}]}"#;
+    match load(json, ConfigFormat::Json) {
+        Err(ConfigError::Load { message, .. }) => {
+            assert!(message.contains("duplicate key `x[0].k`"), "{message}");
+        }
+        other => panic!("expected a duplicate key error, got {other:?}"),
+    }
+}
