@@ -138,7 +138,10 @@ fn a_key_given_twice_is_refused_in_json_as_in_toml_and_yaml() {
     let json = r#"{"name": "a", "runtime": {"kind": "in-process", "name": "x", "name": "y"}}"#;
     match load(json, ConfigFormat::Json) {
         Err(ConfigError::Load { message, .. }) => {
-            assert!(message.contains("duplicate key `runtime.name`"), "{message}");
+            assert!(
+                message.contains("duplicate key `runtime.name`"),
+                "{message}"
+            );
             assert!(message.contains("line 1"), "{message}");
         }
         other => panic!("expected a duplicate key error, got {other:?}"),
@@ -148,7 +151,8 @@ fn a_key_given_twice_is_refused_in_json_as_in_toml_and_yaml() {
     let yaml = "name: a\nname: b\nruntime: { kind: in-process, name: x }\n";
     assert!(load(yaml, ConfigFormat::Yaml).is_err());
     // Arrays of objects are walked too.
-    let json = r#"{"name": "a", "runtime": {"kind": "in-process", "name": "x"}, "x": [{"k": 1, "k": 2}]}"#;
+    let json =
+        r#"{"name": "a", "runtime": {"kind": "in-process", "name": "x"}, "x": [{"k": 1, "k": 2}]}"#;
     match load(json, ConfigFormat::Json) {
         Err(ConfigError::Load { message, .. }) => {
             assert!(message.contains("duplicate key `x[0].k`"), "{message}");
