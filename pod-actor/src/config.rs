@@ -484,7 +484,7 @@ impl PodConfig {
             origin: origin.clone(),
             message: "unknown file extension, expected .toml, .yaml, .yml or .json".into(),
         })?;
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Load {
+        let text = read_bounded(path).map_err(|e| ConfigError::Load {
             origin: origin.clone(),
             message: e.to_string(),
         })?;
@@ -796,6 +796,18 @@ fn check_env(name: &str, value: &str) -> Result<(), (String, String)> {
         return Err((key, "value must not contain NUL".into()));
     }
     Ok(())
+}
+
+/// Reads at most one byte more than the size limit, so that a huge file
+/// (or an endless one, such as `/dev/zero`) is refused without being read
+/// whole; the limit check then names it.
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limits::MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 // ===== duplicate keys =====

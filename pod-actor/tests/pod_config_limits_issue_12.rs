@@ -160,3 +160,16 @@ fn a_key_given_twice_is_refused_in_json_as_in_toml_and_yaml() {
         other => panic!("expected a duplicate key error, got {other:?}"),
     }
 }
+
+#[test]
+fn an_endless_file_is_refused_without_being_read_whole() {
+    // /dev/zero has no end; a config named after it is read up to the limit.
+    let dir = std::env::temp_dir().join(format!("pod-zero-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("zero.toml");
+    let _ = std::fs::remove_file(&path);
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    let result = PodConfig::from_file_with_env(&path, &HashMap::new());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(limit_of(result).0, "size in bytes");
+}
