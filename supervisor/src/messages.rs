@@ -289,10 +289,11 @@ pub struct Subscribe(pub Recipient<SupervisorEvent>);
 /// Receive the [`SupervisorEvent`]s about one child, and the
 /// supervisor-wide ones ([`SupervisorEvent::GaveUp`]), from now on.
 ///
-/// Sent by a child that wants to know what its supervisor does about it (a
-/// pod reporting its restarts, say). Unlike [`Subscribe`], the cost of an
-/// event does not grow with the number of children that subscribed, so
-/// thousands of children can each subscribe.
+/// Sent by anyone who wants to follow one child. Unlike [`Subscribe`], the
+/// cost of an event does not grow with the number of children followed, so
+/// thousands can be. Only a registered child can be followed (a subscription
+/// for an unknown id is ignored), and the subscription ends when the child
+/// is forgotten.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SubscribeChild {
