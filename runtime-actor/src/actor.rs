@@ -87,9 +87,6 @@ pub(crate) struct Launch<R: Runtime> {
     pub(crate) cause: Arc<OnceLock<FailureCause>>,
     /// The arbiter is the runtime's own: stopped with the actor.
     pub(crate) dedicated: bool,
-    /// Why the runtime cannot run at all (its arbiter could not be made):
-    /// it fails at once, before the factory is called.
-    pub(crate) unavailable: Option<FailureCause>,
 }
 
 /// What `started` moves into the serve loop.
@@ -197,15 +194,19 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let Some(Pending {
-            mut launch,
+            launch,
             ops: ops_rx,
             abandoned,
         }) = self.pending.take()
         else {
             return;
         };
-        if let Some(cause) = launch.unavailable.take() {
-            self.fail(cause, ctx);
+        if let Some(cause) = launch.cause.get().cloned() {
+            // Failed before it could run (its arbiter could not be made):
+            // the factory is never called.
+            let _ = self.guard.signals.send(Signal::Failed { cause });
+            self.phase.set(Phase::Stopping);
+            ctx.stop();
             return;
         }
         let reporter = FailureReporter::new(ctx.address().recipient());

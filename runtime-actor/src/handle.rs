@@ -185,21 +185,23 @@ impl<R: Runtime> RuntimeActor<R> {
         // A dedicated arbiter can fail to start (no thread, no descriptors
         // left): the generation then fails at once, with the OS's reason,
         // on the caller's arbiter instead.
-        let (dedicated, arbiter, unavailable) = match config.placement {
+        let (dedicated, arbiter) = match config.placement {
             Placement::Dedicated => match Arbiter::try_new() {
                 Ok(arbiter) => {
                     let handle = arbiter.handle();
-                    (Some(arbiter), handle, None)
+                    (Some(arbiter), handle)
                 }
                 Err(e) => {
                     let error = RuntimeError::fatal(format!(
                         "cannot start the runtime's arbiter thread: {e}"
                     ))
                     .with_source(e);
-                    (None, Arbiter::current(), Some(FailureCause::Error(error)))
+                    // Set before the actor starts: it fails at once with it.
+                    let _ = cause.set(FailureCause::Error(error));
+                    (None, Arbiter::current())
                 }
             },
-            Placement::Shared(handle) => (None, handle, None),
+            Placement::Shared(handle) => (None, handle),
         };
         let launch = Launch {
             factory,
@@ -209,7 +211,6 @@ impl<R: Runtime> RuntimeActor<R> {
             signals,
             cause: Arc::clone(&cause),
             dedicated: dedicated.is_some(),
-            unavailable,
         };
         let addr = RuntimeActor::start_in_arbiter(&arbiter, move |_| RuntimeActor::new(launch));
         let dedicated_handle = dedicated.as_ref().map(|_| arbiter);

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -71,12 +72,14 @@ impl Drop for LostNotice {
 /// registration it leaves ([`ChildLeft`](crate::ChildLeft)), so that a late
 /// `ChildLeft` never removes a newer child of the same id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Registration(u64);
+pub struct Registration(NonZeroU64);
 
 impl Registration {
     fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        Registration(NEXT.fetch_add(1, Ordering::Relaxed))
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // Never zero: it starts at 1, and 2^64 registrations do not happen.
+        Registration(NonZeroU64::new(n).unwrap_or(NonZeroU64::MIN))
     }
 }
 
