@@ -91,8 +91,12 @@ impl Scan {
         // `: `, `- `, `[`, `{` or `,`; only there do `&` and `*` mark an
         // anchor or an alias (in `R&D *done*` they are text).
         let mut node_start = true;
+        // YAML starts a comment only at the start of a line or after
+        // blank space: in `[a#, [b]]` the `#` is text.
+        let mut after_blank = true;
         let mut chars = line.chars().peekable();
         while let Some(c) = chars.next() {
+            let blank_before = std::mem::replace(&mut after_blank, c == ' ' || c == '\t');
             match self.quote {
                 Some(quote) => {
                     if c == '\\' && quote == '"' {
@@ -103,8 +107,11 @@ impl Scan {
                     node_start = false;
                 }
                 None => match c {
-                    '"' | '\'' => self.quote = Some(c),
-                    '#' if format != ConfigFormat::Json => break,
+                    // A YAML quote opens a string only where a node begins:
+                    // in `x: he said "hi` it is text, and must not hide the
+                    // following lines from the scan.
+                    '"' | '\'' if !yaml || node_start => self.quote = Some(c),
+                    '#' if format == ConfigFormat::Toml || (yaml && blank_before) => break,
                     '[' | '{' => {
                         self.brackets += 1;
                         node_start = true;
@@ -181,6 +188,25 @@ mod tests {
             .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
             .collect();
         assert_eq!(check(&fine, ConfigFormat::Yaml), Ok(()));
+    }
+
+    #[test]
+    fn yaml_quotes_and_comments_count_only_where_yaml_has_them() {
+        let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        // A quote inside a plain scalar is text, not the start of a string.
+        let quote = format!("a: he said \"hi\nb: {deep}\n");
+        assert_eq!(check(&quote, ConfigFormat::Yaml), Err(DEPTH));
+        // `#` glued to a word is text, not the start of a comment.
+        let hash = format!("a: [x#, {deep}]\n");
+        assert_eq!(check(&hash, ConfigFormat::Yaml), Err(DEPTH));
+        // At a node's start they are a string and a comment.
+        let fine = format!("a: \"{deep}\"\nb: x #{deep}\nc: ['{deep}']\n");
+        assert_eq!(check(&fine, ConfigFormat::Yaml), Ok(()));
+        // TOML comments begin at any `#` outside a string.
+        assert_eq!(
+            check(&format!("a = 1#{deep}\n"), ConfigFormat::Toml),
+            Ok(())
+        );
     }
 
     #[test]

@@ -41,6 +41,33 @@ fn yaml_nested_two_thousand_levels_deep_is_refused() {
     ));
 }
 
+/// Text the scan once mistook for a string or a comment, hiding the deep
+/// nesting after it: a quote inside a plain scalar, and a `#` glued to a
+/// word (YAML comments start only after blank space).
+#[test]
+fn a_stray_quote_or_hash_does_not_hide_deep_yaml() {
+    let deep = format!("{}1{}", "[".repeat(2000), "]".repeat(2000));
+    let quote = format!("{HEAD}note: he said \"hi\nextra: {deep}\n");
+    let single = format!("{HEAD}note: it's\nextra: {deep}\n");
+    let hash = format!("{HEAD}extra: [a#, {deep}]\n");
+    for text in [quote, single, hash] {
+        let (limit, at) = limit_of(load(&text, ConfigFormat::Yaml));
+        assert_eq!(limit, "nesting depth");
+        assert!(at == "line 4" || at == "line 3", "{at}");
+    }
+    // Real strings and comments still hide what they contain.
+    let fine = format!(
+        "{HEAD}note: \"{}\"\nother: '{}' # {}\n",
+        "[".repeat(2000),
+        "{".repeat(2000),
+        "[".repeat(2000)
+    );
+    assert!(!matches!(
+        load(&fine, ConfigFormat::Yaml),
+        Err(ConfigError::Limit { .. })
+    ));
+}
+
 #[test]
 fn deep_toml_and_json_are_refused() {
     let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
