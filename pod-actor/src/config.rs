@@ -9,6 +9,9 @@ use std::time::Duration;
 use ::config::{FileFormat, Format, Map, Value, ValueKind};
 
 use crate::limits;
+
+mod reader;
+mod toml_table;
 use runtime_actor::{ProcessSpec, ReadinessProbe, RuntimeEnv};
 use serde::{Deserialize, Serialize};
 use supervisor::{Backoff, Intensity, RestartPolicy, Strategy, SupervisorConfig};
@@ -27,7 +30,7 @@ const CODE_ORIGIN: &str = "pod config";
 
 /// The role of a pod in a deployment (Jina's `PodRoleType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum PodRole {
     /// Runs an executor (Jina's `WORKER`).
     #[default]
@@ -36,6 +39,21 @@ pub enum PodRole {
     Head,
     /// Accepts client requests for a flow (Jina's `GATEWAY`).
     Gateway,
+}
+
+impl TryFrom<String> for PodRole {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        one_of(
+            &name,
+            &[
+                ("worker", PodRole::Worker),
+                ("head", PodRole::Head),
+                ("gateway", PodRole::Gateway),
+            ],
+        )
+    }
 }
 
 impl PodRole {
@@ -269,7 +287,7 @@ impl ProbeConfig {
 
 /// Where a pod's actors run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum PlacementKind {
     /// On an arbiter (thread) of its own.
     #[default]
@@ -278,9 +296,23 @@ pub enum PlacementKind {
     Shared,
 }
 
+impl TryFrom<String> for PlacementKind {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        one_of(
+            &name,
+            &[
+                ("dedicated", PlacementKind::Dedicated),
+                ("shared", PlacementKind::Shared),
+            ],
+        )
+    }
+}
+
 /// When a pod whose runtime ended is restarted (OTP restart types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum RestartKind {
     /// Always.
     #[default]
@@ -289,6 +321,21 @@ pub enum RestartKind {
     Transient,
     /// Never.
     Temporary,
+}
+
+impl TryFrom<String> for RestartKind {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        one_of(
+            &name,
+            &[
+                ("permanent", RestartKind::Permanent),
+                ("transient", RestartKind::Transient),
+                ("temporary", RestartKind::Temporary),
+            ],
+        )
+    }
 }
 
 impl From<RestartKind> for RestartPolicy {
@@ -517,15 +564,16 @@ impl PodConfig {
         // top-level file keys and override names as path expressions, so a
         // key like `x[99999999999]` would allocate a huge array, and its
         // `Environment` lowercases the names of `env` variables.
-        let mut table = format
-            .file_format()
-            .parse(None, text)
-            .map_err(|e| load(e.to_string()))?;
+        let mut table = match format {
+            ConfigFormat::Toml => toml_table::parse(text).map_err(load)?,
+            _ => format
+                .file_format()
+                .parse(None, text)
+                .map_err(|e| load(e.to_string()))?,
+        };
         apply_overrides(&mut table, env).map_err(load)?;
         whole_numbers(&mut table, origin)?;
-        let config: PodConfig = Value::from(table)
-            .try_deserialize()
-            .map_err(|e| load(e.to_string()))?;
+        let config = reader::read(table, origin)?;
         config.validate_in(origin)?;
         Ok(config)
     }
@@ -909,6 +957,20 @@ mod duplicates {
 
         fn visit_unit<E>(self) -> Result<(), E> {
             Ok(())
+        }
+    }
+}
+
+/// The value named `name` among `choices`; the error lists them all.
+fn one_of<T: Copy>(name: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    match choices.iter().find(|(choice, _)| *choice == name) {
+        Some((_, value)) => Ok(*value),
+        None => {
+            let names: Vec<String> = choices.iter().map(|(n, _)| format!("`{n}`")).collect();
+            Err(format!(
+                "unknown value {name:?}, expected one of {}",
+                names.join(", ")
+            ))
         }
     }
 }

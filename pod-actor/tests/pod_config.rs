@@ -374,7 +374,14 @@ const BAD: &[(&str, Option<&str>, &[&str])] = &[
         Some("runtime.probe.url"),
         &["invalid `runtime.probe.url`", "must be an http:// URL"],
     ),
-    ("unknown_probe_kind.toml", None, &["grpc"]),
+    (
+        "unknown_probe_kind.toml",
+        Some("runtime.probe.kind"),
+        &[
+            "got string \"grpc\"",
+            "`notify`, `stdout`, `tcp`, `http`, `none`",
+        ],
+    ),
     (
         "empty_name.toml",
         Some("name"),
@@ -431,12 +438,8 @@ const BAD: &[(&str, Option<&str>, &[&str])] = &[
     ("unknown_role.yaml", None, &["boss", "for key `role`"]),
     (
         "unknown_runtime_kind.toml",
-        None,
-        &[
-            "unknown variant `container`",
-            "expected `in-process`",
-            "for key `runtime.kind`",
-        ],
+        Some("runtime.kind"),
+        &["got string \"container\"", "one of `in-process`, `process`"],
     ),
     (
         "unknown_runtime_key.toml",
@@ -461,7 +464,7 @@ const BAD: &[(&str, Option<&str>, &[&str])] = &[
     (
         "huge_integer.toml",
         None,
-        &["number too large to fit in target type"],
+        &["for key `timeout_ctrl` at line 2 is out of range"],
     ),
     (
         "over_a_year.yaml",
