@@ -637,8 +637,11 @@ impl PodConfig {
                 ..
             } => {
                 check_name(command).map_err(|r| invalid("runtime.command", r))?;
-                if args.iter().any(|arg| arg.contains('\0')) {
-                    return Err(invalid("runtime.args", "must not contain NUL".into()));
+                if let Some(index) = args.iter().position(|arg| arg.contains('\0')) {
+                    return Err(invalid(
+                        &format!("runtime.args[{index}]"),
+                        "must not contain NUL".into(),
+                    ));
                 }
                 if let Some(cwd) = cwd {
                     check_name(cwd).map_err(|r| invalid("runtime.cwd", r))?;
@@ -855,7 +858,13 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
     std::fs::File::open(path)?
         .take(limits::MAX_BYTES as u64 + 1)
         .read_to_end(&mut bytes)?;
-    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not valid UTF-8 (at byte {at})"),
+        )
+    })
 }
 
 // ===== duplicate keys =====

@@ -90,6 +90,10 @@ impl Scan {
         // Where a YAML node may begin: at the start of the line, and after
         // `: `, `- `, `[`, `{` or `,`; only there do `&` and `*` mark an
         // anchor or an alias (in `R&D *done*` they are text).
+        // TOML's dotted keys (`a.b.c = 1`, `[a.b.c]`) nest one table per
+        // dot; counted per key, so that a float's dot adds at most one.
+        let toml = format == ConfigFormat::Toml;
+        let mut key_dots = 0;
         let mut node_start = true;
         // YAML starts a comment only at the start of a line or after
         // blank space: in `[a#, [b]]` the `#` is text.
@@ -112,8 +116,20 @@ impl Scan {
                     // following lines from the scan.
                     '"' | '\'' if !yaml || node_start => self.quote = Some(c),
                     '#' if format == ConfigFormat::Toml || (yaml && blank_before) => break,
+                    '.' if toml => {
+                        key_dots += 1;
+                        if self.brackets + key_dots > MAX_DEPTH {
+                            return Err(DEPTH);
+                        }
+                    }
+                    '=' if toml => key_dots = 0,
+                    ',' => {
+                        key_dots = 0;
+                        node_start = true;
+                    }
                     '[' | '{' => {
                         self.brackets += 1;
+                        key_dots = 0;
                         node_start = true;
                         if self.indents.len() + block + self.brackets > MAX_DEPTH {
                             return Err(DEPTH);
@@ -123,7 +139,6 @@ impl Scan {
                         self.brackets = self.brackets.saturating_sub(1);
                         node_start = false;
                     }
-                    ',' => node_start = true,
                     ' ' | '\t' => {}
                     ':' | '-' if chars.peek().is_none_or(|n| *n == ' ') => node_start = true,
                     '&' | '*'
@@ -207,6 +222,29 @@ mod tests {
             check(&format!("a = 1#{deep}\n"), ConfigFormat::Toml),
             Ok(())
         );
+    }
+
+    #[test]
+    fn toml_dotted_keys_nest_one_level_per_dot() {
+        let key = vec!["a"; 40].join(".");
+        assert_eq!(
+            check(&format!("[{key}]\nx = 1\n"), ConfigFormat::Toml),
+            Err(DEPTH)
+        );
+        assert_eq!(
+            check(&format!("{key} = 1\n"), ConfigFormat::Toml),
+            Err(DEPTH)
+        );
+        assert_eq!(
+            check(&format!("x = {{ {key} = 1 }}\n"), ConfigFormat::Toml),
+            Err(DEPTH)
+        );
+        // Dots in values and strings are not keys.
+        let floats = vec!["1.5"; 100].join(", ");
+        let fine = format!("x = [{floats}]\ny = \"{key}\"\n[a.b.c]\nv = 1.0\n");
+        assert_eq!(check(&fine, ConfigFormat::Toml), Ok(()));
+        // In YAML a dot is text, and `=` does not start a node.
+        assert_eq!(check(&format!("{key}: a=&b\n"), ConfigFormat::Yaml), Ok(()));
     }
 
     #[test]

@@ -51,6 +51,13 @@ struct PodConfigTwin {
 
 const RUNTIME_KINDS: &[&str] = &["in-process", "process"];
 const PROBE_KINDS: &[&str] = &["notify", "stdout", "tcp", "http", "none"];
+/// The kinds without fields.
+const UNIT_KINDS: &[&str] = &["notify", "none"];
+
+/// The keys whose values are tables when present. serde would read a
+/// struct from an array by position (`health: [1]` as an interval of 1).
+/// (`runtime` and `runtime.probe` are checked with their `kind`.)
+const TABLE_KEYS: [&[&str]; 4] = [&["env"], &["restart"], &["restart", "backoff"], &["health"]];
 
 #[derive(Deserialize)]
 #[serde(remote = "RuntimeSpec", rename_all = "kebab-case", deny_unknown_fields)]
@@ -104,6 +111,16 @@ pub(super) fn read(mut table: Map<String, Value>, origin: &str) -> Result<PodCon
         key,
         reason,
     };
+    for path in TABLE_KEYS {
+        if let Some(value) = lookup(&table, path) {
+            if !matches!(value.kind, ValueKind::Table(_) | ValueKind::Nil) {
+                return Err(invalid((
+                    path.join("."),
+                    format!("must be a table, got {}", describe(value)),
+                )));
+            }
+        }
+    }
     if let Some(runtime) = table.get_mut("runtime") {
         let mut tagged = retag(runtime, "runtime", RUNTIME_KINDS).map_err(invalid)?;
         // The probe is tagged the same way, one level down.
@@ -123,6 +140,17 @@ pub(super) fn read(mut table: Map<String, Value>, origin: &str) -> Result<PodCon
         origin: origin.to_owned(),
         message: message(&e),
     })
+}
+
+/// The value at `path`, if every segment but the last is a table.
+fn lookup<'a>(table: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let value = table.get(*first)?;
+    match (&value.kind, rest.is_empty()) {
+        (_, true) => Some(value),
+        (ValueKind::Table(next), false) => lookup(next, rest),
+        _ => None,
+    }
 }
 
 /// `value` (a table tagged by `kind`) in the externally tagged shape: the
@@ -162,7 +190,15 @@ fn retag(value: &Value, key: &str, kinds: &[&str]) -> Result<Value, (String, Str
     };
     let mut rest = fields.clone();
     rest.remove("kind");
-    let inner = if rest.is_empty() && matches!(kind.as_str(), "notify" | "none") {
+    let inner = if UNIT_KINDS.contains(&kind.as_str()) {
+        // The deserializer would not look at the fields of a kind that
+        // has none, so they are refused here.
+        if let Some(field) = rest.keys().next() {
+            return Err((
+                format!("{key}.{field}"),
+                format!("is not a field of kind `{kind}`, which has none"),
+            ));
+        }
         ValueKind::String(kind)
     } else {
         let mut outer = Map::new();
@@ -172,9 +208,11 @@ fn retag(value: &Value, key: &str, kinds: &[&str]) -> Result<Value, (String, Str
     Ok(Value::new(None, inner))
 }
 
-/// A value as an error message shows it: `string "x"`, `integer 3`.
+/// A value as an error message shows it: `string "x"`, `integer 3`, and
+/// where it came from when that was not the file (`from environment
+/// variable `POD__RUNTIME``).
 fn describe(value: &Value) -> String {
-    match &value.kind {
+    let what = match &value.kind {
         ValueKind::Nil => "nothing".to_owned(),
         ValueKind::Boolean(b) => format!("boolean {b}"),
         ValueKind::I64(n) => format!("integer {n}"),
@@ -185,6 +223,10 @@ fn describe(value: &Value) -> String {
         ValueKind::String(s) => format!("string {s:?}"),
         ValueKind::Table(_) => "a table".to_owned(),
         ValueKind::Array(_) => "an array".to_owned(),
+    };
+    match value.origin() {
+        Some(origin) => format!("{what} from {origin}"),
+        None => what,
     }
 }
 
