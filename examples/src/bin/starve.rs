@@ -1,9 +1,15 @@
 //! `starve`: starts pods under a lowered open-file limit and says how each
 //! start ended, and whether anything panicked.
 //!
-//! `cargo run -p examples --bin starve -- dedicated|shared PODS LIMIT`
+//! `cargo run -p examples --bin starve -- dedicated|shared|process PODS LIMIT`
 //!
-//! It prints one line, `started=N failed=N panics=N first_error=...`, and
+//! `dedicated` and `shared` start in-process pods on that placement;
+//! `process` starts process pods (`/bin/sleep`, ready once spawned) on a
+//! shared arbiter, each needing a notify socket and pipes.
+//!
+//! It prints one line, `started=N failed=N panics=N children_left=N
+//! first_error=...` (children of this process still running or unreaped
+//! once every pod is closed), and
 //! exits non-zero if anything panicked. The descriptor-exhaustion test runs
 //! it: a service that runs out of descriptors must get a typed error for
 //! each pod that cannot start, never a panic.
@@ -12,10 +18,13 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use actix::Addr;
 use actix::{Actor, System};
 use futures::future::join_all;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
-use pod_actor::{Close, PlacementKind, Pod, PodConfig, RuntimeSpec, Start, WaitStartSuccess};
+use pod_actor::{
+    Close, PlacementKind, Pod, PodConfig, ProbeConfig, RuntimeSpec, Start, WaitStartSuccess,
+};
 use runtime_actor::{Runtime, RuntimeContext, RuntimeError, RuntimeFactory};
 
 struct Idle;
@@ -35,29 +44,18 @@ impl Runtime for Idle {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (placement, pods, limit) = match args.as_slice() {
-        [placement, pods, limit] => {
-            let placement = match placement.as_str() {
-                "dedicated" => PlacementKind::Dedicated,
-                "shared" => PlacementKind::Shared,
-                other => {
-                    eprintln!("starve: unknown placement {other:?}");
-                    return ExitCode::from(2);
-                }
-            };
-            match (pods.parse::<usize>(), limit.parse::<u64>()) {
-                (Ok(pods), Ok(limit)) => (placement, pods, limit),
-                _ => {
-                    eprintln!("starve: PODS and LIMIT are numbers");
-                    return ExitCode::from(2);
-                }
-            }
-        }
-        _ => {
-            eprintln!("usage: starve dedicated|shared PODS LIMIT");
-            return ExitCode::from(2);
-        }
+    let [mode, pods, limit] = args.as_slice() else {
+        eprintln!("usage: starve dedicated|shared|process PODS LIMIT");
+        return ExitCode::from(2);
     };
+    let (Ok(pods), Ok(limit)) = (pods.parse::<usize>(), limit.parse::<u64>()) else {
+        eprintln!("starve: PODS and LIMIT are numbers");
+        return ExitCode::from(2);
+    };
+    if !matches!(mode.as_str(), "dedicated" | "shared" | "process") {
+        eprintln!("starve: unknown mode {mode:?}");
+        return ExitCode::from(2);
+    }
     let hard = getrlimit(Resource::RLIMIT_NOFILE).map_or(limit, |(_, hard)| hard);
     if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, limit, hard) {
         eprintln!("starve: cannot lower the open-file limit: {e}");
@@ -69,47 +67,91 @@ fn main() -> ExitCode {
         counted.fetch_add(1, Ordering::SeqCst);
         eprintln!("starve: panic: {info}");
     }));
+    let mode = mode.clone();
     let (started, failed, first_error) = System::new().block_on(async move {
-        let pods: Vec<_> = (0..pods)
-            .map(|i| {
-                let mut config = PodConfig::new(
-                    format!("starved-{i}"),
-                    RuntimeSpec::InProcess {
+        match mode.as_str() {
+            "process" => {
+                let pods = (0..pods).filter_map(|i| {
+                    let runtime = RuntimeSpec::Process {
+                        command: "/bin/sleep".into(),
+                        args: vec!["30".into()],
+                        cwd: None,
+                        clean_env: false,
+                        probe: ProbeConfig::None,
+                        watchdog: None,
+                    };
+                    let mut config = PodConfig::new(format!("starved-{i}"), runtime);
+                    config.placement = PlacementKind::Shared;
+                    Pod::from_process_config(config).ok().map(Actor::start)
+                });
+                start_all(pods.collect()).await
+            }
+            placement => {
+                let placement = match placement {
+                    "dedicated" => PlacementKind::Dedicated,
+                    _ => PlacementKind::Shared,
+                };
+                let pods = (0..pods).map(|i| {
+                    let runtime = RuntimeSpec::InProcess {
                         name: "idle".into(),
-                    },
-                );
-                config.placement = placement;
-                let pod = Pod::new(config, RuntimeFactory::new(|_| Idle)).start();
-                pod.do_send(Start);
-                pod
-            })
-            .collect();
-        let outcomes = join_all(pods.iter().map(|pod| pod.send(WaitStartSuccess))).await;
-        let (mut started, mut failed, mut first_error) = (0, 0, None);
-        for outcome in outcomes {
-            match outcome {
-                Ok(Ok(_)) => started += 1,
-                Ok(Err(e)) => {
-                    failed += 1;
-                    first_error.get_or_insert_with(|| e.to_string());
-                }
-                Err(e) => {
-                    failed += 1;
-                    first_error.get_or_insert_with(|| e.to_string());
-                }
+                    };
+                    let mut config = PodConfig::new(format!("starved-{i}"), runtime);
+                    config.placement = placement;
+                    Pod::new(config, RuntimeFactory::new(|_| Idle)).start()
+                });
+                start_all(pods.collect()).await
             }
         }
-        join_all(pods.iter().map(|pod| pod.send(Close::default()))).await;
-        (started, failed, first_error)
     });
     let panics = panics.load(Ordering::SeqCst);
+    let children = children_left();
     println!(
-        "started={started} failed={failed} panics={panics} first_error={}",
+        "started={started} failed={failed} panics={panics} children_left={children} first_error={}",
         first_error.unwrap_or_default()
     );
     if panics == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Starts every pod, waits for each start to end, closes them all, and
+/// counts `(started, failed, first error)`.
+async fn start_all<R: Runtime>(pods: Vec<Addr<Pod<R>>>) -> (usize, usize, Option<String>) {
+    for pod in &pods {
+        pod.do_send(Start);
+    }
+    let outcomes = join_all(pods.iter().map(|pod| pod.send(WaitStartSuccess))).await;
+    let (mut started, mut failed, mut first_error) = (0, 0, None);
+    for outcome in outcomes {
+        match outcome {
+            Ok(Ok(_)) => started += 1,
+            Ok(Err(e)) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| e.to_string());
+            }
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    join_all(pods.iter().map(|pod| pod.send(Close::default()))).await;
+    (started, failed, first_error)
+}
+
+/// How many children of this process are still running or unreaped: a
+/// zombie is counted (and reaped), a running child counts once.
+fn children_left() -> usize {
+    use nix::errno::Errno;
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let mut left = 0;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Err(Errno::ECHILD) => return left,
+            Ok(WaitStatus::StillAlive) | Err(_) => return left + 1,
+            Ok(_) => left += 1,
+        }
     }
 }
