@@ -201,3 +201,29 @@ fn a_deeply_nested_config_is_a_clear_error_not_a_crash_issue_12() {
     assert!(stderr.contains("nesting depth"), "{stderr}");
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn many_deployments_are_refused_by_their_total_and_pod_errors_name_the_key_issue_12() {
+    let dir = std::env::temp_dir().join(format!("demo-total-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let one = "[[deployment]]\nname = \"d\"\nreplicas = 4000\n[deployment.pod]\nruntime = { kind = \"in-process\", name = \"word-counter\" }\n";
+    let cases = [
+        (
+            one.repeat(3),
+            "3 deployments ask for 12000 pods in all, over the limit of 4096",
+        ),
+        (
+            "[[deployment]]\nname = \"p\"\nreplicas = 1\n[deployment.pod]\nruntime = { kind = \"process\", command = \"@self\", probe = { address = \"127.0.0.1:1\" } }\n".to_owned(),
+            "deployment `p`: invalid `runtime.probe.kind`",
+        ),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let path = dir.join(format!("{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let output = Command::new(DEMO).arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

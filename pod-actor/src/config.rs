@@ -572,6 +572,19 @@ impl PodConfig {
                 .map_err(|e| load(e.to_string()))?,
         };
         apply_overrides(&mut table, env).map_err(load)?;
+        Self::from_table(table, origin)
+    }
+
+    /// Reads a pod config from a table of a program's own config file (a
+    /// `[deployment.pod]` section, say), with the checks and messages of
+    /// [`from_file`](Self::from_file) and no overrides. The text the table
+    /// was parsed from should have passed [`check_limits`](Self::check_limits)
+    /// first. Keys in errors are relative to the table.
+    ///
+    /// # Errors
+    ///
+    /// As for [`from_file`](Self::from_file), except reading and parsing.
+    pub fn from_table(mut table: Map<String, Value>, origin: &str) -> Result<Self, ConfigError> {
         whole_numbers(&mut table, origin)?;
         let config = reader::read(table, origin)?;
         config.validate_in(origin)?;

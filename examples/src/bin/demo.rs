@@ -131,10 +131,22 @@ fn load(text: &str, origin: &str) -> Result<Vec<(String, usize, PodConfig)>, Str
         .try_deserialize()
         .map_err(|e| format!("cannot load {origin}: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    // Checked before anything is sized from them: each deployment, and all
+    // of them together, at most `MAX_REPLICAS` pods.
+    let limit = Deployment::<WordCounter>::MAX_REPLICAS;
+    let total = config
+        .deployment
+        .iter()
+        .try_fold(0usize, |sum, spec| sum.checked_add(spec.replicas))
+        .unwrap_or(usize::MAX);
+    if total > limit && config.deployment.iter().all(|spec| spec.replicas <= limit) {
+        return Err(format!(
+            "{origin}: {} deployments ask for {total} pods in all, over the limit of {limit}",
+            config.deployment.len()
+        ));
+    }
     let mut deployments = Vec::new();
     for spec in config.deployment {
-        // Checked before anything is sized from it.
-        let limit = Deployment::<WordCounter>::MAX_REPLICAS;
         if spec.replicas > limit {
             return Err(format!(
                 "{origin}: deployment `{}`: replicas = {} is over the limit of {limit}",
@@ -147,9 +159,8 @@ fn load(text: &str, origin: &str) -> Result<Vec<(String, usize, PodConfig)>, Str
             .map_err(|e| format!("{origin}: deployment `{}`: {e}", spec.name))?;
         pod.entry("name".into())
             .or_insert_with(|| Value::from(spec.name.as_str()));
-        let mut pod: PodConfig = Value::new(None, ValueKind::Table(pod))
-            .try_deserialize()
-            .map_err(|e| format!("{origin}: deployment `{}`: {e}", spec.name))?;
+        let mut pod = PodConfig::from_table(pod, origin)
+            .map_err(|e| format!("deployment `{}`: {e}", spec.name))?;
         if let RuntimeSpec::Process { command, .. } = &mut pod.runtime {
             if command == "@self" {
                 *command = exe.display().to_string();
