@@ -37,7 +37,7 @@ pub(crate) fn check_text(text: &str, format: ConfigFormat) -> Result<(), Exceede
         });
     }
     let mut scan = Scan::default();
-    for (index, line) in text.lines().enumerate() {
+    for (index, line) in lines(text).enumerate() {
         scan.line(line, format).map_err(|limit| Exceeded {
             limit,
             max: match limit {
@@ -48,6 +48,31 @@ pub(crate) fn check_text(text: &str, format: ConfigFormat) -> Result<(), Exceede
         })?;
     }
     Ok(())
+}
+
+/// The lines of `text` as the parsers see them: YAML breaks a line at
+/// `\n`, `\r\n` and a lone `\r` (which `str::lines` would not split, so
+/// a file of `\r`-separated blocks would pass as one line).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.find(['\n', '\r']) {
+            Some(at) => {
+                let next = if current[at..].starts_with("\r\n") {
+                    at + 2
+                } else {
+                    at + 1
+                };
+                rest = Some(&current[next..]);
+                Some(&current[..at])
+            }
+            None => {
+                rest = None;
+                (!current.is_empty()).then_some(current)
+            }
+        }
+    })
 }
 
 const DEPTH: &str = "nesting depth";
@@ -245,6 +270,18 @@ mod tests {
         assert_eq!(check(&fine, ConfigFormat::Toml), Ok(()));
         // In YAML a dot is text, and `=` does not start a node.
         assert_eq!(check(&format!("{key}: a=&b\n"), ConfigFormat::Yaml), Ok(()));
+    }
+
+    #[test]
+    fn a_lone_carriage_return_breaks_a_line() {
+        let blocks: String = (0..100)
+            .map(|i| format!("{}k{i}:\r", " ".repeat(i)))
+            .collect();
+        assert_eq!(check(&blocks, ConfigFormat::Yaml), Err(DEPTH));
+        let found: Vec<&str> = lines("a\r\nb\rc\n\nd").collect();
+        assert_eq!(found, ["a", "b", "c", "", "d"]);
+        assert_eq!(lines("").count(), 0);
+        assert_eq!(lines("x\n").collect::<Vec<_>>(), ["x"]);
     }
 
     #[test]
