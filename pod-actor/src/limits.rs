@@ -1,13 +1,19 @@
-//! What a pod config may hold, checked on the text before a parser sees it:
-//! a hostile file must end in an error, never in a stack overflow or an
-//! unbounded allocation inside the parser.
+//! What a pod config may hold, checked before the parser that builds values
+//! sees it: a hostile file must end in an error, never in a stack overflow
+//! or an unbounded allocation inside that parser.
 //!
 //! | limit | value | why |
 //! |---|---|---|
 //! | size of a config text | 1 MiB | a pod config is a few hundred bytes |
 //! | nesting depth | 32 | the parsers recurse once per level |
+//! | values | 10,000 | each costs the parsers tens of bytes |
 //! | YAML anchors and aliases | none | an alias bomb expands exponentially |
 //! | segments of a `POD__` override | 16 | the config has 4 levels at most |
+//!
+//! YAML is checked on the parser's own events (its event parser keeps a
+//! stack of states and does not recurse; the recursion is in the loader
+//! that builds values from them), so no spelling of a nesting or an alias
+//! escapes the count. TOML and JSON are checked by a scan of the text.
 
 use crate::config::ConfigFormat;
 
@@ -15,6 +21,9 @@ use crate::config::ConfigFormat;
 pub(crate) const MAX_BYTES: usize = 1 << 20;
 /// The deepest nesting of tables, arrays or YAML blocks accepted.
 pub(crate) const MAX_DEPTH: usize = 32;
+/// The most values (scalars and collections; in TOML and JSON, the `,`
+/// `=` and `:` between them) accepted.
+pub(crate) const MAX_VALUES: usize = 10_000;
 /// The most `__`-separated segments in a `POD__` override's name.
 pub(crate) const MAX_OVERRIDE_SEGMENTS: usize = 16;
 
@@ -36,12 +45,15 @@ pub(crate) fn check_text(text: &str, format: ConfigFormat) -> Result<(), Exceede
             at: format!("{} bytes", text.len()),
         });
     }
+    if format == ConfigFormat::Yaml {
+        return check_yaml(text);
+    }
     let mut scan = Scan::default();
     for (index, line) in lines(text).enumerate() {
         scan.line(line, format).map_err(|limit| Exceeded {
             limit,
             max: match limit {
-                ANCHORS => 0,
+                VALUES => MAX_VALUES,
                 _ => MAX_DEPTH,
             },
             at: format!("line {}", index + 1),
@@ -75,115 +87,111 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Counts YAML's nesting, values and anchors on the parser's events. A
+/// syntax error ends the check: the loader's parse reports it, with its
+/// line.
+fn check_yaml(text: &str) -> Result<(), Exceeded> {
+    use yaml_rust2::parser::{Event, Parser};
+    let mut parser = Parser::new_from_str(text);
+    let (mut depth, mut values) = (0, 0);
+    loop {
+        let Ok((event, mark)) = parser.next_token() else {
+            return Ok(());
+        };
+        let exceeded = |limit, max| Exceeded {
+            limit,
+            max,
+            at: format!("line {}", mark.line()),
+        };
+        let anchor = match event {
+            Event::StreamEnd => return Ok(()),
+            Event::Alias(_) => return Err(exceeded(ANCHORS, 0)),
+            Event::Scalar(_, _, anchor, _) => anchor,
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(exceeded(DEPTH, MAX_DEPTH));
+                }
+                anchor
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                depth -= 1;
+                continue;
+            }
+            _ => continue,
+        };
+        if anchor != 0 {
+            return Err(exceeded(ANCHORS, 0));
+        }
+        values += 1;
+        if values > MAX_VALUES {
+            return Err(exceeded(VALUES, MAX_VALUES));
+        }
+    }
+}
+
 const DEPTH: &str = "nesting depth";
+const VALUES: &str = "values";
 const ANCHORS: &str = "YAML anchors and aliases";
 
-/// Tracks nesting across lines: brackets outside strings and comments for
-/// every format, and YAML's indentation and `- ` sequences.
+/// Tracks nesting and values across the lines of a TOML or JSON text:
+/// brackets and TOML's dotted keys outside strings and comments, and the
+/// separators between values.
 #[derive(Default)]
 struct Scan {
     brackets: usize,
+    values: usize,
     /// Open string (its quote) carried over from a previous line.
     quote: Option<char>,
-    /// Indentation of the open YAML blocks.
-    indents: Vec<usize>,
 }
 
 impl Scan {
     fn line(&mut self, line: &str, format: ConfigFormat) -> Result<(), &'static str> {
-        let yaml = format == ConfigFormat::Yaml;
-        let mut block = 0;
-        if yaml && self.quote.is_none() && self.brackets == 0 {
-            let body = line.trim_start_matches(' ');
-            if !body.is_empty() && !body.starts_with('#') {
-                let indent = line.len() - body.len();
-                while self.indents.last().is_some_and(|&open| open >= indent) {
-                    self.indents.pop();
-                }
-                self.indents.push(indent);
-                // `- - - x` nests one level per dash on the same line.
-                block = body
-                    .split(' ')
-                    .take_while(|token| *token == "-" || token.is_empty())
-                    .filter(|token| *token == "-")
-                    .count();
-            }
-        }
-        if self.indents.len() + block > MAX_DEPTH {
-            return Err(DEPTH);
-        }
-        // Where a YAML node may begin: at the start of the line, and after
-        // `: `, `- `, `[`, `{` or `,`; only there do `&` and `*` mark an
-        // anchor or an alias (in `R&D *done*` they are text).
+        let toml = format == ConfigFormat::Toml;
         // TOML's dotted keys (`a.b.c = 1`, `[a.b.c]`) nest one table per
         // dot; counted per key, so that a float's dot adds at most one.
-        let toml = format == ConfigFormat::Toml;
         let mut key_dots = 0;
-        let mut node_start = true;
-        // YAML starts a comment only at the start of a line or after
-        // blank space: in `[a#, [b]]` the `#` is text.
-        let mut after_blank = true;
-        let mut chars = line.chars().peekable();
+        let mut chars = line.chars();
         while let Some(c) = chars.next() {
-            let blank_before = std::mem::replace(&mut after_blank, c == ' ' || c == '\t');
-            match self.quote {
-                Some(quote) => {
-                    if c == '\\' && quote == '"' {
-                        chars.next();
-                    } else if c == quote {
-                        self.quote = None;
-                    }
-                    node_start = false;
+            if let Some(quote) = self.quote {
+                if c == '\\' && quote == '"' {
+                    chars.next();
+                } else if c == quote {
+                    self.quote = None;
                 }
-                None => match c {
-                    // A YAML quote opens a string only where a node begins:
-                    // in `x: he said "hi` it is text, and must not hide the
-                    // following lines from the scan.
-                    '"' | '\'' if !yaml || node_start => self.quote = Some(c),
-                    '#' if format == ConfigFormat::Toml || (yaml && blank_before) => break,
-                    '.' if toml => {
-                        key_dots += 1;
-                        if self.brackets + key_dots > MAX_DEPTH {
-                            return Err(DEPTH);
-                        }
+                continue;
+            }
+            match c {
+                '"' | '\'' => self.quote = Some(c),
+                '#' if toml => break,
+                '.' if toml => {
+                    key_dots += 1;
+                    if self.brackets + key_dots > MAX_DEPTH {
+                        return Err(DEPTH);
                     }
-                    '=' if toml => key_dots = 0,
-                    ',' => {
-                        key_dots = 0;
-                        node_start = true;
+                }
+                ',' | '=' | ':' => {
+                    key_dots = 0;
+                    self.values += 1;
+                    if self.values > MAX_VALUES {
+                        return Err(VALUES);
                     }
-                    '[' | '{' => {
-                        self.brackets += 1;
-                        key_dots = 0;
-                        node_start = true;
-                        if self.indents.len() + block + self.brackets > MAX_DEPTH {
-                            return Err(DEPTH);
-                        }
+                }
+                '[' | '{' => {
+                    self.brackets += 1;
+                    key_dots = 0;
+                    if self.brackets > MAX_DEPTH {
+                        return Err(DEPTH);
                     }
-                    ']' | '}' => {
-                        self.brackets = self.brackets.saturating_sub(1);
-                        node_start = false;
-                    }
-                    ' ' | '\t' => {}
-                    ':' | '-' if chars.peek().is_none_or(|n| *n == ' ') => node_start = true,
-                    '&' | '*'
-                        if yaml
-                            && node_start
-                            && chars
-                                .peek()
-                                .is_some_and(|n| n.is_alphanumeric() || *n == '_') =>
-                    {
-                        return Err(ANCHORS);
-                    }
-                    _ => node_start = false,
-                },
+                }
+                ']' | '}' => self.brackets = self.brackets.saturating_sub(1),
+                _ => {}
             }
         }
-        // YAML and TOML strings do not span lines unless they say so; a
-        // stray quote must not hide the rest of the file from the scan.
-        if format != ConfigFormat::Json && self.quote == Some('\'') {
-            self.quote = None;
-        }
+        // A string left open carries over to the next line: TOML's `"""`
+        // and `'''` (read here as a string closed and a new one opened)
+        // span lines. A quote that opens nothing is a syntax error, which
+        // the parser reports before it builds anything.
         Ok(())
     }
 }
@@ -217,7 +225,10 @@ mod tests {
             check(&format!("{{\"a\": {flow}}}"), ConfigFormat::Json),
             Err(DEPTH)
         );
-        assert_eq!(check(&format!("a: {flow}"), ConfigFormat::Yaml), Err(DEPTH));
+        // (Deeper than 256 flow levels, YAML's scanner stops with an error
+        // of its own before any event, which the loader then reports.)
+        let yaml_flow = format!("a: {}1{}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(check(&yaml_flow, ConfigFormat::Yaml), Err(DEPTH));
         let block: String = (0..1000)
             .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
             .collect();
@@ -284,6 +295,70 @@ mod tests {
         assert_eq!(lines("x\n").collect::<Vec<_>>(), ["x"]);
     }
 
+    /// Spellings that a text scan of YAML missed (issue 12's attack round):
+    /// the parser's events see through all of them.
+    #[test]
+    fn yaml_nesting_and_anchors_are_seen_however_they_are_spelled() {
+        let dashes = format!("b:\n{}x\n", "- ".repeat(1000));
+        for head in [
+            "a: |\n  \"\n",
+            "a: foo\n  \"bar\n",
+            "a: x, \"y\n",
+            "a: x{\"y\n",
+            "a: 'x\n  \"y'\n",
+            "env: {A: 'x'', \"y'}\n",
+            "a: x[\n",
+        ] {
+            let text = format!("{head}{dashes}");
+            assert_eq!(check(&text, ConfigFormat::Yaml), Err(DEPTH), "{head}");
+        }
+        let keys = format!("{}x\n", "? ".repeat(1000));
+        assert_eq!(check(&keys, ConfigFormat::Yaml), Err(DEPTH));
+        for text in [
+            "a: &.x [1]\nb: *.x\n",
+            "a:\t&x [1]\nb:\t*x\n",
+            "a: !!seq &x [1]\n",
+            "a: &- 1\n",
+        ] {
+            assert_eq!(check(text, ConfigFormat::Yaml), Err(ANCHORS), "{text}");
+        }
+    }
+
+    #[test]
+    fn ordinary_text_is_not_mistaken_for_anchors_or_nesting() {
+        let brackets = format!("A: 'it''s {}'\n", "[".repeat(40));
+        for text in [
+            "env:\n  NOTE: fast, *really* fast\n",
+            "env:\n  NOTE: 5 - *five*\n",
+            "a: |\n  *bold* text\n  f(a, *args)\n",
+            &brackets,
+        ] {
+            assert_eq!(check(text, ConfigFormat::Yaml), Ok(()), "{text}");
+        }
+        let literal = format!("args = ['''\n{}\n''']\n", ".".repeat(40));
+        assert_eq!(check(&literal, ConfigFormat::Toml), Ok(()));
+    }
+
+    #[test]
+    fn a_wide_flat_text_is_refused_by_its_count_of_values() {
+        let many = vec!["0"; MAX_VALUES + 1].join(",");
+        let toml = format!("a = [{many}]\n");
+        assert_eq!(check(&toml, ConfigFormat::Toml), Err(VALUES));
+        assert_eq!(
+            check(&format!("a: [{many}]\n"), ConfigFormat::Yaml),
+            Err(VALUES)
+        );
+        let json = format!("{{\"a\": [{many}]}}");
+        assert_eq!(check(&json, ConfigFormat::Json), Err(VALUES));
+        let keys: String = (0..=MAX_VALUES).map(|i| format!("k{i} = 1\n")).collect();
+        assert_eq!(check(&keys, ConfigFormat::Toml), Err(VALUES));
+        let fine = vec!["0"; 1000].join(",");
+        assert_eq!(
+            check(&format!("a = [{fine}]\n"), ConfigFormat::Toml),
+            Ok(())
+        );
+    }
+
     #[test]
     fn yaml_anchors_and_aliases_are_refused() {
         let bomb = "a: &a [\"lol\", \"lol\"]\nb: &b [*a, *a]\nc: [*b, *b]\n";
@@ -292,7 +367,10 @@ mod tests {
             check("base: &base\n  x: 1\n", ConfigFormat::Yaml),
             Err(ANCHORS)
         );
-        assert_eq!(check("k:\n  - *x\n", ConfigFormat::Yaml), Err(ANCHORS));
+        assert_eq!(
+            check("a: 1\nk:\n  - &x b\n", ConfigFormat::Yaml),
+            Err(ANCHORS)
+        );
     }
 
     #[test]

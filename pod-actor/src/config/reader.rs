@@ -113,7 +113,15 @@ pub(super) fn read(mut table: Map<String, Value>, origin: &str) -> Result<PodCon
     };
     for path in TABLE_KEYS {
         if let Some(value) = lookup(&table, path) {
-            if !matches!(value.kind, ValueKind::Table(_) | ValueKind::Nil) {
+            // An empty `health:` is no health checks; the others have
+            // defaults only when absent.
+            let nil_is_none = *path == ["health"];
+            let accepted = match value.kind {
+                ValueKind::Table(_) => true,
+                ValueKind::Nil => nil_is_none,
+                _ => false,
+            };
+            if !accepted {
                 return Err(invalid((
                     path.join("."),
                     format!("must be a table, got {}", describe(value)),

@@ -32,14 +32,18 @@ fn table(text: &str, path: &str, table: DeTable<'_>) -> Result<Map<String, Value
 }
 
 fn value_at(text: &str, path: &str, value: Spanned<DeValue<'_>>) -> Result<Value, String> {
-    let line = line_of(text, value.span().start);
+    // Counted only for an error: counting for every value would make a
+    // long array quadratic.
+    let start = value.span().start;
+    let line = || line_of(text, start);
     let kind = match value.into_inner() {
         DeValue::String(s) => ValueKind::String(Cow::into_owned(s)),
         DeValue::Integer(n) => match i64::from_str_radix(n.as_str(), n.radix()) {
             Ok(n) => ValueKind::I64(n),
             Err(_) => {
                 return Err(format!(
-                    "the integer {n} for key `{path}` at line {line} is out of range (at most {})",
+                    "the integer {n} for key `{path}` at line {} is out of range (at most {})",
+                    line(),
                     i64::MAX
                 ))
             }
@@ -50,8 +54,9 @@ fn value_at(text: &str, path: &str, value: Spanned<DeValue<'_>>) -> Result<Value
             }
             _ => {
                 return Err(format!(
-                    "the number {} for key `{path}` at line {line} is out of range",
-                    f.as_str()
+                    "the number {} for key `{path}` at line {} is out of range",
+                    f.as_str(),
+                    line()
                 ))
             }
         },
