@@ -555,10 +555,14 @@ impl PodConfig {
             message,
         };
         PodConfig::check_limits(text, format, origin)?;
-        if format == ConfigFormat::Json {
-            // TOML and YAML refuse a key given twice; JSON's parser keeps
-            // the last one, so the same rule is applied here.
-            duplicates::check_json(text).map_err(|e| load(e.to_string()))?;
+        match format {
+            // TOML refuses a key given twice; JSON's parser keeps the last
+            // one, and YAML's says so in its own notation
+            // (`String("a"): duplicated key in mapping`), so the same rule
+            // and message apply to both here.
+            ConfigFormat::Json => duplicates::check_json(text).map_err(|e| load(e.to_string()))?,
+            ConfigFormat::Yaml => duplicates::check_yaml(text).map_err(load)?,
+            ConfigFormat::Toml => {}
         }
         // Parsed to a table without `config::Config`: its builder reads
         // top-level file keys and override names as path expressions, so a
@@ -888,6 +892,83 @@ mod duplicates {
     use std::fmt;
 
     use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    /// A mapping or sequence open in [`check_yaml`]: its dotted path, and
+    /// for a mapping the keys seen and whether a key comes next.
+    struct Open {
+        path: String,
+        mapping: Option<(HashSet<String>, bool, String)>,
+        index: usize,
+    }
+
+    /// Finds a YAML mapping that gives a key twice, on the parser's events
+    /// (the text has passed the depth limit, so the stack stays small). A
+    /// syntax error ends the check: the loader's parse reports it.
+    pub(super) fn check_yaml(text: &str) -> Result<(), String> {
+        use yaml_rust2::parser::{Event, Parser};
+        let mut parser = Parser::new_from_str(text);
+        let mut open: Vec<Open> = Vec::new();
+        loop {
+            let Ok((event, mark)) = parser.next_token() else {
+                return Ok(());
+            };
+            let (scalar, starts) = match &event {
+                Event::StreamEnd => return Ok(()),
+                Event::SequenceEnd | Event::MappingEnd => {
+                    open.pop();
+                    continue;
+                }
+                Event::Scalar(value, ..) => (Some(value.as_str()), None),
+                Event::SequenceStart(..) => (None, Some(false)),
+                Event::MappingStart(..) => (None, Some(true)),
+                Event::Alias(_) => (None, None),
+                _ => continue,
+            };
+            // The path of this node, and whether it is a mapping's key.
+            let (path, is_key) = match open.last_mut() {
+                None => (String::new(), false),
+                Some(Open {
+                    path,
+                    mapping: Some((keys, key_next, last_key)),
+                    ..
+                }) => {
+                    let is_key = *key_next;
+                    *key_next = !is_key;
+                    if is_key {
+                        let key = scalar.unwrap_or_default().to_owned();
+                        let full = join(path, &key);
+                        if scalar.is_some() && !keys.insert(key.clone()) {
+                            return Err(format!("duplicate key `{full}` at line {}", mark.line()));
+                        }
+                        *last_key = key;
+                        (full, true)
+                    } else {
+                        (join(path, last_key), false)
+                    }
+                }
+                Some(Open { path, index, .. }) => {
+                    *index += 1;
+                    (format!("{path}[{}]", *index - 1), false)
+                }
+            };
+            if let Some(mapping) = starts {
+                open.push(Open {
+                    // A collection used as a key has no path of its own.
+                    path: if is_key { String::new() } else { path },
+                    mapping: mapping.then(|| (HashSet::new(), true, String::new())),
+                    index: 0,
+                });
+            }
+        }
+    }
+
+    fn join(path: &str, key: &str) -> String {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    }
 
     pub(super) fn check_json(text: &str) -> Result<(), serde_json::Error> {
         let mut json = serde_json::Deserializer::from_str(text);
