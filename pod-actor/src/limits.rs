@@ -62,9 +62,9 @@ pub(crate) fn check_text(text: &str, format: ConfigFormat) -> Result<(), Exceede
     Ok(())
 }
 
-/// The lines of `text` as the parsers see them: YAML breaks a line at
-/// `\n`, `\r\n` and a lone `\r` (which `str::lines` would not split, so
-/// a file of `\r`-separated blocks would pass as one line).
+/// The lines of `text`, broken at `\n`, `\r\n` and a lone `\r` (which
+/// `str::lines` keeps inside a line), so that a line number is right
+/// whatever the file's line ends.
 fn lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);
     std::iter::from_fn(move || {

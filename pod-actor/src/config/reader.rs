@@ -17,6 +17,8 @@
 //! derive checks each twin against its type, so a field added to one and
 //! not the other does not compile; the defaults are checked by a test.
 
+use std::collections::BTreeMap;
+
 use ::config::{Map, Value, ValueKind};
 use serde::Deserialize;
 
@@ -24,7 +26,6 @@ use super::{
     ConfigError, HealthConfig, PlacementKind, PodConfig, PodRole, ProbeConfig, RestartConfig,
     RuntimeSpec,
 };
-use std::collections::BTreeMap;
 
 /// [`PodConfig`] as the loader reads it.
 #[derive(Deserialize)]
