@@ -596,7 +596,7 @@ impl PodConfig {
     }
 
     /// Checks a config text against the loader's limits before any parser
-    /// sees it: at most 1 MiB, nesting at most 32 deep, no YAML anchors or
+    /// sees it: at most 256 KiB, nesting at most 32 deep, no YAML anchors or
     /// aliases. Every loader of this crate applies it; a program with a file
     /// format of its own that embeds pod configs should too.
     ///
@@ -906,6 +906,8 @@ mod duplicates {
     /// syntax error ends the check: the loader's parse reports it.
     pub(super) fn check_yaml(text: &str) -> Result<(), String> {
         use yaml_rust2::parser::{Event, Parser};
+        use yaml_rust2::scanner::TScalarStyle;
+        use yaml_rust2::Yaml;
         let mut parser = Parser::new_from_str(text);
         let mut open: Vec<Open> = Vec::new();
         loop {
@@ -935,8 +937,19 @@ mod duplicates {
                     let is_key = *key_next;
                     *key_next = !is_key;
                     if is_key {
-                        let key = scalar.unwrap_or_default().to_owned();
-                        let full = join(path, &key);
+                        // The key as the loader will name it: a plain `0x1`
+                        // or `+1` is the integer 1, the same key as `"1"`.
+                        let key = match (&event, scalar) {
+                            (Event::Scalar(_, TScalarStyle::Plain, ..), Some(text)) => {
+                                match Yaml::from_str(text) {
+                                    Yaml::Integer(n) => n.to_string(),
+                                    Yaml::Boolean(b) => b.to_string(),
+                                    _ => text.to_owned(),
+                                }
+                            }
+                            _ => scalar.unwrap_or_default().to_owned(),
+                        };
+                        let full = join(path, &key.escape_debug().to_string());
                         if scalar.is_some() && !keys.insert(key.clone()) {
                             return Err(format!("duplicate key `{full}` at line {}", mark.line()));
                         }

@@ -4,10 +4,11 @@
 //!
 //! | limit | value | why |
 //! |---|---|---|
-//! | size of a config text | 1 MiB | a pod config is a few hundred bytes |
+//! | size of a config text | 256 KiB | a pod config is a few hundred bytes, and YAML holds ~130 bytes per token of an open flow collection |
 //! | nesting depth | 32 | the parsers recurse once per level |
 //! | values | 10,000 | each costs the parsers tens of bytes |
 //! | YAML anchors and aliases | none | an alias bomb expands exponentially |
+//! | YAML tags | none | a tag that fails to convert (`!!int abc`) re-pairs the keys after it |
 //! | segments of a `POD__` override | 16 | the config has 4 levels at most |
 //!
 //! YAML is checked on the parser's own events (its event parser keeps a
@@ -18,7 +19,7 @@
 use crate::config::ConfigFormat;
 
 /// The largest config text accepted, in bytes.
-pub(crate) const MAX_BYTES: usize = 1 << 20;
+pub(crate) const MAX_BYTES: usize = 256 << 10;
 /// The deepest nesting of tables, arrays or YAML blocks accepted.
 pub(crate) const MAX_DEPTH: usize = 32;
 /// The most values (scalars and collections; in TOML and JSON, the `,`
@@ -103,16 +104,16 @@ fn check_yaml(text: &str) -> Result<(), Exceeded> {
             max,
             at: format!("line {}", mark.line()),
         };
-        let anchor = match event {
+        let (anchor, tag) = match event {
             Event::StreamEnd => return Ok(()),
             Event::Alias(_) => return Err(exceeded(ANCHORS, 0)),
-            Event::Scalar(_, _, anchor, _) => anchor,
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+            Event::Scalar(_, _, anchor, tag) => (anchor, tag),
+            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) => {
                 depth += 1;
                 if depth > MAX_DEPTH {
                     return Err(exceeded(DEPTH, MAX_DEPTH));
                 }
-                anchor
+                (anchor, tag)
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 depth -= 1;
@@ -122,6 +123,9 @@ fn check_yaml(text: &str) -> Result<(), Exceeded> {
         };
         if anchor != 0 {
             return Err(exceeded(ANCHORS, 0));
+        }
+        if tag.is_some() {
+            return Err(exceeded(TAGS, 0));
         }
         values += 1;
         if values > MAX_VALUES {
@@ -133,6 +137,7 @@ fn check_yaml(text: &str) -> Result<(), Exceeded> {
 const DEPTH: &str = "nesting depth";
 const VALUES: &str = "values";
 const ANCHORS: &str = "YAML anchors and aliases";
+const TAGS: &str = "YAML tags";
 
 /// Tracks nesting and values across the lines of a TOML or JSON text:
 /// brackets and TOML's dotted keys outside strings and comments, and the
@@ -229,7 +234,7 @@ mod tests {
         // of its own before any event, which the loader then reports.)
         let yaml_flow = format!("a: {}1{}", "[".repeat(100), "]".repeat(100));
         assert_eq!(check(&yaml_flow, ConfigFormat::Yaml), Err(DEPTH));
-        let block: String = (0..1000)
+        let block: String = (0..500)
             .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
             .collect();
         assert_eq!(check(&block, ConfigFormat::Yaml), Err(DEPTH));

@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{setrlimit, Resource};
-use pod_actor::{ConfigError, PodConfig};
+use pod_actor::{ConfigError, ConfigFormat, PodConfig};
 
 const CHILD: &str = "POD_HOSTILE_CORPUS_CHILD";
 /// The memory a load may take beyond what the child holds when it starts.
@@ -153,6 +153,36 @@ fn run_corpus() {
                     failures.push(format!("{file}: {why}"));
                 }
             }
+        }
+    }
+
+    // Texts at the size limit, built here rather than checked in: one long
+    // YAML flow collection, whose tokens the YAML scanner holds until it
+    // closes (about 130 bytes each), in the shapes that cost it most.
+    let room = 256 << 10;
+    let generated = [
+        (
+            "a flow map of pairs",
+            format!("[{}]", "x: y,".repeat(room / 5 - 1)),
+        ),
+        ("a flow list", format!("[{}]", "x,".repeat(room / 2 - 1))),
+        (
+            "a nested flow list",
+            format!("a: [[{}]]", "x,".repeat(room / 2 - 5)),
+        ),
+        (
+            "a flow key",
+            format!("? [{}]\n: 1\n", "x,".repeat(room / 2 - 6)),
+        ),
+    ];
+    for (name, text) in generated {
+        match measure(name, &mut || {
+            PodConfig::from_str_with_env(&text, ConfigFormat::Yaml, name, &HashMap::new())
+        }) {
+            Err(ConfigError::Limit {
+                limit: "values", ..
+            }) => {}
+            other => failures.push(format!("{name}: expected the values limit, got {other:?}")),
         }
     }
 
