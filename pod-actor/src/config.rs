@@ -949,11 +949,13 @@ mod duplicates {
                             }
                             _ => scalar.unwrap_or_default().to_owned(),
                         };
-                        let full = join(path, &key.escape_debug().to_string());
-                        if scalar.is_some() && !keys.insert(key.clone()) {
+                        // Named escaped in paths: a key may hold a newline.
+                        let shown = key.escape_debug().to_string();
+                        let full = join(path, &shown);
+                        if scalar.is_some() && !keys.insert(key) {
                             return Err(format!("duplicate key `{full}` at line {}", mark.line()));
                         }
-                        *last_key = key;
+                        *last_key = shown;
                         (full, true)
                     } else {
                         (join(path, last_key), false)
