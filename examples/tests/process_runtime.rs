@@ -179,27 +179,14 @@ async fn a_datagram_from_another_process_is_ignored() {
 
 /// The pid of this process's child whose command line has `arg`.
 async fn child_with_arg(arg: &str) -> u32 {
-    let me = std::process::id().to_string();
     for _ in 0..500 {
-        for entry in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let (Ok(stat), Ok(cmdline)) = (
-                std::fs::read_to_string(format!("/proc/{pid}/stat")),
-                std::fs::read(format!("/proc/{pid}/cmdline")),
-            ) else {
-                continue;
-            };
-            let ppid = stat.rsplit(')').next().unwrap().split_whitespace().nth(1);
-            let has_arg = cmdline.split(|&b| b == 0).any(|a| a == arg.as_bytes());
-            if ppid == Some(me.as_str()) && has_arg {
-                return pid;
-            }
+        let (live, _) = support::children();
+        let found = live.into_iter().find(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|line| line.split(|&b| b == 0).any(|a| a == arg.as_bytes()))
+        });
+        if let Some(pid) = found {
+            return pid;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

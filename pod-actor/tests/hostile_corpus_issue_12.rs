@@ -12,11 +12,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{setrlimit, Resource};
 use pod_actor::{ConfigError, ConfigFormat, PodConfig};
+
+mod support;
 
 const CHILD: &str = "POD_HOSTILE_CORPUS_CHILD";
 /// The memory a load may take beyond what the child holds when it starts.
@@ -38,24 +39,11 @@ fn every_hostile_input_gives_its_error_within_the_memory_cap() {
         run_corpus();
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let output = Command::new(exe)
-        .args([
-            "--exact",
-            "every_hostile_input_gives_its_error_within_the_memory_cap",
-            "--nocapture",
-        ])
-        .env(CHILD, "1")
+    let stdout = support::rerun_in_child(
+        "every_hostile_input_gives_its_error_within_the_memory_cap",
+        CHILD,
         // One malloc arena, so that the cap is not spent on reservations.
-        .env("MALLOC_ARENA_MAX", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the corpus child ended with {}:\n{stdout}\n{stderr}",
-        output.status
+        &[("MALLOC_ARENA_MAX", "1")],
     );
     let summary = stdout.lines().find(|line| line.starts_with("corpus: "));
     let Some(summary) = summary else {

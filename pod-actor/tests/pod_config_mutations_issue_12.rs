@@ -9,10 +9,11 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pod_actor::{ConfigFormat, PodConfig};
+
+mod support;
 
 const CHILD: &str = "POD_CONFIG_MUTATIONS_CHILD";
 const ROUNDS: u64 = 3_000;
@@ -23,22 +24,10 @@ fn mutated_configs_never_panic_or_abort_the_loader() {
         mutate_and_load();
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let output = Command::new(exe)
-        .args([
-            "--exact",
-            "mutated_configs_never_panic_or_abort_the_loader",
-            "--nocapture",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the child ended with {}:\n{stdout}\n{stderr}",
-        output.status
+    let stdout = support::rerun_in_child(
+        "mutated_configs_never_panic_or_abort_the_loader",
+        CHILD,
+        &[],
     );
     assert!(stdout.contains("loaded every mutation"), "{stdout}");
 }

@@ -108,14 +108,10 @@ pub(crate) fn children() -> (Vec<u32>, Vec<u32>) {
 pub(crate) fn children_of(parent: u32) -> (Vec<u32>, Vec<u32>) {
     let parent = parent.to_string();
     let (mut live, mut zombies) = (Vec::new(), Vec::new());
-    for entry in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    let pids = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok());
+    for pid in pids {
         match stat(pid) {
             Some((state, ppid)) if ppid == parent && state == "Z" => zombies.push(pid),
             Some((_, ppid)) if ppid == parent => live.push(pid),

@@ -113,7 +113,7 @@ pub(super) fn read(mut table: Map<String, Value>, origin: &str) -> Result<PodCon
         reason,
     };
     for path in TABLE_KEYS {
-        if let Some(value) = lookup(&table, path) {
+        if let Some(value) = super::lookup(&mut table, path) {
             // An empty `health:` is no health checks; the others have
             // defaults only when absent.
             let nil_is_none = *path == ["health"];
@@ -149,17 +149,6 @@ pub(super) fn read(mut table: Map<String, Value>, origin: &str) -> Result<PodCon
         origin: origin.to_owned(),
         message: message(&e),
     })
-}
-
-/// The value at `path`, if every segment but the last is a table.
-fn lookup<'a>(table: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    let value = table.get(*first)?;
-    match (&value.kind, rest.is_empty()) {
-        (_, true) => Some(value),
-        (ValueKind::Table(next), false) => lookup(next, rest),
-        _ => None,
-    }
 }
 
 /// `value` (a table tagged by `kind`) in the externally tagged shape: the

@@ -286,3 +286,27 @@ pub async fn subscribe_events(pod: &Addr<Pod<Scripted>>) -> Inbox<PodEvent> {
         .unwrap();
     Inbox { probe, rx }
 }
+
+/// Runs the test `name` of this test binary again in a child process, with
+/// `marker` (and `extra`) in its environment, and returns the child's
+/// stdout; the calling test fails if the child did not exit cleanly. For a
+/// test whose failure may be an abort (a stack overflow, a refused
+/// allocation), which would otherwise take the whole runner down: the
+/// test does its work when it finds `marker` set.
+pub fn rerun_in_child(name: &str, marker: &str, extra: &[(&str, &str)]) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let output = std::process::Command::new(exe)
+        .args(["--exact", name, "--nocapture"])
+        .env(marker, "1")
+        .envs(extra.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the child running {name} ended with {}:\n{stdout}\n{stderr}",
+        output.status
+    );
+    stdout
+}
