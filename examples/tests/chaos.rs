@@ -19,7 +19,7 @@ use examples::{
 };
 use pod_actor::{
     Call, CallError, GetStatus, HealthConfig, PlacementKind, Pod, PodConfig, PodError, PodState,
-    ProbeConfig, RuntimeSpec, WaitStartSuccess,
+    RuntimeSpec, WaitStartSuccess,
 };
 use runtime_actor::{
     FailureCause, ProcessRequest, ProcessRuntime, Runtime, RuntimeContext, RuntimeError,
@@ -89,14 +89,7 @@ fn in_process_template() -> PodConfig {
 fn process_template() -> PodConfig {
     let mut config = PodConfig::new(
         "chaos-process",
-        RuntimeSpec::Process {
-            command: env!("CARGO_BIN_EXE_worker").into(),
-            args: vec!["--announce".into(), "notify".into()],
-            cwd: None,
-            clean_env: false,
-            probe: ProbeConfig::Notify,
-            watchdog: None,
-        },
+        RuntimeSpec::process(env!("CARGO_BIN_EXE_worker")).with_args(["--announce", "notify"]),
     );
     config.timeout_ctrl = 1000;
     config.restart.max_restarts = 1_000_000;

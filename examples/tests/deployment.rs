@@ -243,14 +243,7 @@ async fn a_process_replica_failing_at_start_leaves_no_process_running() {
     let worker = env!("CARGO_BIN_EXE_worker");
     let mut template = PodConfig::new(
         "template",
-        RuntimeSpec::Process {
-            command: worker.into(),
-            args: vec!["--announce".into(), "notify".into()],
-            cwd: None,
-            clean_env: false,
-            probe: pod_actor::ProbeConfig::Notify,
-            watchdog: None,
-        },
+        RuntimeSpec::process(worker).with_args(["--announce", "notify"]),
     );
     template.timeout_ctrl = 2000;
     let build = |mut config: PodConfig| {

@@ -124,7 +124,8 @@ async fn a_child_failing_at_start_fails_the_pod_with_its_output() {
     match pod.send(WaitStartSuccess).await.unwrap() {
         Err(e @ PodError::FailedToStart { .. }) => assert_eq!(
             e.to_string(),
-            "runtime failed to start: exited with code 3; last output: cannot load model: weights.bin missing"
+            "runtime failed to start: exited with code 3; last 3 lines of output:\n    \
+             loading config\n    opening weights.bin\n    cannot load model: weights.bin missing"
         ),
         other => panic!("expected FailedToStart, got {other:?}"),
     }

@@ -12,7 +12,7 @@ use crate::limits;
 
 mod reader;
 mod toml_table;
-use runtime_actor::{ProcessSpec, ReadinessProbe, RuntimeEnv};
+use runtime_actor::{NotifyAccess, ProcessSpec, ReadinessProbe, RuntimeEnv};
 use serde::{Deserialize, Serialize};
 use supervisor::{Backoff, Intensity, RestartPolicy, Strategy, SupervisorConfig};
 
@@ -172,11 +172,153 @@ pub enum RuntimeSpec {
         /// Expect `WATCHDOG=1` at least this often (ms) once ready.
         #[serde(default)]
         watchdog: Option<u64>,
+        /// Whose sd_notify datagrams count: `main` (the default), `exec` or
+        /// `all` (systemd's `NotifyAccess=`).
+        #[serde(default)]
+        notify_access: NotifyAccessKind,
+        /// Run the child as this user, a name or a uid (the owner must be
+        /// privileged); its group and supplementary groups follow unless set.
+        #[serde(default)]
+        user: Option<String>,
+        /// Run the child with this primary group, a name or a gid.
+        #[serde(default)]
+        group: Option<String>,
+        /// The child's supplementary groups, names or gids, instead of the
+        /// user's.
+        #[serde(default)]
+        groups: Option<Vec<String>>,
+        /// The child's umask, in octal with a leading zero (`"0027"`).
+        #[serde(default)]
+        umask: Option<String>,
+        /// The signal that asks the child to stop: a name (`SIGINT` or `INT`)
+        /// or a number; SIGKILL follows after `timeout_ctrl`.
+        #[serde(default = "default_stop_signal")]
+        stop_signal: String,
+        /// How many of the child's last output lines status and failures
+        /// carry (20 by default, at most 10,000).
+        #[serde(default = "default_output_lines")]
+        output_lines: u64,
     },
 }
 
+fn default_stop_signal() -> String {
+    "SIGTERM".into()
+}
+
+fn default_output_lines() -> u64 {
+    20
+}
+
+/// The most output lines a process pod may keep.
+const MAX_OUTPUT_LINES: u64 = 10_000;
+
+/// Whose sd_notify datagrams a process pod hears; see
+/// [`NotifyAccess`](runtime_actor::NotifyAccess).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum NotifyAccessKind {
+    /// The main process only.
+    #[default]
+    Main,
+    /// The main process and the spawned one.
+    Exec,
+    /// Any process of the pod.
+    All,
+}
+
+impl TryFrom<String> for NotifyAccessKind {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        one_of(
+            &name,
+            &[
+                ("main", NotifyAccessKind::Main),
+                ("exec", NotifyAccessKind::Exec),
+                ("all", NotifyAccessKind::All),
+            ],
+        )
+    }
+}
+
+impl From<NotifyAccessKind> for NotifyAccess {
+    fn from(kind: NotifyAccessKind) -> Self {
+        match kind {
+            NotifyAccessKind::Main => NotifyAccess::Main,
+            NotifyAccessKind::Exec => NotifyAccess::Exec,
+            NotifyAccessKind::All => NotifyAccess::All,
+        }
+    }
+}
+
+/// A signal by name (`SIGINT`, `INT`, any case) or number.
+fn parse_signal(text: &str) -> Result<i32, String> {
+    if let Ok(number) = text.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(number)
+            .map(|s| s as i32)
+            .map_err(|_| format!("must name a signal, got {number}"));
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| format!("must name a signal (like SIGTERM, INT or 2), got {text:?}"))
+}
+
+/// A umask in octal with a leading zero: `"0027"`, `"077"`.
+fn parse_umask(text: &str) -> Result<u32, String> {
+    let octal = text.strip_prefix('0').filter(|rest| {
+        !rest.is_empty() && rest.len() <= 3 && rest.chars().all(|c| ('0'..='7').contains(&c))
+    });
+    match octal.and_then(|digits| u32::from_str_radix(digits, 8).ok()) {
+        Some(mask) => Ok(mask),
+        None => Err(format!(
+            "must be octal digits with a leading 0, like \"0027\", got {text:?}"
+        )),
+    }
+}
+
 impl RuntimeSpec {
-    /// The process to run, for a `process` runtime.
+    /// A `process` runtime running `command`, every other field at its
+    /// default (no arguments, the `notify` probe, SIGTERM to stop).
+    pub fn process(command: impl Into<String>) -> RuntimeSpec {
+        RuntimeSpec::Process {
+            command: command.into(),
+            args: Vec::new(),
+            cwd: None,
+            clean_env: false,
+            probe: ProbeConfig::default(),
+            watchdog: None,
+            notify_access: NotifyAccessKind::default(),
+            user: None,
+            group: None,
+            groups: None,
+            umask: None,
+            stop_signal: default_stop_signal(),
+            output_lines: default_output_lines(),
+        }
+    }
+
+    /// Appends arguments, for a `process` runtime; other runtimes are
+    /// returned as they are.
+    #[must_use]
+    pub fn with_args<I, S>(mut self, more: I) -> RuntimeSpec
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        if let RuntimeSpec::Process { args, .. } = &mut self {
+            args.extend(more.into_iter().map(Into::into));
+        }
+        self
+    }
+
+    /// The process to run, for a `process` runtime. Values that
+    /// [`PodConfig::validate`] refuses fall back to their defaults here.
     pub fn process_spec(&self) -> Option<ProcessSpec> {
         let RuntimeSpec::Process {
             command,
@@ -185,13 +327,37 @@ impl RuntimeSpec {
             clean_env,
             probe,
             watchdog,
+            notify_access,
+            user,
+            group,
+            groups,
+            umask,
+            stop_signal,
+            output_lines,
         } = self
         else {
             return None;
         };
         let mut spec = ProcessSpec::new(command)
             .args(args.iter().cloned())
-            .probe(probe.readiness_probe());
+            .probe(probe.readiness_probe())
+            .notify_access((*notify_access).into())
+            .output_lines(usize::try_from((*output_lines).min(MAX_OUTPUT_LINES)).unwrap_or(20));
+        if let Ok(signal) = parse_signal(stop_signal) {
+            spec = spec.stop_signal(signal);
+        }
+        if let Some(user) = user {
+            spec = spec.user(user);
+        }
+        if let Some(group) = group {
+            spec = spec.group(group);
+        }
+        if let Some(groups) = groups {
+            spec = spec.supplementary_groups(groups.iter().cloned());
+        }
+        if let Some(Ok(mask)) = umask.as_deref().map(parse_umask) {
+            spec = spec.umask(mask);
+        }
         if let Some(cwd) = cwd {
             spec = spec.cwd(cwd);
         }
@@ -651,6 +817,12 @@ impl PodConfig {
                 cwd,
                 probe,
                 watchdog,
+                user,
+                group,
+                groups,
+                umask,
+                stop_signal,
+                output_lines,
                 ..
             } => {
                 check_name(command).map_err(|r| invalid("runtime.command", r))?;
@@ -667,6 +839,26 @@ impl PodConfig {
                     check_ms(*watchdog, false).map_err(|r| invalid("runtime.watchdog", r))?;
                 }
                 check_probe(probe).map_err(|(key, r)| invalid(&key, r))?;
+                if let Some(user) = user {
+                    check_name(user).map_err(|r| invalid("runtime.user", r))?;
+                }
+                if let Some(group) = group {
+                    check_name(group).map_err(|r| invalid("runtime.group", r))?;
+                }
+                for (index, group) in groups.iter().flatten().enumerate() {
+                    check_name(group)
+                        .map_err(|r| invalid(&format!("runtime.groups[{index}]"), r))?;
+                }
+                if let Some(umask) = umask {
+                    parse_umask(umask).map_err(|r| invalid("runtime.umask", r))?;
+                }
+                parse_signal(stop_signal).map_err(|r| invalid("runtime.stop_signal", r))?;
+                if *output_lines > MAX_OUTPUT_LINES {
+                    return Err(invalid(
+                        "runtime.output_lines",
+                        format!("must be at most {MAX_OUTPUT_LINES}, got {output_lines}"),
+                    ));
+                }
             }
         }
         let restart = &self.restart;
@@ -809,6 +1001,10 @@ fn check_probe(probe: &ProbeConfig) -> Result<(), (String, String)> {
             timeout,
         } => {
             check_name(address).map_err(|r| (at("address"), r))?;
+            probe
+                .readiness_probe()
+                .validate()
+                .map_err(|e| (at(e.field), e.reason))?;
             (interval, timeout)
         }
         ProbeConfig::Http {
@@ -816,16 +1012,13 @@ fn check_probe(probe: &ProbeConfig) -> Result<(), (String, String)> {
             interval,
             timeout,
         } => {
-            if !url.starts_with("http://") {
-                return Err((at("url"), format!("must be an http:// URL, got {url:?}")));
-            }
-            // It is written into a request line: CR, LF or NUL would forge one.
-            if url.chars().any(|c| c.is_control() || c == ' ') {
-                return Err((
-                    at("url"),
-                    format!("must not contain spaces or control characters, got {url:?}"),
-                ));
-            }
+            // A real URL parser: it refuses spaces and control characters
+            // too, which would forge a request line.
+            check_name(url).map_err(|r| (at("url"), r))?;
+            probe
+                .readiness_probe()
+                .validate()
+                .map_err(|e| (at(e.field), e.reason))?;
             (interval, timeout)
         }
         _ => return Ok(()),
@@ -1096,7 +1289,8 @@ fn one_of<T: Copy>(name: &str, choices: &[(&str, T)]) -> Result<T, String> {
 // ===== whole numbers =====
 
 /// The keys whose values are whole numbers (milliseconds and counts).
-const WHOLE_KEYS: [&[&str]; 13] = [
+const WHOLE_KEYS: [&[&str]; 14] = [
+    &["runtime", "output_lines"],
     &["timeout_ready"],
     &["timeout_ctrl"],
     &["restart", "max_restarts"],
@@ -1218,10 +1412,33 @@ fn apply_overrides(
             ));
         }
         let origin = format!("environment variable `{name}`");
-        let leaf = Value::new(Some(&origin), ValueKind::String(value.to_owned()));
+        let leaf = if LIST_KEYS.iter().any(|key| path.iter().eq(key.iter())) {
+            let items = list_override(value)
+                .map_err(|why| format!("environment variable `{name}` {why}"))?;
+            let items = items
+                .into_iter()
+                .map(|item| Value::new(Some(&origin), ValueKind::String(item)))
+                .collect();
+            Value::new(Some(&origin), ValueKind::Array(items))
+        } else {
+            Value::new(Some(&origin), ValueKind::String(value.to_owned()))
+        };
         set_path(table, &path, leaf);
     }
     Ok(())
+}
+
+/// The keys whose values are lists of strings, which an override sets as a
+/// JSON array (`["--port", "6380"]`) or as words split at whitespace
+/// (`--port 6380`).
+const LIST_KEYS: [&[&str]; 2] = [&["runtime", "args"], &["runtime", "groups"]];
+
+fn list_override(value: &str) -> Result<Vec<String>, String> {
+    if !value.trim_start().starts_with('[') {
+        return Ok(value.split_whitespace().map(str::to_owned).collect());
+    }
+    serde_json::from_str(value)
+        .map_err(|e| format!("must be a JSON array of strings or words separated by spaces ({e})"))
 }
 
 /// Sets `path` in `table`, replacing any non-table on the way by a table.

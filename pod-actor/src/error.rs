@@ -27,6 +27,9 @@ pub enum PodError {
     Timeout {
         /// The time allowed, extensions included.
         after: Duration,
+        /// What the runtime was waiting for (a process runtime names its
+        /// probe, the tries and the last error).
+        waiting_for: Option<String>,
     },
     /// The pod was closed before it was ready.
     Closed,
@@ -72,7 +75,14 @@ impl fmt::Display for PodError {
             PodError::ExitedEarly { cause: None } => {
                 f.write_str("runtime ended after it was ready")
             }
-            PodError::Timeout { after } => write!(f, "runtime not ready after {after:?}"),
+            PodError::Timeout {
+                after,
+                waiting_for: Some(what),
+            } => write!(f, "runtime not ready after {after:?}; waiting for {what}"),
+            PodError::Timeout {
+                after,
+                waiting_for: None,
+            } => write!(f, "runtime not ready after {after:?}"),
             PodError::Closed => f.write_str("pod was closed"),
             PodError::NotStarted => f.write_str("pod has not been started"),
             PodError::AlreadyStarted => f.write_str("pod was already started"),

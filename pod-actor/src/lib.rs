@@ -136,8 +136,8 @@ mod registry;
 mod subscribers;
 
 pub use crate::config::{
-    BackoffConfig, ConfigError, ConfigFormat, HealthConfig, PlacementKind, PodConfig, PodRole,
-    ProbeConfig, RestartConfig, RestartKind, RuntimeSpec,
+    BackoffConfig, ConfigError, ConfigFormat, HealthConfig, NotifyAccessKind, PlacementKind,
+    PodConfig, PodRole, ProbeConfig, RestartConfig, RestartKind, RuntimeSpec,
 };
 pub use crate::error::{CallError, PodError};
 pub use crate::handle::{JoinTimedOut, PodHandle};

@@ -116,7 +116,8 @@ pub struct Started {
     pub restarts: u32,
     /// How long this generation took from spawn to ready.
     pub startup: Duration,
-    /// The child process id, for a process runtime.
+    /// The main process of a process runtime: the one spawned, or the one
+    /// it handed over to with sd_notify's `MAINPID=`.
     pub pid: Option<u32>,
 }
 
@@ -206,7 +207,8 @@ pub struct PodStatus {
     pub restarts: u32,
     /// How long the current generation has been ready.
     pub uptime: Option<Duration>,
-    /// The child process id, for a process runtime.
+    /// The main process of a process runtime, from its spawn on (so also
+    /// while it starts); `None` between a failure and the next spawn.
     pub pid: Option<u32>,
     /// The last failure, as text.
     pub last_failure: Option<String>,

@@ -94,6 +94,8 @@ pub struct Pod<R: Runtime> {
     spawned: u64,
     restarts: u32,
     current: Option<Started>,
+    /// The running generation's main process, from its spawn on.
+    pid: Option<u32>,
     ever_started: bool,
     running_since: Option<Instant>,
     last_failure: Option<FailureCause>,
@@ -134,6 +136,7 @@ impl<R: Runtime> Pod<R> {
             spawned: 0,
             restarts: 0,
             current: None,
+            pid: None,
             ever_started: false,
             running_since: None,
             last_failure: None,
@@ -284,6 +287,7 @@ impl<R: Runtime> Pod<R> {
             .stop_timeout(self.config.timeout_ctrl())
             .weak_watcher(ctx.address().downgrade().recipient());
         self.runtime = Some(RuntimeActor::spawn(config, self.factory.clone()));
+        self.pid = None;
         self.state = PodState::Starting;
         self.emit(PodEvent::Starting { generation });
     }
@@ -298,7 +302,7 @@ impl<R: Runtime> Pod<R> {
             generation: self.generation,
             restarts: self.restarts,
             startup,
-            pid,
+            pid: self.pid.or(pid),
         };
         self.current = Some(started.clone());
         if let Some(reporter) = &self.reporter {
@@ -417,8 +421,8 @@ impl<R: Runtime> Pod<R> {
             NoRestart::Refused(e) => PodError::Supervisor(e),
             // FailedToStart, Temporary, NormalExit, and any later reason.
             _ => match cause {
-                Some(FailureCause::TimedOut { after }) if !self.ever_started => {
-                    PodError::Timeout { after }
+                Some(FailureCause::TimedOut { after, waiting_for }) if !self.ever_started => {
+                    PodError::Timeout { after, waiting_for }
                 }
                 Some(cause) if !self.ever_started => PodError::FailedToStart { cause },
                 cause => PodError::ExitedEarly { cause },
@@ -747,7 +751,7 @@ impl<R: Runtime> Handler<GetStatus> for Pod<R> {
             generation: self.generation,
             restarts: self.restarts,
             uptime: self.running_since.map(|since| since.elapsed()),
-            pid: self.current.as_ref().and_then(|started| started.pid),
+            pid: self.pid,
             last_failure: self.last_failure.as_ref().map(ToString::to_string),
             error,
         })
@@ -831,10 +835,14 @@ impl<R: Runtime> Handler<RuntimeEvent> for Pod<R> {
             RuntimeEvent::Progressed {
                 generation, note, ..
             } => self.emit(PodEvent::Progressed { generation, note }),
+            RuntimeEvent::Process { pid, .. } => self.pid = Some(pid),
             RuntimeEvent::Ready { setup, pid, .. } if self.state == PodState::Starting => {
                 self.on_ready(setup, pid, ctx)
             }
-            RuntimeEvent::Failed { cause, .. } => self.on_failure(cause, ctx),
+            RuntimeEvent::Failed { cause, .. } => {
+                self.pid = None;
+                self.on_failure(cause, ctx)
+            }
             _ => {}
         }
     }

@@ -109,7 +109,7 @@ async fn a_start_timeout_closes_the_pod_then_returns_timeout() {
     let pod = pod(config, &script);
     pod.send(Start).await.unwrap().unwrap();
     match pod.send(WaitStartSuccess).await.unwrap() {
-        Err(PodError::Timeout { after }) => {
+        Err(PodError::Timeout { after, .. }) => {
             assert!(after >= Duration::from_secs(1) && after < Duration::from_millis(1010))
         }
         other => panic!("expected a timeout, got {other:?}"),

@@ -13,6 +13,8 @@ use crate::error::{FailureCause, RuntimeError};
 #[derive(Debug)]
 pub(crate) enum Signal {
     Progressed { note: String, extend: Duration },
+    Waiting { what: String },
+    Process { pid: u32 },
     Ready { setup: Duration, pid: Option<u32> },
     Failed { cause: FailureCause },
     Exited { cause: Option<FailureCause> },
@@ -73,10 +75,29 @@ impl RuntimeContext {
         });
     }
 
+    /// Says what setup is waiting for, in words (the process runtime: its
+    /// probe, the tries so far and the last error). The latest description
+    /// is kept and named by [`FailureCause::TimedOut`] if the start deadline
+    /// passes.
+    pub fn waiting_for(&self, what: impl Into<String>) {
+        let _ = self.signals.send(Signal::Waiting { what: what.into() });
+    }
+
     /// Records the OS process the runtime runs in, when it is a child
-    /// process; it travels with [`RuntimeEvent::Ready`](crate::RuntimeEvent::Ready).
+    /// process. The watcher hears of it at once
+    /// ([`RuntimeEvent::Process`](crate::RuntimeEvent::Process)), and again
+    /// with [`RuntimeEvent::Ready`](crate::RuntimeEvent::Ready).
     pub fn set_pid(&mut self, pid: u32) {
         self.pid = Some(pid);
+        let _ = self.signals.send(Signal::Process { pid });
+    }
+
+    /// A handle that tasks spawned by the runtime use to report a new main
+    /// process (sd_notify's `MAINPID=`).
+    pub fn pid_reporter(&self) -> PidReporter {
+        PidReporter {
+            signals: self.signals.clone(),
+        }
     }
 
     pub(crate) fn pid(&self) -> Option<u32> {
@@ -86,6 +107,20 @@ impl RuntimeContext {
     /// A handle that tasks spawned by the runtime use to fail it.
     pub fn failure_reporter(&self) -> FailureReporter {
         self.reporter.clone()
+    }
+}
+
+/// Reports the runtime's main process from outside setup; see
+/// [`RuntimeContext::pid_reporter`].
+#[derive(Debug, Clone)]
+pub struct PidReporter {
+    signals: UnboundedSender<Signal>,
+}
+
+impl PidReporter {
+    /// The runtime's main process is now `pid`.
+    pub fn report(&self, pid: u32) {
+        let _ = self.signals.send(Signal::Process { pid });
     }
 }
 

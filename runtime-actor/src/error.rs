@@ -126,6 +126,10 @@ pub enum FailureCause {
     TimedOut {
         /// How long it had, extensions included.
         after: Duration,
+        /// What it was waiting for when the time ran out, as the runtime
+        /// last described it (the process runtime names its probe, the tries
+        /// and the last error).
+        waiting_for: Option<String>,
     },
     /// The runtime's actor ended although no stop was asked for (its arbiter
     /// was stopped under it).
@@ -154,14 +158,30 @@ impl fmt::Display for FailureCause {
                     (Some(code), None) => write!(f, "exited with code {code}")?,
                     (None, None) => f.write_str("exited")?,
                 }
-                match output.last() {
-                    Some(line) => write!(f, "; last output: {line}"),
-                    None => Ok(()),
-                }
+                write_output(f, output)
             }
             FailureCause::Unhealthy { reason } => write!(f, "unhealthy: {reason}"),
-            FailureCause::TimedOut { after } => write!(f, "not ready after {after:?}"),
+            FailureCause::TimedOut {
+                after,
+                waiting_for: Some(what),
+            } => write!(f, "not ready after {after:?}; waiting for {what}"),
+            FailureCause::TimedOut {
+                after,
+                waiting_for: None,
+            } => write!(f, "not ready after {after:?}"),
             FailureCause::Lost => f.write_str("stopped without a stop request"),
+        }
+    }
+}
+
+/// The last lines of a child's output, one per line under the cause.
+fn write_output(f: &mut fmt::Formatter<'_>, output: &[String]) -> fmt::Result {
+    match output {
+        [] => Ok(()),
+        [line] => write!(f, "; last output: {line}"),
+        lines => {
+            write!(f, "; last {} lines of output:", lines.len())?;
+            lines.iter().try_for_each(|line| write!(f, "\n    {line}"))
         }
     }
 }

@@ -111,11 +111,14 @@ mod process;
 mod runtime;
 
 pub use actor::RuntimeActor;
-pub use context::{FailureReporter, RuntimeContext};
+pub use context::{FailureReporter, PidReporter, RuntimeContext};
 pub use env::RuntimeEnv;
 pub use error::{FailureCause, PanicLocation, RequestError, RuntimeError};
 pub use handle::{Placement, RuntimeConfig, RuntimeHandle, StopReport};
 pub use messages::{CheckHealth, Request, RuntimeEvent};
 pub use panic::panic_is_caught;
-pub use process::{ProcessInfo, ProcessRequest, ProcessRuntime, ProcessSpec, ReadinessProbe};
+pub use process::{
+    Containment, InvalidProbe, NotifyAccess, ProcessInfo, ProcessRequest, ProcessRuntime,
+    ProcessSpec, ReadinessProbe,
+};
 pub use runtime::{Runtime, RuntimeFactory};

@@ -11,7 +11,7 @@ use crate::runtime::Runtime;
 /// [`RuntimeActor::spawn`](crate::RuntimeActor::spawn).
 ///
 /// For each generation the watcher receives, in this order: any number of
-/// `Progressed`; at most one `Ready`; at most one `Failed`, the first failure,
+/// `Progressed` and `Process`; at most one `Ready`; at most one `Failed`, the first failure,
 /// as soon as it is known; and exactly one `Exited`, last, once the runtime's
 /// actor is gone and (for a dedicated placement) its arbiter thread joined.
 /// A watcher that restarts runtimes ignores events of older generations.
@@ -27,6 +27,15 @@ pub enum RuntimeEvent {
         note: String,
         /// How far from the report the deadline now reaches, at least.
         extend: Duration,
+    },
+    /// The runtime's main process is now `pid`: sent when a child process
+    /// is spawned, and when it hands over to another (sd_notify's
+    /// `MAINPID=`).
+    Process {
+        /// The generation it belongs to.
+        generation: u64,
+        /// The process.
+        pid: u32,
     },
     /// Setup succeeded; requests are now handled.
     Ready {
@@ -58,6 +67,7 @@ impl RuntimeEvent {
     pub fn generation(&self) -> u64 {
         match self {
             RuntimeEvent::Progressed { generation, .. }
+            | RuntimeEvent::Process { generation, .. }
             | RuntimeEvent::Ready { generation, .. }
             | RuntimeEvent::Failed { generation, .. }
             | RuntimeEvent::Exited { generation, .. } => *generation,

@@ -96,6 +96,7 @@ pub(crate) async fn monitor(mut m: Monitor) {
     let mut deadline = m.start_timeout.map(|t| begun + t);
     let mut kill_at: Option<Instant> = None;
     let mut failed = false;
+    let mut waiting_for: Option<String> = None;
     let cause = loop {
         tokio::select! {
             biased;
@@ -105,6 +106,12 @@ pub(crate) async fn monitor(mut m: Monitor) {
                         *at = (*at).max(Instant::now() + extend);
                     }
                     m.tell(RuntimeEvent::Progressed { generation, note, extend });
+                }
+                Some(Signal::Waiting { what }) => waiting_for = Some(what),
+                Some(Signal::Process { pid }) => {
+                    if !failed {
+                        m.tell(RuntimeEvent::Process { generation, pid });
+                    }
                 }
                 Some(Signal::Ready { setup, pid }) => {
                     deadline = None;
@@ -130,7 +137,10 @@ pub(crate) async fn monitor(mut m: Monitor) {
             },
             () = sleep_until(deadline) => {
                 deadline = None;
-                let cause = FailureCause::TimedOut { after: begun.elapsed() };
+                let cause = FailureCause::TimedOut {
+                    after: begun.elapsed(),
+                    waiting_for: waiting_for.take(),
+                };
                 // Set here, not by the actor: its thread may be the thing
                 // that is blocked.
                 if m.cause.set(cause.clone()).is_ok() {

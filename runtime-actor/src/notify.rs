@@ -2,18 +2,43 @@
 //!
 //! The pod binds a unix datagram socket, hands its path to the child as
 //! `NOTIFY_SOCKET`, and reads `KEY=VALUE` lines from it. The kernel stamps
-//! every datagram with the sender's credentials (`SO_PASSCRED`), so messages
-//! from any process other than the child are dropped.
+//! every datagram with the sender's credentials (`SO_PASSCRED`); the process
+//! runtime decides whose datagrams count (`notify_access`).
+//!
+//! The socket lives in a directory of its own, made by `mkdtemp` (a random
+//! name nobody can guess or take first), mode 0711: others can reach the
+//! socket through it, so a child that dropped privileges can still report,
+//! but cannot list it or put anything in it. The socket itself is 0666, as
+//! systemd's own `/run/systemd/notify` is: who may *speak* is decided by the
+//! kernel's credentials, not by the file mode. Directories of owners that
+//! died without removing theirs are removed by the next owner.
+//!
+//! A datagram that is oversized, truncated, carries descriptors (closed at
+//! once) or cannot be read is logged and skipped: nothing a child sends can
+//! end the listener.
 
+use std::fs;
 use std::io::{self, IoSliceMut};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{
+    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, UnixCredentials,
+};
 use tokio::io::Interest;
 use tokio::net::UnixDatagram;
+
+use crate::process::cgroup::start_time;
+
+/// The largest datagram read, as systemd's `NOTIFY_BUFFER_MAX`; longer ones
+/// are skipped whole.
+pub(crate) const MAX_DATAGRAM: usize = 4096;
+
+/// The prefix of a socket's directory name.
+const DIR_PREFIX: &str = "pod-notify-";
 
 /// One thing the child said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,75 +49,237 @@ pub(crate) enum Notice {
     Watchdog,
     Stopping,
     Errno(i32),
+    MainPid(u32),
 }
 
-/// A bound notify socket; its file is removed on drop.
+/// A datagram that was read whole: who sent it, and what it said.
+#[derive(Debug)]
+pub(crate) struct Datagram {
+    pub(crate) sender: Option<u32>,
+    pub(crate) notices: Vec<Notice>,
+}
+
+/// A bound notify socket; its file and directory are removed on drop.
 #[derive(Debug)]
 pub(crate) struct NotifySocket {
     socket: UnixDatagram,
+    dir: PathBuf,
     path: PathBuf,
+    skipped: std::cell::Cell<u64>,
 }
 
 impl NotifySocket {
-    /// Binds a fresh socket in the temporary directory.
+    /// Binds a fresh socket in a new private directory under the temporary
+    /// directory. The first call in a process also removes the directories
+    /// of dead owners, and logs them.
     pub(crate) fn bind() -> io::Result<NotifySocket> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "pod-notify-{}-{}.sock",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_file(&path);
-        let socket = UnixDatagram::bind(&path)?;
-        setsockopt(&socket, sockopt::PassCred, &true).map_err(io::Error::from)?;
-        Ok(NotifySocket { socket, path })
+        static SWEPT: OnceLock<()> = OnceLock::new();
+        let base = std::env::temp_dir();
+        SWEPT.get_or_init(|| {
+            let removed = sweep(&base);
+            if !removed.is_empty() {
+                tracing::warn!(
+                    count = removed.len(),
+                    first = %removed[0].display(),
+                    "removed notify sockets that owners which died had left behind"
+                );
+            }
+        });
+        let me = std::process::id();
+        let start = start_time(me).unwrap_or(0);
+        let template = base.join(format!("{DIR_PREFIX}{me}-{start}-XXXXXX"));
+        let dir = nix::unistd::mkdtemp(&template).map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("cannot make a directory like `{}`: {e}", template.display()),
+            )
+        })?;
+        let bound = (|| -> io::Result<_> {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o711))?;
+            let path = dir.join("notify.sock");
+            let socket = UnixDatagram::bind(&path)?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o666))?;
+            setsockopt(&socket, sockopt::PassCred, &true).map_err(io::Error::from)?;
+            Ok((socket, path))
+        })();
+        match bound {
+            Ok((socket, path)) => Ok(NotifySocket {
+                socket,
+                dir,
+                path,
+                skipped: std::cell::Cell::new(0),
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(dir.join("notify.sock"));
+                let _ = fs::remove_dir(&dir);
+                Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot bind a socket in `{}`: {e}", dir.display()),
+                ))
+            }
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The next notices sent by process `from`; datagrams from any other
-    /// process are skipped.
-    pub(crate) async fn recv_from(&self, from: u32) -> io::Result<Vec<Notice>> {
-        let mut buf = [0u8; 4096];
+    /// The next datagram read whole. Unreadable ones are logged and skipped,
+    /// so this only returns a datagram.
+    pub(crate) async fn recv(&self) -> Datagram {
+        let mut buf = [0u8; MAX_DATAGRAM];
         loop {
-            let (len, sender) = self
+            let got = self
                 .socket
                 .async_io(Interest::READABLE, || {
-                    let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
-                    let mut iov = [IoSliceMut::new(&mut buf)];
-                    let msg = recvmsg::<()>(
-                        self.socket.as_raw_fd(),
-                        &mut iov,
-                        Some(&mut cmsg),
-                        MsgFlags::MSG_DONTWAIT,
-                    )
-                    .map_err(io::Error::from)?;
-                    let sender = msg.cmsgs().map_err(io::Error::from)?.find_map(|c| match c {
-                        ControlMessageOwned::ScmCredentials(creds) => Some(creds.pid()),
-                        _ => None,
-                    });
-                    Ok((msg.bytes, sender))
+                    receive(self.socket.as_raw_fd(), &mut buf)
                 })
-                .await?;
-            if sender.and_then(|pid| u32::try_from(pid).ok()) != Some(from) {
-                tracing::debug!(
-                    ?sender,
-                    child = from,
-                    "ignored a notify datagram from another process"
-                );
-                continue;
+                .await;
+            match got {
+                Ok(Received::Whole { len, sender }) => {
+                    return Datagram {
+                        sender,
+                        notices: parse(&String::from_utf8_lossy(&buf[..len])),
+                    };
+                }
+                Ok(Received::Skipped { why, sender }) => self.skip(why, sender),
+                Err(e) => {
+                    self.skip("it could not be read", None);
+                    tracing::debug!(error = %e, "notify socket read failed");
+                    // Not a busy loop if the error persists.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
-            return Ok(parse(&String::from_utf8_lossy(&buf[..len])));
+        }
+    }
+
+    /// Logs a skipped datagram: the first at WARN, then every 1000th.
+    pub(crate) fn skip(&self, why: &str, sender: Option<u32>) {
+        let n = self.skipped.get() + 1;
+        self.skipped.set(n);
+        if n == 1 || n % 1000 == 0 {
+            tracing::warn!(socket = %self.path.display(), ?sender, skipped = n, "skipped a notify datagram: {why}");
+        } else {
+            tracing::debug!(socket = %self.path.display(), ?sender, "skipped a notify datagram: {why}");
         }
     }
 }
 
+enum Received {
+    Whole {
+        len: usize,
+        sender: Option<u32>,
+    },
+    Skipped {
+        why: &'static str,
+        sender: Option<u32>,
+    },
+}
+
+/// One `recvmsg`, with room for the sender's credentials *and* the most
+/// descriptors one datagram can carry (`SCM_MAX_FD`), so that a datagram
+/// with descriptors is read whole; they are closed at once.
+fn receive(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
+    let mut cmsg = nix::cmsg_space!(UnixCredentials, [RawFd; 253]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        fd,
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    let mut sender = None;
+    let mut descriptors = 0;
+    match msg.cmsgs() {
+        Ok(cmsgs) => {
+            for cmsg in cmsgs {
+                match cmsg {
+                    ControlMessageOwned::ScmCredentials(creds) => {
+                        sender = u32::try_from(creds.pid()).ok();
+                    }
+                    ControlMessageOwned::ScmRights(fds) => {
+                        descriptors += fds.len();
+                        fds.into_iter().for_each(close);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Err(_) => {
+            return Ok(Received::Skipped {
+                why: "its control data was cut short",
+                sender,
+            })
+        }
+    }
+    let why = if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+        "it is longer than 4096 bytes"
+    } else if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+        "its control data was cut short"
+    } else if descriptors > 0 {
+        "it carries file descriptors (closed; FDSTORE is not supported)"
+    } else {
+        return Ok(Received::Whole {
+            len: msg.bytes,
+            sender,
+        });
+    };
+    Ok(Received::Skipped { why, sender })
+}
+
+/// Closes a descriptor the kernel installed for us with a datagram.
+fn close(fd: RawFd) {
+    #[allow(unsafe_code)]
+    // SAFETY: the kernel has just installed `fd` in this process's table as
+    // part of the datagram we read; nothing else knows it or owns it.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+}
+
 impl Drop for NotifySocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = fs::remove_file(&self.path);
+        let _ = fs::remove_dir(&self.dir);
     }
+}
+
+/// Removes the socket directories that owners which are no longer alive
+/// left in `base`: only directories (not links) owned by this user, and in
+/// them only the socket.
+fn sweep(base: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(base) else {
+        return removed;
+    };
+    let uid = nix::unistd::getuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else {
+            continue;
+        };
+        let mut parts = owner.splitn(3, '-');
+        let (Some(Ok(pid)), Some(Ok(start))) = (
+            parts.next().map(str::parse::<u32>),
+            parts.next().map(str::parse::<u64>),
+        ) else {
+            continue;
+        };
+        if start_time(pid) == Some(start) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != uid {
+            continue;
+        }
+        let _ = fs::remove_file(path.join("notify.sock"));
+        if fs::remove_dir(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
 }
 
 /// Parses one datagram; unknown or malformed lines are ignored, as systemd
@@ -112,6 +299,11 @@ pub(crate) fn parse(datagram: &str) -> Vec<Notice> {
                 "WATCHDOG" if value == "1" => Some(Notice::Watchdog),
                 "STOPPING" if value == "1" => Some(Notice::Stopping),
                 "ERRNO" => value.parse().ok().map(Notice::Errno),
+                "MAINPID" => value
+                    .parse()
+                    .ok()
+                    .filter(|&pid| pid > 0)
+                    .map(Notice::MainPid),
                 _ => None,
             }
         })
@@ -137,12 +329,16 @@ mod tests {
                 Notice::Watchdog,
                 Notice::Stopping,
                 Notice::Errno(2),
+                Notice::MainPid(42),
             ]
         );
     }
 
     #[test]
     fn garbage_is_ignored() {
-        assert!(parse("READY=0\nEXTEND_TIMEOUT_USEC=soon\n\u{0}\u{1}garbage\n=\n").is_empty());
+        assert!(parse(
+            "READY=0\nEXTEND_TIMEOUT_USEC=soon\n\u{0}\u{1}garbage\n=\nMAINPID=0\nMAINPID=-1\n"
+        )
+        .is_empty());
     }
 }

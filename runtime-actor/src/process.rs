@@ -1,36 +1,52 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
+use std::ffi::CString;
+use std::fs::File;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::rc::Rc;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Group, Pid, Uid, User};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{self, Instant};
 
-use crate::context::{FailureReporter, RuntimeContext};
+use crate::context::{FailureReporter, PidReporter, RuntimeContext};
 use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RuntimeError};
 use crate::notify::{Notice, NotifySocket};
 use crate::runtime::{Runtime, RuntimeFactory};
 
+pub(crate) mod cgroup;
+mod pidfd;
+mod probe;
+
+use cgroup::Cgroup;
+use pidfd::PidFd;
+pub use probe::InvalidProbe;
+
 /// Longest output line kept; the rest of a longer line is dropped, so a child
 /// that never writes a newline cannot grow the pod's memory.
 const MAX_LINE: usize = 8 * 1024;
+
+/// How long the end of the main process waits for the rest of the pod's
+/// processes to die once killed.
+const KILL_WAIT: Duration = Duration::from_secs(2);
 
 /// How a process runtime learns that its child is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReadinessProbe {
     /// The child sends `READY=1` on `$NOTIFY_SOCKET` (systemd's sd_notify);
-    /// `EXTEND_TIMEOUT_USEC=` extends the start deadline, `STATUS=` is kept.
+    /// `EXTEND_TIMEOUT_USEC=` extends the start deadline, `STATUS=` is kept,
+    /// `MAINPID=` hands the main process over.
     Notify,
     /// A line of the child's stdout contains `pattern` (Jina's
     /// `ready and listening`).
@@ -38,7 +54,8 @@ pub enum ReadinessProbe {
         /// The text to look for.
         pattern: String,
     },
-    /// A TCP connect to `address` (`host:port`) succeeds.
+    /// A TCP connect to `address` (`host:port`, IPv6 hosts in brackets)
+    /// succeeds.
     Tcp {
         /// Where to connect.
         address: String,
@@ -47,7 +64,8 @@ pub enum ReadinessProbe {
         /// Time allowed for one try.
         timeout: Duration,
     },
-    /// `GET url` (plain `http://host:port/path`) answers 2xx or 3xx.
+    /// `GET url` (`http://host[:port][/path]`, port 80 by default) answers
+    /// 2xx or 3xx.
     Http {
         /// What to get.
         url: String,
@@ -60,9 +78,57 @@ pub enum ReadinessProbe {
     None,
 }
 
+impl ReadinessProbe {
+    /// Checks that the probe's target can be reached at all: a tcp address
+    /// needs a host and a port, an http URL must parse as `http://` with a
+    /// host. The process runtime refuses to start with an invalid probe.
+    pub fn validate(&self) -> Result<(), InvalidProbe> {
+        match self {
+            ReadinessProbe::Tcp { address, .. } => probe::tcp_target(address).map(drop),
+            ReadinessProbe::Http { url, .. } => probe::http_target(url).map(drop),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whose sd_notify datagrams count, as systemd's `NotifyAccess=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum NotifyAccess {
+    /// Only the main process: the one spawned, or the one it handed over
+    /// to with `MAINPID=`.
+    #[default]
+    Main,
+    /// The main process and the process that was spawned (which may have
+    /// handed the main role to another).
+    Exec,
+    /// Any process of the pod (in its cgroup, or below its first process).
+    All,
+}
+
+/// How the processes of a process pod are held together, so that closing
+/// or restarting it ends all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Containment {
+    /// A cgroup v2 of the pod's own: everything the child starts, daemons
+    /// included, is in it and is killed with it; a keeper process kills it
+    /// if the owner process dies.
+    Cgroup {
+        /// The cgroup's directory.
+        path: PathBuf,
+    },
+    /// The child's process group only (the host allows no cgroup of ours):
+    /// a descendant that calls `setsid` leaves it and can outlive the pod.
+    ProcessGroup {
+        /// Why no cgroup is used.
+        reason: String,
+    },
+}
+
 /// An OS child process to run as a runtime: the command and its arguments
-/// (a vector, never a shell line), working directory, environment and
-/// readiness probe.
+/// (a vector, never a shell line), working directory, environment, identity
+/// and readiness probe.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ProcessSpec {
@@ -74,6 +140,12 @@ pub struct ProcessSpec {
     probe: ReadinessProbe,
     watchdog: Option<Duration>,
     output_lines: usize,
+    notify_access: NotifyAccess,
+    user: Option<String>,
+    group: Option<String>,
+    groups: Option<Vec<String>>,
+    umask: Option<u32>,
+    stop_signal: i32,
 }
 
 impl ProcessSpec {
@@ -89,6 +161,12 @@ impl ProcessSpec {
             probe: ReadinessProbe::Notify,
             watchdog: None,
             output_lines: 20,
+            notify_access: NotifyAccess::Main,
+            user: None,
+            group: None,
+            groups: None,
+            umask: None,
+            stop_signal: Signal::SIGTERM as i32,
         }
     }
 
@@ -134,9 +212,55 @@ impl ProcessSpec {
         self
     }
 
-    /// How many of the last output lines are kept for failure reports.
+    /// How many of the last output lines are kept for status and failure
+    /// reports (20 by default).
     pub fn output_lines(mut self, lines: usize) -> Self {
         self.output_lines = lines;
+        self
+    }
+
+    /// Whose sd_notify datagrams count ([`NotifyAccess::Main`] by default).
+    pub fn notify_access(mut self, access: NotifyAccess) -> Self {
+        self.notify_access = access;
+        self
+    }
+
+    /// Runs the child as this user (a name or a numeric id): its uid, and
+    /// unless told otherwise its primary group and supplementary groups.
+    /// Needs the owner to be privileged.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Runs the child with this primary group (a name or a numeric id).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// Sets the child's supplementary groups (names or numeric ids) instead
+    /// of the user's.
+    pub fn supplementary_groups<I, S>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.groups = Some(groups.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The child's file mode creation mask (for example `0o027`).
+    pub fn umask(mut self, umask: u32) -> Self {
+        self.umask = Some(umask);
+        self
+    }
+
+    /// The signal that asks the child to stop (SIGTERM by default; SIGINT is
+    /// a fast shutdown for some databases). SIGKILL follows once the stop
+    /// timeout has passed.
+    pub fn stop_signal(mut self, signal: i32) -> Self {
+        self.stop_signal = signal;
         self
     }
 
@@ -150,38 +274,49 @@ impl ProcessSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProcessRequest {
-    /// The child's pid, status line and last output.
+    /// The child's pids, status line, processes and last output.
     Info,
-    /// Send this signal number to the child.
+    /// Send this signal number to the main process.
     Signal(i32),
 }
 
 /// The answer to a [`ProcessRequest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProcessInfo {
-    /// The child's pid.
+    /// The process that was spawned.
     pub pid: u32,
+    /// The main process: the one spawned, or the one it handed over to with
+    /// sd_notify's `MAINPID=`. Its end is the runtime's end.
+    pub main_pid: u32,
     /// The last `STATUS=` it sent over sd_notify.
     pub status: Option<String>,
+    /// Every process of the pod still running, sorted.
+    pub processes: Vec<u32>,
+    /// How they are held together.
+    pub containment: Containment,
     /// Its last lines of output, oldest first.
     pub output: Vec<String>,
 }
 
 /// A [`Runtime`] that is an OS child process.
 ///
-/// - **Start**: spawned in a process group of its own, with stdout and stderr
-///   piped, and (on Linux) a parent-death signal so it cannot outlive the
-///   thread that spawned it. Ready per its [`ReadinessProbe`]. A spawn
-///   failure (missing executable, permission denied, bad cwd) or an exit
-///   before ready fails the start, naming the OS error or the exit and the
-///   last lines of output.
-/// - **Watch**: the exit is observed at once and reported as
-///   [`FailureCause::Exited`] with code, signal and last output. Output lines
-///   go to `tracing` with the pod's name and stream.
-/// - **Stop**: teardown sends SIGTERM to the process group and waits; the
-///   owner's stop deadline then forces the runtime down, and dropping it sends
-///   SIGKILL to the group. The child is always reaped, and never signalled
-///   after it was reaped (its pid could belong to someone else by then).
+/// - **Start**: spawned with stdout and stderr piped, in a process group
+///   and (where the host allows it) a cgroup v2 of its own, as the
+///   configured user and group, with a parent-death signal. Ready per its
+///   [`ReadinessProbe`]. A spawn failure (missing executable, permission
+///   denied, bad cwd, unknown user) or an exit before ready fails the start,
+///   naming the OS error or the exit and the last lines of output; a start
+///   deadline that passes names the probe, its tries and its last error.
+/// - **Watch**: the end of the main process is observed at once and reported
+///   as [`FailureCause::Exited`] with code, signal and last output; the rest
+///   of the pod's processes are killed with it. Output lines go to `tracing`
+///   with the pod's name and stream.
+/// - **Stop**: teardown sends the stop signal to the process group and to
+///   the main process and waits for the main process; everything else in
+///   the pod is then killed. The owner's stop deadline forces the runtime
+///   down, and dropping it kills every process of the pod. The child is
+///   always reaped, and never signalled by pid after it was reaped.
 pub struct ProcessRuntime {
     spec: ProcessSpec,
     env: RuntimeEnv,
@@ -189,24 +324,67 @@ pub struct ProcessRuntime {
 }
 
 struct Child {
-    pid: Pid,
     state: Rc<ChildState>,
-    exit: watch::Receiver<Option<ExitStatus>>,
+    exit: watch::Receiver<Option<Option<ExitStatus>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-#[derive(Debug)]
+/// The child process's uid, gid and groups, resolved before the fork.
+#[derive(Debug, Default)]
+struct Identity {
+    uid: Option<Uid>,
+    gid: Option<Gid>,
+    groups: Option<Vec<Gid>>,
+    umask: Option<Mode>,
+}
+
+/// Readiness as the output readers and the notify listener see it.
+#[derive(Debug, Default)]
+struct Readiness {
+    ready: Cell<bool>,
+    extend: Cell<Option<Duration>>,
+    wake: Notify,
+}
+
+impl Readiness {
+    fn set_ready(&self) {
+        self.ready.set(true);
+        self.wake.notify_one();
+    }
+
+    fn extend(&self, by: Duration) {
+        self.extend
+            .set(Some(self.extend.get().map_or(by, |e| e.max(by))));
+        self.wake.notify_one();
+    }
+}
+
 struct ChildState {
     name: String,
+    /// The process that was spawned.
     pid: u32,
+    /// The main process (see [`ProcessInfo::main_pid`]).
+    main: Cell<u32>,
+    /// A pidfd of the main process, when it is not the spawned one.
+    main_fd: RefCell<Option<(Rc<PidFd>, JoinHandle<()>)>>,
+    cgroup: Option<Rc<Cgroup>>,
+    containment: Containment,
+    notify_access: NotifyAccess,
+    stop_signal: Signal,
     reaped: Cell<bool>,
+    ended: Cell<bool>,
     serving: Cell<bool>,
     stopping: Cell<bool>,
+    readiness: Readiness,
     output: RefCell<VecDeque<String>>,
     output_lines: usize,
     status: RefCell<Option<String>>,
     last_watchdog: Cell<Instant>,
+    /// Datagrams refused by `notify_access`: how many, and the last sender.
+    refused: Cell<(u64, u32)>,
+    exit: watch::Sender<Option<Option<ExitStatus>>>,
     reporter: FailureReporter,
+    pids: PidReporter,
 }
 
 impl ChildState {
@@ -225,11 +403,139 @@ impl ChildState {
         self.output.borrow().iter().cloned().collect()
     }
 
-    fn exited(&self, status: ExitStatus) -> FailureCause {
+    fn exited(&self, status: Option<ExitStatus>) -> FailureCause {
         FailureCause::Exited {
-            code: status.code(),
-            signal: status.signal(),
+            code: status.and_then(|s| s.code()),
+            signal: status.and_then(|s| s.signal()),
             output: self.output(),
+        }
+    }
+
+    /// Whether `pid` is one of the pod's processes.
+    fn holds(&self, pid: u32) -> bool {
+        if pid == self.pid || pid == self.main.get() {
+            return true;
+        }
+        match &self.cgroup {
+            Some(cgroup) => cgroup.contains(pid),
+            None => descends_from(pid, self.pid),
+        }
+    }
+
+    /// Whether a datagram from `sender` counts, per `notify_access`.
+    fn may_notify(&self, sender: u32) -> bool {
+        let main = self.main.get();
+        match self.notify_access {
+            NotifyAccess::Main => sender == main,
+            NotifyAccess::Exec => sender == main || sender == self.pid,
+            NotifyAccess::All => self.holds(sender),
+        }
+    }
+
+    /// Every process of the pod still running, sorted.
+    fn processes(&self) -> Vec<u32> {
+        let mut pids = match &self.cgroup {
+            Some(cgroup) => cgroup.pids(),
+            None if self.reaped.get() => Vec::new(),
+            None => group_members(self.pid),
+        };
+        let main = self.main.get();
+        if main != self.pid && !self.ended.get() && !pids.contains(&main) {
+            pids.push(main);
+            pids.sort_unstable();
+        }
+        pids
+    }
+
+    /// Sends `signal` to the main process, by pidfd when it was handed
+    /// over, by pid only while the spawned child is not reaped.
+    fn signal_main(&self, signal: Signal) -> io::Result<()> {
+        if let Some((fd, _)) = &*self.main_fd.borrow() {
+            return fd.signal(signal);
+        }
+        if self.reaped.get() {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        kill(Pid::from_raw(self.pid as i32), signal).map_err(io::Error::from)
+    }
+
+    /// Hands the main role to `pid` (sd_notify's `MAINPID=`), if it is one
+    /// of the pod's processes.
+    fn set_main(self: &Rc<Self>, pid: u32) {
+        if pid == self.main.get() || self.ended.get() {
+            return;
+        }
+        if !self.holds(pid) {
+            tracing::warn!(pod = %self.name, pid, "ignored MAINPID: not a process of this pod");
+            return;
+        }
+        if pid == self.pid {
+            if self.reaped.get() {
+                return;
+            }
+            if let Some((_, watch)) = self.main_fd.borrow_mut().take() {
+                watch.abort();
+            }
+        } else {
+            let fd = match PidFd::open(pid) {
+                Ok(fd) => Rc::new(fd),
+                Err(e) => {
+                    tracing::warn!(pod = %self.name, pid, error = %e, "ignored MAINPID: cannot watch it");
+                    return;
+                }
+            };
+            let state = Rc::clone(self);
+            let watched = Rc::clone(&fd);
+            let watch = tokio::task::spawn_local(async move {
+                watched.exited().await;
+                if state.main.get() == pid {
+                    tracing::debug!(pod = %state.name, pid, "main process ended");
+                    state.main_ended(None).await;
+                }
+            });
+            if let Some((_, old)) = self.main_fd.replace(Some((fd, watch))) {
+                old.abort();
+            }
+        }
+        tracing::info!(pod = %self.name, from = self.main.get(), to = pid, "main process handed over");
+        self.main.set(pid);
+        self.pids.report(pid);
+    }
+
+    /// The main process has ended: kill the rest of the pod, report the end
+    /// if it was not asked for, and wake whoever waits for it. Once.
+    async fn main_ended(&self, status: Option<ExitStatus>) {
+        if self.ended.replace(true) {
+            return;
+        }
+        match &self.cgroup {
+            Some(cgroup) => {
+                if !cgroup.kill_and_wait(KILL_WAIT).await {
+                    tracing::warn!(pod = %self.name, cgroup = %cgroup.path().display(), "processes of the pod still run after SIGKILL");
+                }
+            }
+            // The group outlives its leader while a member is in it, and its
+            // id cannot be reused while it does: this only reaches leftovers.
+            None => {
+                let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+            }
+        }
+        if self.serving.get() && !self.stopping.get() {
+            self.reporter.report(self.exited(status));
+        }
+        let _ = self.exit.send(Some(status));
+    }
+
+    /// Kills every process of the pod at once, without waiting.
+    fn kill_all(&self) {
+        if !self.reaped.get() {
+            let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        }
+        if let Some((fd, _)) = &*self.main_fd.borrow() {
+            let _ = fd.signal(Signal::SIGKILL);
+        }
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill();
         }
     }
 }
@@ -245,7 +551,12 @@ impl ProcessRuntime {
         })
     }
 
-    fn command(&self, notify: Option<&NotifySocket>) -> tokio::process::Command {
+    fn command(
+        &self,
+        notify: Option<&NotifySocket>,
+        identity: Identity,
+        cgroup: Option<Arc<File>>,
+    ) -> tokio::process::Command {
         let spec = &self.spec;
         let mut cmd = tokio::process::Command::new(&spec.command);
         cmd.args(&spec.args)
@@ -268,20 +579,116 @@ impl ProcessRuntime {
         if let Some(watchdog) = spec.watchdog {
             cmd.env("WATCHDOG_USEC", watchdog.as_micros().to_string());
         }
-        die_with_parent(&mut cmd);
+        before_exec(&mut cmd, identity, cgroup);
         cmd
+    }
+
+    /// Resolves `user`, `group` and the supplementary groups to ids, before
+    /// the fork (the lookups read files and allocate).
+    fn identity(&self) -> Result<Identity, RuntimeError> {
+        let spec = &self.spec;
+        let mut identity = Identity::default();
+        if let Some(mask) = spec.umask {
+            identity.umask = Some(Mode::from_bits_truncate(mask & 0o777));
+        }
+        let user = match &spec.user {
+            Some(name) => Some(lookup_user(name)?),
+            None => None,
+        };
+        if let Some(user) = &user {
+            identity.uid = Some(user.uid);
+            identity.gid = Some(user.gid);
+        }
+        if let Some(group) = &spec.group {
+            identity.gid = Some(lookup_group(group)?);
+        }
+        identity.groups = match (&spec.groups, &user) {
+            (Some(names), _) => Some(
+                names
+                    .iter()
+                    .map(|name| lookup_group(name))
+                    .collect::<Result<_, _>>()?,
+            ),
+            (None, Some(user)) => {
+                let gid = identity.gid.unwrap_or(user.gid);
+                let name = CString::new(user.name.as_str())
+                    .map_err(|_| RuntimeError::fatal("a user name holds NUL"))?;
+                Some(nix::unistd::getgrouplist(&name, gid).map_err(|e| {
+                    RuntimeError::fatal(format!("cannot list the groups of user `{}`", user.name))
+                        .with_source(e)
+                })?)
+            }
+            // Only the group changes: drop the owner's supplementary groups.
+            (None, None) if identity.gid.is_some() => Some(Vec::new()),
+            (None, None) => None,
+        };
+        Ok(identity)
     }
 }
 
-/// Asks the kernel to SIGKILL the child when the thread that spawned it
-/// ends, so not even a SIGKILL of the whole parent leaves it running.
+fn lookup_user(name: &str) -> Result<User, RuntimeError> {
+    let found = match name.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+        Err(_) => User::from_name(name),
+    };
+    match found {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => match name.parse::<u32>() {
+            // A numeric id with no passwd entry is still a valid identity.
+            Ok(uid) => Ok(User {
+                name: uid.to_string(),
+                passwd: CString::default(),
+                uid: Uid::from_raw(uid),
+                gid: Gid::from_raw(uid),
+                gecos: CString::default(),
+                dir: PathBuf::from("/"),
+                shell: PathBuf::from("/bin/sh"),
+            }),
+            Err(_) => Err(RuntimeError::fatal(format!("unknown user `{name}`"))),
+        },
+        Err(e) => Err(RuntimeError::fatal(format!("cannot look up user `{name}`")).with_source(e)),
+    }
+}
+
+fn lookup_group(name: &str) -> Result<Gid, RuntimeError> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(Gid::from_raw(gid));
+    }
+    match Group::from_name(name) {
+        Ok(Some(group)) => Ok(group.gid),
+        Ok(None) => Err(RuntimeError::fatal(format!("unknown group `{name}`"))),
+        Err(e) => Err(RuntimeError::fatal(format!("cannot look up group `{name}`")).with_source(e)),
+    }
+}
+
+/// What the child does between fork and exec, in this order: enter the
+/// pod's cgroup (while it still may), set its umask, groups, gid and uid,
+/// and ask the kernel for SIGKILL when the thread that spawned it ends
+/// (after the uid change, which would clear it).
 #[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut tokio::process::Command) {
+fn before_exec(cmd: &mut tokio::process::Command, identity: Identity, cgroup: Option<Arc<File>>) {
     let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs in the forked child before exec. It makes two
-    // async-signal-safe system calls (prctl, getppid) and allocates nothing.
+    // SAFETY: the closure runs in the forked child before exec. It makes
+    // only async-signal-safe system calls (write, umask, setgroups, setgid,
+    // setuid, prctl, getppid) and allocates nothing: every value it uses
+    // was made before the fork.
     unsafe {
         cmd.pre_exec(move || {
+            if let Some(procs) = &cgroup {
+                cgroup::enter(procs)?;
+            }
+            if let Some(mask) = identity.umask {
+                nix::sys::stat::umask(mask);
+            }
+            if let Some(groups) = &identity.groups {
+                nix::unistd::setgroups(groups)?;
+            }
+            if let Some(gid) = identity.gid {
+                nix::unistd::setgid(gid)?;
+            }
+            if let Some(uid) = identity.uid {
+                nix::unistd::setuid(uid)?;
+            }
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             // The parent may have died between fork and prctl.
             if nix::unistd::getppid() != parent {
@@ -292,107 +699,182 @@ fn die_with_parent(cmd: &mut tokio::process::Command) {
     }
 }
 
+/// Which containment the pods of this process get; said once per process.
+fn containment(pod: &str) -> (Option<Cgroup>, Containment) {
+    static SAID: Once = Once::new();
+    let (owner, leftovers) = cgroup::init();
+    if let Some(leftovers) = leftovers.filter(|l| !l.cgroups.is_empty()) {
+        tracing::warn!(
+            cgroups = leftovers.cgroups.len(),
+            processes = leftovers.processes,
+            first = %leftovers.cgroups[0].display(),
+            "removed what owners that died had left running"
+        );
+    }
+    let made = owner.and_then(|()| Cgroup::create(pod));
+    let containment = match &made {
+        Ok(cgroup) => Containment::Cgroup {
+            path: cgroup.path().to_owned(),
+        },
+        Err(reason) => Containment::ProcessGroup {
+            reason: reason.clone(),
+        },
+    };
+    SAID.call_once(|| match &containment {
+        Containment::Cgroup { path } => {
+            let parent = path.parent().unwrap_or(path);
+            tracing::info!(cgroup = %parent.display(), "process pods are contained by cgroup v2");
+        }
+        Containment::ProcessGroup { reason } => tracing::warn!(
+            %reason,
+            "process pods are contained by their process group only: a daemon that calls setsid can outlive its pod"
+        ),
+    });
+    (made.ok(), containment)
+}
+
 impl Runtime for ProcessRuntime {
     type Request = ProcessRequest;
     type Response = ProcessInfo;
 
     async fn setup(&mut self, ctx: &mut RuntimeContext) -> Result<(), RuntimeError> {
-        let wants_notify =
-            self.spec.probe == ReadinessProbe::Notify || self.spec.watchdog.is_some();
-        let notify =
-            if wants_notify {
-                Some(NotifySocket::bind().map_err(|e| {
-                    RuntimeError::fatal("cannot bind the notify socket").with_source(e)
-                })?)
-            } else {
-                None
-            };
-        let command = self.spec.command.display().to_string();
-        let mut child = self.command(notify.as_ref()).spawn().map_err(|e| {
-            let place = match &self.spec.cwd {
-                Some(cwd) => format!(" in `{}`", cwd.display()),
-                None => String::new(),
-            };
-            RuntimeError::fatal(format!("cannot start `{command}`{place}: {e}")).with_source(e)
+        let probe = self.spec.probe.clone();
+        probe
+            .validate()
+            .map_err(|e| RuntimeError::fatal(format!("invalid probe: {e}")).with_source(e))?;
+        let stop_signal = Signal::try_from(self.spec.stop_signal).map_err(|e| {
+            RuntimeError::fatal(format!("no stop signal {}", self.spec.stop_signal)).with_source(e)
         })?;
+        let identity = self.identity()?;
+        let wants_notify = probe == ReadinessProbe::Notify || self.spec.watchdog.is_some();
+        let notify = if wants_notify {
+            Some(NotifySocket::bind().map_err(|e| {
+                RuntimeError::fatal(format!("cannot bind the notify socket: {e}")).with_source(e)
+            })?)
+        } else {
+            None
+        };
+        let (cgroup, containment) = containment(ctx.name());
+        let procs = cgroup.as_ref().map(Cgroup::procs);
+        let command = self.spec.command.display().to_string();
+        let mut child = self
+            .command(notify.as_ref(), identity, procs)
+            .spawn()
+            .map_err(|e| {
+                let place = match &self.spec.cwd {
+                    Some(cwd) => format!(" in `{}`", cwd.display()),
+                    None => String::new(),
+                };
+                let who = match (&self.spec.user, &self.spec.group) {
+                    (None, None) => String::new(),
+                    (user, group) => format!(
+                        " as user `{}` group `{}`",
+                        user.as_deref().unwrap_or("-"),
+                        group.as_deref().unwrap_or("-")
+                    ),
+                };
+                RuntimeError::fatal(format!("cannot start `{command}`{place}{who}: {e}"))
+                    .with_source(e)
+            })?;
         let Some(raw_pid) = child.id() else {
             return Err(RuntimeError::fatal(format!("`{command}` exited at once")));
         };
         ctx.set_pid(raw_pid);
+        let (exit_tx, exit) = watch::channel(None);
         let state = Rc::new(ChildState {
             name: ctx.name().to_owned(),
             pid: raw_pid,
+            main: Cell::new(raw_pid),
+            main_fd: RefCell::new(None),
+            cgroup: cgroup.map(Rc::new),
+            containment,
+            notify_access: self.spec.notify_access,
+            stop_signal,
             reaped: Cell::new(false),
+            ended: Cell::new(false),
             serving: Cell::new(false),
             stopping: Cell::new(false),
+            readiness: Readiness::default(),
             output: RefCell::new(VecDeque::new()),
             output_lines: self.spec.output_lines,
             status: RefCell::new(None),
             last_watchdog: Cell::new(Instant::now()),
+            refused: Cell::new((0, 0)),
+            exit: exit_tx,
             reporter: ctx.failure_reporter(),
+            pids: ctx.pid_reporter(),
         });
-        let pid = Pid::from_raw(raw_pid as i32);
-        let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
-        let pattern = match &self.spec.probe {
+        let pattern = match &probe {
             ReadinessProbe::Stdout { pattern } => Some(pattern.clone()),
             _ => None,
         };
         let mut tasks = Vec::new();
         if let Some(stdout) = child.stdout.take() {
-            tasks.push(spawn_reader(
-                stdout,
-                "stdout",
-                Rc::clone(&state),
-                pattern,
-                ready_tx.clone(),
-            ));
+            tasks.push(spawn_reader(stdout, "stdout", Rc::clone(&state), pattern));
         }
         if let Some(stderr) = child.stderr.take() {
-            tasks.push(spawn_reader(
-                stderr,
-                "stderr",
-                Rc::clone(&state),
-                None,
-                ready_tx.clone(),
-            ));
+            tasks.push(spawn_reader(stderr, "stderr", Rc::clone(&state), None));
         }
         if let Some(notify) = notify {
-            tasks.push(spawn_notify(notify, Rc::clone(&state), ready_tx.clone()));
+            tasks.push(spawn_notify(notify, Rc::clone(&state)));
         }
         // The watcher is not aborted with the others: it must live to reap.
-        let exit = spawn_watcher(child, pid, Rc::clone(&state));
+        spawn_watcher(child, Rc::clone(&state));
         self.child = Some(Child {
-            pid,
             state: Rc::clone(&state),
             exit: exit.clone(),
             tasks,
         });
 
-        let probe = self.spec.probe.clone();
+        let what = describe(&probe, &state);
+        tracing::info!(pod = %state.name, pid = raw_pid, waiting_for = %what, "waiting for readiness");
+        ctx.waiting_for(what.clone());
         let mut exit = exit;
+        let ctx = &*ctx;
         let ready = async {
-            match probe {
+            match &probe {
                 ReadinessProbe::None => Ok(()),
-                ReadinessProbe::Notify | ReadinessProbe::Stdout { .. } => loop {
-                    match ready_rx.recv().await {
-                        Some(Notice::Ready) => return Ok(()),
-                        Some(Notice::ExtendTimeout(by)) => {
-                            ctx.extend_deadline(by, "EXTEND_TIMEOUT_USEC")
+                ReadinessProbe::Notify | ReadinessProbe::Stdout { .. } => {
+                    let mut refused = state.refused.get().0;
+                    loop {
+                        if state.readiness.ready.get() {
+                            return Ok(());
                         }
-                        Some(_) => {}
-                        None => std::future::pending::<()>().await,
+                        if let Some(by) = state.readiness.extend.take() {
+                            ctx.extend_deadline(by, "EXTEND_TIMEOUT_USEC");
+                        }
+                        let (count, sender) = state.refused.get();
+                        if count != refused {
+                            refused = count;
+                            ctx.waiting_for(format!(
+                                "{}; ignored {count} datagram(s), the last from pid {sender}, \
+                                 which notify_access = {} does not allow",
+                                describe(&probe, &state),
+                                access_name(state.notify_access)
+                            ));
+                        }
+                        state.readiness.wake.notified().await;
                     }
-                },
+                }
                 ReadinessProbe::Tcp {
                     address,
                     interval,
                     timeout,
-                } => poll_probe(interval, || probe_tcp(&address, timeout)).await,
+                } => {
+                    poll_probe(ctx, &what, *interval, || probe::tcp(address, *timeout)).await;
+                    Ok(())
+                }
                 ReadinessProbe::Http {
                     url,
                     interval,
                     timeout,
-                } => poll_probe(interval, || probe_http(&url, timeout)).await,
+                } => {
+                    let target = probe::http_target(url).map_err(|e| {
+                        RuntimeError::fatal(format!("invalid probe: {e}")).with_source(e)
+                    })?;
+                    poll_probe(ctx, &what, *interval, || probe::http(&target, *timeout)).await;
+                    Ok(())
+                }
             }
         };
         tokio::select! {
@@ -423,26 +905,31 @@ impl Runtime for ProcessRuntime {
         let Some(child) = &self.child else {
             return Err(RuntimeError::new("no child process"));
         };
+        let state = &child.state;
         if let ProcessRequest::Signal(number) = req {
             let signal = Signal::try_from(number)
                 .map_err(|e| RuntimeError::new(format!("no signal {number}")).with_source(e))?;
-            if child.state.reaped.get() {
-                return Err(RuntimeError::new("the child has already exited"));
+            if state.ended.get() {
+                return Err(RuntimeError::new("the main process has already exited"));
             }
-            kill(child.pid, signal)
+            state
+                .signal_main(signal)
                 .map_err(|e| RuntimeError::new(format!("cannot send {signal}")).with_source(e))?;
         }
         Ok(ProcessInfo {
-            pid: child.state.pid,
-            status: child.state.status.borrow().clone(),
-            output: child.state.output(),
+            pid: state.pid,
+            main_pid: state.main.get(),
+            status: state.status.borrow().clone(),
+            processes: state.processes(),
+            containment: state.containment.clone(),
+            output: state.output(),
         })
     }
 
     async fn health(&mut self) -> Result<(), RuntimeError> {
         match &self.child {
-            Some(child) if !child.state.reaped.get() => Ok(()),
-            _ => Err(RuntimeError::fatal("the child has exited")),
+            Some(child) if !child.state.ended.get() => Ok(()),
+            _ => Err(RuntimeError::fatal("the main process has exited")),
         }
     }
 
@@ -450,9 +937,15 @@ impl Runtime for ProcessRuntime {
         let Some(child) = &mut self.child else {
             return;
         };
-        child.state.stopping.set(true);
-        if !child.state.reaped.get() {
-            let _ = killpg(child.pid, Signal::SIGTERM);
+        let state = &child.state;
+        state.stopping.set(true);
+        if !state.ended.get() {
+            if !state.reaped.get() {
+                let _ = killpg(Pid::from_raw(state.pid as i32), state.stop_signal);
+            }
+            if state.main.get() != state.pid {
+                let _ = state.signal_main(state.stop_signal);
+            }
         }
         let _ = child.exit.wait_for(Option::is_some).await;
     }
@@ -461,11 +954,14 @@ impl Runtime for ProcessRuntime {
 impl Drop for Child {
     fn drop(&mut self) {
         self.state.stopping.set(true);
-        if !self.state.reaped.get() {
-            let _ = killpg(self.pid, Signal::SIGKILL);
+        if !self.state.ended.get() {
+            self.state.kill_all();
         }
         for task in &self.tasks {
             task.abort();
+        }
+        if let Some((_, watch)) = self.state.main_fd.borrow_mut().take() {
+            watch.abort();
         }
     }
 }
@@ -479,31 +975,60 @@ impl std::fmt::Debug for ProcessRuntime {
     }
 }
 
+fn access_name(access: NotifyAccess) -> &'static str {
+    match access {
+        NotifyAccess::Main => "main",
+        NotifyAccess::Exec => "exec",
+        NotifyAccess::All => "all",
+    }
+}
+
+/// What the probe waits for, in words.
+fn describe(probe: &ReadinessProbe, state: &ChildState) -> String {
+    match probe {
+        ReadinessProbe::Notify => match state.notify_access {
+            NotifyAccess::Main => format!(
+                "READY=1 on the notify socket from the main process (pid {})",
+                state.main.get()
+            ),
+            NotifyAccess::Exec => format!(
+                "READY=1 on the notify socket from pid {} or the main process (pid {})",
+                state.pid,
+                state.main.get()
+            ),
+            NotifyAccess::All => "READY=1 on the notify socket from any process of the pod".into(),
+        },
+        ReadinessProbe::Stdout { pattern } => format!("a stdout line containing {pattern:?}"),
+        ReadinessProbe::Tcp { address, .. } => format!("the tcp probe to {address}"),
+        ReadinessProbe::Http { url, .. } => format!("the http probe of {url}"),
+        ReadinessProbe::None => "nothing".into(),
+    }
+}
+
 // ===== tasks =====
 
-/// Waits for the child, reaps it, and kills what is left of its group.
-fn spawn_watcher(
-    mut child: tokio::process::Child,
-    pid: Pid,
-    state: Rc<ChildState>,
-) -> watch::Receiver<Option<ExitStatus>> {
-    let (tx, rx) = watch::channel(None);
+/// Waits for the spawned child and reaps it; its end is the runtime's end
+/// unless it handed the main role to another process.
+fn spawn_watcher(mut child: tokio::process::Child, state: Rc<ChildState>) {
     tokio::task::spawn_local(async move {
         let status = child.wait().await;
         state.reaped.set(true);
-        // The group outlives its leader while a grandchild is in it, and its
-        // id cannot be reused while it does: this only reaches leftovers.
-        let _ = killpg(pid, Signal::SIGKILL);
-        let Ok(status) = status else {
-            return;
-        };
-        tracing::debug!(pod = %state.name, pid = state.pid, %status, "child exited");
-        if state.serving.get() && !state.stopping.get() {
-            state.reporter.report(state.exited(status));
+        let status = status.ok();
+        if let Some(status) = status {
+            tracing::debug!(pod = %state.name, pid = state.pid, %status, "child exited");
         }
-        let _ = tx.send(Some(status));
+        if state.main.get() == state.pid {
+            state.main_ended(status).await;
+        } else if let Some(status) = status {
+            tracing::debug!(
+                pod = %state.name,
+                pid = state.pid,
+                main = state.main.get(),
+                %status,
+                "the spawned process exited after handing over the main role"
+            );
+        }
     });
-    rx
 }
 
 fn spawn_reader(
@@ -511,7 +1036,6 @@ fn spawn_reader(
     name: &'static str,
     state: Rc<ChildState>,
     pattern: Option<String>,
-    ready: mpsc::UnboundedSender<Notice>,
 ) -> JoinHandle<()> {
     tokio::task::spawn_local(async move {
         let mut reader = BufReader::new(stream);
@@ -532,7 +1056,7 @@ fn spawn_reader(
                 let text = String::from_utf8_lossy(&line).trim_end().to_owned();
                 line.clear();
                 if pattern.as_deref().is_some_and(|p| text.contains(p)) {
-                    let _ = ready.send(Notice::Ready);
+                    state.readiness.set_ready();
                 }
                 state.record(name, text);
             }
@@ -540,23 +1064,28 @@ fn spawn_reader(
     })
 }
 
-fn spawn_notify(
-    socket: NotifySocket,
-    state: Rc<ChildState>,
-    ready: mpsc::UnboundedSender<Notice>,
-) -> JoinHandle<()> {
+fn spawn_notify(socket: NotifySocket, state: Rc<ChildState>) -> JoinHandle<()> {
     tokio::task::spawn_local(async move {
-        while let Ok(notices) = socket.recv_from(state.pid).await {
-            for notice in notices {
+        loop {
+            let datagram = socket.recv().await;
+            let Some(sender) = datagram.sender.filter(|&pid| state.may_notify(pid)) else {
+                let (count, _) = state.refused.get();
+                let sender = datagram.sender.unwrap_or(0);
+                state.refused.set((count + 1, sender));
+                state.readiness.wake.notify_one();
+                socket.skip("its sender may not notify (notify_access)", datagram.sender);
+                continue;
+            };
+            for notice in datagram.notices {
                 match notice {
+                    Notice::Ready => state.readiness.set_ready(),
+                    Notice::ExtendTimeout(by) => state.readiness.extend(by),
                     Notice::Status(status) => *state.status.borrow_mut() = Some(status),
                     Notice::Watchdog => state.last_watchdog.set(Instant::now()),
                     Notice::Stopping => state.stopping.set(true),
+                    Notice::MainPid(pid) => state.set_main(pid),
                     Notice::Errno(errno) => {
-                        tracing::warn!(pod = %state.name, errno, "child reported an error")
-                    }
-                    notice => {
-                        let _ = ready.send(notice);
+                        tracing::warn!(pod = %state.name, pid = sender, errno, "child reported an error")
                     }
                 }
             }
@@ -569,7 +1098,7 @@ fn spawn_watchdog(interval: Duration, state: Rc<ChildState>) -> JoinHandle<()> {
         loop {
             let due = state.last_watchdog.get() + interval;
             time::sleep_until(due).await;
-            if state.stopping.get() || state.reaped.get() {
+            if state.stopping.get() || state.ended.get() {
                 return;
             }
             if state.last_watchdog.get() + interval <= Instant::now() {
@@ -582,61 +1111,65 @@ fn spawn_watchdog(interval: Duration, state: Rc<ChildState>) -> JoinHandle<()> {
     })
 }
 
-// ===== network probes =====
-
-async fn poll_probe<F, Fut>(interval: Duration, mut probe: F) -> Result<(), RuntimeError>
+/// Tries `probe` every `interval` until it succeeds, telling the context
+/// what it waits for: the tries so far and the last error.
+async fn poll_probe<F, Fut>(ctx: &RuntimeContext, what: &str, interval: Duration, mut probe: F)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = io::Result<bool>>,
+    Fut: std::future::Future<Output = io::Result<()>>,
 {
+    let mut tries: u64 = 0;
     loop {
+        tries += 1;
         match probe().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => tracing::trace!("readiness probe answered not ready"),
-            Err(e) => tracing::trace!(error = %e, "readiness probe failed"),
+            Ok(()) => return,
+            Err(e) => {
+                tracing::trace!(error = %e, tries, "readiness probe failed");
+                let s = if tries == 1 { "try" } else { "tries" };
+                ctx.waiting_for(format!("{what} ({tries} {s}, last error: {e})"));
+            }
         }
         time::sleep(interval).await;
     }
 }
 
-async fn probe_tcp(address: &str, timeout: Duration) -> io::Result<bool> {
-    time::timeout(timeout, TcpStream::connect(address))
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-    Ok(true)
+// ===== /proc =====
+
+/// A process's parent and process group (fields 4 and 5 of `/proc/<pid>/stat`).
+fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace().skip(1);
+    let parent = fields.next()?.parse().ok()?;
+    let group = fields.next()?.parse().ok()?;
+    Some((parent, group))
 }
 
-/// `GET url` over HTTP/1.1; true for a 2xx or 3xx status.
-async fn probe_http(url: &str, timeout: Duration) -> io::Result<bool> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "only http:// URLs"))?;
-    // The URL goes into the request line as it is.
-    if rest.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "spaces or control characters in the URL",
-        ));
+/// Whether `pid` is `ancestor` or below it, or in its process group.
+fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut at = pid;
+    for _ in 0..64 {
+        if at == ancestor {
+            return true;
+        }
+        match parent_and_group(at) {
+            Some((_, group)) if group == ancestor => return true,
+            Some((parent, _)) if parent > 1 => at = parent,
+            _ => return false,
+        }
     }
-    let (authority, path) = match rest.find('/') {
-        Some(at) => rest.split_at(at),
-        None => (rest, "/"),
+    false
+}
+
+/// The processes of process group `group`, sorted.
+fn group_members(group: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
     };
-    let get = async {
-        let mut stream = TcpStream::connect(authority).await?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut status_line = String::new();
-        BufReader::new(stream).read_line(&mut status_line).await?;
-        let code: u16 = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an HTTP answer"))?;
-        Ok((200..400).contains(&code))
-    };
-    time::timeout(timeout, get)
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+    let mut pids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| parent_and_group(pid).is_some_and(|(_, g)| g == group))
+        .collect();
+    pids.sort_unstable();
+    pids
 }

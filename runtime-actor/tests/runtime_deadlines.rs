@@ -28,7 +28,7 @@ async fn a_runtime_not_ready_by_its_deadline_times_out_and_is_torn_down_issue_10
         config().start_timeout(Some(Duration::from_secs(2))),
     );
     match events.failed().await {
-        FailureCause::TimedOut { after } => assert_about(after, Duration::from_secs(2)),
+        FailureCause::TimedOut { after, .. } => assert_about(after, Duration::from_secs(2)),
         other => panic!("expected TimedOut, got {other:?}"),
     }
     assert!(matches!(
@@ -113,7 +113,7 @@ async fn an_extension_too_short_still_times_out_at_the_extended_deadline() {
         RuntimeEvent::Progressed { .. }
     ));
     match events.failed().await {
-        FailureCause::TimedOut { after } => assert_about(after, Duration::from_secs(3)),
+        FailureCause::TimedOut { after, .. } => assert_about(after, Duration::from_secs(3)),
         other => panic!("expected TimedOut, got {other:?}"),
     }
 }

@@ -72,14 +72,10 @@ fn main() -> ExitCode {
         match mode.as_str() {
             "process" => {
                 let pods = (0..pods).filter_map(|i| {
-                    let runtime = RuntimeSpec::Process {
-                        command: "/bin/sleep".into(),
-                        args: vec!["30".into()],
-                        cwd: None,
-                        clean_env: false,
-                        probe: ProbeConfig::None,
-                        watchdog: None,
-                    };
+                    let mut runtime = RuntimeSpec::process("/bin/sleep").with_args(["30"]);
+                    if let RuntimeSpec::Process { probe, .. } = &mut runtime {
+                        *probe = ProbeConfig::None;
+                    }
                     let mut config = PodConfig::new(format!("starved-{i}"), runtime);
                     config.placement = PlacementKind::Shared;
                     Pod::from_process_config(config).ok().map(Actor::start)

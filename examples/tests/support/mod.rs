@@ -45,7 +45,7 @@ impl Events {
         loop {
             match self.next().await {
                 RuntimeEvent::Ready { .. } => return,
-                RuntimeEvent::Progressed { .. } => continue,
+                RuntimeEvent::Progressed { .. } | RuntimeEvent::Process { .. } => continue,
                 other => panic!("expected Ready, got {other:?}"),
             }
         }

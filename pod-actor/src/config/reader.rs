@@ -23,8 +23,8 @@ use ::config::{Map, Value, ValueKind};
 use serde::Deserialize;
 
 use super::{
-    ConfigError, HealthConfig, PlacementKind, PodConfig, PodRole, ProbeConfig, RestartConfig,
-    RuntimeSpec,
+    ConfigError, HealthConfig, NotifyAccessKind, PlacementKind, PodConfig, PodRole, ProbeConfig,
+    RestartConfig, RuntimeSpec,
 };
 
 /// [`PodConfig`] as the loader reads it.
@@ -78,6 +78,20 @@ enum RuntimeTwin {
         probe: ProbeConfig,
         #[serde(default)]
         watchdog: Option<u64>,
+        #[serde(default)]
+        notify_access: NotifyAccessKind,
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default)]
+        group: Option<String>,
+        #[serde(default)]
+        groups: Option<Vec<String>>,
+        #[serde(default)]
+        umask: Option<String>,
+        #[serde(default = "super::default_stop_signal")]
+        stop_signal: String,
+        #[serde(default = "super::default_output_lines")]
+        output_lines: u64,
     },
 }
 
