@@ -50,6 +50,11 @@ usage: worker [options]
   --notify-noise              around READY=1, send garbage datagrams, a second
                               READY=1 and an unknown key (notify mode)
   --exit-after-ms N           exit 0 after N ms of running
+  --hand-over                 instead of serving, fork `sleep 3600`, send
+                              MAINPID=<its pid> and READY=1, and exit 0 (a
+                              forking daemon that hands over its main role)
+  --send MESSAGE              only send MESSAGE (`\n` for a new line) to
+                              $NOTIFY_SOCKET and exit, as `systemd-notify`
   --help                      this text
 
 Serving: a connection whose first line starts with `GET ` gets
@@ -94,6 +99,8 @@ struct Options {
     flood_stdout: bool,
     notify_noise: bool,
     exit_after: Option<Duration>,
+    hand_over: bool,
+    send: Option<String>,
 }
 
 impl Default for Options {
@@ -114,6 +121,8 @@ impl Default for Options {
             flood_stdout: false,
             notify_noise: false,
             exit_after: None,
+            hand_over: false,
+            send: None,
         }
     }
 }
@@ -168,6 +177,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> 
             }
             "--stop-watchdog-after-ms" => o.stop_watchdog_after = Some(millis(&name, &value()?)?),
             "--exit-after-ms" => o.exit_after = Some(millis(&name, &value()?)?),
+            "--send" => o.send = Some(value()?.replace("\\n", "\n")),
             flag => {
                 let set = match flag {
                     "--hang-startup" => &mut o.hang_startup,
@@ -176,6 +186,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> 
                     "--spawn-grandchild" => &mut o.spawn_grandchild,
                     "--flood-stdout" => &mut o.flood_stdout,
                     "--notify-noise" => &mut o.notify_noise,
+                    "--hand-over" => &mut o.hand_over,
                     unknown => return Err(format!("unknown option {unknown:?}")),
                 };
                 if inline.is_some() {
@@ -282,6 +293,9 @@ async fn worker_main(args: Vec<String>) {
             process::exit(2);
         }
     };
+    if let Some(message) = &o.send {
+        send_once(message);
+    }
     let pid = process::id();
     let notify_announce = o.announce == Announce::Notify;
     let notifier = if notify_announce || o.watchdog {
@@ -316,6 +330,9 @@ async fn worker_main(args: Vec<String>) {
     if o.hang_startup {
         eprintln!("worker {pid} hanging in startup");
         std::future::pending::<()>().await;
+    }
+    if o.hand_over {
+        hand_over(announcer.as_deref());
     }
     if let Some(code) = o.fail_startup {
         eprintln!("loading config");
@@ -389,6 +406,71 @@ async fn worker_main(args: Vec<String>) {
                 eprintln!("worker: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// `--send`: one datagram to `$NOTIFY_SOCKET`, then a barrier (as
+/// `systemd-notify` does: `BARRIER=1` with a pipe's write end, and a wait
+/// until the supervisor has closed it, so that this process is still alive
+/// when its message is read), then exit (1 if it could not be sent).
+fn send_once(message: &str) -> ! {
+    let sent = std::env::var_os("NOTIFY_SOCKET")
+        .ok_or_else(|| io::Error::other("NOTIFY_SOCKET is not set"))
+        .and_then(|path| Notifier::connect(&path))
+        .and_then(|n| {
+            n.socket.send_to_addr(message.as_bytes(), &n.addr)?;
+            barrier(&n)
+        });
+    match sent {
+        Ok(_) => process::exit(0),
+        Err(e) => {
+            eprintln!("worker: cannot send {message:?}: {e}");
+            process::exit(1);
+        }
+    }
+}
+
+fn barrier(n: &Notifier) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (read_end, write_end) = nix::unistd::pipe()?;
+    let mut read_end = std::fs::File::from(read_end);
+    let fds = [write_end.as_raw_fd()];
+    // Datagrams from one process reach the socket in the order sent.
+    let socket = UnixDatagram::unbound()?;
+    socket.connect_addr(&n.addr)?;
+    nix::sys::socket::sendmsg::<()>(
+        socket.as_raw_fd(),
+        &[io::IoSlice::new(b"BARRIER=1")],
+        &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )?;
+    drop(write_end);
+    // EOF once the supervisor has closed its copy.
+    std::io::Read::read_to_end(&mut read_end, &mut Vec::new())?;
+    Ok(())
+}
+
+/// `--hand-over`: the classic forking daemon under a notify supervisor.
+fn hand_over(announcer: Option<&Notifier>) -> ! {
+    let helper = process::Command::new("sleep")
+        .arg("3600")
+        .stdin(process::Stdio::null())
+        .spawn();
+    match (helper, announcer) {
+        (Ok(helper), Some(n)) => {
+            eprintln!("worker handing over to {}", helper.id());
+            n.send(&format!("MAINPID={}\nREADY=1", helper.id()));
+            process::exit(0);
+        }
+        (Ok(_), None) => {
+            eprintln!("worker: --hand-over needs NOTIFY_SOCKET");
+            process::exit(1);
+        }
+        (Err(e), _) => {
+            eprintln!("worker: cannot start the helper: {e}");
+            process::exit(1);
         }
     }
 }

@@ -125,7 +125,7 @@ async fn extend_timeout_lets_a_slow_starter_pass_its_deadline() {
     let (runtime, mut events) = spawn(extended, short);
     loop {
         match events.next().await {
-            RuntimeEvent::Progressed { .. } | RuntimeEvent::Process { .. } => continue,
+            RuntimeEvent::Progressed { .. } => continue,
             RuntimeEvent::Ready { setup, .. } => {
                 assert!(setup >= Duration::from_millis(1500));
                 break;

@@ -146,6 +146,9 @@ fn default_timeout_ctrl() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 #[non_exhaustive]
+// One per pod config: the size of the `process` variant costs nothing worth
+// a box.
+#[allow(clippy::large_enum_variant)]
 pub enum RuntimeSpec {
     /// An in-process runtime registered in code under `name`.
     InProcess {

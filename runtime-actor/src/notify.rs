@@ -15,7 +15,9 @@
 //!
 //! A datagram that is oversized, truncated, carries descriptors (closed at
 //! once) or cannot be read is logged and skipped: nothing a child sends can
-//! end the listener.
+//! end the listener. `BARRIER=1` with one descriptor (`sd_notify_barrier`,
+//! what `systemd-notify` sends after its message) works as in systemd: the
+//! datagrams before it have been handled when its descriptor is closed.
 
 use std::fs;
 use std::io::{self, IoSliceMut};
@@ -70,21 +72,9 @@ pub(crate) struct NotifySocket {
 
 impl NotifySocket {
     /// Binds a fresh socket in a new private directory under the temporary
-    /// directory. The first call in a process also removes the directories
-    /// of dead owners, and logs them.
+    /// directory.
     pub(crate) fn bind() -> io::Result<NotifySocket> {
-        static SWEPT: OnceLock<()> = OnceLock::new();
         let base = std::env::temp_dir();
-        SWEPT.get_or_init(|| {
-            let removed = sweep(&base);
-            if !removed.is_empty() {
-                tracing::warn!(
-                    count = removed.len(),
-                    first = %removed[0].display(),
-                    "removed notify sockets that owners which died had left behind"
-                );
-            }
-        });
         let me = std::process::id();
         let start = start_time(me).unwrap_or(0);
         let template = base.join(format!("{DIR_PREFIX}{me}-{start}-XXXXXX"));
@@ -189,8 +179,10 @@ fn receive(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
         MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
     )
     .map_err(io::Error::from)?;
+    let (len, flags) = (msg.bytes, msg.flags);
     let mut sender = None;
     let mut descriptors = 0;
+    let mut readable = true;
     match msg.cmsgs() {
         Ok(cmsgs) => {
             for cmsg in cmsgs {
@@ -206,24 +198,16 @@ fn receive(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
                 }
             }
         }
-        Err(_) => {
-            return Ok(Received::Skipped {
-                why: "its control data was cut short",
-                sender,
-            })
-        }
+        Err(_) => readable = false,
     }
-    let why = if msg.flags.contains(MsgFlags::MSG_TRUNC) {
-        "it is longer than 4096 bytes"
-    } else if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+    let why = if !readable || flags.contains(MsgFlags::MSG_CTRUNC) {
         "its control data was cut short"
-    } else if descriptors > 0 {
+    } else if flags.contains(MsgFlags::MSG_TRUNC) {
+        "it is longer than 4096 bytes"
+    } else if descriptors > 0 && !(descriptors == 1 && &buf[..len] == b"BARRIER=1") {
         "it carries file descriptors (closed; FDSTORE is not supported)"
     } else {
-        return Ok(Received::Whole {
-            len: msg.bytes,
-            sender,
-        });
+        return Ok(Received::Whole { len, sender });
     };
     Ok(Received::Skipped { why, sender })
 }
@@ -241,6 +225,16 @@ impl Drop for NotifySocket {
         let _ = fs::remove_file(&self.path);
         let _ = fs::remove_dir(&self.dir);
     }
+}
+
+/// On its first call in a process, removes the socket directories that
+/// owners which are no longer alive left in the temporary directory, and
+/// returns them; later calls return nothing.
+pub(crate) fn sweep_once() -> Vec<PathBuf> {
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    let mut removed = Vec::new();
+    SWEPT.get_or_init(|| removed = sweep(&std::env::temp_dir()));
+    removed
 }
 
 /// Removes the socket directories that owners which are no longer alive

@@ -711,6 +711,14 @@ fn containment(pod: &str) -> (Option<Cgroup>, Containment) {
             "removed what owners that died had left running"
         );
     }
+    let sockets = crate::notify::sweep_once();
+    if let Some(first) = sockets.first() {
+        tracing::warn!(
+            count = sockets.len(),
+            first = %first.display(),
+            "removed notify sockets that owners which died had left behind"
+        );
+    }
     let made = owner.and_then(|()| Cgroup::create(pod));
     let containment = match &made {
         Ok(cgroup) => Containment::Cgroup {
@@ -1069,11 +1077,14 @@ fn spawn_notify(socket: NotifySocket, state: Rc<ChildState>) -> JoinHandle<()> {
         loop {
             let datagram = socket.recv().await;
             let Some(sender) = datagram.sender.filter(|&pid| state.may_notify(pid)) else {
-                let (count, _) = state.refused.get();
-                let sender = datagram.sender.unwrap_or(0);
-                state.refused.set((count + 1, sender));
-                state.readiness.wake.notify_one();
-                socket.skip("its sender may not notify (notify_access)", datagram.sender);
+                // A barrier or unknown keys say nothing: not worth a hint.
+                if !datagram.notices.is_empty() {
+                    let (count, _) = state.refused.get();
+                    let sender = datagram.sender.unwrap_or(0);
+                    state.refused.set((count + 1, sender));
+                    state.readiness.wake.notify_one();
+                    socket.skip("its sender may not notify (notify_access)", datagram.sender);
+                }
                 continue;
             };
             for notice in datagram.notices {

@@ -29,23 +29,40 @@ impl Handler<RuntimeEvent> for Probe {
 pub(crate) struct Events(mpsc::UnboundedReceiver<RuntimeEvent>);
 
 impl Events {
+    /// The next event but `Process` (the child's pid, which most tests
+    /// read from `Ready` or `Info`).
     pub(crate) async fn next(&mut self) -> RuntimeEvent {
+        loop {
+            match self.next_any().await {
+                RuntimeEvent::Process { .. } => continue,
+                event => return event,
+            }
+        }
+    }
+
+    /// The next event, whatever it is.
+    pub(crate) async fn next_any(&mut self) -> RuntimeEvent {
         tokio::time::timeout(Duration::from_secs(30), self.0.recv())
             .await
             .expect("no event within 30 s")
             .expect("watcher gone")
     }
 
-    /// An event already delivered, without waiting.
+    /// An event but `Process` already delivered, without waiting.
     pub(crate) fn try_next(&mut self) -> Option<RuntimeEvent> {
-        self.0.try_recv().ok()
+        loop {
+            match self.0.try_recv().ok()? {
+                RuntimeEvent::Process { .. } => continue,
+                event => return Some(event),
+            }
+        }
     }
 
     pub(crate) async fn until_ready(&mut self) {
         loop {
             match self.next().await {
                 RuntimeEvent::Ready { .. } => return,
-                RuntimeEvent::Progressed { .. } | RuntimeEvent::Process { .. } => continue,
+                RuntimeEvent::Progressed { .. } => continue,
                 other => panic!("expected Ready, got {other:?}"),
             }
         }

@@ -62,6 +62,7 @@ const TABLE_KEYS: [&[&str]; 4] = [&["env"], &["restart"], &["restart", "backoff"
 
 #[derive(Deserialize)]
 #[serde(remote = "RuntimeSpec", rename_all = "kebab-case", deny_unknown_fields)]
+#[allow(clippy::large_enum_variant)] // as `RuntimeSpec`, which it reads
 enum RuntimeTwin {
     InProcess {
         name: String,

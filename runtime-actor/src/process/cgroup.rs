@@ -23,6 +23,7 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -39,7 +40,7 @@ struct Owner {
     /// The same directory as `/proc/<pid>/cgroup` names it (`/a/b/pod-actor-…`).
     name: String,
     /// The writing end of the keeper's pipe; dropped only when the process ends.
-    _keeper: Option<io::PipeWriter>,
+    _keeper: Option<OwnedFd>,
     /// Run directories that still held dying processes when their runtime was
     /// dropped; removed at the next chance.
     pending: Mutex<Vec<PathBuf>>,
@@ -150,8 +151,9 @@ impl Owner {
     }
 }
 
-fn spawn_keeper(dir: &Path) -> io::Result<io::PipeWriter> {
-    let (reader, writer) = io::pipe()?;
+fn spawn_keeper(dir: &Path) -> io::Result<OwnedFd> {
+    // Close-on-exec: no other child of the owner may hold the writing end.
+    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let status = Command::new("/bin/sh")
         .arg("-c")
         .arg(KEEPER)
