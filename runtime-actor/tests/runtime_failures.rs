@@ -255,9 +255,27 @@ fn errors_read_well() {
         signal: None,
         output: vec!["loading".into(), "weights.bin missing".into()],
     };
+    // Every kept line: the reason is often the line before the last.
     assert_eq!(
         with_output.to_string(),
+        "exited with code 3; last 2 lines of output:\n    loading\n    weights.bin missing"
+    );
+    let one_line = FailureCause::Exited {
+        code: Some(3),
+        signal: None,
+        output: vec!["weights.bin missing".into()],
+    };
+    assert_eq!(
+        one_line.to_string(),
         "exited with code 3; last output: weights.bin missing"
+    );
+    let timed_out = FailureCause::TimedOut {
+        after: std::time::Duration::from_secs(4),
+        waiting_for: Some("the tcp probe to 127.0.0.1:1 (40 tries, last error: refused)".into()),
+    };
+    assert_eq!(
+        timed_out.to_string(),
+        "not ready after 4s; waiting for the tcp probe to 127.0.0.1:1 (40 tries, last error: refused)"
     );
     let io = std::io::Error::other("disk full");
     let err = RequestError::Runtime(RuntimeError::new("write failed").with_source(io));

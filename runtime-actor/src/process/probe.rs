@@ -86,6 +86,9 @@ pub(crate) fn http_target(url: &str) -> Result<HttpTarget, InvalidProbe> {
         field: "url",
         reason,
     };
+    if !url.contains("://") {
+        return Err(invalid(format!("must be an http:// URL, got {url:?}")));
+    }
     let uri: http::Uri = url
         .parse()
         .map_err(|e| invalid(format!("is not a URL ({e}), got {url:?}")))?;
