@@ -792,3 +792,98 @@ args = ["-c", {script:?}]
         }
     }
 }
+
+// ===== found by the outside attack =====
+
+#[actix::test]
+async fn an_exit_after_stopping_1_is_still_an_exit() {
+    // STOPPING=1 is what the child says, not a stop anyone asked for.
+    let script = format!(
+        r#""{WORKER}" --send READY=1; sleep 0.2; "{WORKER}" --send STOPPING=1; sleep 0.2; exit 3"#
+    );
+    let pod = pod(&format!(
+        r#"
+name = "says-stopping"
+timeout_ready = 10000
+[restart.backoff]
+initial = 0
+jitter = 0.0
+[runtime]
+kind = "process"
+command = "/bin/sh"
+args = ["-c", {script:?}]
+notify_access = "all"
+"#
+    ));
+    pod.send(Start).await.unwrap().unwrap();
+    pod.send(WaitStartSuccess).await.unwrap().unwrap();
+    running(&pod, 1).await;
+    let status = pod.send(GetStatus).await.unwrap();
+    assert!(
+        status
+            .last_failure
+            .as_deref()
+            .unwrap_or_default()
+            .contains("exited with code 3"),
+        "{status:?}"
+    );
+    pod.send(Close::default()).await.unwrap();
+}
+
+#[actix::test]
+async fn a_forced_close_leaves_no_cgroup_behind() {
+    let script = r#"trap '' TERM; echo up; while :; do sleep 0.05; done"#;
+    let pod = pod(&format!(
+        r#"
+name = "ignores-term"
+timeout_ready = 10000
+timeout_ctrl = 300
+[runtime]
+kind = "process"
+command = "/bin/sh"
+args = ["-c", {script:?}]
+[runtime.probe]
+kind = "stdout"
+pattern = "up"
+"#
+    ));
+    pod.send(Start).await.unwrap().unwrap();
+    pod.send(WaitStartSuccess).await.unwrap().unwrap();
+    let cgroup = cgroup_of(&info(&pod).await);
+    let report = pod.send(Close::default()).await.unwrap();
+    assert!(report.forced, "{report:?}");
+    eventually("the cgroup's removal", || (!cgroup.exists()).then_some(())).await;
+}
+
+#[actix::test]
+async fn a_main_that_daemonizes_before_ready_is_told_so() {
+    let port = free_port();
+    let pod = pod(&format!(
+        r#"
+name = "daemonizes"
+timeout_ready = 10000
+[runtime]
+kind = "process"
+command = "/bin/sh"
+args = ["-c", "( setsid sleep 3600 </dev/null >/dev/null 2>&1 & ); echo forked; exit 0"]
+[runtime.probe]
+kind = "tcp"
+address = "127.0.0.1:{port}"
+"#
+    ));
+    pod.send(Start).await.unwrap().unwrap();
+    let err = pod.send(WaitStartSuccess).await.unwrap().unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("1 other process(es) of the pod still ran"),
+        "{text}"
+    );
+    assert!(
+        text.contains("probably put itself in the background"),
+        "{text}"
+    );
+    assert!(
+        text.contains("exited with code 0; last output: forked"),
+        "{text}"
+    );
+}

@@ -373,6 +373,8 @@ struct ChildState {
     stop_signal: Signal,
     reaped: Cell<bool>,
     ended: Cell<bool>,
+    /// How many other processes of the pod still ran when the main ended.
+    left_running: Cell<usize>,
     serving: Cell<bool>,
     stopping: Cell<bool>,
     readiness: Readiness,
@@ -408,6 +410,22 @@ impl ChildState {
             code: status.and_then(|s| s.code()),
             signal: status.and_then(|s| s.signal()),
             output: self.output(),
+        }
+    }
+
+    /// Why the main process's end before ready failed the start; a main
+    /// that left others running most likely daemonized, and is told so.
+    fn ended_before_ready(&self, status: Option<ExitStatus>) -> FailureCause {
+        let exited = self.exited(status);
+        match self.left_running.get() {
+            0 => exited,
+            others => FailureCause::Error(RuntimeError::fatal(format!(
+                "the main process ended before it was ready while {others} other process(es) \
+                 of the pod still ran (all killed now): it probably put itself in the \
+                 background. Run it in the foreground (nginx: `daemon off;`, redis: \
+                 `--daemonize no`), or have it name its new main process with MAINPID= \
+                 (notify probe). It {exited}"
+            ))),
         }
     }
 
@@ -508,6 +526,13 @@ impl ChildState {
         if self.ended.replace(true) {
             return;
         }
+        let main = self.main.get();
+        let others = self
+            .processes()
+            .into_iter()
+            .filter(|&pid| pid != main)
+            .count();
+        self.left_running.set(others);
         match &self.cgroup {
             Some(cgroup) => {
                 if !cgroup.kill_and_wait(KILL_WAIT).await {
@@ -800,6 +825,7 @@ impl Runtime for ProcessRuntime {
             stop_signal,
             reaped: Cell::new(false),
             ended: Cell::new(false),
+            left_running: Cell::new(0),
             serving: Cell::new(false),
             stopping: Cell::new(false),
             readiness: Readiness::default(),
@@ -889,7 +915,7 @@ impl Runtime for ProcessRuntime {
             ready = ready => ready?,
             status = exit.wait_for(Option::is_some) => {
                 let cause = match status {
-                    Ok(status) => status.map(|s| state.exited(s)),
+                    Ok(status) => (*status).map(|s| state.ended_before_ready(s)),
                     Err(_) => None,
                 };
                 // Reported as the exit it was, not as a setup error.
@@ -1093,7 +1119,11 @@ fn spawn_notify(socket: NotifySocket, state: Rc<ChildState>) -> JoinHandle<()> {
                     Notice::ExtendTimeout(by) => state.readiness.extend(by),
                     Notice::Status(status) => *state.status.borrow_mut() = Some(status),
                     Notice::Watchdog => state.last_watchdog.set(Instant::now()),
-                    Notice::Stopping => state.stopping.set(true),
+                    // Only said, not asked for: an exit that follows is still
+                    // reported as the exit it is.
+                    Notice::Stopping => {
+                        tracing::info!(pod = %state.name, pid = sender, "the child says it is stopping")
+                    }
                     Notice::MainPid(pid) => state.set_main(pid),
                     Notice::Errno(errno) => {
                         tracing::warn!(pod = %state.name, pid = sender, errno, "child reported an error")

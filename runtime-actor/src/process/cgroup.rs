@@ -274,13 +274,34 @@ impl Drop for Cgroup {
         if self.populated() {
             self.kill();
         }
-        if fs::remove_dir(&self.dir).is_err() {
-            // Still ending: removed later, by the next cgroup made or the keeper.
-            if let Some(Ok(owner)) = OWNER.get() {
-                if let Ok(mut pending) = owner.pending.lock() {
-                    pending.push(self.dir.clone());
+        if fs::remove_dir(&self.dir).is_ok() {
+            return;
+        }
+        // Its processes are still dying (a forced stop does not wait for
+        // them): remove it once they are gone, off this thread.
+        let dir = self.dir.clone();
+        let removing = std::thread::Builder::new()
+            .name("pod-cgroup-rmdir".into())
+            .spawn(move || {
+                for _ in 0..500 {
+                    std::thread::sleep(Duration::from_millis(10));
+                    if fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                        return;
+                    }
                 }
-            }
+                pend(dir);
+            });
+        if removing.is_err() {
+            pend(self.dir.clone());
+        }
+    }
+}
+
+/// Leaves `dir` for the next cgroup made, or the keeper, to remove.
+fn pend(dir: PathBuf) {
+    if let Some(Ok(owner)) = OWNER.get() {
+        if let Ok(mut pending) = owner.pending.lock() {
+            pending.push(dir);
         }
     }
 }
