@@ -887,3 +887,51 @@ address = "127.0.0.1:{port}"
         "{text}"
     );
 }
+
+// ===== the fallback: the process group only =====
+
+#[actix::test]
+async fn without_a_cgroup_the_group_is_held_and_mainpid_still_followed() {
+    use runtime_actor::{FailureCause, ProcessSpec, RuntimeConfig};
+    let config = RuntimeConfig::new("group-only")
+        .start_timeout(Some(Duration::from_secs(10)))
+        .stop_timeout(Duration::from_secs(5));
+
+    // A forking daemon hands over within its process group.
+    let spec = ProcessSpec::new(WORKER).args(["--hand-over"]).without_cgroup();
+    let (runtime, mut events) = support::spawn(spec, config.clone());
+    events.until_ready().await;
+    let info = runtime.call(ProcessRequest::Info).await.unwrap();
+    match &info.containment {
+        Containment::ProcessGroup { reason } => assert!(reason.contains("process group only")),
+        other => panic!("expected the process group, got {other:?}"),
+    }
+    assert_ne!(info.main_pid, info.pid);
+    assert_eq!(info.processes, [info.main_pid], "{info:?}");
+    kill9(info.main_pid);
+    match events.until_failed().await {
+        FailureCause::Exited { .. } => {}
+        other => panic!("the main's end is the runtime's end, got {other:?}"),
+    }
+    events.until_exited().await;
+
+    // A grandchild in the group ends with the close.
+    let spec = ProcessSpec::new(WORKER)
+        .args(["--spawn-grandchild"])
+        .without_cgroup();
+    let (runtime, mut events) = support::spawn(spec, config);
+    events.until_ready().await;
+    let mut processes = Vec::new();
+    for _ in 0..1000 {
+        processes = runtime.call(ProcessRequest::Info).await.unwrap().processes;
+        if processes.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(processes.len(), 2, "the worker and its grandchild: {processes:?}");
+    assert!(runtime.stop(Duration::from_secs(5)).await.graceful());
+    for pid in processes {
+        assert!(gone(pid).await, "{pid} outlived the close");
+    }
+}

@@ -146,6 +146,7 @@ pub struct ProcessSpec {
     groups: Option<Vec<String>>,
     umask: Option<u32>,
     stop_signal: i32,
+    cgroup: bool,
 }
 
 impl ProcessSpec {
@@ -167,6 +168,7 @@ impl ProcessSpec {
             groups: None,
             umask: None,
             stop_signal: Signal::SIGTERM as i32,
+            cgroup: true,
         }
     }
 
@@ -261,6 +263,14 @@ impl ProcessSpec {
     /// timeout has passed.
     pub fn stop_signal(mut self, signal: i32) -> Self {
         self.stop_signal = signal;
+        self
+    }
+
+    /// Holds the child by its process group only, as on a host that allows
+    /// no cgroup of ours ([`Containment::ProcessGroup`]): for a child whose
+    /// cgroup another manager owns. A daemon that calls `setsid` escapes it.
+    pub fn without_cgroup(mut self) -> Self {
+        self.cgroup = false;
         self
     }
 
@@ -725,7 +735,7 @@ fn before_exec(cmd: &mut tokio::process::Command, identity: Identity, cgroup: Op
 }
 
 /// Which containment the pods of this process get; said once per process.
-fn containment(pod: &str) -> (Option<Cgroup>, Containment) {
+fn containment(pod: &str, wanted: bool) -> (Option<Cgroup>, Containment) {
     static SAID: Once = Once::new();
     let (owner, leftovers) = cgroup::init();
     if let Some(leftovers) = leftovers.filter(|l| !l.cgroups.is_empty()) {
@@ -744,7 +754,10 @@ fn containment(pod: &str) -> (Option<Cgroup>, Containment) {
             "removed notify sockets that owners which died had left behind"
         );
     }
-    let made = owner.and_then(|()| Cgroup::create(pod));
+    let made = match wanted {
+        true => owner.and_then(|()| Cgroup::create(pod)),
+        false => Err("the spec asks for the process group only".to_owned()),
+    };
     let containment = match &made {
         Ok(cgroup) => Containment::Cgroup {
             path: cgroup.path().to_owned(),
@@ -753,6 +766,9 @@ fn containment(pod: &str) -> (Option<Cgroup>, Containment) {
             reason: reason.clone(),
         },
     };
+    if !wanted {
+        return (None, containment);
+    }
     SAID.call_once(|| match &containment {
         Containment::Cgroup { path } => {
             let parent = path.parent().unwrap_or(path);
@@ -787,7 +803,7 @@ impl Runtime for ProcessRuntime {
         } else {
             None
         };
-        let (cgroup, containment) = containment(ctx.name());
+        let (cgroup, containment) = containment(ctx.name(), self.spec.cgroup);
         let procs = cgroup.as_ref().map(Cgroup::procs);
         let command = self.spec.command.display().to_string();
         let mut child = self
