@@ -228,8 +228,9 @@ impl ProcessSpec {
     }
 
     /// Runs the child as this user (a name or a numeric id): its uid, and
-    /// unless told otherwise its primary group and supplementary groups.
-    /// Needs the owner to be privileged.
+    /// unless told otherwise its primary group and supplementary groups (a
+    /// numeric id with no passwd entry gets the group of the same number and
+    /// no supplementary groups). Needs the owner to be privileged.
     pub fn user(mut self, user: impl Into<String>) -> Self {
         self.user = Some(user.into());
         self
@@ -387,6 +388,8 @@ struct ChildState {
     left_running: Cell<usize>,
     serving: Cell<bool>,
     stopping: Cell<bool>,
+    /// The child said `STOPPING=1`.
+    shutting_down: Cell<bool>,
     readiness: Readiness,
     output: RefCell<VecDeque<String>>,
     output_lines: usize,
@@ -844,6 +847,7 @@ impl Runtime for ProcessRuntime {
             left_running: Cell::new(0),
             serving: Cell::new(false),
             stopping: Cell::new(false),
+            shutting_down: Cell::new(false),
             readiness: Readiness::default(),
             output: RefCell::new(VecDeque::new()),
             output_lines: self.spec.output_lines,
@@ -1136,8 +1140,10 @@ fn spawn_notify(socket: NotifySocket, state: Rc<ChildState>) -> JoinHandle<()> {
                     Notice::Status(status) => *state.status.borrow_mut() = Some(status),
                     Notice::Watchdog => state.last_watchdog.set(Instant::now()),
                     // Only said, not asked for: an exit that follows is still
-                    // reported as the exit it is.
+                    // reported as the exit it is. As in systemd, the
+                    // watchdog no longer applies while it shuts down.
                     Notice::Stopping => {
+                        state.shutting_down.set(true);
                         tracing::info!(pod = %state.name, pid = sender, "the child says it is stopping")
                     }
                     Notice::MainPid(pid) => state.set_main(pid),
@@ -1155,7 +1161,7 @@ fn spawn_watchdog(interval: Duration, state: Rc<ChildState>) -> JoinHandle<()> {
         loop {
             let due = state.last_watchdog.get() + interval;
             time::sleep_until(due).await;
-            if state.stopping.get() || state.ended.get() {
+            if state.stopping.get() || state.shutting_down.get() || state.ended.get() {
                 return;
             }
             if state.last_watchdog.get() + interval <= Instant::now() {
