@@ -463,14 +463,19 @@ impl ChildState {
         }
     }
 
-    /// Every process of the pod still running, sorted.
+    /// Every process of the pod still running (zombies left out), sorted.
     fn processes(&self) -> Vec<u32> {
+        let main = self.main.get();
+        // The group's id cannot be taken by another group while one of its
+        // members lives: the spawned child, or a main process still in it.
+        let group_lives =
+            || !self.reaped.get() || parent_and_group(main).is_some_and(|(_, g)| g == self.pid);
         let mut pids = match &self.cgroup {
             Some(cgroup) => cgroup.pids(),
-            None if self.reaped.get() => Vec::new(),
-            None => group_members(self.pid),
+            None if group_lives() => group_members(self.pid),
+            None => Vec::new(),
         };
-        let main = self.main.get();
+        pids.retain(|&pid| running(pid));
         if main != self.pid && !self.ended.get() && !pids.contains(&main) {
             pids.push(main);
             pids.sort_unstable();
@@ -1198,13 +1203,26 @@ where
 
 // ===== /proc =====
 
-/// A process's parent and process group (fields 4 and 5 of `/proc/<pid>/stat`).
-fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
+/// A process's state letter, parent and process group (fields 3, 4 and 5
+/// of `/proc/<pid>/stat`).
+fn stat(pid: u32) -> Option<(char, u32, u32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace().skip(1);
+    // The command name (field 2) may hold spaces and parentheses: skip to
+    // the last `)`.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
     let parent = fields.next()?.parse().ok()?;
     let group = fields.next()?.parse().ok()?;
-    Some((parent, group))
+    Some((state, parent, group))
+}
+
+fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
+    stat(pid).map(|(_, parent, group)| (parent, group))
+}
+
+/// Whether `pid` runs: it exists and is not a zombie waiting to be reaped.
+fn running(pid: u32) -> bool {
+    stat(pid).is_some_and(|(state, _, _)| state != 'Z' && state != 'X')
 }
 
 /// Whether `pid` is `ancestor` or below it, or in its process group.
