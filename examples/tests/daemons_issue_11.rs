@@ -219,12 +219,16 @@ fn a_daemon_dies_within_a_second_of_its_owner_being_killed() {
     assert!(!alive(child), "the child outlived its owner by a second");
 }
 
-/// A directory removed when dropped, even by a failed assertion.
+/// A directory (or a cgroup) removed when dropped, even by a failed
+/// assertion.
 struct Removed(PathBuf);
 
 impl Drop for Removed {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        // A cgroup goes with rmdir alone; a plain directory with its files.
+        if std::fs::remove_dir(&self.0).is_err() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -942,4 +946,171 @@ async fn without_a_cgroup_the_group_is_held_and_mainpid_still_followed() {
     for pid in processes {
         assert!(gone(pid).await, "{pid} outlived the close");
     }
+}
+
+/// The main process's pid, SIGKILLed when dropped (a failed assertion
+/// must not leave a handed-over main running: it is not our child).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if alive(self.0) {
+            kill9(self.0);
+        }
+    }
+}
+
+#[actix::test]
+async fn without_a_cgroup_a_group_id_taken_by_another_process_is_never_signalled() {
+    use std::os::unix::process::CommandExt;
+
+    use runtime_actor::{FailureCause, NotifyAccess, ProcessSpec, RuntimeConfig};
+    // The main hands over to a process in a session of its own; the spawned
+    // shell exits, and its group is empty from then on.
+    let script = format!(
+        r#"setsid sh -c '"{WORKER}" --send "MAINPID=$$\nREADY=1"; while :; do sleep 0.05; done' & sleep 0.3; exit 0"#
+    );
+    let spec = ProcessSpec::new("/bin/sh")
+        .args(["-c", &script])
+        .notify_access(NotifyAccess::All)
+        .without_cgroup();
+    let config = RuntimeConfig::new("group-reuse")
+        .start_timeout(Some(Duration::from_secs(10)))
+        .stop_timeout(Duration::from_secs(5));
+    let (runtime, mut events) = support::spawn(spec, config);
+    events.until_ready().await;
+    let info = runtime.call(ProcessRequest::Info).await.unwrap();
+    let _main = KillOnDrop(info.main_pid);
+    assert_ne!(info.main_pid, info.pid);
+    assert!(gone(info.pid).await);
+
+    // An unrelated process takes the empty group's id for a group of its own.
+    let mut stranger = None;
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (info.pid - 1).to_string()).unwrap();
+        let mut child = Command::new("/bin/sleep")
+            .arg("3600")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        if child.id() == info.pid {
+            stranger = Some(child);
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let mut stranger = stranger.expect("another process took the pid 50 times in a row");
+    // The pod lists it nowhere, and its end does not signal that group.
+    let processes = runtime.call(ProcessRequest::Info).await.unwrap().processes;
+    assert_eq!(processes, [info.main_pid]);
+    kill9(info.main_pid);
+    assert!(matches!(
+        events.until_failed().await,
+        FailureCause::Exited { .. }
+    ));
+    events.until_exited().await;
+    let untouched = stranger.try_wait().unwrap().is_none();
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+    assert!(
+        untouched,
+        "the pod signalled a process group that is not its own"
+    );
+}
+
+#[actix::test]
+async fn without_a_cgroup_a_forced_close_still_ends_the_group() {
+    use runtime_actor::{NotifyAccess, ProcessSpec, RuntimeConfig};
+    // The main hands over to a process in another session that ignores
+    // SIGTERM; the spawned shell leaves a member behind in its group.
+    let script = format!(
+        r#"sleep 3600 & echo $! > "$MEMBER"; setsid sh -c 'trap "" TERM; "{WORKER}" --send "MAINPID=$$\nREADY=1"; while :; do sleep 0.05; done' & sleep 0.3; exit 0"#
+    );
+    let dir = TempDir::new();
+    let member_file = dir.path("member");
+    let spec = ProcessSpec::new("/bin/sh")
+        .args(["-c", &script])
+        .env("MEMBER", member_file.display().to_string())
+        .notify_access(NotifyAccess::All)
+        .without_cgroup();
+    let config = RuntimeConfig::new("group-forced")
+        .start_timeout(Some(Duration::from_secs(10)))
+        .stop_timeout(Duration::from_millis(300));
+    let (runtime, mut events) = support::spawn(spec, config);
+    events.until_ready().await;
+    let info = runtime.call(ProcessRequest::Info).await.unwrap();
+    let _main = KillOnDrop(info.main_pid);
+    let member = eventually("the member's pid", || read_pid(&member_file)).await;
+    let _member = KillOnDrop(member);
+    assert!(gone(info.pid).await);
+    let processes = runtime.call(ProcessRequest::Info).await.unwrap().processes;
+    assert!(processes.contains(&member), "{processes:?}");
+
+    let report = runtime.stop(Duration::from_millis(300)).await;
+    assert!(!report.graceful(), "{report:?}");
+    assert!(
+        gone(info.main_pid).await,
+        "the main outlived a forced close"
+    );
+    assert!(
+        gone(member).await,
+        "a member of the group outlived a forced close"
+    );
+}
+
+#[test]
+fn an_owner_that_may_not_move_processes_falls_back_to_the_process_group() {
+    // A cgroup delegated only in part: its directory belongs to the owner's
+    // user, its `cgroup.procs` does not (so no process can be moved below).
+    let dir = TempDir::new();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let parent = dir.path("parent");
+    std::fs::copy(PARENT, &parent).unwrap();
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cgroup = Removed(own_cgroup_dir().join(format!("pod-test-{}", std::process::id())));
+    std::fs::create_dir(&cgroup.0).unwrap();
+    std::os::unix::fs::chown(&cgroup.0, Some(65534), Some(65534)).unwrap();
+
+    let script = r#"echo $$ > "$CGROUP/cgroup.procs" && exec setpriv --reuid=65534 --regid=65534 --clear-groups -- "$PARENT" /bin/sleep 3600"#;
+    let mut owner = Owner(
+        Command::new("/bin/sh")
+            .args(["-c", script])
+            .env("CGROUP", &cgroup.0)
+            .env("PARENT", &parent)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(owner.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let child: u32 = match line.trim().parse() {
+        Ok(pid) => pid,
+        Err(_) => {
+            let mut said = String::new();
+            let _ = owner.0.stderr.take().unwrap().read_to_string(&mut said);
+            panic!("the pod did not start: {said}");
+        }
+    };
+    // It runs beside its owner, held by its process group.
+    let cgroup_of_child = std::fs::read_to_string(format!("/proc/{child}/cgroup")).unwrap();
+    let name = cgroup.0.file_name().unwrap().to_str().unwrap();
+    assert!(
+        cgroup_of_child.trim_end().ends_with(&format!("/{name}")),
+        "{cgroup_of_child}"
+    );
+    drop(owner);
+    wait_blocking(|| (!alive(child)).then_some(()));
+    // Nothing of the owner is left below the delegated cgroup.
+    let left: Vec<_> = std::fs::read_dir(&cgroup.0)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    wait_blocking(|| std::fs::remove_dir(&cgroup.0).ok());
 }

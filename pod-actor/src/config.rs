@@ -272,13 +272,20 @@ fn parse_signal(text: &str) -> Result<i32, String> {
         .map_err(|_| format!("must name a signal (like SIGTERM, INT or 2), got {text:?}"))
 }
 
-/// A umask in octal with a leading zero: `"0027"`, `"077"`.
+/// A umask in octal with a leading zero: `"0027"`, `"077"`, `"0"`.
 fn parse_umask(text: &str) -> Result<u32, String> {
-    let octal = text.strip_prefix('0').filter(|rest| {
-        !rest.is_empty() && rest.len() <= 3 && rest.chars().all(|c| ('0'..='7').contains(&c))
-    });
-    match octal.and_then(|digits| u32::from_str_radix(digits, 8).ok()) {
-        Some(mask) => Ok(mask),
+    let octal = text
+        .strip_prefix('0')
+        .filter(|rest| rest.len() <= 3 && rest.chars().all(|c| ('0'..='7').contains(&c)));
+    match octal {
+        Some("") => Ok(0),
+        Some(digits) => u32::from_str_radix(digits, 8).map_err(|e| e.to_string()),
+        // What a bare number in the file became: the loader read it in
+        // decimal (TOML's 0o22 is 18), so say how to write it.
+        None if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
+            "must be octal digits with a leading 0 in quotes, like \"0027\", got {text} \
+             (a number without quotes is read as decimal)"
+        )),
         None => Err(format!(
             "must be octal digits with a leading 0, like \"0027\", got {text:?}"
         )),
@@ -862,6 +869,12 @@ impl PodConfig {
                         format!("must be at most {MAX_OUTPUT_LINES}, got {output_lines}"),
                     ));
                 }
+                // What only the runtime knows: signals that do not end a
+                // process, ids the kernel refuses, too many groups.
+                if let Some(spec) = self.runtime.process_spec() {
+                    spec.validate()
+                        .map_err(|e| invalid(&format!("runtime.{}", e.field), e.reason))?;
+                }
             }
         }
         let restart = &self.restart;
@@ -1007,7 +1020,7 @@ fn check_probe(probe: &ProbeConfig) -> Result<(), (String, String)> {
             probe
                 .readiness_probe()
                 .validate()
-                .map_err(|e| (at(e.field), e.reason))?;
+                .map_err(|e| (format!("runtime.{}", e.field), e.reason))?;
             (interval, timeout)
         }
         ProbeConfig::Http {
@@ -1021,7 +1034,7 @@ fn check_probe(probe: &ProbeConfig) -> Result<(), (String, String)> {
             probe
                 .readiness_probe()
                 .validate()
-                .map_err(|e| (at(e.field), e.reason))?;
+                .map_err(|e| (format!("runtime.{}", e.field), e.reason))?;
             (interval, timeout)
         }
         _ => return Ok(()),
@@ -1437,11 +1450,29 @@ fn apply_overrides(
 const LIST_KEYS: [&[&str]; 2] = [&["runtime", "args"], &["runtime", "groups"]];
 
 fn list_override(value: &str) -> Result<Vec<String>, String> {
-    if !value.trim_start().starts_with('[') {
-        return Ok(value.split_whitespace().map(str::to_owned).collect());
+    // The limits of a config file hold for what an override brings too.
+    if value.len() > limits::MAX_BYTES {
+        return Err(format!(
+            "is {} bytes long, at most {} are allowed",
+            value.len(),
+            limits::MAX_BYTES
+        ));
     }
-    serde_json::from_str(value)
-        .map_err(|e| format!("must be a JSON array of strings or words separated by spaces ({e})"))
+    let items: Vec<String> = if value.trim_start().starts_with('[') {
+        serde_json::from_str(value).map_err(|e| {
+            format!("must be a JSON array of strings or words separated by spaces ({e})")
+        })?
+    } else {
+        value.split_whitespace().map(str::to_owned).collect()
+    };
+    if items.len() > limits::MAX_VALUES {
+        return Err(format!(
+            "holds {} values, at most {} are allowed",
+            items.len(),
+            limits::MAX_VALUES
+        ));
+    }
+    Ok(items)
 }
 
 /// Sets `path` in `table`, replacing any non-table on the way by a table.

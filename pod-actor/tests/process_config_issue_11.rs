@@ -100,7 +100,7 @@ fn bad_identity_and_stop_values_name_their_key() {
         ("umask = \"27\"", "runtime.umask", "leading 0"),
         ("umask = \"0999\"", "runtime.umask", "octal"),
         ("umask = \"00000\"", "runtime.umask", "octal"),
-        ("umask = 23", "runtime.umask", "leading 0"),
+        ("umask = 23", "runtime.umask", "read as decimal"),
         (
             "stop_signal = \"SIGFOO\"",
             "runtime.stop_signal",
@@ -132,8 +132,49 @@ fn bad_identity_and_stop_values_name_their_key() {
 }
 
 #[test]
+fn what_the_runtime_would_refuse_is_refused_at_load() {
+    let cases = [
+        (
+            "umask = 0o22",
+            "runtime.umask",
+            "got 18 (a number without quotes is read as decimal)",
+        ),
+        (
+            "stop_signal = \"SIGSTOP\"",
+            "runtime.stop_signal",
+            "ends a process by default",
+        ),
+        (
+            "stop_signal = \"CHLD\"",
+            "runtime.stop_signal",
+            "ends a process by default",
+        ),
+        ("user = \"4294967295\"", "runtime.user", "below 4294967295"),
+        ("user = \"+0\"", "runtime.user", "digits only"),
+        ("group = \"-1\"", "runtime.group", "digits only"),
+        (
+            "groups = [\"4294967295\"]",
+            "runtime.groups",
+            "below 4294967295",
+        ),
+    ];
+    for (line, key, then) in cases {
+        refused(&format!("{PROCESS}{line}\n"), &[], key, then);
+    }
+}
+
+#[test]
+fn umasks_take_a_lone_zero() {
+    for text in ["0", "00", "0000", "077", "0777"] {
+        load(&format!("{PROCESS}umask = \"{text}\"\n"));
+    }
+}
+
+#[test]
 fn signals_are_taken_by_name_short_name_or_number() {
-    for name in ["SIGINT", "sigint", "INT", "int", "2"] {
+    for name in [
+        "SIGINT", "sigint", "INT", "int", "2", "KILL", "SIGHUP", "QUIT",
+    ] {
         let config = load(&format!("{PROCESS}stop_signal = \"{name}\"\n"));
         assert!(config.runtime.process_spec().is_some(), "{name}");
     }
@@ -243,5 +284,20 @@ fn lists_and_numbers_of_the_process_runtime_take_overrides() {
         &[("POD__RUNTIME__OUTPUT_LINES", "many")],
         "runtime.output_lines",
         "many",
+    );
+    // The limits of a file hold for an override too.
+    let many = vec!["a"; 10_001].join(" ");
+    refused(
+        PROCESS,
+        &[("POD__RUNTIME__ARGS", &many)],
+        "POD__RUNTIME__ARGS",
+        "at most 10000",
+    );
+    let long = "a".repeat(300 << 10);
+    refused(
+        PROCESS,
+        &[("POD__RUNTIME__ARGS", &long)],
+        "POD__RUNTIME__ARGS",
+        "bytes long",
     );
 }

@@ -118,7 +118,7 @@ pub use handle::{Placement, RuntimeConfig, RuntimeHandle, StopReport};
 pub use messages::{CheckHealth, Request, RuntimeEvent};
 pub use panic::panic_is_caught;
 pub use process::{
-    Containment, InvalidProbe, NotifyAccess, ProcessInfo, ProcessRequest, ProcessRuntime,
+    Containment, InvalidSpec, NotifyAccess, ProcessInfo, ProcessRequest, ProcessRuntime,
     ProcessSpec, ReadinessProbe,
 };
 pub use runtime::{Runtime, RuntimeFactory};

@@ -30,11 +30,59 @@ mod probe;
 
 use cgroup::Cgroup;
 use pidfd::PidFd;
-pub use probe::InvalidProbe;
+pub use probe::InvalidSpec;
 
 /// Longest output line kept; the rest of a longer line is dropped, so a child
 /// that never writes a newline cannot grow the pod's memory.
 const MAX_LINE: usize = 8 * 1024;
+
+/// The most supplementary groups Linux takes (`NGROUPS_MAX`).
+const MAX_GROUPS: usize = 65_536;
+
+/// Whether `signal`'s default action ends the process (so a stop signal
+/// that the child does not handle still stops it).
+fn ends_by_default(signal: Signal) -> bool {
+    !matches!(
+        signal,
+        Signal::SIGSTOP
+            | Signal::SIGTSTP
+            | Signal::SIGTTIN
+            | Signal::SIGTTOU
+            | Signal::SIGCONT
+            | Signal::SIGCHLD
+            | Signal::SIGWINCH
+            | Signal::SIGURG
+    )
+}
+
+/// A user or group as a name or a numeric id: an id is digits only, and
+/// never `4294967295`, which the kernel reads as "no id".
+fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if !id.bytes().all(|b| b.is_ascii_digit()) {
+        // A name; `+0` or `-1` are not ids.
+        if id.starts_with(['+', '-']) && id[1..].bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "must be a name or an id of digits only, got {id:?}"
+            ));
+        }
+        return Ok(());
+    }
+    match id.parse::<u32>() {
+        Ok(u32::MAX) | Err(_) => Err(format!("must be an id below 4294967295, got {id}")),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// A numeric id, when `name` is digits only.
+fn numeric_id(name: &str) -> Option<u32> {
+    name.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| name.parse().ok())
+        .flatten()
+}
 
 /// How long the end of the main process waits for the rest of the pod's
 /// processes to die once killed.
@@ -81,8 +129,8 @@ pub enum ReadinessProbe {
 impl ReadinessProbe {
     /// Checks that the probe's target can be reached at all: a tcp address
     /// needs a host and a port, an http URL must parse as `http://` with a
-    /// host. The process runtime refuses to start with an invalid probe.
-    pub fn validate(&self) -> Result<(), InvalidProbe> {
+    /// host. [`ProcessSpec::validate`] includes this.
+    pub fn validate(&self) -> Result<(), InvalidSpec> {
         match self {
             ReadinessProbe::Tcp { address, .. } => probe::tcp_target(address).map(drop),
             ReadinessProbe::Http { url, .. } => probe::http_target(url).map(drop),
@@ -275,6 +323,60 @@ impl ProcessSpec {
         self
     }
 
+    /// Checks every value that could never work, naming its field: the
+    /// probe's target; a stop signal that does not end a process by default
+    /// (SIGSTOP, SIGCONT, SIGCHLD, …); a umask beyond 0o777; a user or group
+    /// id of `4294967295` (the kernel's "no id") or written with a sign;
+    /// more supplementary groups than the kernel takes (65,536). The
+    /// runtime refuses to start with an invalid spec.
+    pub fn validate(&self) -> Result<(), InvalidSpec> {
+        self.probe.validate()?;
+        let invalid = |field: &'static str, reason: String| InvalidSpec { field, reason };
+        match Signal::try_from(self.stop_signal) {
+            Err(_) => {
+                return Err(invalid(
+                    "stop_signal",
+                    format!("must name a signal, got {}", self.stop_signal),
+                ))
+            }
+            Ok(signal) if !ends_by_default(signal) => {
+                return Err(invalid(
+                    "stop_signal",
+                    format!("must be a signal that ends a process by default, got {signal}"),
+                ))
+            }
+            Ok(_) => {}
+        }
+        if let Some(mask) = self.umask.filter(|&mask| mask > 0o777) {
+            return Err(invalid(
+                "umask",
+                format!("must be at most 0777, got {mask:#o}"),
+            ));
+        }
+        if let Some(user) = &self.user {
+            check_id(user).map_err(|r| invalid("user", r))?;
+        }
+        if let Some(group) = &self.group {
+            check_id(group).map_err(|r| invalid("group", r))?;
+        }
+        if let Some(groups) = &self.groups {
+            if groups.len() > MAX_GROUPS {
+                return Err(invalid(
+                    "groups",
+                    format!(
+                        "must hold at most {MAX_GROUPS} groups, got {}",
+                        groups.len()
+                    ),
+                ));
+            }
+            groups
+                .iter()
+                .try_for_each(|g| check_id(g))
+                .map_err(|r| invalid("groups", r))?;
+        }
+        Ok(())
+    }
+
     /// The command.
     pub fn command(&self) -> &std::path::Path {
         &self.command
@@ -382,6 +484,10 @@ struct ChildState {
     containment: Containment,
     notify_access: NotifyAccess,
     stop_signal: Signal,
+    /// The session the child was started in (the owner's).
+    session: u32,
+    /// The child's process group was seen empty: its id is not ours anymore.
+    group_gone: Cell<bool>,
     reaped: Cell<bool>,
     ended: Cell<bool>,
     /// How many other processes of the pod still ran when the main ended.
@@ -449,7 +555,7 @@ impl ChildState {
         }
         match &self.cgroup {
             Some(cgroup) => cgroup.contains(pid),
-            None => descends_from(pid, self.pid),
+            None => self.group().contains(&pid) || descends_from(pid, self.pid),
         }
     }
 
@@ -463,17 +569,38 @@ impl ChildState {
         }
     }
 
+    /// The members of the spawned child's process group (zombies
+    /// included), or none once the group was seen empty.
+    ///
+    /// A group's id cannot be taken by another group while the group has a
+    /// member; once it has been empty, another process may lead a group of
+    /// that id, which is never ours again. Members must also be in the
+    /// session the child was started in.
+    fn group(&self) -> Vec<u32> {
+        if self.group_gone.get() {
+            return Vec::new();
+        }
+        let members = group_members(self.pid, self.session);
+        if members.is_empty() && self.reaped.get() {
+            self.group_gone.set(true);
+        }
+        members
+    }
+
+    /// Sends `signal` to the spawned child's process group, while it is
+    /// provably still that group.
+    fn signal_group(&self, signal: Signal) {
+        if !self.reaped.get() || !self.group().is_empty() {
+            let _ = killpg(Pid::from_raw(self.pid as i32), signal);
+        }
+    }
+
     /// Every process of the pod still running (zombies left out), sorted.
     fn processes(&self) -> Vec<u32> {
         let main = self.main.get();
-        // The group's id cannot be taken by another group while one of its
-        // members lives: the spawned child, or a main process still in it.
-        let group_lives =
-            || !self.reaped.get() || parent_and_group(main).is_some_and(|(_, g)| g == self.pid);
         let mut pids = match &self.cgroup {
             Some(cgroup) => cgroup.pids(),
-            None if group_lives() => group_members(self.pid),
-            None => Vec::new(),
+            None => self.group(),
         };
         pids.retain(|&pid| running(pid));
         if main != self.pid && !self.ended.get() && !pids.contains(&main) {
@@ -557,11 +684,7 @@ impl ChildState {
                     tracing::warn!(pod = %self.name, cgroup = %cgroup.path().display(), "processes of the pod still run after SIGKILL");
                 }
             }
-            // The group outlives its leader while a member is in it, and its
-            // id cannot be reused while it does: this only reaches leftovers.
-            None => {
-                let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
-            }
+            None => self.signal_group(Signal::SIGKILL),
         }
         if self.serving.get() && !self.stopping.get() {
             self.reporter.report(self.exited(status));
@@ -571,9 +694,7 @@ impl ChildState {
 
     /// Kills every process of the pod at once, without waiting.
     fn kill_all(&self) {
-        if !self.reaped.get() {
-            let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
-        }
+        self.signal_group(Signal::SIGKILL);
         if let Some((fd, _)) = &*self.main_fd.borrow() {
             let _ = fd.signal(Signal::SIGKILL);
         }
@@ -670,15 +791,15 @@ impl ProcessRuntime {
 }
 
 fn lookup_user(name: &str) -> Result<User, RuntimeError> {
-    let found = match name.parse::<u32>() {
-        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
-        Err(_) => User::from_name(name),
+    let found = match numeric_id(name) {
+        Some(uid) => User::from_uid(Uid::from_raw(uid)),
+        None => User::from_name(name),
     };
     match found {
         Ok(Some(user)) => Ok(user),
-        Ok(None) => match name.parse::<u32>() {
+        Ok(None) => match numeric_id(name) {
             // A numeric id with no passwd entry is still a valid identity.
-            Ok(uid) => Ok(User {
+            Some(uid) => Ok(User {
                 name: uid.to_string(),
                 passwd: CString::default(),
                 uid: Uid::from_raw(uid),
@@ -687,14 +808,14 @@ fn lookup_user(name: &str) -> Result<User, RuntimeError> {
                 dir: PathBuf::from("/"),
                 shell: PathBuf::from("/bin/sh"),
             }),
-            Err(_) => Err(RuntimeError::fatal(format!("unknown user `{name}`"))),
+            None => Err(RuntimeError::fatal(format!("unknown user `{name}`"))),
         },
         Err(e) => Err(RuntimeError::fatal(format!("cannot look up user `{name}`")).with_source(e)),
     }
 }
 
 fn lookup_group(name: &str) -> Result<Gid, RuntimeError> {
-    if let Ok(gid) = name.parse::<u32>() {
+    if let Some(gid) = numeric_id(name) {
         return Ok(Gid::from_raw(gid));
     }
     match Group::from_name(name) {
@@ -796,9 +917,9 @@ impl Runtime for ProcessRuntime {
 
     async fn setup(&mut self, ctx: &mut RuntimeContext) -> Result<(), RuntimeError> {
         let probe = self.spec.probe.clone();
-        probe
-            .validate()
-            .map_err(|e| RuntimeError::fatal(format!("invalid probe: {e}")).with_source(e))?;
+        self.spec.validate().map_err(|e| {
+            RuntimeError::fatal(format!("invalid process spec: {e}")).with_source(e)
+        })?;
         let stop_signal = Signal::try_from(self.spec.stop_signal).map_err(|e| {
             RuntimeError::fatal(format!("no stop signal {}", self.spec.stop_signal)).with_source(e)
         })?;
@@ -822,14 +943,24 @@ impl Runtime for ProcessRuntime {
                     Some(cwd) => format!(" in `{}`", cwd.display()),
                     None => String::new(),
                 };
-                let who = match (&self.spec.user, &self.spec.group) {
-                    (None, None) => String::new(),
-                    (user, group) => format!(
-                        " as user `{}` group `{}`",
-                        user.as_deref().unwrap_or("-"),
-                        group.as_deref().unwrap_or("-")
-                    ),
-                };
+                let spec = &self.spec;
+                let mut who = String::new();
+                if let Some(user) = &spec.user {
+                    who.push_str(&format!(" as user `{user}`"));
+                }
+                if let Some(group) = &spec.group {
+                    who.push_str(&format!(" with group `{group}`"));
+                }
+                if let Some(groups) = &spec.groups {
+                    who.push_str(&format!(" and {} supplementary group(s)", groups.len()));
+                }
+                let changes_identity =
+                    spec.user.is_some() || spec.group.is_some() || spec.groups.is_some();
+                if changes_identity && e.raw_os_error() == Some(libc::EPERM) {
+                    who.push_str(
+                        " (changing the user or groups needs root, or CAP_SETUID and CAP_SETGID)",
+                    );
+                }
                 RuntimeError::fatal(format!("cannot start `{command}`{place}{who}: {e}"))
                     .with_source(e)
             })?;
@@ -847,6 +978,8 @@ impl Runtime for ProcessRuntime {
             containment,
             notify_access: self.spec.notify_access,
             stop_signal,
+            session: nix::unistd::getsid(None).map_or(0, |sid| sid.as_raw() as u32),
+            group_gone: Cell::new(false),
             reaped: Cell::new(false),
             ended: Cell::new(false),
             left_running: Cell::new(0),
@@ -999,9 +1132,7 @@ impl Runtime for ProcessRuntime {
         let state = &child.state;
         state.stopping.set(true);
         if !state.ended.get() {
-            if !state.reaped.get() {
-                let _ = killpg(Pid::from_raw(state.pid as i32), state.stop_signal);
-            }
+            state.signal_group(state.stop_signal);
             if state.main.get() != state.pid {
                 let _ = state.signal_main(state.stop_signal);
             }
@@ -1072,6 +1203,10 @@ fn spawn_watcher(mut child: tokio::process::Child, state: Rc<ChildState>) {
     tokio::task::spawn_local(async move {
         let status = child.wait().await;
         state.reaped.set(true);
+        if state.cgroup.is_none() {
+            // Seen empty now, the group is never signalled again.
+            state.group();
+        }
         let status = status.ok();
         if let Some(status) = status {
             tracing::debug!(pod = %state.name, pid = state.pid, %status, "child exited");
@@ -1203,53 +1338,58 @@ where
 
 // ===== /proc =====
 
-/// A process's state letter, parent and process group (fields 3, 4 and 5
-/// of `/proc/<pid>/stat`).
-fn stat(pid: u32) -> Option<(char, u32, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: skip to
-    // the last `)`.
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let parent = fields.next()?.parse().ok()?;
-    let group = fields.next()?.parse().ok()?;
-    Some((state, parent, group))
+/// What `/proc/<pid>/stat` says of a process.
+struct Stat {
+    state: char,
+    parent: u32,
+    group: u32,
+    session: u32,
 }
 
-fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
-    stat(pid).map(|(_, parent, group)| (parent, group))
+fn stat(pid: u32) -> Option<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: skip to
+    // the last `)`; then state, parent, group and session (fields 3 to 6).
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    Some(Stat {
+        state: fields.next()?.chars().next()?,
+        parent: fields.next()?.parse().ok()?,
+        group: fields.next()?.parse().ok()?,
+        session: fields.next()?.parse().ok()?,
+    })
 }
 
 /// Whether `pid` runs: it exists and is not a zombie waiting to be reaped.
 fn running(pid: u32) -> bool {
-    stat(pid).is_some_and(|(state, _, _)| state != 'Z' && state != 'X')
+    stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
 }
 
-/// Whether `pid` is `ancestor` or below it, or in its process group.
+/// Whether `pid` is `ancestor` or below it (while the chain of parents
+/// holds: an orphan's parent is its subreaper).
 fn descends_from(pid: u32, ancestor: u32) -> bool {
     let mut at = pid;
     for _ in 0..64 {
         if at == ancestor {
             return true;
         }
-        match parent_and_group(at) {
-            Some((_, group)) if group == ancestor => return true,
-            Some((parent, _)) if parent > 1 => at = parent,
+        match stat(at) {
+            Some(s) if s.parent > 1 => at = s.parent,
             _ => return false,
         }
     }
     false
 }
 
-/// The processes of process group `group`, sorted.
-fn group_members(group: u32) -> Vec<u32> {
+/// The processes (zombies included) of process group `group` in session
+/// `session`, sorted.
+fn group_members(group: u32, session: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     let mut pids: Vec<u32> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| parent_and_group(pid).is_some_and(|(_, g)| g == group))
+        .filter(|&pid| stat(pid).is_some_and(|s| s.group == group && s.session == session))
         .collect();
     pids.sort_unstable();
     pids

@@ -117,14 +117,15 @@ impl Owner {
             Err(e) => return Err(format!("cannot create `{}`: {e}", dir.display())),
         }
         // Creating a directory is not enough: moving a process in needs write
-        // access to the cgroup.procs of the common ancestor too.
-        let probe = OpenOptions::new()
-            .write(true)
-            .open(dir.join("cgroup.procs"))
-            .and_then(|_| fs::metadata(dir.join("cgroup.kill")));
+        // access to the cgroup.procs of the common ancestor too, which no
+        // file mode shows. A throwaway child tries it.
+        let probe = fs::metadata(dir.join("cgroup.kill")).and_then(|_| try_entering(&dir));
         if let Err(e) = probe {
             let _ = fs::remove_dir(&dir);
-            return Err(format!("cannot use `{}`: {e}", dir.display()));
+            return Err(format!(
+                "cannot move a process into `{}`: {e}",
+                dir.display()
+            ));
         }
         let keeper = match spawn_keeper(&dir) {
             Ok(keeper) => Some(keeper),
@@ -149,6 +150,38 @@ impl Owner {
             leftovers,
         ))
     }
+}
+
+/// Starts `/bin/sh -c 'exit 0'` in a new cgroup under `dir`, as a child of
+/// a pod would be started, and removes that cgroup.
+fn try_entering(dir: &Path) -> io::Result<()> {
+    let leaf = dir.join("probe");
+    match fs::create_dir(&leaf) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let entered = (|| {
+        let procs = OpenOptions::new()
+            .write(true)
+            .open(leaf.join("cgroup.procs"))?;
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "exit 0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        #[allow(unsafe_code)]
+        // SAFETY: the closure runs in the forked child before exec and makes
+        // one async-signal-safe system call (`write`); it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || enter(&procs));
+        }
+        match cmd.status()? {
+            status if status.success() => Ok(()),
+            status => Err(io::Error::other(format!("/bin/sh {status}"))),
+        }
+    })();
+    let _ = fs::remove_dir(&leaf);
+    entered
 }
 
 fn spawn_keeper(dir: &Path) -> io::Result<OwnedFd> {

@@ -8,28 +8,29 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time;
 
-/// A probe target that can never be reached, and why.
+/// A [`ProcessSpec`](crate::ProcessSpec) value that can never work, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidProbe {
-    /// The probe's field: `address` or `url`.
+pub struct InvalidSpec {
+    /// The field, as the config names it under `runtime`: `probe.address`,
+    /// `probe.url`, `stop_signal`, `umask`, `user`, `group` or `groups`.
     pub field: &'static str,
     /// What is wrong with it.
     pub reason: String,
 }
 
-impl fmt::Display for InvalidProbe {
+impl fmt::Display for InvalidSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "`{}` {}", self.field, self.reason)
     }
 }
 
-impl std::error::Error for InvalidProbe {}
+impl std::error::Error for InvalidSpec {}
 
 /// Where a tcp probe connects: `host:port`, the host a name or an address
 /// (IPv6 in brackets), the port 1 to 65535.
-pub(crate) fn tcp_target(address: &str) -> Result<String, InvalidProbe> {
-    let invalid = |reason: String| InvalidProbe {
-        field: "address",
+pub(crate) fn tcp_target(address: &str) -> Result<String, InvalidSpec> {
+    let invalid = |reason: String| InvalidSpec {
+        field: "probe.address",
         reason,
     };
     let Some((host, port)) = address.rsplit_once(':') else {
@@ -81,9 +82,9 @@ pub(crate) struct HttpTarget {
 
 /// Parses an `http://host[:port][/path]` URL with the `http` crate's parser;
 /// the port defaults to 80.
-pub(crate) fn http_target(url: &str) -> Result<HttpTarget, InvalidProbe> {
-    let invalid = |reason: String| InvalidProbe {
-        field: "url",
+pub(crate) fn http_target(url: &str) -> Result<HttpTarget, InvalidSpec> {
+    let invalid = |reason: String| InvalidSpec {
+        field: "probe.url",
         reason,
     };
     if !url.contains("://") {
@@ -199,7 +200,7 @@ mod tests {
             "a b:1",
         ] {
             let err = tcp_target(bad).unwrap_err();
-            assert_eq!(err.field, "address", "{bad}");
+            assert_eq!(err.field, "probe.address", "{bad}");
             assert!(err.reason.contains(&format!("{bad:?}")), "{bad}: {err}");
         }
     }
@@ -229,7 +230,7 @@ mod tests {
             ("http://localhost/\r\nX: y", "URL"),
         ] {
             let err = http_target(bad).unwrap_err();
-            assert_eq!(err.field, "url");
+            assert_eq!(err.field, "probe.url");
             assert!(err.reason.contains(says), "{bad}: {err}");
         }
     }
