@@ -4,16 +4,9 @@
 //! runs a runtime through its lifecycle, a panic and a restart included;
 //! `worker` is a scriptable child process for process pods, and `parent` a
 //! process that owns one, for the tests.
-//! The deployment actor, the reference way to drive pods from an actix
-//! service, will live in this library.
+//! The deployment actor they use lives in `pod_actor::deployment`.
 
-mod deployment;
 pub mod worker;
-
-pub use deployment::{
-    CloseDeployment, Deployment, DeploymentError, DeploymentEvent, GetDeploymentStatus,
-    GetReplicas, PodBuilder, Route, Scale, StartDeployment,
-};
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

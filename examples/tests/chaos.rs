@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
-use examples::{
+use pod_actor::deployment::{
     CloseDeployment, Deployment, GetDeploymentStatus, GetReplicas, Route, StartDeployment,
 };
 use pod_actor::{

@@ -135,6 +135,8 @@ mod pod;
 mod registry;
 mod subscribers;
 
+pub mod deployment;
+
 pub use crate::config::{
     BackoffConfig, ConfigError, ConfigFormat, HealthConfig, NotifyAccessKind, PlacementKind,
     PodConfig, PodRole, ProbeConfig, RestartConfig, RestartKind, RuntimeSpec,

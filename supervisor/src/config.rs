@@ -19,6 +19,30 @@ pub struct SupervisorConfig {
     /// Seed of the jitter generator; `None` seeds from the OS. Fix it to make
     /// jittered delays reproducible.
     pub seed: Option<u64>,
+    /// Whether children start one after another or together.
+    #[serde(default)]
+    pub start_order: StartOrder,
+}
+
+/// How a supervisor starts its children: when it starts, and as they are
+/// added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum StartOrder {
+    /// OTP's: each child starts once the one before it is ready, and a
+    /// child that fails its first start fails the supervisor's own start
+    /// (a child added later is refused instead).
+    #[default]
+    Sequential,
+    /// All at once, so N children whose setup takes a second are all ready
+    /// after a second, not N (Jina starts a deployment's replicas so). A
+    /// child that fails its first start is not restarted and is forgotten,
+    /// whatever its siblings do; it learns so from its verdict
+    /// ([`NoRestart::FailedToStart`](crate::NoRestart::FailedToStart)).
+    /// Restart cycles and [`RestartChild`](crate::RestartChild) still wait
+    /// for each child's readiness.
+    Concurrent,
 }
 
 impl SupervisorConfig {
@@ -40,6 +64,13 @@ impl SupervisorConfig {
     #[must_use]
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// Sets how children are started.
+    #[must_use]
+    pub fn with_start_order(mut self, order: StartOrder) -> Self {
+        self.start_order = order;
         self
     }
 

@@ -178,7 +178,7 @@ mod status;
 mod supervisor;
 
 pub use crate::backoff::Backoff;
-pub use crate::config::SupervisorConfig;
+pub use crate::config::{StartOrder, SupervisorConfig};
 pub use crate::error::{Cause, Error};
 pub use crate::event::{StopOutcome, SupervisorEvent};
 pub use crate::intensity::Intensity;

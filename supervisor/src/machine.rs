@@ -17,7 +17,9 @@
 //! 3. **Control work runs one job at a time**, in arrival order: starts,
 //!    restart cycles, owner restarts, shutdown. A job waits for at most one
 //!    thing (a child's readiness or a stop reply). Backoff delays run outside
-//!    the queue, as timers.
+//!    the queue, as timers. In a concurrent start
+//!    ([`StartOrder::Concurrent`]), the jobs that start the children and add
+//!    a child wait for nothing: every child starts at once.
 //! 4. **Nothing left hanging.** Every ticket (a reply the actor holds) is
 //!    answered exactly once; a child waiting for a restart that will not come
 //!    is told so; when the actor is to stop, every queued request is
@@ -36,8 +38,8 @@ use tokio::time::Instant;
 use crate::intensity::RestartLog;
 use crate::{
     ChildExit, ChildState, ChildStatus, ChildStopped, Error, NoRestart, RestartPolicy,
-    ShutdownReport, StopOutcome, StopReason, Strategy, SupervisorConfig, SupervisorEvent,
-    SupervisorPhase, SupervisorStatus, Verdict,
+    ShutdownReport, StartOrder, StopOutcome, StopReason, Strategy, SupervisorConfig,
+    SupervisorEvent, SupervisorPhase, SupervisorStatus, Verdict,
 };
 
 /// What the machine needs to know of a child: no recipients.
@@ -711,9 +713,9 @@ impl<T: fmt::Debug> Machine<T> {
         if child.generation != generation {
             return;
         }
-        let ready_for = match child.state {
-            State::Running { since } => Some(now.saturating_duration_since(since)),
-            State::Starting { .. } => None,
+        let (ready_for, was_first_start) = match child.state {
+            State::Running { since } => (Some(now.saturating_duration_since(since)), false),
+            State::Starting { restart } => (None, restart.is_none()),
             _ => return,
         };
         child.state = State::Exited;
@@ -777,6 +779,19 @@ impl<T: fmt::Debug> Machine<T> {
                     }
                 }
             }
+        }
+
+        // A first start that nobody waited for (a concurrent start) fails
+        // alone: the child is not restarted, and is forgotten.
+        if was_first_start
+            && self.config.start_order == StartOrder::Concurrent
+            && !self.children[id].restart_on_start_failure
+            && self.phase != SupervisorPhase::ShuttingDown
+        {
+            self.verdict(id, generation, Verdict::NoRestart(NoRestart::FailedToStart));
+            self.forget(id, StopOutcome::NotRunning);
+            self.pump();
+            return;
         }
 
         let policy = self.children[id].restart;
@@ -914,8 +929,13 @@ impl<T: fmt::Debug> Machine<T> {
                 }
                 Some(Step::Start { id, cycle }) => {
                     if self.phase != SupervisorPhase::ShuttingDown {
+                        // A concurrent start does not wait for readiness;
+                        // restart cycles and RestartChild always do.
+                        let together = self.config.start_order == StartOrder::Concurrent
+                            && matches!(job.done, Done::StartAll | Done::Add(..));
                         if let Some(generation) = self.begin_start(&id, cycle) {
-                            let waits = !self.children[id.as_str()].restart_on_start_failure;
+                            let waits =
+                                !self.children[id.as_str()].restart_on_start_failure && !together;
                             if waits {
                                 job.awaiting = Awaiting::Ready { id, generation };
                             }

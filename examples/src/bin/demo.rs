@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Context, Handler};
 use config::{FileFormat, Format, Value, ValueKind};
-use examples::{
+use pod_actor::deployment::{
     CloseDeployment, Deployment, DeploymentEvent, GetDeploymentStatus, GetReplicas, Route,
     StartDeployment,
 };

@@ -17,7 +17,12 @@ fn plan(id: &str, restart: RestartPolicy) -> ChildPlan {
 }
 
 fn machine(max_restarts: u32) -> (M, Instant) {
+    machine_starting(max_restarts, StartOrder::Sequential)
+}
+
+fn machine_starting(max_restarts: u32, order: StartOrder) -> (M, Instant) {
     let config = SupervisorConfig::default()
+        .with_start_order(order)
         .with_intensity(Intensity::new(max_restarts, Duration::from_secs(60)))
         .with_backoff(Backoff::new(
             Duration::from_millis(100),
@@ -376,9 +381,11 @@ fn a_failed_owner_restart_leaves_the_child_stopped() {
 /// removals never count against the intensity.
 #[test]
 fn random_sequences_keep_the_invariants() {
-    for seed in 0..300 {
+    for (seed, order) in
+        (0..300).flat_map(|s| [(s, StartOrder::Sequential), (s, StartOrder::Concurrent)])
+    {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let (mut m, now) = machine(1_000);
+        let (mut m, now) = machine_starting(1_000, order);
         let mut answered = std::collections::HashMap::new();
         let mut asked = 0u32;
         let mut live: HashMap<String, u64> = HashMap::new();
@@ -480,4 +487,129 @@ fn random_sequences_keep_the_invariants() {
             "seed {seed}: {verdicts_seen} < {exits}"
         );
     }
+}
+
+// ===== concurrent start =====
+
+fn add(id: &str, ticket: u32) -> Input<u32> {
+    Input::Add {
+        plan: plan(id, RestartPolicy::Permanent),
+        ticket,
+    }
+}
+
+#[test]
+fn a_concurrent_start_starts_every_child_at_once() {
+    let (mut m, now) = machine_starting(5, StartOrder::Concurrent);
+    let mut generations = Vec::new();
+    for (ticket, id) in ["a", "b", "c"].into_iter().enumerate() {
+        let out = m.handle(add(id, ticket as u32), now);
+        // Started and answered at once, before any readiness.
+        generations.push(started(&out, id).expect("started at once"));
+        assert!(out.contains(&Command::Answer {
+            ticket: ticket as u32,
+            answer: Answer::Added(Ok(())),
+        }));
+    }
+    // The sequential machine waits for `a` before starting `b`.
+    let (mut ordered, now) = machine_starting(5, StartOrder::Sequential);
+    assert!(started(&ordered.handle(add("a", 0), now), "a").is_some());
+    assert!(started(&ordered.handle(add("b", 1), now), "b").is_none());
+
+    // Readiness in any order.
+    for (id, generation) in [
+        ("c", generations[2]),
+        ("a", generations[0]),
+        ("b", generations[1]),
+    ] {
+        m.handle(
+            Input::Ready {
+                id: id.to_owned(),
+                generation,
+            },
+            now,
+        );
+    }
+    let status = m.status(now);
+    assert!(
+        status
+            .children
+            .iter()
+            .all(|c| c.state == ChildState::Running),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn a_failed_first_start_fails_alone_in_a_concurrent_start() {
+    let (mut m, now) = machine_starting(5, StartOrder::Concurrent);
+    let a = started(&m.handle(add("a", 0), now), "a").unwrap();
+    let b = started(&m.handle(add("b", 1), now), "b").unwrap();
+    let out = m.handle(exit("a", a, true), now);
+    assert_eq!(
+        verdicts(&out, "a"),
+        [Verdict::NoRestart(NoRestart::FailedToStart)]
+    );
+    assert!(stops(&out).is_empty(), "no sibling is touched: {out:?}");
+    assert_eq!(
+        m.status(now).restarts_in_window,
+        0,
+        "a failed start is no restart"
+    );
+    let ids: Vec<_> = m
+        .status(now)
+        .children
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    assert_eq!(ids, ["b"], "the failed child is forgotten");
+    m.handle(
+        Input::Ready {
+            id: "b".into(),
+            generation: b,
+        },
+        now,
+    );
+    // Once running, a failure restarts it as usual.
+    let out = m.handle(exit("b", b, true), now);
+    assert!(matches!(
+        verdicts(&out, "b")[..],
+        [Verdict::Restart { attempt: 1, .. }]
+    ));
+}
+
+#[test]
+fn a_restart_child_still_waits_for_readiness_in_a_concurrent_start() {
+    let (mut m, now) = machine_starting(5, StartOrder::Concurrent);
+    let a = running(&mut m, now, "a", RestartPolicy::Permanent);
+    let out = m.handle(
+        Input::Restart {
+            id: "a".into(),
+            ticket: 9,
+        },
+        now,
+    );
+    assert_eq!(stops(&out).len(), 1);
+    let out = m.handle(
+        Input::Stopped {
+            id: "a".into(),
+            generation: a,
+            outcome: StopOutcome::Gracefully,
+        },
+        now,
+    );
+    let next = started(&out, "a").expect("started again");
+    let answered = |out: &Out| {
+        out.iter()
+            .any(|c| matches!(c, Command::Answer { ticket: 9, .. }))
+    };
+    assert!(!answered(&out), "answered before the child was ready");
+    let out = m.handle(
+        Input::Ready {
+            id: "a".into(),
+            generation: next,
+        },
+        now,
+    );
+    assert!(answered(&out));
 }

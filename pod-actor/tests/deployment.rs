@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use examples::{
+use pod_actor::deployment::{
     CloseDeployment, Deployment, DeploymentError, GetDeploymentStatus, GetReplicas, Route, Scale,
     StartDeployment,
 };
@@ -239,48 +239,6 @@ async fn close_goes_in_reverse_start_order() {
 }
 
 #[actix::test]
-async fn a_process_replica_failing_at_start_leaves_no_process_running() {
-    let worker = env!("CARGO_BIN_EXE_worker");
-    let mut template = PodConfig::new(
-        "template",
-        RuntimeSpec::process(worker).with_args(["--announce", "notify"]),
-    );
-    template.timeout_ctrl = 2000;
-    let build = |mut config: PodConfig| {
-        if config.name.ends_with("rep-2") {
-            if let RuntimeSpec::Process { args, .. } = &mut config.runtime {
-                args.extend(["--startup-delay-ms".into(), "100".into()]);
-                args.extend(["--fail-startup".into(), "4".into()]);
-            }
-        }
-        Pod::from_process_config(config)
-    };
-    let deployment = Deployment::new("workers", 3, template, build).start();
-    match deployment.send(StartDeployment).await.unwrap() {
-        Err(DeploymentError::Replica { pod, error }) => {
-            assert_eq!(pod, "workers/rep-2");
-            assert!(error.to_string().contains("exited with code 4"), "{error}");
-        }
-        other => panic!("expected the replica's failure, got {other:?}"),
-    }
-    let me = std::process::id().to_string();
-    let workers: Vec<u32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|pid: &u32| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
-            let state = fields.next().unwrap_or("Z");
-            stat.contains("(worker)") && state != "Z" && fields.next() == Some(me.as_str())
-        })
-        .collect();
-    assert!(
-        workers.is_empty(),
-        "worker processes left running: {workers:?}"
-    );
-}
-
-#[actix::test]
 async fn a_poison_request_is_retried_once_not_on_every_replica() {
     tokio::time::pause();
     let (deployment, _log) = deployment(4, None);
@@ -325,4 +283,51 @@ async fn more_replicas_than_the_limit_are_refused_before_any_is_made() {
         Err(DeploymentError::TooManyReplicas { .. })
     ));
     assert_eq!(one.send(GetDeploymentStatus).await.unwrap().len(), 1);
+}
+
+/// A replica whose setup takes `SETUP` (a model that loads).
+struct Loading;
+
+const SETUP: Duration = Duration::from_secs(1);
+
+impl Runtime for Loading {
+    type Request = ();
+    type Response = ();
+
+    async fn setup(&mut self, _: &mut RuntimeContext) -> Result<(), RuntimeError> {
+        tokio::time::sleep(SETUP).await;
+        Ok(())
+    }
+
+    async fn handle(&mut self, (): ()) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+}
+
+#[actix::test]
+async fn replicas_start_together_not_one_after_another() {
+    tokio::time::pause();
+    let build =
+        |config: PodConfig| Ok::<_, PodError>(Pod::new(config, RuntimeFactory::new(|_| Loading)));
+    let deployment = Deployment::new("loading", 8, template(), build).start();
+    let begun = tokio::time::Instant::now();
+    let started = deployment.send(StartDeployment).await.unwrap().unwrap();
+    let took = begun.elapsed();
+    assert_eq!(started.len(), 8);
+    // All eight after one setup's time, as Jina starts them (in order, it
+    // would be eight seconds).
+    assert!(
+        took >= SETUP && took < SETUP + Duration::from_millis(100),
+        "{took:?}"
+    );
+    for s in &started {
+        assert!(
+            s.startup >= SETUP && s.startup < SETUP + Duration::from_millis(100),
+            "{s:?}"
+        );
+    }
+    let closed = deployment.send(CloseDeployment).await.unwrap();
+    let order: Vec<_> = closed.iter().map(|(name, _)| name.as_str()).collect();
+    let expected: Vec<String> = (0..8).rev().map(|i| format!("loading/rep-{i}")).collect();
+    assert_eq!(order, expected, "closed in reverse start order");
 }

@@ -24,12 +24,13 @@ use actix::{
     WrapFuture,
 };
 use futures::future::{join_all, try_join_all};
-use pod_actor::{
+use runtime_actor::{FailureCause, Runtime};
+use supervisor::{Shutdown, StartOrder, Supervisor};
+
+use crate::{
     Call, CallError, Close, CloseReport, GetStatus, Pod, PodConfig, PodError, PodEvent, PodStatus,
     Start, Started, SubscribeEvents, WaitStartSuccess,
 };
-use runtime_actor::{FailureCause, Runtime};
-use supervisor::{Shutdown, Supervisor};
 
 /// Builds one replica's pod from its config (the template, renamed).
 pub type PodBuilder<R> = Box<dyn Fn(PodConfig) -> Result<Pod<R>, PodError>>;
@@ -383,7 +384,13 @@ impl<R: Runtime> Handler<StartDeployment> for Deployment<R> {
         if let Some(refused) = refused {
             return Box::pin(actix::fut::ready(Err(refused)));
         }
-        let supervisor = match Supervisor::new(self.template.supervisor_config()) {
+        // Replicas start together, as Jina starts them: N replicas whose
+        // setup takes a second are ready after a second.
+        let config = self
+            .template
+            .supervisor_config()
+            .with_start_order(StartOrder::Concurrent);
+        let supervisor = match Supervisor::new(config) {
             Ok(supervisor) => supervisor.start(),
             Err(e) => {
                 return Box::pin(actix::fut::ready(Err(DeploymentError::Supervisor(
