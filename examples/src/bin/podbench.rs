@@ -153,6 +153,10 @@ fn percentile(mut samples: Vec<Duration>, p: f64) -> Duration {
     samples[at]
 }
 
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -188,7 +192,67 @@ async fn started_pod(placement: PlacementKind) -> Addr<Pod<Echo>> {
     pod
 }
 
+/// A replica whose setup takes 200 ms, as a model that loads.
+struct Loading;
+
+const LOADING: Duration = Duration::from_millis(200);
+
+impl Runtime for Loading {
+    type Request = ();
+    type Response = ();
+
+    async fn setup(&mut self, _: &mut RuntimeContext) -> Result<(), RuntimeError> {
+        tokio::time::sleep(LOADING).await;
+        Ok(())
+    }
+
+    async fn handle(&mut self, (): ()) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+}
+
+/// Starts a deployment of `replicas` loading replicas; the time until all
+/// are Started.
+async fn deployment_start(replicas: usize) -> Duration {
+    use pod_actor::deployment::{CloseDeployment, Deployment, StartDeployment};
+    let mut template = config(PlacementKind::Dedicated);
+    template.name = "loading".into();
+    let build = |config: PodConfig| {
+        Ok::<_, pod_actor::PodError>(Pod::new(config, RuntimeFactory::new(|_| Loading)))
+    };
+    let deployment = Deployment::new("loading", replicas, template, build).start();
+    let begun = Instant::now();
+    deployment.send(StartDeployment).await.unwrap().unwrap();
+    let took = begun.elapsed();
+    deployment.send(CloseDeployment).await.unwrap();
+    took
+}
+
 // ===== the rows =====
+
+async fn deployment_rows(n: usize, rows: &mut Vec<Row>) {
+    // Both sides interleaved, in turns, after a warm-up of each.
+    deployment_start(8).await;
+    deployment_start(1).await;
+    let (mut eight, mut one) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        if i % 2 == 0 {
+            eight.push(deployment_start(8).await);
+            one.push(deployment_start(1).await);
+        } else {
+            one.push(deployment_start(1).await);
+            eight.push(deployment_start(8).await);
+        }
+    }
+    rows.push(Row {
+        figure: "deployment of 8 replicas (200 ms setup each) -> all Started",
+        unit: "ms",
+        ours: millis(median(eight)),
+        baseline_name: "a deployment of 1 such replica",
+        baseline: millis(median(one)),
+        aim: "<= 1.2x",
+    });
+}
 
 async fn start_rows(n: usize, rows: &mut Vec<Row>) {
     for (figure, placement) in [
@@ -580,6 +644,7 @@ fn main() -> ExitCode {
         restart_rows(n, &mut rows).await;
         call_rows(n * 10, &mut rows).await;
         process_rows(process_n, &mut rows).await;
+        deployment_rows(if quick { 3 } else { 10 }, &mut rows).await;
         many_rows(10_000, &mut rows).await;
         fanout_rows(10_000, fanout_n, &mut rows).await;
         rows
