@@ -128,7 +128,7 @@ struct Tally {
 }
 
 /// Waits until each pod has counted at least its `expected` restarts.
-async fn settle<R: Runtime>(pods: &[(String, Addr<Pod<R>>)], expected: &[u32]) {
+async fn settle<R: Runtime>(pods: &[(String, Addr<Pod<R>>)], expected: &[u64]) {
     for ((name, pod), &want) in pods.iter().zip(expected) {
         let mut restarts = 0;
         for _ in 0..1000 {
@@ -220,10 +220,10 @@ async fn run_chaos(duration: Duration) {
     // One fault per runtime generation: a second fault sent to a runtime
     // that is already failing would not be a fault of its own.
     let mut faulted = HashSet::new();
-    let mut expected = vec![0u32; replicas.len()];
-    let mut process_expected = vec![0u32; workers.len()];
+    let mut expected = vec![0u64; replicas.len()];
+    let mut process_expected = vec![0u64; workers.len()];
     let mut rng = fastrand::Rng::with_seed(7);
-    let (mut in_process_faults, mut process_faults) = (0u32, 0u32);
+    let (mut in_process_faults, mut process_faults) = (0u64, 0u64);
     let mut hangs = Vec::new();
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(rng.u64(40..120))).await;
@@ -313,9 +313,10 @@ async fn run_chaos(duration: Duration) {
     let exited = tally.exited.load(Ordering::SeqCst);
     let errors = not_ready + exited;
     let restarts =
-        |statuses: Vec<pod_actor::PodStatus>| statuses.iter().map(|s| s.restarts).sum::<u32>();
-    let in_process_restarts = restarts(in_process.send(GetDeploymentStatus).await.unwrap());
-    let process_restarts = restarts(processes.send(GetDeploymentStatus).await.unwrap());
+        |statuses: Vec<pod_actor::PodStatus>| statuses.iter().map(|s| s.restarts).sum::<u64>();
+    let in_process_restarts =
+        restarts(in_process.send(GetDeploymentStatus).await.unwrap().replicas);
+    let process_restarts = restarts(processes.send(GetDeploymentStatus).await.unwrap().replicas);
     println!(
         "chaos: {sent} calls sent, {ok} ok, {errors} typed errors ({not_ready} not ready, \
          {exited} runtime exited); faults injected: {in_process_faults} \

@@ -25,7 +25,8 @@ use actix::{
 };
 use futures::future::{join_all, try_join_all};
 use runtime_actor::{FailureCause, Runtime};
-use supervisor::{Shutdown, StartOrder, Supervisor};
+use serde::{Deserialize, Serialize};
+use supervisor::{Shutdown, StartOrder, Supervisor, SupervisorStatus};
 
 use crate::{
     Call, CallError, Close, CloseReport, GetStatus, Pod, PodConfig, PodError, PodEvent, PodStatus,
@@ -189,10 +190,25 @@ pub struct Scale {
     pub replicas: usize,
 }
 
-/// Asks for every replica's status, in start order.
+/// Asks for the deployment's status: every replica's, in start order, and
+/// the shared supervisor's restart statistics.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Vec<PodStatus>")]
+#[rtype(result = "DeploymentStatus")]
 pub struct GetDeploymentStatus;
+
+/// A deployment's status, answered to [`GetDeploymentStatus`]; serializable
+/// for status pages and readable back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentStatus {
+    /// The deployment's name.
+    pub name: String,
+    /// Every replica's status, in start order.
+    pub replicas: Vec<PodStatus>,
+    /// The shared supervisor's status (restarts in the intensity window, and
+    /// per replica: restarts, backoff attempt, last cause, restart latency);
+    /// `None` before the start and after the close.
+    pub supervisor: Option<SupervisorStatus>,
+}
 
 /// Asks for the replicas' names and addresses, in start order (to subscribe
 /// to them, say).
@@ -487,14 +503,26 @@ impl<R: Runtime> Handler<Scale> for Deployment<R> {
 }
 
 impl<R: Runtime> Handler<GetDeploymentStatus> for Deployment<R> {
-    type Result = ResponseActFuture<Self, Vec<PodStatus>>;
+    type Result = ResponseActFuture<Self, DeploymentStatus>;
 
     fn handle(&mut self, _: GetDeploymentStatus, _: &mut Context<Self>) -> Self::Result {
         let asks = self.pods.iter().map(|replica| replica.pod.send(GetStatus));
         let statuses = join_all(asks);
+        let supervisor = self.supervisor.clone();
+        let name = self.name.clone();
         Box::pin(
-            async move { statuses.await.into_iter().filter_map(Result::ok).collect() }
-                .into_actor(self),
+            async move {
+                let supervisor = match supervisor {
+                    Some(supervisor) => supervisor.send(supervisor::GetStatus).await.ok(),
+                    None => None,
+                };
+                DeploymentStatus {
+                    name,
+                    replicas: statuses.await.into_iter().filter_map(Result::ok).collect(),
+                    supervisor,
+                }
+            }
+            .into_actor(self),
         )
     }
 }

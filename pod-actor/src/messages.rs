@@ -1,9 +1,9 @@
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix::{Message, Recipient};
 use runtime_actor::{FailureCause, Runtime};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::PodRole;
 use crate::error::{CallError, PodError};
@@ -103,7 +103,7 @@ pub struct Join;
 /// Sent by the pod to every [`Subscribe`]r exactly once per generation, the
 /// moment the runtime reports ready; a subscriber added later gets the
 /// current one at once.
-#[derive(Debug, Clone, PartialEq, Eq, Message, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct Started {
     /// The pod's name.
@@ -113,8 +113,10 @@ pub struct Started {
     /// Which start this is: 0 for the first, one more per restart.
     pub generation: u64,
     /// How many times the runtime has been restarted.
-    pub restarts: u32,
-    /// How long this generation took from spawn to ready.
+    pub restarts: u64,
+    /// How long this generation took from spawn to ready (in JSON,
+    /// `startup_ms`).
+    #[serde(rename = "startup_ms", with = "supervisor::millis")]
     pub startup: Duration,
     /// The main process of a process runtime: the one spawned, or the one
     /// it handed over to with sd_notify's `MAINPID=`.
@@ -173,7 +175,7 @@ pub enum PodEvent {
 // ===== replies =====
 
 /// Where a pod is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PodState {
     /// Created, not started.
@@ -192,8 +194,10 @@ pub enum PodState {
     Terminated,
 }
 
-/// The pod's status, answered to [`GetStatus`]; serializable for status pages.
-#[derive(Debug, Clone, Serialize)]
+/// The pod's status, answered to [`GetStatus`]; serializable for status
+/// pages and readable back (durations as milliseconds, times as Unix
+/// milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodStatus {
     /// The pod's name.
     pub name: String,
@@ -204,9 +208,15 @@ pub struct PodStatus {
     /// The current (or last) runtime generation.
     pub generation: u64,
     /// How many times the runtime has been restarted.
-    pub restarts: u32,
-    /// How long the current generation has been ready.
+    pub restarts: u64,
+    /// How long the current generation has been ready (in JSON,
+    /// `uptime_ms`).
+    #[serde(rename = "uptime_ms", with = "supervisor::millis::option")]
     pub uptime: Option<Duration>,
+    /// When the current generation became ready, by the wall clock (in
+    /// JSON, `since_unix_ms`).
+    #[serde(rename = "since_unix_ms", with = "supervisor::millis::since_epoch")]
+    pub since: Option<SystemTime>,
     /// The main process of a process runtime, from its spawn on (so also
     /// while it starts); `None` between a failure and the next spawn.
     pub pid: Option<u32>,
@@ -218,7 +228,7 @@ pub struct PodStatus {
 }
 
 /// How a [`Close`] went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CloseReport {
     /// The runtime was not known to end gracefully: it was stopped by force
     /// after the timeout, or the close could not be carried out or confirmed
@@ -227,14 +237,15 @@ pub struct CloseReport {
     /// Even the forced stop did not end it: its thread is stuck in blocking
     /// code and was left behind.
     pub stuck: bool,
-    /// How long the close took.
+    /// How long the close took (in JSON, `took_ms`).
+    #[serde(rename = "took_ms", with = "supervisor::millis")]
     pub took: Duration,
     /// Why the close was forced; `None` when it was graceful.
     pub forced_by: Option<ForcedBy>,
 }
 
 /// Why a close was not graceful.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ForcedBy {

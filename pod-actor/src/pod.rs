@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix::{
     Actor, ActorFutureExt, Addr, Arbiter, AsyncContext, Context, Handler, MessageResult,
@@ -92,12 +92,12 @@ pub struct Pod<R: Runtime> {
     reporter: Option<ChildReporter>,
     generation: u64,
     spawned: u64,
-    restarts: u32,
+    restarts: u64,
     current: Option<Started>,
     /// The running generation's main process, from its spawn on.
     pid: Option<u32>,
     ever_started: bool,
-    running_since: Option<Instant>,
+    running_since: Option<(Instant, SystemTime)>,
     last_failure: Option<FailureCause>,
     terminal: Option<PodError>,
     close_report: Option<CloseReport>,
@@ -295,7 +295,7 @@ impl<R: Runtime> Pod<R> {
     fn on_ready(&mut self, startup: Duration, pid: Option<u32>, ctx: &mut Context<Self>) {
         self.state = PodState::Running;
         self.ever_started = true;
-        self.running_since = Some(Instant::now());
+        self.running_since = Some((Instant::now(), SystemTime::now()));
         let started = Started {
             pod: self.config.name.clone(),
             role: self.config.role,
@@ -750,7 +750,8 @@ impl<R: Runtime> Handler<GetStatus> for Pod<R> {
             state: self.state,
             generation: self.generation,
             restarts: self.restarts,
-            uptime: self.running_since.map(|since| since.elapsed()),
+            uptime: self.running_since.map(|(since, _)| since.elapsed()),
+            since: self.running_since.map(|(_, since)| since),
             pid: self.pid,
             last_failure: self.last_failure.as_ref().map(ToString::to_string),
             error,

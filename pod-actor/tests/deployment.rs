@@ -111,8 +111,19 @@ async fn all_replicas_become_ready_and_are_named_after_the_deployment() {
     let names: Vec<_> = started.iter().map(|s| s.pod.as_str()).collect();
     assert_eq!(names, ["encoder/rep-0", "encoder/rep-1", "encoder/rep-2"]);
     assert_eq!(log.live.load(Ordering::SeqCst), 3);
-    let statuses = deployment.send(GetDeploymentStatus).await.unwrap();
-    assert!(statuses.iter().all(|s| s.state == PodState::Running));
+    let status = deployment.send(GetDeploymentStatus).await.unwrap();
+    assert!(status.replicas.iter().all(|s| s.state == PodState::Running));
+    // For machines: it reads back from JSON as it was.
+    let json = serde_json::to_string(&status).unwrap();
+    assert!(
+        json.contains("\"uptime_ms\":") && json.contains("\"since_unix_ms\":"),
+        "{json}"
+    );
+    let back: pod_actor::deployment::DeploymentStatus = serde_json::from_str(&json).unwrap();
+    assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    assert_eq!(back.replicas[2].name, "encoder/rep-2");
+    let supervisor = status.supervisor.expect("the shared supervisor's status");
+    assert_eq!(supervisor.children.len(), 3);
     assert!(matches!(
         deployment.send(StartDeployment).await.unwrap(),
         Err(DeploymentError::AlreadyStarted)
@@ -143,6 +154,7 @@ async fn one_replica_failing_at_start_fails_the_deployment_and_leaves_nothing_ru
         .send(GetDeploymentStatus)
         .await
         .unwrap()
+        .replicas
         .is_empty());
 }
 
@@ -173,8 +185,11 @@ async fn a_replica_panicking_under_steady_traffic_loses_no_request() {
         }
     }
     assert_eq!(sent, answered);
-    let statuses = deployment.send(GetDeploymentStatus).await.unwrap();
-    assert_eq!(statuses[1].restarts, 1, "{statuses:?}");
+    let status = deployment.send(GetDeploymentStatus).await.unwrap();
+    assert_eq!(status.replicas[1].restarts, 1, "{status:?}");
+    // The supervisor's statistics agree.
+    let children = status.supervisor.unwrap().children;
+    assert_eq!(children[1].restarts, 1, "{children:?}");
 }
 
 #[actix::test]
@@ -192,6 +207,7 @@ async fn scale_up_waits_for_new_replicas_and_scale_down_closes_the_newest_first(
         .send(GetDeploymentStatus)
         .await
         .unwrap()
+        .replicas
         .into_iter()
         .map(|s| s.name)
         .collect();
@@ -253,10 +269,11 @@ async fn a_poison_request_is_retried_once_not_on_every_replica() {
         .send(GetDeploymentStatus)
         .await
         .unwrap()
+        .replicas
         .iter()
         .map(|s| s.restarts)
         .collect();
-    assert_eq!(restarts.iter().sum::<u32>(), 2, "{restarts:?}");
+    assert_eq!(restarts.iter().sum::<u64>(), 2, "{restarts:?}");
 }
 
 #[actix::test]
@@ -282,7 +299,10 @@ async fn more_replicas_than_the_limit_are_refused_before_any_is_made() {
         .unwrap(),
         Err(DeploymentError::TooManyReplicas { .. })
     ));
-    assert_eq!(one.send(GetDeploymentStatus).await.unwrap().len(), 1);
+    assert_eq!(
+        one.send(GetDeploymentStatus).await.unwrap().replicas.len(),
+        1
+    );
 }
 
 /// A replica whose setup takes `SETUP` (a model that loads).

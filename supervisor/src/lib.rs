@@ -172,6 +172,7 @@ mod event;
 mod intensity;
 mod machine;
 mod messages;
+pub mod millis;
 mod policy;
 mod spec;
 mod status;

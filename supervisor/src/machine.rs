@@ -412,7 +412,7 @@ impl<T: fmt::Debug> Machine<T> {
         SupervisorStatus {
             phase: self.phase,
             strategy: self.config.strategy,
-            restarts_in_window: self.restarts.count(&self.config.intensity, now),
+            restarts_in_window: self.restarts.count(&self.config.intensity, now) as u64,
             children: self
                 .order
                 .values()
@@ -1392,7 +1392,7 @@ impl<T> Child<T> {
             restart: self.restart,
             state,
             restarts: self.restarts,
-            attempt: self.attempt,
+            attempt: u64::from(self.attempt),
             last_cause: self.last_cause.clone(),
             last_restart_latency: self.last_latency,
             uptime,

@@ -39,12 +39,15 @@ pub struct ChildStatus {
     /// How many times it was restarted, for any reason.
     pub restarts: u64,
     /// Its current backoff attempt (0 after a reset).
-    pub attempt: u32,
+    pub attempt: u64,
     /// The cause of its last failure.
     pub last_cause: Option<String>,
-    /// From failure to readiness, for its last restart.
+    /// From failure to readiness, for its last restart (in JSON,
+    /// `last_restart_latency_ms`).
+    #[serde(rename = "last_restart_latency_ms", with = "crate::millis::option")]
     pub last_restart_latency: Option<Duration>,
-    /// How long it has been ready, if it is.
+    /// How long it has been ready, if it is (in JSON, `uptime_ms`).
+    #[serde(rename = "uptime_ms", with = "crate::millis::option")]
     pub uptime: Option<Duration>,
 }
 
@@ -71,7 +74,7 @@ pub struct SupervisorStatus {
     /// Its strategy.
     pub strategy: Strategy,
     /// Restarts counted in the current intensity window.
-    pub restarts_in_window: usize,
+    pub restarts_in_window: u64,
     /// Its children, in start order.
     pub children: Vec<ChildStatus>,
 }

@@ -276,10 +276,20 @@ fn build(
 async fn statuses(encoders: &[Encoders], processes: &[Processes]) -> Vec<PodStatus> {
     let mut all = Vec::new();
     for d in encoders {
-        all.extend(d.send(GetDeploymentStatus).await.unwrap_or_default());
+        all.extend(
+            d.send(GetDeploymentStatus)
+                .await
+                .map(|s| s.replicas)
+                .unwrap_or_default(),
+        );
     }
     for d in processes {
-        all.extend(d.send(GetDeploymentStatus).await.unwrap_or_default());
+        all.extend(
+            d.send(GetDeploymentStatus)
+                .await
+                .map(|s| s.replicas)
+                .unwrap_or_default(),
+        );
     }
     all
 }
@@ -426,7 +436,7 @@ async fn default_scenario(encoders: &[Encoders], processes: &[Processes]) -> Res
     println!("== status after the failures");
     let after = statuses(encoders, processes).await;
     print_table(&after);
-    let restarts: u32 = after.iter().map(|s| s.restarts).sum();
+    let restarts: u64 = after.iter().map(|s| s.restarts).sum();
     println!("sent = {sent}, answered = {answered}, errors = {errors}, restarts = {restarts}");
     println!("== closing (reverse start order)");
     let graceful = close_all(encoders, processes).await;
