@@ -33,6 +33,52 @@ fn the_default_demo_exits_zero_and_answers_every_request() {
 }
 
 #[test]
+fn the_demo_logs_through_tracing_as_rust_log_asks() {
+    // By default: warnings, and a caught panic as one line, no report.
+    let output = Command::new(DEMO)
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let panics: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("a runtime panicked; its pod catches it"))
+        .collect();
+    assert_eq!(panics.len(), 1, "{stderr}");
+    assert!(
+        panics[0].contains("WARN") && panics[0].contains("panic=asked to crash"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("stack backtrace") && !stderr.contains("thread '"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.contains("WARN pod{pod=encoder/rep-1 generation=0}")
+            && l.contains("failed")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(" INFO "),
+        "INFO is off by default: {stderr}"
+    );
+
+    // RUST_LOG=info: every start, Started and close, in each pod's span.
+    let output = Command::new(DEMO).env("RUST_LOG", "info").output().unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for fragment in [
+        "INFO pod{pod=encoder/rep-0 generation=0}: pod_actor::pod: starting",
+        "INFO pod{pod=encoder/rep-1 generation=1}: pod_actor::pod: started startup_ms=",
+        "INFO pod{pod=sidecar/rep-0 generation=1}: pod_actor::pod: closed forced=false",
+    ] {
+        assert!(stderr.contains(fragment), "{fragment:?} not in:\n{stderr}");
+    }
+}
+
+#[test]
 fn a_config_file_runs_until_ctrl_c_then_closes_gracefully() {
     let path = std::env::temp_dir().join(format!("demo-{}.toml", std::process::id()));
     std::fs::write(

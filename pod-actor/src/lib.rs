@@ -133,6 +133,7 @@ mod limits;
 mod messages;
 mod pod;
 mod registry;
+mod stream;
 mod subscribers;
 
 pub mod deployment;
@@ -149,3 +150,4 @@ pub use crate::messages::{
 };
 pub use crate::pod::Pod;
 pub use crate::registry::RuntimeRegistry;
+pub use crate::stream::PodEvents;

@@ -94,6 +94,8 @@ pub struct Pod<R: Runtime> {
     spawned: u64,
     restarts: u64,
     current: Option<Started>,
+    /// The span of the current generation (`pod`, `generation`).
+    span: tracing::Span,
     /// The running generation's main process, from its spawn on.
     pid: Option<u32>,
     ever_started: bool,
@@ -136,6 +138,7 @@ impl<R: Runtime> Pod<R> {
             spawned: 0,
             restarts: 0,
             current: None,
+            span: tracing::Span::none(),
             pid: None,
             ever_started: false,
             running_since: None,
@@ -225,7 +228,60 @@ impl Pod<ProcessRuntime> {
 
 impl<R: Runtime> Pod<R> {
     fn emit(&mut self, event: PodEvent) {
+        self.log(&event);
         self.event_subscribers.send(&event);
+    }
+
+    /// Says `event` to `tracing`, in the pod's span (`pod`, `generation`):
+    /// INFO for a start, Started and a close; WARN for a failure, an
+    /// unhealthy check and a restart; ERROR when the pod ends with an error.
+    fn log(&mut self, event: &PodEvent) {
+        let span = &self.span;
+        match event {
+            PodEvent::Starting { generation } => {
+                // At ERROR level, so that it is enabled whenever any of the
+                // pod's events is: a filter at `warn` must still say which
+                // pod failed.
+                self.span = tracing::error_span!("pod", pod = %self.config.name, generation);
+                tracing::info!(parent: &self.span, "starting");
+            }
+            PodEvent::Progressed { note, .. } => {
+                tracing::debug!(parent: span, note = %note, "progressed");
+            }
+            PodEvent::Started(started) => tracing::info!(
+                parent: span,
+                startup_ms = started.startup.as_secs_f64() * 1e3,
+                pid = started.pid,
+                restarts = started.restarts,
+                "started"
+            ),
+            PodEvent::Unhealthy {
+                reason,
+                consecutive,
+                ..
+            } => tracing::warn!(parent: span, reason = %reason, consecutive, "unhealthy"),
+            PodEvent::Failed { cause, .. } => {
+                tracing::warn!(parent: span, cause = %cause, "failed")
+            }
+            PodEvent::Restarting { attempt, delay } => tracing::warn!(
+                parent: span,
+                attempt,
+                delay_ms = delay.as_secs_f64() * 1e3,
+                "restarting"
+            ),
+            PodEvent::Terminated { error: None } => {
+                let report = self.close_report.as_ref();
+                tracing::info!(
+                    parent: span,
+                    forced = report.map(|r| r.forced),
+                    took_ms = report.map(|r| r.took.as_secs_f64() * 1e3),
+                    "closed"
+                )
+            }
+            PodEvent::Terminated { error: Some(error) } => {
+                tracing::error!(parent: span, error = %error, "terminated")
+            }
+        }
     }
 
     fn begin(&mut self, ctx: &mut Context<Self>) -> Result<(), PodError> {
@@ -338,7 +394,6 @@ impl<R: Runtime> Pod<R> {
             self.terminate(Some(PodError::ArbiterStopped));
             return;
         }
-        tracing::warn!(pod = %self.config.name, generation = self.generation, %cause, "runtime failed");
         self.state = PodState::Failing;
         self.last_failure = Some(cause.clone());
         self.suspend();
@@ -489,10 +544,6 @@ impl<R: Runtime> Pod<R> {
         // Nothing more to report; and our own supervisor, no longer
         // referenced, can stop.
         self.reporter = None;
-        match &error {
-            Some(e) => tracing::warn!(pod = %self.config.name, error = %e, "pod terminated"),
-            None => tracing::debug!(pod = %self.config.name, "pod closed"),
-        }
         let terminal = error.clone().unwrap_or(PodError::Closed);
         self.terminal = Some(terminal.clone());
         for waiter in self.waiters.drain(..) {

@@ -116,7 +116,7 @@ pub use env::RuntimeEnv;
 pub use error::{FailureCause, PanicLocation, RequestError, RuntimeError};
 pub use handle::{Placement, RuntimeConfig, RuntimeHandle, StopReport};
 pub use messages::{CheckHealth, Request, RuntimeEvent};
-pub use panic::panic_is_caught;
+pub use panic::{panic_is_caught, panics_to_tracing};
 pub use process::{
     Containment, InvalidSpec, NotifyAccess, ProcessInfo, ProcessRequest, ProcessRuntime,
     ProcessSpec, ReadinessProbe,

@@ -56,19 +56,55 @@ fn set_depth(depth: usize) {
     let _ = IN_RUNTIME.try_with(|d| d.set(depth));
 }
 
+/// Sends the panics that a runtime catches to `tracing` (a WARN event with
+/// the message and the location, in the span of the code that panicked)
+/// instead of the default report on stderr; panics nobody catches still get
+/// the hook that was there before. Call it once, at the start of `main`;
+/// later calls do nothing.
+///
+/// The pod reports the failure too (a WARN event with the cause), so a
+/// service that logs through `tracing` sees one line per panic, not a
+/// backtrace.
+pub fn panics_to_tracing() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        install_hook();
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !panic_is_caught() {
+                return previous(info);
+            }
+            record_location(info);
+            let message = payload_message(info.payload());
+            match info.location() {
+                Some(at) => tracing::warn!(
+                    panic = %message,
+                    location = %format_args!("{}:{}:{}", at.file(), at.line(), at.column()),
+                    "a runtime panicked; its pod catches it"
+                ),
+                None => tracing::warn!(panic = %message, "a runtime panicked; its pod catches it"),
+            }
+        }));
+    });
+}
+
+fn record_location(info: &panic::PanicHookInfo<'_>) {
+    let location = info.location().map(|l| PanicLocation {
+        file: l.file().to_owned(),
+        line: l.line(),
+        column: l.column(),
+    });
+    // `try_with`: a panic while thread-locals are being destroyed must still
+    // reach the previous hook.
+    let _ = LAST_LOCATION.try_with(|last| *last.borrow_mut() = location);
+}
+
 fn install_hook() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            let location = info.location().map(|l| PanicLocation {
-                file: l.file().to_owned(),
-                line: l.line(),
-                column: l.column(),
-            });
-            // `try_with`: a panic while thread-locals are being destroyed must
-            // still reach the previous hook.
-            let _ = LAST_LOCATION.try_with(|last| *last.borrow_mut() = location);
+            record_location(info);
             previous(info);
         }));
     });
@@ -100,16 +136,19 @@ fn clear_location() {
     LAST_LOCATION.with(|last| last.borrow_mut().take());
 }
 
-fn cause_of(payload: Box<dyn Any + Send>) -> FailureCause {
-    let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else {
         "<non-string panic payload>".to_owned()
-    };
+    }
+}
+
+fn cause_of(payload: Box<dyn Any + Send>) -> FailureCause {
     FailureCause::Panicked {
-        message,
+        message: payload_message(&*payload),
         location: LAST_LOCATION.with(|last| last.borrow_mut().take()),
     }
 }

@@ -325,9 +325,33 @@ impl Supervisor {
     }
 
     fn emit(&mut self, event: SupervisorEvent) {
+        // Structured fields; the pods say the same at INFO and WARN.
         match &event {
             SupervisorEvent::GaveUp { reason, .. } => tracing::warn!(%reason, "supervisor gave up"),
-            event => tracing::debug!(?event, "supervisor event"),
+            SupervisorEvent::ChildStarted { id } => tracing::debug!(child = %id, "child started"),
+            SupervisorEvent::ChildFailed { id, cause } => {
+                tracing::debug!(child = %id, %cause, "child failed")
+            }
+            SupervisorEvent::ChildExited { id } => tracing::debug!(child = %id, "child exited"),
+            SupervisorEvent::ChildRestarting { id, attempt, delay } => tracing::debug!(
+                child = %id,
+                attempt,
+                delay_ms = delay.as_secs_f64() * 1e3,
+                "child restarting"
+            ),
+            SupervisorEvent::ChildRestarted {
+                id,
+                attempt,
+                latency,
+            } => tracing::debug!(
+                child = %id,
+                attempt,
+                latency_ms = latency.as_secs_f64() * 1e3,
+                "child restarted"
+            ),
+            SupervisorEvent::ChildStopped { id, outcome } => {
+                tracing::debug!(child = %id, outcome = ?outcome, "child stopped")
+            }
         }
         let send = |subscribers: &mut Vec<Recipient<SupervisorEvent>>| {
             subscribers.retain(|s| s.connected());

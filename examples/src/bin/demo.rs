@@ -523,21 +523,19 @@ fn main() -> ExitCode {
         path => {
             let path = path.map(str::to_owned);
             let since = Instant::now();
-            // A runtime's panic is caught and reported by its pod; say so
-            // in one line instead of the default "thread panicked" report.
-            // Any other panic is a bug of the demo: the full report.
-            let default = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                if runtime_actor::panic_is_caught() {
-                    println!(
-                        "[{:>8.3}s] (a runtime panicked at {}; its pod catches it)",
-                        since.elapsed().as_secs_f64(),
-                        info.location().map_or("?".into(), |l| l.to_string())
-                    );
-                } else {
-                    default(info);
-                }
-            }));
+            // The pods' own log, on stderr: warnings and errors by default,
+            // as much as `RUST_LOG` asks for (`RUST_LOG=info` shows every
+            // start, Started and close, in each pod's span).
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            // A runtime's panic is caught and reported by its pod: one WARN
+            // line instead of the default report. Any other panic is a bug
+            // of the demo, and keeps the full report.
+            runtime_actor::panics_to_tracing();
             let outcome = actix::System::new().block_on(async move {
                 let stop = listen_for_stop()?;
                 match path {
