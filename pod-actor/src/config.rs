@@ -726,32 +726,11 @@ impl PodConfig {
         origin: &str,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let load = |message: String| ConfigError::Load {
+        let mut table = parse_text(text, format, origin)?;
+        apply_overrides(&mut table, env).map_err(|message| ConfigError::Load {
             origin: origin.to_owned(),
             message,
-        };
-        PodConfig::check_limits(text, format, origin)?;
-        match format {
-            // TOML refuses a key given twice; JSON's parser keeps the last
-            // one, and YAML's says so in its own notation
-            // (`String("a"): duplicated key in mapping`), so the same rule
-            // and message apply to both here.
-            ConfigFormat::Json => duplicates::check_json(text).map_err(|e| load(e.to_string()))?,
-            ConfigFormat::Yaml => duplicates::check_yaml(text).map_err(load)?,
-            ConfigFormat::Toml => {}
-        }
-        // Parsed to a table without `config::Config`: its builder reads
-        // top-level file keys and override names as path expressions, so a
-        // key like `x[99999999999]` would allocate a huge array, and its
-        // `Environment` lowercases the names of `env` variables.
-        let mut table = match format {
-            ConfigFormat::Toml => toml_table::parse(text).map_err(load)?,
-            _ => format
-                .file_format()
-                .parse(None, text)
-                .map_err(|e| load(e.to_string()))?,
-        };
-        apply_overrides(&mut table, env).map_err(load)?;
+        })?;
         Self::from_table(table, origin)
     }
 
@@ -1078,7 +1057,7 @@ fn check_env(name: &str, value: &str) -> Result<(), (String, String)> {
 /// Reads at most one byte more than the size limit, so that a huge file
 /// (or an endless one, such as `/dev/zero`) is refused without being read
 /// whole; the limit check then names it.
-fn read_bounded(path: &Path) -> std::io::Result<String> {
+pub(crate) fn read_bounded(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
@@ -1300,6 +1279,41 @@ fn one_of<T: Copy>(name: &str, choices: &[(&str, T)]) -> Result<T, String> {
             ))
         }
     }
+}
+
+/// A config text parsed to a table under the loader's rules: its limits
+/// checked before any parser sees it, repeated keys refused in every format.
+pub(crate) fn parse_text(
+    text: &str,
+    format: ConfigFormat,
+    origin: &str,
+) -> Result<Map<String, Value>, ConfigError> {
+    let load = |message: String| ConfigError::Load {
+        origin: origin.to_owned(),
+        message,
+    };
+    PodConfig::check_limits(text, format, origin)?;
+    match format {
+        // TOML refuses a key given twice; JSON's parser keeps the last
+        // one, and YAML's says so in its own notation
+        // (`String("a"): duplicated key in mapping`), so the same rule
+        // and message apply to both here.
+        ConfigFormat::Json => duplicates::check_json(text).map_err(|e| load(e.to_string()))?,
+        ConfigFormat::Yaml => duplicates::check_yaml(text).map_err(load)?,
+        ConfigFormat::Toml => {}
+    }
+    // Parsed to a table without `config::Config`: its builder reads
+    // top-level file keys and override names as path expressions, so a
+    // key like `x[99999999999]` would allocate a huge array, and its
+    // `Environment` lowercases the names of `env` variables.
+    let table = match format {
+        ConfigFormat::Toml => toml_table::parse(text).map_err(load)?,
+        _ => format
+            .file_format()
+            .parse(None, text)
+            .map_err(|e| load(e.to_string()))?,
+    };
+    Ok(table)
 }
 
 // ===== whole numbers =====

@@ -19,6 +19,10 @@
 
 use std::fmt;
 
+mod file;
+
+pub use file::{DeploymentConfig, DeploymentsConfig};
+
 use actix::{
     Actor, ActorFutureExt, Addr, Context, Handler, Message, Recipient, ResponseActFuture,
     WrapFuture,
@@ -244,11 +248,14 @@ pub struct CloseDeployment;
 
 // ===== impl Deployment =====
 
+/// See [`Deployment::MAX_REPLICAS`].
+pub(crate) const MAX_REPLICAS: usize = 4096;
+
 impl<R: Runtime> Deployment<R> {
     /// The most replicas one deployment runs; a start or scale that asks for
     /// more fails with [`DeploymentError::TooManyReplicas`] before anything
-    /// is made.
-    pub const MAX_REPLICAS: usize = 4096;
+    /// is made. A [`DeploymentsConfig`] holds at most this many in all.
+    pub const MAX_REPLICAS: usize = MAX_REPLICAS;
 
     /// A deployment `name` of `replicas` pods built by `build` from
     /// `template` (whose `restart` section configures the shared supervisor).
@@ -558,5 +565,77 @@ impl<R: Runtime> Handler<CloseDeployment> for Deployment<R> {
             reports
         };
         Box::pin(close.into_actor(self))
+    }
+}
+
+// ===== any deployment =====
+
+/// A type-erased reference to a [`Deployment`] of any runtime: start, scale,
+/// status and close, without [`Route`] (which needs the runtime's request
+/// type). One `Vec<AnyDeployment>` holds in-process and process deployments
+/// alike, for one status view and one ordered close.
+///
+/// Made with `AnyDeployment::from(addr)`; cheap to clone. A deployment that
+/// is gone answers [`DeploymentError::Closed`], no status and no reports.
+#[derive(Clone)]
+pub struct AnyDeployment {
+    start: Recipient<StartDeployment>,
+    scale: Recipient<Scale>,
+    status: Recipient<GetDeploymentStatus>,
+    close: Recipient<CloseDeployment>,
+}
+
+impl<R: Runtime> From<Addr<Deployment<R>>> for AnyDeployment {
+    fn from(deployment: Addr<Deployment<R>>) -> Self {
+        AnyDeployment {
+            start: deployment.clone().recipient(),
+            scale: deployment.clone().recipient(),
+            status: deployment.clone().recipient(),
+            close: deployment.recipient(),
+        }
+    }
+}
+
+impl AnyDeployment {
+    /// Starts every replica ([`StartDeployment`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`StartDeployment`]'s answer.
+    pub async fn start(&self) -> Result<Vec<Started>, DeploymentError> {
+        self.start
+            .send(StartDeployment)
+            .await
+            .unwrap_or(Err(DeploymentError::Closed))
+    }
+
+    /// Changes the number of replicas ([`Scale`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Scale`]'s answer.
+    pub async fn scale(&self, replicas: usize) -> Result<(), DeploymentError> {
+        self.scale
+            .send(Scale { replicas })
+            .await
+            .unwrap_or(Err(DeploymentError::Closed))
+    }
+
+    /// The deployment's status; `None` when it is gone.
+    pub async fn status(&self) -> Option<DeploymentStatus> {
+        self.status.send(GetDeploymentStatus).await.ok()
+    }
+
+    /// Closes every replica in reverse start order ([`CloseDeployment`]).
+    pub async fn close(&self) -> Vec<(String, CloseReport)> {
+        self.close.send(CloseDeployment).await.unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for AnyDeployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnyDeployment")
+            .field("connected", &self.status.connected())
+            .finish()
     }
 }

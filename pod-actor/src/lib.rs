@@ -126,6 +126,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod any;
 mod config;
 mod error;
 mod handle;
@@ -138,6 +139,7 @@ mod subscribers;
 
 pub mod deployment;
 
+pub use crate::any::AnyPod;
 pub use crate::config::{
     BackoffConfig, ConfigError, ConfigFormat, HealthConfig, NotifyAccessKind, PlacementKind,
     PodConfig, PodRole, ProbeConfig, RestartConfig, RestartKind, RuntimeSpec,

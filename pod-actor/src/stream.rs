@@ -4,7 +4,7 @@
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use actix::{Actor, Addr, Context, Handler};
+use actix::{Actor, Addr, Context, Handler, Recipient};
 use futures::channel::mpsc;
 use futures::Stream;
 use runtime_actor::Runtime;
@@ -55,6 +55,11 @@ pub struct PodEvents {
 impl PodEvents {
     /// Subscribes to `pod`'s events.
     pub fn of<R: Runtime>(pod: &Addr<Pod<R>>) -> PodEvents {
+        PodEvents::with(&pod.clone().recipient())
+    }
+
+    /// Subscribes through a pod's [`SubscribeEvents`] recipient.
+    pub(crate) fn with(pod: &Recipient<SubscribeEvents>) -> PodEvents {
         let (to, events) = mpsc::unbounded();
         let forwarder = Forwarder { to }.start();
         pod.do_send(SubscribeEvents(forwarder.clone().recipient()));

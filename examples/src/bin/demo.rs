@@ -17,10 +17,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Context, Handler};
-use config::{FileFormat, Format, Value, ValueKind};
 use pod_actor::deployment::{
-    CloseDeployment, Deployment, DeploymentEvent, GetDeploymentStatus, GetReplicas, Route,
-    StartDeployment,
+    CloseDeployment, Deployment, DeploymentConfig, DeploymentEvent, DeploymentsConfig,
+    GetDeploymentStatus, GetReplicas, Route, StartDeployment,
 };
 use pod_actor::{
     Call, ConfigFormat, Pod, PodConfig, PodError, PodEvent, PodStatus, RuntimeRegistry,
@@ -29,7 +28,6 @@ use pod_actor::{
 use runtime_actor::{
     ProcessRequest, ProcessRuntime, Runtime, RuntimeContext, RuntimeError, RuntimeFactory,
 };
-use serde::Deserialize;
 use tokio::signal::unix::{signal, SignalKind};
 
 const DEFAULT_CONFIG: &str = r#"
@@ -107,68 +105,26 @@ impl Runtime for WordCounter {
 
 // ===== config =====
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DemoConfig {
-    deployment: Vec<DeploymentSpec>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeploymentSpec {
-    name: String,
-    replicas: usize,
-    pod: Value,
-}
-
-/// Parses the deployments, each pod template named after its deployment.
+/// Loads the deployments (the library's format and rules), with `@self` as
+/// a process command standing for this binary.
 fn load(text: &str, origin: &str) -> Result<Vec<(String, usize, PodConfig)>, String> {
-    PodConfig::check_limits(text, ConfigFormat::Toml, origin).map_err(|e| e.to_string())?;
-    let table = FileFormat::Toml
-        .parse(None, text)
-        .map_err(|e| format!("cannot load {origin}: {e}"))?;
-    let config: DemoConfig = Value::new(None, ValueKind::Table(table))
-        .try_deserialize()
-        .map_err(|e| format!("cannot load {origin}: {e}"))?;
+    let config =
+        DeploymentsConfig::from_str(text, ConfigFormat::Toml, origin).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    // Checked before anything is sized from them: each deployment, and all
-    // of them together, at most `MAX_REPLICAS` pods.
-    let limit = Deployment::<WordCounter>::MAX_REPLICAS;
-    let total = config
-        .deployment
-        .iter()
-        .try_fold(0usize, |sum, spec| sum.checked_add(spec.replicas))
-        .unwrap_or(usize::MAX);
-    if total > limit && config.deployment.iter().all(|spec| spec.replicas <= limit) {
-        return Err(format!(
-            "{origin}: {} deployments ask for {total} pods in all, over the limit of {limit}",
-            config.deployment.len()
-        ));
-    }
     let mut deployments = Vec::new();
-    for spec in config.deployment {
-        if spec.replicas > limit {
-            return Err(format!(
-                "{origin}: deployment `{}`: replicas = {} is over the limit of {limit}",
-                spec.name, spec.replicas
-            ));
-        }
-        let mut pod = spec
-            .pod
-            .into_table()
-            .map_err(|e| format!("{origin}: deployment `{}`: {e}", spec.name))?;
-        pod.entry("name".into())
-            .or_insert_with(|| Value::from(spec.name.as_str()));
-        let mut pod = PodConfig::from_table(pod, origin)
-            .map_err(|e| format!("deployment `{}`: {e}", spec.name))?;
+    for DeploymentConfig {
+        name,
+        replicas,
+        mut pod,
+        ..
+    } in config.deployments
+    {
         if let RuntimeSpec::Process { command, .. } = &mut pod.runtime {
             if command == "@self" {
                 *command = exe.display().to_string();
             }
         }
-        pod.validate()
-            .map_err(|e| format!("{origin}: deployment `{}`: {e}", spec.name))?;
-        deployments.push((spec.name, spec.replicas, pod));
+        deployments.push((name, replicas, pod));
     }
     Ok(deployments)
 }
