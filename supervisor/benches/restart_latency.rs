@@ -1,5 +1,5 @@
 //! Restart latency (child reports failure → restarted child ready) of
-//! `supervisor::Supervisor` with zero backoff, one-for-one, against actix's
+//! `pod_supervisor::Supervisor` with zero backoff, one-for-one, against actix's
 //! own `actix::Supervisor` in the same run; and the cost of supervising many
 //! children (time to start them all in order, memory per child, and adding
 //! then removing them one by one in start order, reverse order and a
@@ -15,7 +15,7 @@ use actix::{Actor, ActorContext, Addr, Context, Handler, Message, Supervised, Sy
 use criterion::{criterion_main, Criterion, Throughput};
 use futures::channel::mpsc;
 use futures::StreamExt;
-use supervisor::{
+use pod_supervisor::{
     Backoff, ChildReporter, ChildSpec, ChildStopped, ChildVerdict, Intensity, RestartChild,
     StartChild, StopChild, Supervisor, SupervisorConfig,
 };
@@ -213,7 +213,7 @@ async fn add_then_remove(n: usize, order: Order) -> Duration {
     let t0 = Instant::now();
     for (i, addr) in addrs.iter().enumerate() {
         let spec = ChildSpec::new(format!("child-{i}"), addr);
-        let _ = sup.send(supervisor::AddChild(spec)).await;
+        let _ = sup.send(pod_supervisor::AddChild(spec)).await;
     }
     let mut ids: Vec<usize> = (0..n).collect();
     match order {
@@ -223,7 +223,7 @@ async fn add_then_remove(n: usize, order: Order) -> Duration {
     }
     for i in ids {
         let id = format!("child-{i}");
-        let _ = sup.send(supervisor::RemoveChild { id }).await;
+        let _ = sup.send(pod_supervisor::RemoveChild { id }).await;
     }
     t0.elapsed()
 }
@@ -260,7 +260,7 @@ async fn memory_report(n: usize) {
     let with_actix = rss_bytes().unwrap_or(supervised);
     let per = |delta: u64| delta as f64 / n as f64;
     eprintln!(
-        "memory, {n} children: child actor {:.0} B each; supervision by supervisor::Supervisor \
+        "memory, {n} children: child actor {:.0} B each; supervision by pod_supervisor::Supervisor \
          {:.0} B per child; an actor under actix::Supervisor {:.0} B each (RSS deltas)",
         per(children.saturating_sub(before)),
         per(supervised.saturating_sub(children)),

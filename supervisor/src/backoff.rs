@@ -19,7 +19,7 @@ use crate::Error;
 ///
 /// ```
 /// use std::time::Duration;
-/// use supervisor::Backoff;
+/// use pod_supervisor::Backoff;
 ///
 /// let b = Backoff::new(Duration::from_millis(100), 2.0, Duration::from_secs(1))
 ///     .with_jitter(0.0);

@@ -86,7 +86,7 @@
 //!
 //! ```
 //! use actix::{Actor, Context, Handler, Message};
-//! use supervisor::{
+//! use pod_supervisor::{
 //!     AddChild, ChildReporter, ChildSpec, ChildStopped, ChildVerdict, RestartChild,
 //!     StartChild, StopChild, Supervisor, SupervisorConfig, WhichChildren,
 //! };

@@ -5,7 +5,7 @@
 //! Written as a float, so that microseconds survive (`0.011` for an
 //! 11 µs start); read back to the nanosecond for any duration below
 //! 104 days (the range an `f64` holds exactly). Use with
-//! `#[serde(with = "supervisor::millis")]`, or `millis::option` for an
+//! `#[serde(with = "pod_supervisor::millis")]`, or `millis::option` for an
 //! `Option<Duration>`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use supervisor::{Backoff, Intensity, SupervisorConfig, SupervisorEvent};
+use pod_supervisor::{Backoff, Intensity, SupervisorConfig, SupervisorEvent};
 use support::{child, failed, supervise, Events, Log};
 
 fn ms(n: u64) -> Duration {

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use supervisor::{Backoff, GetStatus, Intensity, SupervisorConfig, SupervisorEvent};
+use pod_supervisor::{Backoff, GetStatus, Intensity, SupervisorConfig, SupervisorEvent};
 use support::{child, failed, is_gave_up, is_restarted, supervise, Log};
 
 fn config(max: u32, within: Duration) -> SupervisorConfig {

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use actix::Actor;
-use supervisor::{
+use pod_supervisor::{
     AddChild, Backoff, ChildExit, ChildLeft, ChildSpec, Error, GetStatus, Intensity, RemoveChild,
     Restart, RestartPolicy, Strategy, Supervisor, SupervisorConfig, SupervisorEvent,
 };

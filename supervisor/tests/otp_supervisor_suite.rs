@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use actix::Actor;
-use supervisor::{
+use pod_supervisor::{
     AddChild, Backoff, ChildSpec, ChildState, Error, GetStatus, Intensity, RemoveChild, Restart,
     StopOutcome, Supervisor, SupervisorConfig, SupervisorEvent, SupervisorPhase, WhichChildren,
 };
@@ -162,7 +162,7 @@ async fn otp_child_adm_removals_in_any_order_keep_start_order() {
         .map(|i| format!("c{i:03}"))
         .collect();
     assert_eq!(ids, expected);
-    let report = sup.send(supervisor::Shutdown).await.unwrap();
+    let report = sup.send(pod_supervisor::Shutdown).await.unwrap();
     let order: Vec<_> = report.stopped.iter().map(|(id, _)| id.clone()).collect();
     let reversed: Vec<_> = expected.into_iter().rev().collect();
     assert_eq!(order, reversed);
@@ -176,7 +176,7 @@ async fn otp_removal_is_not_an_exit_under_one_for_all() {
     let log = Log::default();
     let (_a, a) = child("a", &log).spawn();
     let (_b, b) = child("b", &log).spawn();
-    let sup = Supervisor::new(config(0).with_strategy(supervisor::Strategy::OneForAll))
+    let sup = Supervisor::new(config(0).with_strategy(pod_supervisor::Strategy::OneForAll))
         .unwrap()
         .start();
     let mut events = subscribe(&sup).await;

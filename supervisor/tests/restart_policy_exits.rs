@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use supervisor::{
+use pod_supervisor::{
     Backoff, ChildExit, ChildState, RestartPolicy, SupervisorConfig, SupervisorEvent, WhichChildren,
 };
 use support::{child, failed, is_restarted, supervise, Exit, Log};

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use supervisor::{
+use pod_supervisor::{
     AddChild, Error, RemoveChild, Restart, Shutdown, StopOutcome, SupervisorConfig, WhichChildren,
 };
 use support::{child, supervise, Log};

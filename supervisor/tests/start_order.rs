@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use actix::Actor;
-use supervisor::{
+use pod_supervisor::{
     AddChild, Error, GetStatus, RemoveChild, Restart, Supervisor, SupervisorConfig,
     SupervisorEvent, SupervisorPhase, WhichChildren,
 };

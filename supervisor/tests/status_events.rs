@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use actix::{Actor, ActorContext, Context, Handler};
-use supervisor::{
+use pod_supervisor::{
     Backoff, ChildState, ChildStatus, GetStatus, ShutdownReport, Subscribe, SupervisorConfig,
     SupervisorEvent, SupervisorStatus, WhichChildren,
 };
@@ -85,12 +85,12 @@ async fn events_reach_every_subscriber_and_dead_ones_are_dropped() {
 fn public_types_are_send_sync_and_serde() {
     fn send_sync<T: Send + Sync>() {}
     fn serde<T: serde::Serialize + serde::de::DeserializeOwned>() {}
-    send_sync::<supervisor::Error>();
+    send_sync::<pod_supervisor::Error>();
     send_sync::<SupervisorConfig>();
     send_sync::<SupervisorEvent>();
     send_sync::<ChildStatus>();
-    send_sync::<supervisor::ChildSpec>();
-    send_sync::<supervisor::ChildReporter>();
+    send_sync::<pod_supervisor::ChildSpec>();
+    send_sync::<pod_supervisor::ChildReporter>();
     serde::<SupervisorEvent>();
     serde::<ChildStatus>();
     serde::<SupervisorStatus>();
@@ -105,7 +105,7 @@ async fn a_child_subscriber_hears_about_its_child_and_the_give_up_only() {
     let (a_addr, a) = child("a", &log).spawn();
     let (b_addr, b) = child("b", &log).spawn();
     let config = SupervisorConfig::default()
-        .with_intensity(supervisor::Intensity::new(1, Duration::from_secs(60)))
+        .with_intensity(pod_supervisor::Intensity::new(1, Duration::from_secs(60)))
         .with_backoff(Backoff::immediate());
     let (sup, mut all) = supervise(config, vec![a, b]).await;
     let mut about_b = support::subscribe_child(&sup, "b").await;

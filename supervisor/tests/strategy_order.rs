@@ -3,7 +3,7 @@
 
 mod support;
 
-use supervisor::{Backoff, Strategy, SupervisorConfig, SupervisorEvent};
+use pod_supervisor::{Backoff, Strategy, SupervisorConfig, SupervisorEvent};
 use support::{child, failed, is_restarted, supervise, Events, Log};
 
 async fn fail_b(strategy: Strategy) -> (Vec<String>, Events) {

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use actix::Actor;
-use supervisor::{
+use pod_supervisor::{
     AddChild, Backoff, ChildSpec, ChildState, Intensity, Supervisor, SupervisorConfig,
     SupervisorEvent, WhichChildren,
 };
@@ -105,7 +105,7 @@ async fn stopping_a_subtree_stops_its_children_in_reverse_order() {
         .unwrap();
     top.send(AddChild(z)).await.unwrap().unwrap();
     assert_eq!(log.take(), ["start:x", "start:y", "start:z"]);
-    let report = top.send(supervisor::Shutdown).await.unwrap();
+    let report = top.send(pod_supervisor::Shutdown).await.unwrap();
     let order: Vec<_> = report.stopped.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(order, ["z", "sub", "x"]);
     assert_eq!(log.take(), ["stop:z", "stop:y", "stop:x"]);

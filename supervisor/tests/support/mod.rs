@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
-use supervisor::{
+use pod_supervisor::{
     AddChild, ChildExit, ChildReporter, ChildSpec, ChildStopped, ChildVerdict, RestartChild,
     StartChild, StopChild, Subscribe, Supervisor, SupervisorConfig, SupervisorEvent, Verdict,
 };
@@ -219,7 +219,7 @@ pub(crate) async fn subscribe(sup: &Addr<Supervisor>) -> Events {
 pub(crate) async fn subscribe_child(sup: &Addr<Supervisor>, id: &str) -> Events {
     let (tx, rx) = mpsc::unbounded_channel();
     let probe = Probe(tx).start();
-    sup.send(supervisor::SubscribeChild {
+    sup.send(pod_supervisor::SubscribeChild {
         id: id.to_owned(),
         subscriber: probe.recipient(),
     })
