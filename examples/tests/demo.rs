@@ -79,6 +79,53 @@ fn the_demo_logs_through_tracing_as_rust_log_asks() {
 }
 
 #[test]
+fn the_demo_serves_its_pods_metrics_when_asked() {
+    let path = std::env::temp_dir().join(format!("demo-metrics-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[[deployment]]\nname = \"counter\"\nreplicas = 2\n[deployment.pod]\nruntime = { kind = \"in-process\", name = \"word-counter\" }\n",
+    )
+    .unwrap();
+    let mut demo = Command::new(DEMO)
+        .args(["--metrics", "127.0.0.1:0"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(demo.stdout.take().unwrap());
+    let (mut seen, mut url) = (String::new(), None);
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "ended early: {seen}"
+        );
+        seen.push_str(&line);
+        if let Some(at) = line.trim().strip_prefix("== metrics at ") {
+            url = Some(at.to_owned());
+        }
+        if line.contains("Ctrl-C closes") {
+            break;
+        }
+    }
+    let url = url.unwrap_or_else(|| panic!("no metrics address in {seen}"));
+    let scraped = Command::new("curl")
+        .args(["--silent", "--fail", "--max-time", "10", &url])
+        .output()
+        .expect("curl is installed (.ci/run installs it)");
+    let metrics = String::from_utf8_lossy(&scraped.stdout);
+    assert!(
+        metrics.contains(r#"pod_state{pod="counter/rep-1",state="running"} 1"#),
+        "{metrics}"
+    );
+    let pid = nix::unistd::Pid::from_raw(demo.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    stdout.read_to_string(&mut seen).unwrap();
+    assert!(demo.wait().unwrap().success(), "{seen}");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
 fn a_config_file_runs_until_ctrl_c_then_closes_gracefully() {
     let path = std::env::temp_dir().join(format!("demo-{}.toml", std::process::id()));
     std::fs::write(

@@ -132,6 +132,7 @@ mod error;
 mod handle;
 mod limits;
 mod messages;
+pub mod metrics;
 mod pod;
 mod registry;
 mod stream;

@@ -22,6 +22,7 @@ use crate::messages::{
     Call, Close, CloseReport, ForcedBy, GetRole, GetStatus, HealthTick, Join, Nudge, PodEvent,
     PodState, PodStatus, Start, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
 };
+use crate::metrics::PodMetrics;
 use crate::registry::RuntimeRegistry;
 use crate::subscribers::Subscribers;
 
@@ -96,6 +97,8 @@ pub struct Pod<R: Runtime> {
     current: Option<Started>,
     /// The span of the current generation (`pod`, `generation`).
     span: tracing::Span,
+    metrics: Option<PodMetrics>,
+    call_metric: Option<metrics::Histogram>,
     /// The running generation's main process, from its spawn on.
     pid: Option<u32>,
     ever_started: bool,
@@ -139,6 +142,8 @@ impl<R: Runtime> Pod<R> {
             restarts: 0,
             current: None,
             span: tracing::Span::none(),
+            metrics: None,
+            call_metric: None,
             pid: None,
             ever_started: false,
             running_since: None,
@@ -229,7 +234,37 @@ impl Pod<ProcessRuntime> {
 impl<R: Runtime> Pod<R> {
     fn emit(&mut self, event: PodEvent) {
         self.log(&event);
+        self.measure(&event);
         self.event_subscribers.send(&event);
+    }
+
+    fn set_state(&mut self, state: PodState) {
+        self.state = state;
+        if let Some(metrics) = &self.metrics {
+            metrics.state(state);
+        }
+    }
+
+    /// Records `event` through the `metrics` facade (see [`crate::metrics`]).
+    fn measure(&mut self, event: &PodEvent) {
+        if let PodEvent::Starting { .. } = event {
+            // Registered at the first start, when a recorder has been
+            // installed; the call path only clones a handle.
+            let metrics = self
+                .metrics
+                .get_or_insert_with(|| PodMetrics::new(&self.config.name));
+            metrics.state(self.state);
+            self.call_metric = Some(metrics.call());
+        }
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        match event {
+            PodEvent::Started(started) => metrics.started(started.startup),
+            PodEvent::Failed { cause, .. } => metrics.failed(cause),
+            PodEvent::Restarting { .. } => metrics.restarted(),
+            _ => {}
+        }
     }
 
     /// Says `event` to `tracing`, in the pod's span (`pod`, `generation`):
@@ -298,7 +333,7 @@ impl<R: Runtime> Pod<R> {
         if !supervisor.connected() {
             return Err(PodError::Supervisor(supervisor::Error::ShuttingDown));
         }
-        self.state = PodState::Starting;
+        self.set_state(PodState::Starting);
         // Held weakly: the pod holds its supervisor, not the other way round.
         let spec = ChildSpec::weak(self.config.name.clone(), &ctx.address())
             .with_restart(self.config.restart_policy())
@@ -344,12 +379,12 @@ impl<R: Runtime> Pod<R> {
             .weak_watcher(ctx.address().downgrade().recipient());
         self.runtime = Some(RuntimeActor::spawn(config, self.factory.clone()));
         self.pid = None;
-        self.state = PodState::Starting;
+        self.set_state(PodState::Starting);
         self.emit(PodEvent::Starting { generation });
     }
 
     fn on_ready(&mut self, startup: Duration, pid: Option<u32>, ctx: &mut Context<Self>) {
-        self.state = PodState::Running;
+        self.set_state(PodState::Running);
         self.ever_started = true;
         self.running_since = Some((Instant::now(), SystemTime::now()));
         let started = Started {
@@ -394,7 +429,7 @@ impl<R: Runtime> Pod<R> {
             self.terminate(Some(PodError::ArbiterStopped));
             return;
         }
-        self.state = PodState::Failing;
+        self.set_state(PodState::Failing);
         self.last_failure = Some(cause.clone());
         self.suspend();
         let generation = self.generation;
@@ -451,7 +486,7 @@ impl<R: Runtime> Pod<R> {
         }
         match msg.verdict {
             Verdict::Restart { attempt, delay } => {
-                self.state = PodState::Restarting;
+                self.set_state(PodState::Restarting);
                 self.emit(PodEvent::Restarting { attempt, delay });
             }
             Verdict::NoRestart(why) => {
@@ -504,7 +539,7 @@ impl<R: Runtime> Pod<R> {
         error: Option<PodError>,
         ctx: &mut Context<Self>,
     ) {
-        self.state = PodState::Closing;
+        self.set_state(PodState::Closing);
         self.suspend();
         let timeout = timeout.unwrap_or_else(|| self.config.timeout_ctrl());
         ctx.spawn(
@@ -521,7 +556,7 @@ impl<R: Runtime> Pod<R> {
     /// Closes the pod: every later call is refused, the runtime is stopped
     /// the graceful way, the supervisor forgets the pod.
     fn begin_close(&mut self, timeout: Option<Duration>, ctx: &mut Context<Self>) {
-        self.state = PodState::Closing;
+        self.set_state(PodState::Closing);
         self.suspend();
         for waiter in self.waiters.drain(..) {
             let _ = waiter.send(Err(PodError::Closed));
@@ -538,7 +573,7 @@ impl<R: Runtime> Pod<R> {
         if self.state == PodState::Terminated {
             return;
         }
-        self.state = PodState::Terminated;
+        self.set_state(PodState::Terminated);
         self.suspend();
         self.leave();
         // Nothing more to report; and our own supervisor, no longer
@@ -771,12 +806,17 @@ impl<R: Runtime> Handler<Call<R>> for Pod<R> {
                 // Queued with the runtime now, so a Close right behind this
                 // call cannot overtake it.
                 let call = runtime.call(req);
+                let timing = self.call_metric.clone().map(|h| (h, Instant::now()));
                 return Box::pin(async move {
-                    call.await.map_err(|e| match e {
+                    let answer = call.await.map_err(|e| match e {
                         RequestError::Exited { cause } => CallError::RuntimeExited { cause },
                         RequestError::Runtime(e) => CallError::Runtime(e),
                         _ => CallError::NotReady,
-                    })
+                    });
+                    if let Some((histogram, begun)) = timing {
+                        histogram.record(begun.elapsed().as_secs_f64());
+                    }
+                    answer
                 });
             }
             (PodState::Closing | PodState::Terminated, _) => CallError::Closed,
@@ -962,7 +1002,7 @@ impl<R: Runtime> Handler<StopChild> for Pod<R> {
         }
         // Stopped for a strategy restart, a shutdown or a give-up: a
         // RestartChild follows, or a verdict saying none will.
-        self.state = PodState::Restarting;
+        self.set_state(PodState::Restarting);
         self.suspend();
         let Some(runtime) = self.live_runtime() else {
             return Box::pin(actix::fut::ready(ChildStopped::Gracefully));

@@ -6,6 +6,7 @@ use crate::{RestartPolicy, StopOutcome, Strategy};
 
 /// Where a child is in its life, as reported by [`WhichChildren`](crate::WhichChildren).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ChildState {
     /// Registered, not started yet.
@@ -53,6 +54,7 @@ pub struct ChildStatus {
 
 /// Where the supervisor itself is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SupervisorPhase {
     /// Waiting to be started by its parent, or stopped by it.

@@ -69,6 +69,10 @@ usage:
                      close them gracefully
   demo worker ARGS   run as the scriptable worker child process
                      (`demo worker --help`)
+  demo --metrics ADDR [CONFIG.toml]
+                     the same, serving the pods' metrics in Prometheus text
+                     format at http://ADDR/metrics (ADDR such as
+                     127.0.0.1:9184; port 0 picks one)
   demo --help        this text
 
 Ctrl-C or SIGTERM before the run is over closes what has started (in
@@ -465,7 +469,19 @@ fn listen_for_stop() -> Result<Stop, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let metrics_at = match args.first().map(String::as_str) {
+        Some("--metrics") if args.len() >= 2 => {
+            let at = args.remove(1);
+            args.remove(0);
+            Some(at)
+        }
+        Some("--metrics") => {
+            eprintln!("demo: --metrics needs an address, such as 127.0.0.1:9184");
+            return ExitCode::from(2);
+        }
+        _ => None,
+    };
     match args.first().map(String::as_str) {
         Some("worker") => examples::worker::run(args[1..].to_vec()),
         Some("--help" | "-h") => {
@@ -493,6 +509,16 @@ fn main() -> ExitCode {
             // of the demo, and keeps the full report.
             runtime_actor::panics_to_tracing();
             let outcome = actix::System::new().block_on(async move {
+                // Before any pod starts: pods register their metrics then.
+                let _metrics = match &metrics_at {
+                    Some(at) => {
+                        let served = examples::metrics::serve(at)
+                            .map_err(|e| format!("cannot serve metrics on {at}: {e}"))?;
+                        println!("== metrics at http://{}/metrics", served.address);
+                        Some(served)
+                    }
+                    None => None,
+                };
                 let stop = listen_for_stop()?;
                 match path {
                     Some(path) => run_file(&path, since, stop).await,

@@ -1,0 +1,88 @@
+//! What a pod reports through the [`metrics`] facade, per pod (label
+//! `pod`); nothing is recorded until the program installs a recorder (a
+//! Prometheus exporter, say), and then only from the pods' next start.
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `pod_state` | gauge | `pod`, `state` | 1 for the state the pod is in, 0 for the others |
+//! | `pod_restarts_total` | counter | `pod` | restarts the supervisor decided |
+//! | `pod_failures_total` | counter | `pod`, `cause` | failures by kind: `panicked`, `error`, `exited`, `unhealthy`, `timed_out`, `lost` |
+//! | `pod_startup_seconds` | histogram | `pod` | from spawn to ready, per generation |
+//! | `pod_call_seconds` | histogram | `pod` | a call's round trip through the pod |
+
+use metrics::{Counter, Gauge, Histogram};
+use runtime_actor::FailureCause;
+
+use crate::messages::PodState;
+
+const STATES: [(PodState, &str); 7] = [
+    (PodState::Idle, "idle"),
+    (PodState::Starting, "starting"),
+    (PodState::Running, "running"),
+    (PodState::Failing, "failing"),
+    (PodState::Restarting, "restarting"),
+    (PodState::Closing, "closing"),
+    (PodState::Terminated, "terminated"),
+];
+
+/// One pod's handles, registered once (at its start) so that the call path
+/// looks nothing up.
+pub(crate) struct PodMetrics {
+    pod: String,
+    states: Vec<(PodState, Gauge)>,
+    restarts: Counter,
+    startup: Histogram,
+    call: Histogram,
+}
+
+impl PodMetrics {
+    pub(crate) fn new(pod: &str) -> Self {
+        let name = pod.to_owned();
+        PodMetrics {
+            states: STATES
+                .iter()
+                .map(|&(state, label)| {
+                    let gauge =
+                        metrics::gauge!("pod_state", "pod" => name.clone(), "state" => label);
+                    (state, gauge)
+                })
+                .collect(),
+            restarts: metrics::counter!("pod_restarts_total", "pod" => name.clone()),
+            startup: metrics::histogram!("pod_startup_seconds", "pod" => name.clone()),
+            call: metrics::histogram!("pod_call_seconds", "pod" => name.clone()),
+            pod: name,
+        }
+    }
+
+    pub(crate) fn state(&self, now: PodState) {
+        for (state, gauge) in &self.states {
+            gauge.set(if *state == now { 1.0 } else { 0.0 });
+        }
+    }
+
+    pub(crate) fn restarted(&self) {
+        self.restarts.increment(1);
+    }
+
+    pub(crate) fn failed(&self, cause: &FailureCause) {
+        let kind = match cause {
+            FailureCause::Panicked { .. } => "panicked",
+            FailureCause::Error(_) => "error",
+            FailureCause::Exited { .. } => "exited",
+            FailureCause::Unhealthy { .. } => "unhealthy",
+            FailureCause::TimedOut { .. } => "timed_out",
+            _ => "lost",
+        };
+        metrics::counter!("pod_failures_total", "pod" => self.pod.clone(), "cause" => kind)
+            .increment(1);
+    }
+
+    pub(crate) fn started(&self, startup: std::time::Duration) {
+        self.startup.record(startup.as_secs_f64());
+    }
+
+    /// The handle calls record their round trip in.
+    pub(crate) fn call(&self) -> Histogram {
+        self.call.clone()
+    }
+}
