@@ -6,6 +6,7 @@
 //! process that owns one, for the tests.
 //! The deployment actor they use lives in `pod_actor::deployment`.
 
+pub mod fmt;
 pub mod metrics;
 pub mod worker;
 

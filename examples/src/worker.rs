@@ -17,195 +17,113 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
 use std::process::{self, Command, Stdio};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::{Parser, ValueEnum};
 use nix::sys::signal::{raise, Signal};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
 
-const USAGE: &str = "\
-usage: worker [options]
-
-  --listen ADDR               TCP address to serve on [127.0.0.1:0]
-  --announce notify|stdout|none
-                              how to say ready: sd_notify READY=1 over
-                              $NOTIFY_SOCKET, or the stdout line
-                              `ready and listening on ADDR` [notify]
-  --startup-delay-ms N        sleep N ms before binding
-  --extend-timeout-ms N       before that sleep, send EXTEND_TIMEOUT_USEC=N*1000
-  --hang-startup              never bind nor announce
-  --fail-startup CODE         fail startup (stderr says why), exit with CODE
-  --crash-after N             crash once N echoed lines have been answered
-  --crash-signal segv|abort|exit
-                              how to crash: SIGSEGV, SIGABRT or exit 3 [abort]
-  --watchdog                  send WATCHDOG=1 every $WATCHDOG_USEC/2
-  --stop-watchdog-after-ms N  stop feeding the watchdog after N ms
-  --ignore-sigterm            log SIGTERM and keep running
-  --spawn-grandchild          after announcing, spawn `sleep 3600`
-  --flood-stdout              after announcing, write stdout without end
-  --notify-noise              around READY=1, send garbage datagrams, a second
-                              READY=1 and an unknown key (notify mode)
-  --exit-after-ms N           exit 0 after N ms of running
-  --hand-over                 instead of serving, fork `sleep 3600`, send
-                              MAINPID=<its pid> and READY=1, and exit 0 (a
-                              forking daemon that hands over its main role)
-  --send MESSAGE              only send MESSAGE (`\n` for a new line) to
-                              $NOTIFY_SOCKET and exit, as `systemd-notify`
-  --help                      this text
-
-Serving: a connection whose first line starts with `GET ` gets
-`200 OK` with body `ok`; any other connection gets each line echoed back.
-SIGTERM (unless ignored) and SIGINT: send STOPPING=1, print `terminated`
-or `interrupted` to stderr, exit 0.
-";
+/// What the worker does after its options (`--help` prints it).
+const AFTER_HELP: &str = "\
+Serving: a connection whose first line starts with `GET ` gets `200 OK` with
+body `ok`; any other connection gets each line echoed back. SIGTERM (unless
+ignored) and SIGINT: send STOPPING=1, print `terminated` or `interrupted` to
+stderr, exit 0.";
 
 /// Echoed lines answered so far, over all connections.
 static ANSWERED: AtomicU64 = AtomicU64::new(0);
 
 const HTTP_OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Announce {
+    /// sd_notify `READY=1` over $NOTIFY_SOCKET
     Notify,
+    /// the stdout line `ready and listening on ADDR`
     Stdout,
+    /// nothing
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum CrashSignal {
+    /// SIGSEGV
     Segv,
+    /// SIGABRT
     Abort,
+    /// exit 3
     Exit,
 }
 
-#[derive(Debug)]
+/// A scriptable child process for process pods: it serves TCP, says it is
+/// ready in the way asked, and misbehaves on demand.
+#[derive(Debug, Parser)]
+#[command(name = "worker", after_help = AFTER_HELP)]
 struct Options {
+    /// TCP address to serve on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     listen: String,
+    /// How to say ready
+    #[arg(long, value_enum, default_value_t = Announce::Notify)]
     announce: Announce,
+    /// Sleep N ms before binding
+    #[arg(long = "startup-delay-ms", value_name = "N", value_parser = millis)]
     startup_delay: Option<Duration>,
+    /// Before that sleep, send EXTEND_TIMEOUT_USEC=N*1000
+    #[arg(long = "extend-timeout-ms", value_name = "N", value_parser = millis)]
     extend_timeout: Option<Duration>,
+    /// Never bind nor announce
+    #[arg(long)]
     hang_startup: bool,
+    /// Fail startup (stderr says why), exit with CODE
+    #[arg(long, value_name = "CODE")]
     fail_startup: Option<i32>,
+    /// Crash once N echoed lines have been answered
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     crash_after: Option<u64>,
+    /// How to crash
+    #[arg(long, value_enum, default_value_t = CrashSignal::Abort)]
     crash_signal: CrashSignal,
+    /// Send WATCHDOG=1 every $WATCHDOG_USEC/2
+    #[arg(long)]
     watchdog: bool,
+    /// Stop feeding the watchdog after N ms
+    #[arg(long = "stop-watchdog-after-ms", value_name = "N", value_parser = millis)]
     stop_watchdog_after: Option<Duration>,
+    /// Log SIGTERM and keep running
+    #[arg(long)]
     ignore_sigterm: bool,
+    /// After announcing, spawn `sleep 3600`
+    #[arg(long)]
     spawn_grandchild: bool,
+    /// After announcing, write stdout without end
+    #[arg(long)]
     flood_stdout: bool,
+    /// Around READY=1, send garbage datagrams, a second READY=1 and an
+    /// unknown key (notify mode)
+    #[arg(long)]
     notify_noise: bool,
+    /// Exit 0 after N ms of running
+    #[arg(long = "exit-after-ms", value_name = "N", value_parser = millis)]
     exit_after: Option<Duration>,
+    /// Instead of serving, fork `sleep 3600`, send MAINPID=<its pid> and
+    /// READY=1, and exit 0 (a forking daemon that hands over its main role)
+    #[arg(long)]
     hand_over: bool,
+    /// Only send MESSAGE (`\\n` for a new line) to $NOTIFY_SOCKET and exit,
+    /// as `systemd-notify` does
+    #[arg(long, value_name = "MESSAGE")]
     send: Option<String>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:0".to_owned(),
-            announce: Announce::Notify,
-            startup_delay: None,
-            extend_timeout: None,
-            hang_startup: false,
-            fail_startup: None,
-            crash_after: None,
-            crash_signal: CrashSignal::Abort,
-            watchdog: false,
-            stop_watchdog_after: None,
-            ignore_sigterm: false,
-            spawn_grandchild: false,
-            flood_stdout: false,
-            notify_noise: false,
-            exit_after: None,
-            hand_over: false,
-            send: None,
-        }
-    }
-}
-
-#[derive(Debug)]
-enum Parsed {
-    Run(Options),
-    Help,
-}
-
-/// Parses `--name VALUE`, `--name=VALUE` and bare flags.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
-    let mut o = Options::default();
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => {
-                (name.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("option {name} needs a value"))
-        };
-        match name.as_str() {
-            "--help" | "-h" => return Ok(Parsed::Help),
-            "--listen" => o.listen = value()?,
-            "--announce" => {
-                o.announce = match value()?.as_str() {
-                    "notify" => Announce::Notify,
-                    "stdout" => Announce::Stdout,
-                    "none" => Announce::None,
-                    other => return Err(format!("--announce: unknown mode {other:?}")),
-                }
-            }
-            "--startup-delay-ms" => o.startup_delay = Some(millis(&name, &value()?)?),
-            "--extend-timeout-ms" => o.extend_timeout = Some(millis(&name, &value()?)?),
-            "--fail-startup" => o.fail_startup = Some(number(&name, &value()?)?),
-            "--crash-after" => match number(&name, &value()?)? {
-                0 => return Err("--crash-after: N must be at least 1".to_owned()),
-                n => o.crash_after = Some(n),
-            },
-            "--crash-signal" => {
-                o.crash_signal = match value()?.as_str() {
-                    "segv" => CrashSignal::Segv,
-                    "abort" => CrashSignal::Abort,
-                    "exit" => CrashSignal::Exit,
-                    other => return Err(format!("--crash-signal: unknown way {other:?}")),
-                }
-            }
-            "--stop-watchdog-after-ms" => o.stop_watchdog_after = Some(millis(&name, &value()?)?),
-            "--exit-after-ms" => o.exit_after = Some(millis(&name, &value()?)?),
-            "--send" => o.send = Some(value()?.replace("\\n", "\n")),
-            flag => {
-                let set = match flag {
-                    "--hang-startup" => &mut o.hang_startup,
-                    "--watchdog" => &mut o.watchdog,
-                    "--ignore-sigterm" => &mut o.ignore_sigterm,
-                    "--spawn-grandchild" => &mut o.spawn_grandchild,
-                    "--flood-stdout" => &mut o.flood_stdout,
-                    "--notify-noise" => &mut o.notify_noise,
-                    "--hand-over" => &mut o.hand_over,
-                    unknown => return Err(format!("unknown option {unknown:?}")),
-                };
-                if inline.is_some() {
-                    return Err(format!("option {flag} takes no value"));
-                }
-                *set = true;
-            }
-        }
-    }
-    Ok(Parsed::Run(o))
-}
-
-fn number<T: FromStr>(name: &str, text: &str) -> Result<T, String> {
+fn millis(text: &str) -> Result<Duration, String> {
     text.parse()
-        .map_err(|_| format!("option {name}: {text:?} is not a valid number"))
-}
-
-fn millis(name: &str, text: &str) -> Result<Duration, String> {
-    number(name, text).map(Duration::from_millis)
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{text:?} is not a number of milliseconds"))
 }
 
 /// The sending end of systemd's `sd_notify` protocol.
@@ -281,18 +199,15 @@ pub fn run(args: Vec<String>) -> ! {
 }
 
 async fn worker_main(args: Vec<String>) {
-    let o = match parse_args(args.into_iter()) {
-        Ok(Parsed::Run(o)) => o,
-        Ok(Parsed::Help) => {
-            print!("{USAGE}");
-            let _ = io::stdout().flush();
-            process::exit(0);
-        }
-        Err(message) => {
-            eprintln!("worker: {message} (see --help)");
-            process::exit(2);
-        }
+    let mut o = match Options::try_parse_from(std::iter::once("worker".to_owned()).chain(args)) {
+        Ok(o) => o,
+        // --help and --version print to stdout and exit 0; errors to
+        // stderr with exit 2.
+        Err(e) => e.exit(),
     };
+    if let Some(message) = &mut o.send {
+        *message = message.replace("\\n", "\n");
+    }
     if let Some(message) = &o.send {
         send_once(message);
     }

@@ -187,12 +187,27 @@ fn a_bad_config_is_a_clear_error() {
 }
 
 #[test]
-fn help_explains_the_two_modes() {
+fn help_explains_the_two_modes_and_shows_a_complete_config() {
     let output = Command::new(DEMO).arg("--help").output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
-    assert!(stdout.contains("demo CONFIG.toml"), "{stdout}");
-    assert!(stdout.contains("[[deployment]]"), "{stdout}");
+    assert!(stdout.contains("Usage: demo [OPTIONS] [CONFIG]"), "{stdout}");
+    assert!(stdout.contains("Without CONFIG") && stdout.contains("With CONFIG"), "{stdout}");
+    // The config in the help is the embedded default, whole, and it loads.
+    let printed = Command::new(DEMO).arg("--print-config").output().unwrap();
+    assert!(printed.status.success());
+    let config = String::from_utf8(printed.stdout).unwrap();
+    assert!(stdout.contains(config.trim()), "{stdout}");
+    pod_actor::deployment::DeploymentsConfig::from_str(
+        &config,
+        pod_actor::ConfigFormat::Toml,
+        "--print-config",
+    )
+    .unwrap();
+    // A wrong option says so, with exit 2.
+    let wrong = Command::new(DEMO).arg("--bogus").output().unwrap();
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("unexpected argument '--bogus'"));
 }
 
 #[test]

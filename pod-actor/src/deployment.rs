@@ -16,6 +16,54 @@
 //! - [`GetDeploymentStatus`] and [`CloseDeployment`] (reverse start order).
 //! - [`Deployment::with_events`] delivers every replica's [`PodEvent`],
 //!   tagged with the replica's name, from before its start.
+//!
+//! Replicas start together ([`StartOrder::Concurrent`]): N replicas whose
+//! setup takes a second are all ready after a second. [`AnyDeployment`]
+//! holds deployments of any runtime type for one status view and one
+//! ordered close; [`DeploymentsConfig`] reads a file of deployments.
+//!
+//! # Example
+//!
+//! Three replicas of an in-process runtime, routed to, reported on and
+//! closed (this block is compiled and run by the tests):
+//!
+//! ```
+//! use actix::Actor;
+//! use pod_actor::deployment::{
+//!     CloseDeployment, Deployment, GetDeploymentStatus, Route, StartDeployment,
+//! };
+//! use pod_actor::{Pod, PodConfig, PodState, RuntimeSpec};
+//! use runtime_actor::{Runtime, RuntimeContext, RuntimeError, RuntimeFactory};
+//!
+//! struct Upper;
+//!
+//! impl Runtime for Upper {
+//!     type Request = String;
+//!     type Response = String;
+//!     async fn setup(&mut self, _: &mut RuntimeContext) -> Result<(), RuntimeError> {
+//!         Ok(())
+//!     }
+//!     async fn handle(&mut self, s: String) -> Result<String, RuntimeError> {
+//!         Ok(s.to_uppercase())
+//!     }
+//! }
+//!
+//! #[actix::main]
+//! async fn main() {
+//!     let template = PodConfig::new("upper", RuntimeSpec::InProcess { name: "upper".into() });
+//!     let build = |config| Ok(Pod::new(config, RuntimeFactory::new(|_| Upper)));
+//!     let upper = Deployment::new("upper", 3, template, build).start();
+//!
+//!     let started = upper.send(StartDeployment).await.unwrap().unwrap();
+//!     assert_eq!(started[2].pod, "upper/rep-2");
+//!     let answer = upper.send(Route::<Upper>("pods".into())).await.unwrap();
+//!     assert_eq!(answer.unwrap(), "PODS");
+//!     let status = upper.send(GetDeploymentStatus).await.unwrap();
+//!     assert!(status.replicas.iter().all(|r| r.state == PodState::Running));
+//!     let closed = upper.send(CloseDeployment).await.unwrap();
+//!     assert_eq!(closed[0].0, "upper/rep-2", "the last started closes first");
+//! }
+//! ```
 
 use std::fmt;
 

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr, Context, Handler};
+use examples::fmt::{human, Table};
 use pod_actor::deployment::{
     CloseDeployment, Deployment, DeploymentConfig, DeploymentEvent, DeploymentsConfig,
     GetDeploymentStatus, GetReplicas, Route, StartDeployment,
@@ -56,35 +57,43 @@ restart = { backoff = { initial = 50, jitter = 0.0 } }
 env = { SIDECAR_MODE = "demo" }
 "#;
 
-const HELP: &str = "\
-demo: run deployments of pods on actix
+/// What `--help` says after the options: the modes, and a complete config.
+fn after_help() -> String {
+    format!(
+        "Without CONFIG: run the embedded default config (shown below): start \
+         three in-process replicas and one child-process pod, send traffic, make \
+         a replica panic and SIGKILL the child, show the restarts and that every \
+         request was answered, then close; exits 0 when all of that held.
 
-usage:
-  demo               run the embedded default config: start three in-process
-                     replicas and one child-process pod, send traffic, make a
-                     replica panic and SIGKILL the child, show the restarts
-                     and that every request was answered, then close; exits 0
-                     when all of that held
-  demo CONFIG.toml   run the deployments in CONFIG.toml until Ctrl-C, then
-                     close them gracefully
-  demo worker ARGS   run as the scriptable worker child process
-                     (`demo worker --help`)
-  demo --metrics ADDR [CONFIG.toml]
-                     the same, serving the pods' metrics in Prometheus text
-                     format at http://ADDR/metrics (ADDR such as
-                     127.0.0.1:9184; port 0 picks one)
-  demo --help        this text
+With CONFIG: run its deployments until Ctrl-C or SIGTERM, then close them \
+gracefully (exit 0). Before all is running, Ctrl-C closes what has started, \
+in reverse start order, and exits 130.
 
-Ctrl-C or SIGTERM before the run is over closes what has started (in
-reverse start order) and exits with 130; in CONFIG.toml mode, once all is
-running, Ctrl-C is the normal way to close and exits 0.
+`demo worker ARGS` runs the scriptable worker child process (`demo worker \
+--help`). RUST_LOG sets what the pods log on stderr (warn by default).
 
-CONFIG.toml holds [[deployment]] tables: `name`, `replicas`, and a
-[deployment.pod] table in the pod config format (timeout_ready,
-timeout_ctrl, env, restart, health, placement, runtime). In-process
-runtimes available by name: word-counter. A process runtime's command
-`@self` means this binary (so `args = [\"worker\", ...]` runs the worker).
-";
+A CONFIG holds [[deployment]] tables: `name`, `replicas`, and a \
+[deployment.pod] table in the pod config format. In-process runtimes by name: \
+word-counter. A process command `@self` means this binary. The default \
+config, complete (`demo --print-config` prints it):
+{DEFAULT_CONFIG}"
+    )
+}
+
+/// Runs deployments of pods on actix.
+#[derive(Debug, clap::Parser)]
+#[command(name = "demo", after_help = after_help())]
+struct Args {
+    /// A TOML file of deployments to run until Ctrl-C
+    config: Option<std::path::PathBuf>,
+    /// Serve the pods' metrics in Prometheus text format at
+    /// http://ADDR/metrics (port 0 picks one)
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Print the embedded default config and exit
+    #[arg(long)]
+    print_config: bool,
+}
 
 // ===== the in-process runtime =====
 
@@ -152,9 +161,9 @@ impl Handler<DeploymentEvent> for Printer {
             PodEvent::Starting { generation } => format!("starting generation {generation}"),
             PodEvent::Progressed { note, .. } => format!("progress: {note}"),
             PodEvent::Started(started) => format!(
-                "STARTED generation {} in {:.1?}{}",
+                "STARTED generation {} in {}{}",
                 started.generation,
-                started.startup,
+                human(started.startup),
                 started
                     .pid
                     .map(|p| format!(" (pid {p})"))
@@ -163,7 +172,7 @@ impl Handler<DeploymentEvent> for Printer {
             PodEvent::Unhealthy { reason, .. } => format!("unhealthy: {reason}"),
             PodEvent::Failed { cause, .. } => format!("FAILED: {cause}"),
             PodEvent::Restarting { attempt, delay } => {
-                format!("restarting (attempt {attempt}) in {delay:?}")
+                format!("restarting (attempt {attempt}) in {}", human(delay))
             }
             PodEvent::Terminated { error: None } => "terminated (closed)".to_owned(),
             PodEvent::Terminated { error: Some(e) } => format!("terminated: {e}"),
@@ -177,23 +186,22 @@ impl Handler<DeploymentEvent> for Printer {
 }
 
 fn print_table(statuses: &[PodStatus]) {
-    println!(
-        "  {:<16} {:<10} {:>3} {:>8} {:>10}  LAST CAUSE",
-        "POD", "STATE", "GEN", "RESTARTS", "UPTIME"
+    let mut table = Table::new(
+        &["POD", "STATE", "GEN", "RESTARTS", "UPTIME", "LAST CAUSE"],
+        &[false, false, true, true, true, false],
+        60,
     );
     for s in statuses {
-        let uptime = s
-            .uptime
-            .map(|u| format!("{:.2}s", u.as_secs_f64()))
-            .unwrap_or_else(|| "-".into());
-        let state = format!("{:?}", s.state).to_lowercase();
-        let cause = s.last_failure.as_deref().unwrap_or("-");
-        let cause: String = cause.chars().take(60).collect();
-        println!(
-            "  {:<16} {:<10} {:>3} {:>8} {:>10}  {cause}",
-            s.name, state, s.generation, s.restarts, uptime
-        );
+        table.row(vec![
+            s.name.clone(),
+            format!("{:?}", s.state).to_lowercase(),
+            s.generation.to_string(),
+            s.restarts.to_string(),
+            s.uptime.map_or_else(|| "-".into(), human),
+            s.last_failure.clone().unwrap_or_else(|| "-".into()),
+        ]);
     }
+    print!("{}", table.render());
     let _ = std::io::stdout().flush();
 }
 
@@ -295,7 +303,7 @@ fn describe(report: &pod_actor::CloseReport) -> String {
     } else {
         "graceful"
     };
-    format!("{how} in {:.1?}", report.took)
+    format!("{how} in {}", human(report.took))
 }
 
 /// Waits for `pod` to be ready again at a generation past `after`.
@@ -469,71 +477,55 @@ fn listen_for_stop() -> Result<Stop, String> {
 }
 
 fn main() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let metrics_at = match args.first().map(String::as_str) {
-        Some("--metrics") if args.len() >= 2 => {
-            let at = args.remove(1);
-            args.remove(0);
-            Some(at)
-        }
-        Some("--metrics") => {
-            eprintln!("demo: --metrics needs an address, such as 127.0.0.1:9184");
-            return ExitCode::from(2);
-        }
-        _ => None,
-    };
-    match args.first().map(String::as_str) {
-        Some("worker") => examples::worker::run(args[1..].to_vec()),
-        Some("--help" | "-h") => {
-            print!("{HELP}");
-            ExitCode::SUCCESS
-        }
-        Some(flag) if flag.starts_with('-') => {
-            eprintln!("demo: unknown option {flag} (see --help)");
-            ExitCode::from(2)
-        }
-        path => {
-            let path = path.map(str::to_owned);
-            let since = Instant::now();
-            // The pods' own log, on stderr: warnings and errors by default,
-            // as much as `RUST_LOG` asks for (`RUST_LOG=info` shows every
-            // start, Started and close, in each pod's span).
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .init();
-            // A runtime's panic is caught and reported by its pod: one WARN
-            // line instead of the default report. Any other panic is a bug
-            // of the demo, and keeps the full report.
-            runtime_actor::panics_to_tracing();
-            let outcome = actix::System::new().block_on(async move {
-                // Before any pod starts: pods register their metrics then.
-                let _metrics = match &metrics_at {
-                    Some(at) => {
-                        let served = examples::metrics::serve(at)
-                            .map_err(|e| format!("cannot serve metrics on {at}: {e}"))?;
-                        println!("== metrics at http://{}/metrics", served.address);
-                        Some(served)
-                    }
-                    None => None,
-                };
-                let stop = listen_for_stop()?;
-                match path {
-                    Some(path) => run_file(&path, since, stop).await,
-                    None => run_default(since, stop).await,
-                }
-            });
-            match outcome {
-                Ok(Ended::Completed) => ExitCode::SUCCESS,
-                // 128 + SIGINT, as a shell reports an interrupted program.
-                Ok(Ended::Interrupted) => ExitCode::from(130),
-                Err(e) => {
-                    eprintln!("demo failed: {e}");
-                    ExitCode::FAILURE
-                }
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some("worker") {
+        examples::worker::run(raw[2..].to_vec());
+    }
+    let args = <Args as clap::Parser>::parse_from(raw);
+    if args.print_config {
+        print!("{}", DEFAULT_CONFIG.trim_start());
+        return ExitCode::SUCCESS;
+    }
+    let metrics_at = args.metrics;
+    let path = args.config.map(|p| p.display().to_string());
+    let since = Instant::now();
+    // The pods' own log, on stderr: warnings and errors by default,
+    // as much as `RUST_LOG` asks for (`RUST_LOG=info` shows every
+    // start, Started and close, in each pod's span).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    // A runtime's panic is caught and reported by its pod: one WARN
+    // line instead of the default report. Any other panic is a bug
+    // of the demo, and keeps the full report.
+    runtime_actor::panics_to_tracing();
+    let outcome = actix::System::new().block_on(async move {
+        // Before any pod starts: pods register their metrics then.
+        let _metrics = match &metrics_at {
+            Some(at) => {
+                let served = examples::metrics::serve(at)
+                    .map_err(|e| format!("cannot serve metrics on {at}: {e}"))?;
+                println!("== metrics at http://{}/metrics", served.address);
+                Some(served)
             }
+            None => None,
+        };
+        let stop = listen_for_stop()?;
+        match path {
+            Some(path) => run_file(&path, since, stop).await,
+            None => run_default(since, stop).await,
+        }
+    });
+    match outcome {
+        Ok(Ended::Completed) => ExitCode::SUCCESS,
+        // 128 + SIGINT, as a shell reports an interrupted program.
+        Ok(Ended::Interrupted) => ExitCode::from(130),
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            ExitCode::FAILURE
         }
     }
 }
