@@ -191,8 +191,14 @@ fn help_explains_the_two_modes_and_shows_a_complete_config() {
     let output = Command::new(DEMO).arg("--help").output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
-    assert!(stdout.contains("Usage: demo [OPTIONS] [CONFIG]"), "{stdout}");
-    assert!(stdout.contains("Without CONFIG") && stdout.contains("With CONFIG"), "{stdout}");
+    assert!(
+        stdout.contains("Usage: demo [OPTIONS] [CONFIG]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Without CONFIG") && stdout.contains("With CONFIG"),
+        "{stdout}"
+    );
     // The config in the help is the embedded default, whole, and it loads.
     let printed = Command::new(DEMO).arg("--print-config").output().unwrap();
     assert!(printed.status.success());

@@ -412,10 +412,24 @@ impl<R: Runtime> Deployment<R> {
             outcome
         };
         Box::pin(started.into_actor(self).map(move |outcome, act, _| {
-            act.phase = Phase::Running;
             if outcome.is_err() {
                 act.pods
                     .retain(|pod| !added.iter().any(|gone| gone.name == pod.name));
+            }
+            match act.phase {
+                // A close arrived meanwhile: it stands.
+                Phase::Closed => {}
+                // A first start that failed leaves nothing running: back to
+                // idle, its supervisor shut down, so that a start can be
+                // tried again.
+                _ if outcome.is_err() && act.pods.is_empty() => {
+                    act.phase = Phase::Idle;
+                    act.next_index = 0;
+                    if let Some(supervisor) = act.supervisor.take() {
+                        supervisor.do_send(Shutdown);
+                    }
+                }
+                _ => act.phase = Phase::Running,
             }
             outcome
         }))
@@ -551,7 +565,9 @@ impl<R: Runtime> Handler<Scale> for Deployment<R> {
             }
         };
         Box::pin(close.into_actor(self).map(|(), act, _| {
-            act.phase = Phase::Running;
+            if act.phase != Phase::Closed {
+                act.phase = Phase::Running;
+            }
             Ok(())
         }))
     }

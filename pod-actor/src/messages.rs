@@ -39,6 +39,7 @@ pub struct WaitStartSuccess;
 pub struct Subscribe(pub Recipient<Started>);
 
 /// Receive every [`PodEvent`] from now on. Held weakly, like [`Subscribe`].
+/// A pod that has already terminated sends [`PodEvent::Terminated`] at once.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SubscribeEvents(pub Recipient<PodEvent>);

@@ -793,6 +793,15 @@ impl<R: Runtime> Handler<SubscribeEvents> for Pod<R> {
     type Result = ();
 
     fn handle(&mut self, SubscribeEvents(subscriber): SubscribeEvents, _: &mut Context<Self>) {
+        if self.state == PodState::Terminated {
+            // Nothing more will happen: the end, at once.
+            let error = match &self.terminal {
+                Some(PodError::Closed) | None => None,
+                Some(e) => Some(e.clone()),
+            };
+            subscriber.do_send(PodEvent::Terminated { error });
+            return;
+        }
         self.event_subscribers.add(&subscriber);
     }
 }

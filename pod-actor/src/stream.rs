@@ -4,6 +4,7 @@
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
+use actix::dev::SendError;
 use actix::{Actor, Addr, Context, Handler, Recipient};
 use futures::channel::mpsc;
 use futures::Stream;
@@ -13,7 +14,8 @@ use crate::messages::{PodEvent, SubscribeEvents};
 use crate::pod::Pod;
 
 /// Every [`PodEvent`] of one pod from the moment it was made, as a
-/// [`Stream`] that ends after [`PodEvent::Terminated`].
+/// [`Stream`] that ends after [`PodEvent::Terminated`] (at once for a pod
+/// that had already terminated; with nothing for one whose actor is gone).
 ///
 /// Made by [`PodEvents::of`]. It keeps its subscription alive (pods hold
 /// subscribers weakly); dropping it unsubscribes. Unbounded, like an actor's
@@ -62,11 +64,20 @@ impl PodEvents {
     pub(crate) fn with(pod: &Recipient<SubscribeEvents>) -> PodEvents {
         let (to, events) = mpsc::unbounded();
         let forwarder = Forwarder { to }.start();
-        pod.do_send(SubscribeEvents(forwarder.clone().recipient()));
+        // A pod that is gone has nothing more to say: the stream ends.
+        let gone = match pod.try_send(SubscribeEvents(forwarder.clone().recipient())) {
+            Ok(()) => false,
+            Err(SendError::Closed(_)) => true,
+            // A busy mailbox: queued past its capacity, as do_send does.
+            Err(SendError::Full(subscribe)) => {
+                pod.do_send(subscribe);
+                false
+            }
+        };
         PodEvents {
             events,
             _forwarder: forwarder,
-            ended: false,
+            ended: gone,
         }
     }
 }

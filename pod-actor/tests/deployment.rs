@@ -351,3 +351,70 @@ async fn replicas_start_together_not_one_after_another() {
     let expected: Vec<String> = (0..8).rev().map(|i| format!("loading/rep-{i}")).collect();
     assert_eq!(order, expected, "closed in reverse start order");
 }
+
+#[actix::test]
+async fn a_failed_start_can_be_tried_again() {
+    tokio::time::pause();
+    let log = Arc::new(Log::default());
+    let shared = Arc::clone(&log);
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let build = move |config: PodConfig| {
+        // rep-1 fails its setup on the first try only.
+        let fail_setup = config.name == "encoder/rep-1" && first.swap(false, Ordering::SeqCst);
+        let log = Arc::clone(&shared);
+        let factory = RuntimeFactory::new(move |_| Replica {
+            log: Arc::clone(&log),
+            name: String::new(),
+            fail_setup,
+            up: false,
+        });
+        Ok::<_, PodError>(Pod::new(config, factory))
+    };
+    let deployment = Deployment::new("encoder", 3, template(), build).start();
+    assert!(matches!(
+        deployment.send(StartDeployment).await.unwrap(),
+        Err(DeploymentError::Replica { .. })
+    ));
+    let status = deployment.send(GetDeploymentStatus).await.unwrap();
+    assert!(
+        status.replicas.is_empty() && status.supervisor.is_none(),
+        "{status:?}"
+    );
+    assert_eq!(log.live.load(Ordering::SeqCst), 0);
+    // Tried again: a new supervisor, the same names.
+    let started = deployment.send(StartDeployment).await.unwrap().unwrap();
+    let names: Vec<_> = started.iter().map(|s| s.pod.as_str()).collect();
+    assert_eq!(names, ["encoder/rep-0", "encoder/rep-1", "encoder/rep-2"]);
+    assert_eq!(log.live.load(Ordering::SeqCst), 3);
+    deployment.send(CloseDeployment).await.unwrap();
+}
+
+#[actix::test]
+async fn a_close_during_a_start_or_a_scale_stands() {
+    tokio::time::pause();
+    let (starting, log) = deployment(4, None);
+    let start = starting.send(StartDeployment);
+    let close = starting.send(CloseDeployment);
+    let (started, _) = futures::future::join(start, close).await;
+    assert!(started.unwrap().is_err(), "the close cut the start short");
+    assert!(matches!(
+        starting.send(StartDeployment).await.unwrap(),
+        Err(DeploymentError::Closed)
+    ));
+    assert!(matches!(
+        starting.send(Scale { replicas: 2 }).await.unwrap(),
+        Err(DeploymentError::Closed)
+    ));
+    assert_eq!(log.live.load(Ordering::SeqCst), 0);
+
+    let (scaling, log) = deployment(2, None);
+    scaling.send(StartDeployment).await.unwrap().unwrap();
+    let scale = scaling.send(Scale { replicas: 1 });
+    let close = scaling.send(CloseDeployment);
+    let (_, _) = futures::future::join(scale, close).await;
+    assert!(matches!(
+        scaling.send(Scale { replicas: 3 }).await.unwrap(),
+        Err(DeploymentError::Closed)
+    ));
+    assert_eq!(log.live.load(Ordering::SeqCst), 0);
+}

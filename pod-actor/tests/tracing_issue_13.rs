@@ -161,3 +161,34 @@ async fn a_give_up_is_an_error() {
         "error=supervisor gave up",
     ]);
 }
+
+#[actix::test]
+async fn events_of_a_pod_that_has_ended_end_at_once() {
+    use futures::StreamExt;
+    use pod_actor::{PodEvent, PodEvents};
+    let pod = Pod::new(config("ended", 5), RuntimeFactory::new(|_| Flaky)).start();
+    pod.send(Start).await.unwrap().unwrap();
+    pod.send(Close::default()).await.unwrap();
+    // Terminated: the end is said at once, then the stream ends.
+    let mut events = PodEvents::of(&pod);
+    assert!(matches!(
+        events.next().await,
+        Some(PodEvent::Terminated { error: None })
+    ));
+    assert!(events.next().await.is_none());
+    let any = pod_actor::AnyPod::from(pod.clone());
+    assert!(matches!(
+        any.events().next().await,
+        Some(PodEvent::Terminated { .. })
+    ));
+
+    // Gone: nothing to say, the stream ends.
+    let arbiter = actix::Arbiter::new();
+    let gone = Pod::start_in_arbiter(&arbiter.handle(), |_| {
+        Pod::new(config("gone", 5), RuntimeFactory::new(|_| Flaky))
+    });
+    arbiter.stop();
+    let _ = arbiter.join();
+    let mut events = PodEvents::of(&gone);
+    assert!(events.next().await.is_none());
+}

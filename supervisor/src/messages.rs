@@ -250,7 +250,11 @@ pub struct ChildLeft {
 /// with [`Error::ChildFailedToStart`] (the child is then forgotten),
 /// [`Error::DuplicateChild`] or [`Error::ShuttingDown`]. An idle supervisor
 /// (waiting for its parent) registers the child and replies at once; the
-/// child starts with the others.
+/// child starts with the others. A supervisor that starts its children
+/// together ([`StartOrder::Concurrent`](crate::StartOrder::Concurrent))
+/// replies as soon as the child is told to start; a failed first start then
+/// reaches the child as its verdict
+/// ([`NoRestart::FailedToStart`](crate::NoRestart::FailedToStart)).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), Error>")]
 pub struct AddChild(pub ChildSpec);

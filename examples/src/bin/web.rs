@@ -9,9 +9,10 @@
 //!   process pods in one view, with the supervisors' restart statistics);
 //! - `GET /metrics`: the pods' metrics in Prometheus text format.
 //!
-//! SIGTERM or Ctrl-C closes every pod gracefully (reverse start order, each
-//! runtime's teardown run, the `sidecar` child process stopped) *before*
-//! the HTTP server and the actix `System` stop, then exits 0.
+//! SIGTERM or Ctrl-C stops accepting connections, closes every pod
+//! gracefully (reverse start order, each runtime's teardown run, the
+//! `sidecar` child process stopped) *before* the HTTP server and the actix
+//! `System` stop, then exits 0. A second signal exits at once, with 130.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -199,6 +200,20 @@ async fn serve(listen: &str, metrics: PrometheusHandle) -> Result<(), String> {
         _ = terminate.recv() => {}
         _ = interrupt.recv() => {}
     }
+    // A second signal does not wait for a close that hangs: the process
+    // exits at once (the pods' children die with it: parent-death signal,
+    // cgroup keeper).
+    actix_web::rt::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        eprintln!("web: a second signal: exiting without waiting for the pods");
+        std::process::exit(130);
+    });
+    // No new connections; requests in flight are answered while the pods
+    // close (by a replica, or with 503 once none is left).
+    handle.pause().await;
     close(&all).await;
     handle.stop(true).await;
     let _ = running.await;
