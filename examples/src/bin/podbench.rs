@@ -594,24 +594,48 @@ fn short(unit: &str) -> &str {
     }
 }
 
+/// One row as `--json` writes it.
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    figure: &'a str,
+    unit: &'a str,
+    ours: f64,
+    baseline: f64,
+    ratio: f64,
+    baseline_name: &'a str,
+    aim: &'a str,
+}
+
 fn print_json(rows: &[Row]) {
-    let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let items: Vec<String> = rows
+    let rows: Vec<JsonRow<'_>> = rows
         .iter()
-        .map(|r| {
-            format!(
-                r#"{{"figure":"{}","unit":"{}","ours":{:.3},"baseline":{:.3},"ratio":{:.3},"baseline_name":"{}","aim":"{}"}}"#,
-                escape(r.figure),
-                r.unit,
-                r.ours,
-                r.baseline,
-                r.ours / r.baseline,
-                escape(r.baseline_name),
-                escape(r.aim)
-            )
+        .map(|r| JsonRow {
+            figure: r.figure,
+            unit: r.unit,
+            ours: r.ours,
+            baseline: r.baseline,
+            ratio: r.ours / r.baseline,
+            baseline_name: r.baseline_name,
+            aim: r.aim,
         })
         .collect();
-    println!("[{}]", items.join(",\n "));
+    match serde_json::to_string_pretty(&rows) {
+        Ok(json) => println!("{json}"),
+        Err(e) => eprintln!("podbench: cannot write JSON: {e}"),
+    }
+}
+
+/// Measures the project's figures, each beside its baseline in the same
+/// run (see BENCHMARKS.md).
+#[derive(Debug, clap::Parser)]
+#[command(name = "podbench")]
+struct Args {
+    /// Print the rows as JSON instead of a table
+    #[arg(long)]
+    json: bool,
+    /// Fewer samples, for CI: rougher figures
+    #[arg(long)]
+    quick: bool,
 }
 
 fn main() -> ExitCode {
@@ -619,21 +643,7 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("worker") {
         examples::worker::run(args[1..].to_vec());
     }
-    let (mut json, mut quick) = (false, false);
-    for arg in &args {
-        match arg.as_str() {
-            "--json" => json = true,
-            "--quick" => quick = true,
-            "--help" | "-h" => {
-                println!("usage: podbench [--json] [--quick]");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("podbench: unknown option {other} (see --help)");
-                return ExitCode::from(2);
-            }
-        }
-    }
+    let Args { json, quick } = <Args as clap::Parser>::parse();
     // The restart rows panic on purpose; printing each panic would be most
     // of what they measure.
     std::panic::set_hook(Box::new(|_| {}));
