@@ -47,16 +47,18 @@ pub fn serve(listen: &str) -> std::io::Result<Served> {
     Ok(Served { address, handle })
 }
 
-/// Installs the process's metrics recorder; pods started afterwards record
-/// into it.
+/// Installs the process's metrics recorder and enables the pods' metrics;
+/// pods started afterwards record into it.
 ///
 /// # Errors
 ///
 /// A recorder was already installed.
 pub fn install() -> std::io::Result<PrometheusHandle> {
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .install_recorder()
-        .map_err(std::io::Error::other)
+        .map_err(std::io::Error::other)?;
+    pod_actor::metrics::enable();
+    Ok(handle)
 }
 
 /// `GET /metrics`: the recorder's metrics in Prometheus text format (the

@@ -1,6 +1,9 @@
 //! What a pod reports through the [`metrics`] facade, per pod (label
-//! `pod`); nothing is recorded until the program installs a recorder (a
-//! Prometheus exporter, say), and then only from the pods' next start.
+//! `pod`).
+//!
+//! Off until the program says so: install a recorder (a Prometheus
+//! exporter, say), then call [`enable`]; pods record from their next start.
+//! A program that does not measure pays nothing on a pod's start or calls.
 //!
 //! | name | kind | labels | what |
 //! |---|---|---|---|
@@ -10,10 +13,25 @@
 //! | `pod_startup_seconds` | histogram | `pod` | from spawn to ready, per generation |
 //! | `pod_call_seconds` | histogram | `pod` | a call's round trip through the pod |
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use metrics::{Counter, Gauge, Histogram};
 use runtime_actor::FailureCause;
 
 use crate::messages::PodState;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns the pods' metrics on, for pods that start from now on; call it
+/// once the process's recorder is installed.
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`enable`] was called.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 const STATES: [(PodState, &str); 7] = [
     (PodState::Idle, "idle"),

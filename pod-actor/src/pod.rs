@@ -97,8 +97,8 @@ pub struct Pod<R: Runtime> {
     current: Option<Started>,
     /// The span of the current generation (`pod`, `generation`).
     span: tracing::Span,
-    metrics: Option<PodMetrics>,
-    call_metric: Option<metrics::Histogram>,
+    /// Boxed: most programs do not measure, and a pod stays small.
+    metrics: Option<Box<PodMetrics>>,
     /// The running generation's main process, from its spawn on.
     pid: Option<u32>,
     ever_started: bool,
@@ -143,7 +143,6 @@ impl<R: Runtime> Pod<R> {
             current: None,
             span: tracing::Span::none(),
             metrics: None,
-            call_metric: None,
             pid: None,
             ever_started: false,
             running_since: None,
@@ -247,14 +246,13 @@ impl<R: Runtime> Pod<R> {
 
     /// Records `event` through the `metrics` facade (see [`crate::metrics`]).
     fn measure(&mut self, event: &PodEvent) {
-        if let PodEvent::Starting { .. } = event {
-            // Registered at the first start, when a recorder has been
-            // installed; the call path only clones a handle.
+        if let (PodEvent::Starting { .. }, true) = (event, crate::metrics::enabled()) {
+            // Registered at the first start after metrics were enabled; the
+            // call path only clones a handle.
             let metrics = self
                 .metrics
-                .get_or_insert_with(|| PodMetrics::new(&self.config.name));
+                .get_or_insert_with(|| Box::new(PodMetrics::new(&self.config.name)));
             metrics.state(self.state);
-            self.call_metric = Some(metrics.call());
         }
         let Some(metrics) = &self.metrics else {
             return;
@@ -815,7 +813,7 @@ impl<R: Runtime> Handler<Call<R>> for Pod<R> {
                 // Queued with the runtime now, so a Close right behind this
                 // call cannot overtake it.
                 let call = runtime.call(req);
-                let timing = self.call_metric.clone().map(|h| (h, Instant::now()));
+                let timing = self.metrics.as_ref().map(|m| (m.call(), Instant::now()));
                 return Box::pin(async move {
                     let answer = call.await.map_err(|e| match e {
                         RequestError::Exited { cause } => CallError::RuntimeExited { cause },
