@@ -813,16 +813,22 @@ impl<R: Runtime> Handler<Call<R>> for Pod<R> {
                 // Queued with the runtime now, so a Close right behind this
                 // call cannot overtake it.
                 let call = runtime.call(req);
-                let timing = self.metrics.as_ref().map(|m| (m.call(), Instant::now()));
-                return Box::pin(async move {
-                    let answer = call.await.map_err(|e| match e {
+                let answer = async move {
+                    call.await.map_err(|e| match e {
                         RequestError::Exited { cause } => CallError::RuntimeExited { cause },
                         RequestError::Runtime(e) => CallError::Runtime(e),
                         _ => CallError::NotReady,
-                    });
-                    if let Some((histogram, begun)) = timing {
-                        histogram.record(begun.elapsed().as_secs_f64());
-                    }
+                    })
+                };
+                // Timed only when measured: an unmeasured call's future stays
+                // as small as it was.
+                let Some(histogram) = self.metrics.as_ref().map(|m| m.call()) else {
+                    return Box::pin(answer);
+                };
+                let begun = Instant::now();
+                return Box::pin(async move {
+                    let answer = answer.await;
+                    histogram.record(begun.elapsed().as_secs_f64());
                     answer
                 });
             }
