@@ -567,23 +567,23 @@ async fn fanout_rows(count: usize, n: usize, rows: &mut Vec<Row>) {
 // ===== output =====
 
 fn print_table(rows: &[Row]) {
-    println!(
-        "{:<52} {:>12} {:>12} {:>7}  {:<8}  baseline",
-        "figure", "ours", "baseline", "ratio", "aim"
+    let mut table = examples::fmt::Table::new(
+        &["FIGURE", "OURS", "BASELINE", "RATIO", "AIM", "BASELINE IS"],
+        &[false, true, true, true, false, false],
+        80,
     );
     for row in rows {
-        println!(
-            "{:<52} {:>9.1} {:<2} {:>9.1} {:<2} {:>6.2}x  {:<8}  {}",
-            row.figure,
-            row.ours,
-            short(row.unit),
-            row.baseline,
-            short(row.unit),
-            row.ours / row.baseline,
-            row.aim,
-            row.baseline_name
-        );
+        let unit = short(row.unit);
+        table.row(vec![
+            row.figure.to_owned(),
+            format!("{:.1} {unit}", row.ours),
+            format!("{:.1} {unit}", row.baseline),
+            format!("{:.2}x", row.ours / row.baseline),
+            row.aim.to_owned(),
+            row.baseline_name.to_owned(),
+        ]);
     }
+    print!("{}", table.render());
 }
 
 fn short(unit: &str) -> &str {
