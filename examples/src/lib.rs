@@ -7,6 +7,7 @@
 //! The deployment actor they use lives in `pod_actor::deployment`.
 
 pub mod fmt;
+pub mod logging;
 pub mod metrics;
 pub mod worker;
 

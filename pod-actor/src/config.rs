@@ -701,16 +701,7 @@ impl PodConfig {
         path: impl AsRef<Path>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
-        let origin = path.display().to_string();
-        let format = ConfigFormat::from_path(path).ok_or_else(|| ConfigError::Load {
-            origin: origin.clone(),
-            message: "unknown file extension, expected .toml, .yaml, .yml or .json".into(),
-        })?;
-        let text = read_bounded(path).map_err(|e| ConfigError::Load {
-            origin: origin.clone(),
-            message: e.to_string(),
-        })?;
+        let (text, format, origin) = read_file(path.as_ref())?;
         Self::from_str_with_env(&text, format, &origin, env)
     }
 
@@ -1057,7 +1048,26 @@ fn check_env(name: &str, value: &str) -> Result<(), (String, String)> {
 /// Reads at most one byte more than the size limit, so that a huge file
 /// (or an endless one, such as `/dev/zero`) is refused without being read
 /// whole; the limit check then names it.
-pub(crate) fn read_bounded(path: &Path) -> std::io::Result<String> {
+/// A config file's text, its format (from its extension) and its name for
+/// errors.
+pub(crate) fn read_file(path: &Path) -> Result<(String, ConfigFormat, String), ConfigError> {
+    let origin = path.display().to_string();
+    let Some(format) = ConfigFormat::from_path(path) else {
+        return Err(ConfigError::Load {
+            origin,
+            message: "unknown file extension, expected .toml, .yaml, .yml or .json".into(),
+        });
+    };
+    match read_bounded(path) {
+        Ok(text) => Ok((text, format, origin)),
+        Err(e) => Err(ConfigError::Load {
+            origin,
+            message: e.to_string(),
+        }),
+    }
+}
+
+fn read_bounded(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::fs::File::open(path)?

@@ -489,19 +489,7 @@ fn main() -> ExitCode {
     let metrics_at = args.metrics;
     let path = args.config.map(|p| p.display().to_string());
     let since = Instant::now();
-    // The pods' own log, on stderr: warnings and errors by default,
-    // as much as `RUST_LOG` asks for (`RUST_LOG=info` shows every
-    // start, Started and close, in each pod's span).
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    // A runtime's panic is caught and reported by its pod: one WARN
-    // line instead of the default report. Any other panic is a bug
-    // of the demo, and keeps the full report.
-    runtime_actor::panics_to_tracing();
+    examples::logging::init();
     let outcome = actix::System::new().block_on(async move {
         // Before any pod starts: pods register their metrics then.
         let _metrics = match &metrics_at {

@@ -101,13 +101,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    runtime_actor::panics_to_tracing();
+    examples::logging::init();
     // Before any pod starts: pods register their metrics when they start.
     let metrics = match examples::metrics::install() {
         Ok(handle) => handle,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use config::{Map, Value, ValueKind};
 
-use crate::config::{parse_text, read_bounded, ConfigError, ConfigFormat, PodConfig};
+use crate::config::{parse_text, read_file, ConfigError, ConfigFormat, PodConfig};
 use crate::deployment::MAX_REPLICAS;
 
 /// Deployments read from one file, with the rules of [`PodConfig`]'s loader
@@ -63,16 +63,7 @@ impl DeploymentsConfig {
     /// [`ConfigError`], naming the file and the key: a deployment's keys as
     /// `deployment[1].replicas`, its pod's as `deployment[1].pod.timeout_ready`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
-        let origin = path.display().to_string();
-        let format = ConfigFormat::from_path(path).ok_or_else(|| ConfigError::Load {
-            origin: origin.clone(),
-            message: "unknown file extension, expected .toml, .yaml, .yml or .json".into(),
-        })?;
-        let text = read_bounded(path).map_err(|e| ConfigError::Load {
-            origin: origin.clone(),
-            message: e.to_string(),
-        })?;
+        let (text, format, origin) = read_file(path.as_ref())?;
         Self::from_str(&text, format, &origin)
     }
 
