@@ -62,7 +62,14 @@ enum CrashSignal {
 /// A scriptable child process for process pods: it serves TCP, says it is
 /// ready in the way asked, and misbehaves on demand.
 #[derive(Debug, Parser)]
-#[command(name = "worker", after_help = AFTER_HELP)]
+// As the hand-written parser before it: values may start with `-`
+// (`--fail-startup -1`), and an option given twice takes the last value.
+#[command(
+    name = "worker",
+    after_help = AFTER_HELP,
+    allow_negative_numbers = true,
+    args_override_self = true
+)]
 struct Options {
     /// TCP address to serve on
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
@@ -114,9 +121,10 @@ struct Options {
     /// READY=1, and exit 0 (a forking daemon that hands over its main role)
     #[arg(long)]
     hand_over: bool,
-    /// Only send MESSAGE (`\\n` for a new line) to $NOTIFY_SOCKET and exit,
-    /// as `systemd-notify` does
-    #[arg(long, value_name = "MESSAGE")]
+    /// Only send MESSAGE (a backslash and n for a new line) to
+    /// $NOTIFY_SOCKET, wait (at most 5 s) until it was read, and exit, as
+    /// `systemd-notify` does
+    #[arg(long, value_name = "MESSAGE", allow_hyphen_values = true)]
     send: Option<String>,
 }
 
@@ -201,7 +209,7 @@ pub fn run(args: Vec<String>) -> ! {
 async fn worker_main(args: Vec<String>) {
     let mut o = match Options::try_parse_from(std::iter::once("worker".to_owned()).chain(args)) {
         Ok(o) => o,
-        // --help and --version print to stdout and exit 0; errors to
+        // --help prints to stdout and exits 0; errors to
         // stderr with exit 2.
         Err(e) => e.exit(),
     };
@@ -362,9 +370,22 @@ fn barrier(n: &Notifier) -> io::Result<()> {
         None,
     )?;
     drop(write_end);
-    // EOF once the supervisor has closed its copy.
-    std::io::Read::read_to_end(&mut read_end, &mut Vec::new())?;
-    Ok(())
+    // EOF once the supervisor has closed its copy; like systemd-notify,
+    // give up after 5 s (a supervisor that never reads).
+    let mut wait = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&read_end),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    match nix::poll::poll(&mut wait, nix::poll::PollTimeout::from(5000u16))? {
+        0 => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the supervisor did not read the message within 5 s",
+        )),
+        _ => {
+            std::io::Read::read_to_end(&mut read_end, &mut Vec::new())?;
+            Ok(())
+        }
+    }
 }
 
 /// `--hand-over`: the classic forking daemon under a notify supervisor.

@@ -3,7 +3,8 @@
 //! A [`Pod`] owns the lifecycle of one runtime (a
 //! [`runtime_actor::Runtime`]) the way `jina.orchestrate.pods.Pod` owns its
 //! process: it starts it, learns the moment it is ready, watches it, restarts
-//! it through a [`supervisor::Supervisor`], and closes it. Everything is a
+//! it through a [`Supervisor`](supervisor::Supervisor) (crate
+//! `pod-supervisor`), and closes it. Everything is a
 //! message: [`Start`], [`WaitStartSuccess`], [`Subscribe`] (→ [`Started`]),
 //! [`SubscribeEvents`] (→ [`PodEvent`]), [`Call`], [`GetStatus`], [`GetRole`],
 //! [`Close`] and [`Join`]. Code outside actix uses the blocking

@@ -2,15 +2,21 @@
 //! `pod`).
 //!
 //! Off until the program says so: install a recorder (a Prometheus
-//! exporter, say), then call [`enable`]; pods record from their next start.
-//! A program that does not measure pays nothing on a pod's start or calls.
+//! exporter, say), then call [`enable`]; pods record from their next event
+//! on (a start, a failure, a restart). A program that does not measure pays
+//! nothing on a pod's start or calls.
+//!
+//! Series are never removed: a pod's stay, ending at `state="terminated"`,
+//! after the pod is gone. A deployment that scales up and down for a long
+//! time names new replicas each time; an exporter's idle timeout (for
+//! Prometheus, `PrometheusBuilder::idle_timeout`) bounds what it keeps.
 //!
 //! | name | kind | labels | what |
 //! |---|---|---|---|
-//! | `pod_state` | gauge | `pod`, `state` | 1 for the state the pod is in, 0 for the others |
+//! | `pod_state` | gauge | `pod`, `state` | 1 for the state the pod is in, 0 for the others (set one after the other: a scrape at that instant may see two at 1) |
 //! | `pod_restarts_total` | counter | `pod` | restarts the supervisor decided |
 //! | `pod_failures_total` | counter | `pod`, `cause` | failures by kind: `panicked`, `error`, `exited`, `unhealthy`, `timed_out`, `lost` |
-//! | `pod_startup_seconds` | histogram | `pod` | from spawn to ready, per generation |
+//! | `pod_startup_seconds` | histogram | `pod` | per generation, from building the runtime to the end of its setup ([`Started::startup`](crate::Started::startup)) |
 //! | `pod_call_seconds` | histogram | `pod` | a call's round trip through the pod |
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,8 +79,17 @@ impl PodMetrics {
     }
 
     pub(crate) fn state(&self, now: PodState) {
+        // The new state first: a scrape in between sees two states, never
+        // none.
         for (state, gauge) in &self.states {
-            gauge.set(if *state == now { 1.0 } else { 0.0 });
+            if *state == now {
+                gauge.set(1.0);
+            }
+        }
+        for (state, gauge) in &self.states {
+            if *state != now {
+                gauge.set(0.0);
+            }
         }
     }
 

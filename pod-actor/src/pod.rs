@@ -246,13 +246,12 @@ impl<R: Runtime> Pod<R> {
 
     /// Records `event` through the `metrics` facade (see [`crate::metrics`]).
     fn measure(&mut self, event: &PodEvent) {
-        if let (PodEvent::Starting { .. }, true) = (event, crate::metrics::enabled()) {
-            // Registered at the first start after metrics were enabled; the
+        if self.metrics.is_none() && crate::metrics::enabled() {
+            // Registered at the first event after metrics were enabled; the
             // call path only clones a handle.
-            let metrics = self
-                .metrics
-                .get_or_insert_with(|| Box::new(PodMetrics::new(&self.config.name)));
+            let metrics = Box::new(PodMetrics::new(&self.config.name));
             metrics.state(self.state);
+            self.metrics = Some(metrics);
         }
         let Some(metrics) = &self.metrics else {
             return;

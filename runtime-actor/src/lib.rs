@@ -2,8 +2,8 @@
 //! learn when it is ready, send it work and stop it, whatever the code does.
 //!
 //! This is the lowest of the three crates: `pod-actor` owns one runtime
-//! generation at a time through a [`RuntimeHandle`], and the `supervisor`
-//! crate decides when a failed one is started again. This crate knows
+//! generation at a time through a [`RuntimeHandle`], and the supervisor
+//! crate (`pod-supervisor`) decides when a failed one is started again. This crate knows
 //! nothing of either.
 //!
 //! - A [`Runtime`] is user code with `setup`, `handle`, `health` and

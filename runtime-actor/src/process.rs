@@ -932,7 +932,20 @@ impl Runtime for ProcessRuntime {
         } else {
             None
         };
-        let (cgroup, containment) = containment(ctx.name(), self.spec.cgroup);
+        let wanted = self.spec.cgroup;
+        let (cgroup, containment) = if cgroup::initialized() {
+            containment(ctx.name(), wanted)
+        } else {
+            // The first time in a process: a throwaway child, the keeper,
+            // and a sweep that may wait for a dead owner's processes to
+            // die; not on the actor's thread.
+            let name = ctx.name().to_owned();
+            tokio::task::spawn_blocking(move || containment(&name, wanted))
+                .await
+                .map_err(|e| {
+                    RuntimeError::fatal("setting up the process containment failed").with_source(e)
+                })?
+        };
         let procs = cgroup.as_ref().map(Cgroup::procs);
         let command = self.spec.command.display().to_string();
         let mut child = self

@@ -3,8 +3,9 @@
 //! and a [`SystemTime`] as whole milliseconds since the Unix epoch.
 //!
 //! Written as a float, so that microseconds survive (`0.011` for an
-//! 11 µs start); read back to the nanosecond for any duration below
-//! 104 days (the range an `f64` holds exactly). Use with
+//! 11 µs start); read back to the nanosecond for any duration below about
+//! 99 days (where the nanoseconds in an `f64` of milliseconds stop being
+//! exact), to the microsecond well beyond. Use with
 //! `#[serde(with = "pod_supervisor::millis")]`, or `millis::option` for an
 //! `Option<Duration>`.
 

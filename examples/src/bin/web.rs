@@ -96,6 +96,11 @@ fn main() -> ExitCode {
         [mode, rest @ ..] if mode == "worker" => examples::worker::run(rest.to_vec()),
         [] => "127.0.0.1:8080".to_owned(),
         [flag, addr] if flag == "--listen" => addr.clone(),
+        [flag] if flag.starts_with("--listen=") => flag["--listen=".len()..].to_owned(),
+        [flag] if flag == "--help" || flag == "-h" => {
+            println!("usage: web [--listen ADDR]   (127.0.0.1:8080 by default)");
+            return ExitCode::SUCCESS;
+        }
         _ => {
             eprintln!("usage: web [--listen ADDR]");
             return ExitCode::from(2);

@@ -101,6 +101,11 @@ pub(crate) fn init() -> (Result<(), String>, Option<Leftovers>) {
     (owner.as_ref().map(|_| ()).map_err(Clone::clone), found)
 }
 
+/// Whether [`init`] has run in this process (so it returns at once).
+pub(crate) fn initialized() -> bool {
+    OWNER.get().is_some()
+}
+
 impl Owner {
     fn create() -> Result<(Owner, Leftovers), String> {
         let mount = cgroup2_mount().ok_or("no cgroup v2 hierarchy is mounted")?;
