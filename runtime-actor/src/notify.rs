@@ -33,7 +33,7 @@ use nix::sys::socket::{
 use tokio::io::Interest;
 use tokio::net::UnixDatagram;
 
-use crate::process::cgroup::start_time;
+use crate::process::procfs::{left_by_dead_owner, owner_mark};
 
 /// The largest datagram read, as systemd's `NOTIFY_BUFFER_MAX`; longer ones
 /// are skipped whole.
@@ -75,9 +75,8 @@ impl NotifySocket {
     /// directory.
     pub(crate) fn bind() -> io::Result<NotifySocket> {
         let base = std::env::temp_dir();
-        let me = std::process::id();
-        let start = start_time(me).unwrap_or(0);
-        let template = base.join(format!("{DIR_PREFIX}{me}-{start}-XXXXXX"));
+        let mark = owner_mark().unwrap_or_else(|| format!("{}-0", std::process::id()));
+        let template = base.join(format!("{DIR_PREFIX}{mark}-XXXXXX"));
         let dir = nix::unistd::mkdtemp(&template).map_err(|e| {
             io::Error::new(
                 io::Error::from(e).kind(),
@@ -247,18 +246,7 @@ fn sweep(base: &Path) -> Vec<PathBuf> {
     };
     let uid = nix::unistd::getuid().as_raw();
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(owner) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else {
-            continue;
-        };
-        let mut parts = owner.splitn(3, '-');
-        let (Some(Ok(pid)), Some(Ok(start))) = (
-            parts.next().map(str::parse::<u32>),
-            parts.next().map(str::parse::<u64>),
-        ) else {
-            continue;
-        };
-        if start_time(pid) == Some(start) {
+        if !left_by_dead_owner(&entry.file_name(), DIR_PREFIX, true) {
             continue;
         }
         let path = entry.path();

@@ -27,10 +27,12 @@ use crate::runtime::{Runtime, RuntimeFactory};
 pub(crate) mod cgroup;
 mod pidfd;
 mod probe;
+pub(crate) mod procfs;
 
 use cgroup::Cgroup;
 use pidfd::PidFd;
 pub use probe::InvalidSpec;
+use procfs::{descends_from, group_members, running};
 
 /// Longest output line kept; the rest of a longer line is dropped, so a child
 /// that never writes a newline cannot grow the pod's memory.
@@ -1347,63 +1349,4 @@ where
         }
         time::sleep(interval).await;
     }
-}
-
-// ===== /proc =====
-
-/// What `/proc/<pid>/stat` says of a process.
-struct Stat {
-    state: char,
-    parent: u32,
-    group: u32,
-    session: u32,
-}
-
-fn stat(pid: u32) -> Option<Stat> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: skip to
-    // the last `)`; then state, parent, group and session (fields 3 to 6).
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-    Some(Stat {
-        state: fields.next()?.chars().next()?,
-        parent: fields.next()?.parse().ok()?,
-        group: fields.next()?.parse().ok()?,
-        session: fields.next()?.parse().ok()?,
-    })
-}
-
-/// Whether `pid` runs: it exists and is not a zombie waiting to be reaped.
-fn running(pid: u32) -> bool {
-    stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
-}
-
-/// Whether `pid` is `ancestor` or below it (while the chain of parents
-/// holds: an orphan's parent is its subreaper).
-fn descends_from(pid: u32, ancestor: u32) -> bool {
-    let mut at = pid;
-    for _ in 0..64 {
-        if at == ancestor {
-            return true;
-        }
-        match stat(at) {
-            Some(s) if s.parent > 1 => at = s.parent,
-            _ => return false,
-        }
-    }
-    false
-}
-
-/// The processes (zombies included) of process group `group` in session
-/// `session`, sorted.
-fn group_members(group: u32, session: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| stat(pid).is_some_and(|s| s.group == group && s.session == session))
-        .collect();
-    pids.sort_unstable();
-    pids
 }

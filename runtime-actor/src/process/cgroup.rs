@@ -20,7 +20,6 @@
 //! directories of owners that are no longer alive.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
@@ -32,6 +31,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::time::{self, Instant};
+
+use super::procfs::{left_by_dead_owner, owner_mark};
 
 /// The cgroup v2 hierarchy as the owner process sees it, set up once.
 struct Owner {
@@ -112,9 +113,8 @@ impl Owner {
         let own = own_cgroup().ok_or("this process is in no cgroup v2")?;
         let base = mount.join(own.trim_start_matches('/'));
         let leftovers = sweep(&base);
-        let me = std::process::id();
-        let start = start_time(me).ok_or("cannot read this process's start time")?;
-        let leaf = format!("{OWNER_PREFIX}{me}-{start}");
+        let mark = owner_mark().ok_or("cannot read this process's start time")?;
+        let leaf = format!("{OWNER_PREFIX}{mark}");
         let dir = base.join(&leaf);
         match fs::create_dir(&dir) {
             Ok(()) => {}
@@ -362,14 +362,9 @@ fn sweep(base: &Path) -> Leftovers {
     };
     let mut stale = Vec::new();
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some((pid, start)) = owner_of(&name) else {
-            continue;
-        };
-        if start_time(pid) == Some(start) {
-            continue; // a live owner
+        if left_by_dead_owner(&entry.file_name(), OWNER_PREFIX, false) {
+            stale.push(entry.path());
         }
-        stale.push(entry.path());
     }
     for dir in stale {
         let runs: Vec<PathBuf> = fs::read_dir(&dir)
@@ -407,27 +402,10 @@ fn sweep(base: &Path) -> Leftovers {
     leftovers
 }
 
-/// `(pid, start time)` from an owner directory's name.
-fn owner_of(name: &OsStr) -> Option<(u32, u64)> {
-    let rest = name.to_str()?.strip_prefix(OWNER_PREFIX)?;
-    let (pid, start) = rest.split_once('-')?;
-    Some((pid.parse().ok()?, start.parse().ok()?))
-}
-
 fn populated(dir: &Path) -> bool {
     fs::read_to_string(dir.join("cgroup.events"))
         .map(|text| text.lines().any(|line| line == "populated 1"))
         .unwrap_or(false)
-}
-
-/// A process's start time in clock ticks since boot (field 22 of
-/// `/proc/<pid>/stat`); with the pid it names one process for good.
-pub(crate) fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: skip to
-    // the last `)`.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Where the cgroup v2 hierarchy is mounted: `/sys/fs/cgroup` on a unified
@@ -508,17 +486,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn owner_names_parse_back() {
-        assert_eq!(
-            owner_of(OsStr::new("pod-actor-42-12345")),
-            Some((42, 12345))
-        );
-        assert_eq!(owner_of(OsStr::new("pod-actor-42")), None);
-        assert_eq!(owner_of(OsStr::new("other-42-1")), None);
-        assert_eq!(owner_of(OsStr::new("pod-actor-x-1")), None);
-    }
-
-    #[test]
     fn pod_names_become_one_safe_segment() {
         assert_eq!(sanitize("redis/0"), "redis_0");
         assert_eq!(sanitize(".."), "pod");
@@ -530,11 +497,5 @@ mod tests {
     fn mountinfo_escapes_are_undone() {
         assert_eq!(unescape_mountinfo(r"/a\040b"), "/a b");
         assert_eq!(unescape_mountinfo(r"/a\\"), r"/a\\");
-    }
-
-    #[test]
-    fn this_process_has_a_start_time() {
-        assert!(start_time(std::process::id()).is_some());
-        assert_eq!(start_time(u32::MAX), None);
     }
 }
