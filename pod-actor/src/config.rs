@@ -839,8 +839,9 @@ impl PodConfig {
                         format!("must be at most {MAX_OUTPUT_LINES}, got {output_lines}"),
                     ));
                 }
-                // What only the runtime knows: signals that do not end a
-                // process, ids the kernel refuses, too many groups.
+                // What the runtime checks, once: probe targets that can
+                // never answer, signals that do not end a process, ids the
+                // kernel refuses, too many groups.
                 if let Some(spec) = self.runtime.process_spec() {
                     spec.validate()
                         .map_err(|e| invalid(&format!("runtime.{}", e.field), e.reason))?;
@@ -986,11 +987,8 @@ fn check_probe(probe: &ProbeConfig) -> Result<(), (String, String)> {
             interval,
             timeout,
         } => {
+            // The address itself is parsed by `ProcessSpec::validate`.
             check_name(address).map_err(|r| (at("address"), r))?;
-            probe
-                .readiness_probe()
-                .validate()
-                .map_err(|e| (format!("runtime.{}", e.field), e.reason))?;
             (interval, timeout)
         }
         ProbeConfig::Http {
@@ -998,13 +996,10 @@ fn check_probe(probe: &ProbeConfig) -> Result<(), (String, String)> {
             interval,
             timeout,
         } => {
-            // A real URL parser: it refuses spaces and control characters
-            // too, which would forge a request line.
+            // The URL itself is parsed by `ProcessSpec::validate`, with a
+            // real parser that refuses spaces and control characters too,
+            // which would forge a request line.
             check_name(url).map_err(|r| (at("url"), r))?;
-            probe
-                .readiness_probe()
-                .validate()
-                .map_err(|e| (format!("runtime.{}", e.field), e.reason))?;
             (interval, timeout)
         }
         _ => return Ok(()),
