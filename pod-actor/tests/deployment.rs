@@ -84,10 +84,19 @@ fn deployment(
     replicas: usize,
     failing: Option<&'static str>,
 ) -> (Addr<Deployment<Replica>>, Arc<Log>) {
+    deployment_failing(replicas, move |name| failing == Some(name))
+}
+
+/// A deployment whose replicas fail their setup when `fails` says so of the
+/// replica's name (asked each time a replica is built).
+fn deployment_failing(
+    replicas: usize,
+    fails: impl Fn(&str) -> bool + 'static,
+) -> (Addr<Deployment<Replica>>, Arc<Log>) {
     let log = Arc::new(Log::default());
     let shared = Arc::clone(&log);
     let build = move |config: PodConfig| {
-        let fail_setup = failing == Some(config.name.as_str());
+        let fail_setup = fails(&config.name);
         let log = Arc::clone(&shared);
         let factory = RuntimeFactory::new(move |_| Replica {
             log: Arc::clone(&log),
@@ -355,22 +364,11 @@ async fn replicas_start_together_not_one_after_another() {
 #[actix::test]
 async fn a_failed_start_can_be_tried_again() {
     tokio::time::pause();
-    let log = Arc::new(Log::default());
-    let shared = Arc::clone(&log);
-    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let build = move |config: PodConfig| {
-        // rep-1 fails its setup on the first try only.
-        let fail_setup = config.name == "encoder/rep-1" && first.swap(false, Ordering::SeqCst);
-        let log = Arc::clone(&shared);
-        let factory = RuntimeFactory::new(move |_| Replica {
-            log: Arc::clone(&log),
-            name: String::new(),
-            fail_setup,
-            up: false,
-        });
-        Ok::<_, PodError>(Pod::new(config, factory))
-    };
-    let deployment = Deployment::new("encoder", 3, template(), build).start();
+    // rep-1 fails its setup on the first try only.
+    let first = std::sync::atomic::AtomicBool::new(true);
+    let (deployment, log) = deployment_failing(3, move |name| {
+        name == "encoder/rep-1" && first.swap(false, Ordering::SeqCst)
+    });
     assert!(matches!(
         deployment.send(StartDeployment).await.unwrap(),
         Err(DeploymentError::Replica { .. })
