@@ -20,32 +20,12 @@ use pod_actor::{
     WaitStartSuccess,
 };
 use runtime_actor::{Containment, ProcessInfo, ProcessRequest, ProcessRuntime};
-use support::{alive, gone};
+use support::{alive, gone, TempDir};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const PARENT: &str = env!("CARGO_BIN_EXE_parent");
 
 type ProcessPod = Addr<Pod<ProcessRuntime>>;
-
-/// A private directory made by `mkdtemp`, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let template = std::env::temp_dir().join("pod-test-XXXXXX");
-        TempDir(nix::unistd::mkdtemp(&template).unwrap())
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn pod(toml: &str) -> ProcessPod {
     let config =

@@ -3,36 +3,14 @@
 //! the close is reported graceful. Run with `/bin/sh`, a real program with a
 //! TERM trap, not the project's worker.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use actix::Actor;
 use pod_actor::{Close, ConfigFormat, Pod, PodConfig, PodError, Start, WaitStartSuccess};
-
-/// A private directory (mode 0700) removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        use std::os::unix::fs::DirBuilderExt;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let path = std::env::temp_dir().join(format!("pod-{name}-{}-{nanos}", std::process::id()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::TempDir;
 
 /// A shell that says it is up, never prints the ready line, and writes
 /// `term` to `$MARK` when it gets SIGTERM.
@@ -78,7 +56,7 @@ async fn wait_for(path: &Path) {
 
 #[actix::test]
 async fn close_during_a_process_start_sends_sigterm_and_is_graceful() {
-    let dir = TempDir::new("close-start");
+    let dir = TempDir::new();
     let pod = Pod::from_process_config(config(&dir.0, 20_000))
         .unwrap()
         .start();
@@ -92,7 +70,7 @@ async fn close_during_a_process_start_sends_sigterm_and_is_graceful() {
 
 #[actix::test]
 async fn a_start_timeout_stops_the_process_with_sigterm_first() {
-    let dir = TempDir::new("timeout-start");
+    let dir = TempDir::new();
     let pod = Pod::from_process_config(config(&dir.0, 500))
         .unwrap()
         .start();

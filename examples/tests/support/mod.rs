@@ -137,3 +137,24 @@ pub(crate) fn children_of(parent: u32) -> (Vec<u32>, Vec<u32>) {
     }
     (live, zombies)
 }
+
+/// A private directory (mode 0700, made by `mkdtemp`), removed when
+/// dropped.
+pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
+
+impl TempDir {
+    pub(crate) fn new() -> TempDir {
+        let template = std::env::temp_dir().join("pod-test-XXXXXX");
+        TempDir(nix::unistd::mkdtemp(&template).unwrap())
+    }
+
+    pub(crate) fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
