@@ -39,6 +39,8 @@ async fn info(pod: &ProcessPod) -> ProcessInfo {
         .await
         .unwrap()
         .unwrap()
+        .into_info()
+        .unwrap()
 }
 
 /// Waits (bounded, 10 s) until `done` holds.
@@ -887,14 +889,25 @@ async fn without_a_cgroup_the_group_is_held_and_mainpid_still_followed() {
         .without_cgroup();
     let (runtime, mut events) = support::spawn(spec, config.clone());
     events.until_ready().await;
-    let info = runtime.call(ProcessRequest::Info).await.unwrap();
+    let info = runtime
+        .call(ProcessRequest::Info)
+        .await
+        .unwrap()
+        .into_info()
+        .unwrap();
     match &info.containment {
         Containment::ProcessGroup { reason } => assert!(reason.contains("process group only")),
         other => panic!("expected the process group, got {other:?}"),
     }
     assert_ne!(info.main_pid, info.pid);
     assert!(gone(info.pid).await, "the forking process exits");
-    let processes = runtime.call(ProcessRequest::Info).await.unwrap().processes;
+    let processes = runtime
+        .call(ProcessRequest::Info)
+        .await
+        .unwrap()
+        .into_info()
+        .unwrap()
+        .processes;
     assert_eq!(processes, [info.main_pid], "the group holds the new main");
     kill9(info.main_pid);
     match events.until_failed().await {
@@ -911,7 +924,13 @@ async fn without_a_cgroup_the_group_is_held_and_mainpid_still_followed() {
     events.until_ready().await;
     let mut processes = Vec::new();
     for _ in 0..1000 {
-        processes = runtime.call(ProcessRequest::Info).await.unwrap().processes;
+        processes = runtime
+            .call(ProcessRequest::Info)
+            .await
+            .unwrap()
+            .into_info()
+            .unwrap()
+            .processes;
         if processes.len() == 2 {
             break;
         }
@@ -959,7 +978,12 @@ async fn without_a_cgroup_a_group_id_taken_by_another_process_is_never_signalled
         .stop_timeout(Duration::from_secs(5));
     let (runtime, mut events) = support::spawn(spec, config);
     events.until_ready().await;
-    let info = runtime.call(ProcessRequest::Info).await.unwrap();
+    let info = runtime
+        .call(ProcessRequest::Info)
+        .await
+        .unwrap()
+        .into_info()
+        .unwrap();
     let _main = KillOnDrop(info.main_pid);
     assert_ne!(info.main_pid, info.pid);
     assert!(gone(info.pid).await);
@@ -982,7 +1006,13 @@ async fn without_a_cgroup_a_group_id_taken_by_another_process_is_never_signalled
     }
     let mut stranger = stranger.expect("another process took the pid 50 times in a row");
     // The pod lists it nowhere, and its end does not signal that group.
-    let processes = runtime.call(ProcessRequest::Info).await.unwrap().processes;
+    let processes = runtime
+        .call(ProcessRequest::Info)
+        .await
+        .unwrap()
+        .into_info()
+        .unwrap()
+        .processes;
     assert_eq!(processes, [info.main_pid]);
     kill9(info.main_pid);
     assert!(matches!(
@@ -1019,12 +1049,23 @@ async fn without_a_cgroup_a_forced_close_still_ends_the_group() {
         .stop_timeout(Duration::from_millis(300));
     let (runtime, mut events) = support::spawn(spec, config);
     events.until_ready().await;
-    let info = runtime.call(ProcessRequest::Info).await.unwrap();
+    let info = runtime
+        .call(ProcessRequest::Info)
+        .await
+        .unwrap()
+        .into_info()
+        .unwrap();
     let _main = KillOnDrop(info.main_pid);
     let member = eventually("the member's pid", || read_pid(&member_file)).await;
     let _member = KillOnDrop(member);
     assert!(gone(info.pid).await);
-    let processes = runtime.call(ProcessRequest::Info).await.unwrap().processes;
+    let processes = runtime
+        .call(ProcessRequest::Info)
+        .await
+        .unwrap()
+        .into_info()
+        .unwrap()
+        .processes;
     assert!(processes.contains(&member), "{processes:?}");
 
     let report = runtime.stop(Duration::from_millis(300)).await;

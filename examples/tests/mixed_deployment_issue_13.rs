@@ -61,6 +61,8 @@ async fn one_view_starts_routes_reports_and_closes_both_kinds() {
         .send(Route::<ProcessRuntime>(ProcessRequest::Info))
         .await
         .unwrap()
+        .unwrap()
+        .into_info()
         .unwrap();
     assert!(info.pid > 0);
 

@@ -50,7 +50,13 @@ async fn a_process_pod_starts_reports_its_pid_and_closes() {
     let pid = started.pid.expect("a process pod reports its pid");
     let status = pod.send(GetStatus).await.unwrap();
     assert_eq!((status.state, status.pid), (PodState::Running, Some(pid)));
-    let info = pod.send(Call(ProcessRequest::Info)).await.unwrap().unwrap();
+    let info = pod
+        .send(Call(ProcessRequest::Info))
+        .await
+        .unwrap()
+        .unwrap()
+        .into_info()
+        .unwrap();
     assert_eq!(info.pid, pid);
     let report = pod.send(Close::default()).await.unwrap();
     assert!(report.graceful(), "{report:?}");

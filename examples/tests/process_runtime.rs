@@ -34,7 +34,13 @@ fn free_port() -> u16 {
 }
 
 async fn pid_of(runtime: &RuntimeHandle<ProcessRuntime>) -> u32 {
-    runtime.call(ProcessRequest::Info).await.unwrap().pid
+    runtime
+        .call(ProcessRequest::Info)
+        .await
+        .unwrap()
+        .into_info()
+        .unwrap()
+        .pid
 }
 
 // ===== readiness =====
@@ -106,7 +112,12 @@ async fn each_probe_kind_reaches_ready() {
 async fn the_status_line_is_kept() {
     let (runtime, mut events) = spawn(worker(&[]), config());
     assert!(matches!(events.next().await, RuntimeEvent::Ready { .. }));
-    let info = runtime.call(ProcessRequest::Info).await.unwrap();
+    let info = runtime
+        .call(ProcessRequest::Info)
+        .await
+        .unwrap()
+        .into_info()
+        .unwrap();
     assert!(info.status.unwrap().starts_with("listening on 127.0.0.1:"));
     runtime.stop(STOP).await;
 }
@@ -214,6 +225,8 @@ async fn address_of(runtime: &RuntimeHandle<ProcessRuntime>) -> String {
     let status = runtime
         .call(ProcessRequest::Info)
         .await
+        .unwrap()
+        .into_info()
         .unwrap()
         .status
         .unwrap();

@@ -12,7 +12,7 @@ use crate::limits;
 
 mod reader;
 mod toml_table;
-use runtime_actor::{NotifyAccess, ProcessSpec, ReadinessProbe, RuntimeEnv};
+use runtime_actor::{ChannelSpec, NotifyAccess, ProcessSpec, ReadinessProbe, RuntimeEnv};
 use serde::{Deserialize, Serialize};
 use supervisor::{Backoff, Intensity, RestartPolicy, Strategy, SupervisorConfig};
 
@@ -201,7 +201,64 @@ pub enum RuntimeSpec {
         /// carry (20 by default, at most 10,000).
         #[serde(default = "default_output_lines")]
         output_lines: u64,
+        /// A request channel to the child (its fd 3), so that calls reach
+        /// it; none by default. `channel = {}` opens one with the default
+        /// limits.
+        #[serde(default)]
+        channel: Option<ChannelConfig>,
     },
+}
+
+/// The request channel of a process runtime; see
+/// [`ChannelSpec`](runtime_actor::ChannelSpec) for the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// The largest frame either way, in bytes (9 of id and kind plus the
+    /// payload); 4 MiB by default, at most 1 GiB.
+    #[serde(default = "default_max_frame")]
+    pub max_frame: u64,
+    /// How many requests may be in flight at once; past that a call gets
+    /// `Busy`. 1,024 by default.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u64,
+    /// How long a request may wait for its answer, in ms; 0 waits for ever.
+    /// 60,000 by default.
+    #[serde(default = "default_channel_timeout")]
+    pub timeout: u64,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        ChannelConfig {
+            max_frame: default_max_frame(),
+            max_in_flight: default_max_in_flight(),
+            timeout: default_channel_timeout(),
+        }
+    }
+}
+
+impl ChannelConfig {
+    /// The runtime's view of it. Values out of range stay out of range, for
+    /// [`ProcessSpec::validate`] to name.
+    pub fn spec(&self) -> ChannelSpec {
+        ChannelSpec::default()
+            .max_frame(usize::try_from(self.max_frame).unwrap_or(usize::MAX))
+            .max_in_flight(usize::try_from(self.max_in_flight).unwrap_or(usize::MAX))
+            .timeout((self.timeout > 0).then(|| Duration::from_millis(self.timeout)))
+    }
+}
+
+fn default_max_frame() -> u64 {
+    ChannelSpec::DEFAULT_MAX_FRAME as u64
+}
+
+fn default_max_in_flight() -> u64 {
+    ChannelSpec::DEFAULT_MAX_IN_FLIGHT as u64
+}
+
+fn default_channel_timeout() -> u64 {
+    ChannelSpec::DEFAULT_TIMEOUT.as_millis() as u64
 }
 
 fn default_stop_signal() -> String {
@@ -310,6 +367,7 @@ impl RuntimeSpec {
             umask: None,
             stop_signal: default_stop_signal(),
             output_lines: default_output_lines(),
+            channel: None,
         }
     }
 
@@ -344,6 +402,7 @@ impl RuntimeSpec {
             umask,
             stop_signal,
             output_lines,
+            channel,
         } = self
         else {
             return None;
@@ -376,6 +435,9 @@ impl RuntimeSpec {
         }
         if let Some(watchdog) = watchdog {
             spec = spec.watchdog(Duration::from_millis(*watchdog));
+        }
+        if let Some(channel) = channel {
+            spec = spec.channel(channel.spec());
         }
         Some(spec)
     }
@@ -1324,8 +1386,11 @@ pub(crate) fn parse_text(
 // ===== whole numbers =====
 
 /// The keys whose values are whole numbers (milliseconds and counts).
-const WHOLE_KEYS: [&[&str]; 14] = [
+const WHOLE_KEYS: [&[&str]; 17] = [
     &["runtime", "output_lines"],
+    &["runtime", "channel", "max_frame"],
+    &["runtime", "channel", "max_in_flight"],
+    &["runtime", "channel", "timeout"],
     &["timeout_ready"],
     &["timeout_ctrl"],
     &["restart", "max_restarts"],

@@ -10,7 +10,9 @@
 //!   reverse order, and is returned with the failing pod's name and cause.
 //! - [`Route`] sends a request round-robin to a replica, skipping replicas
 //!   that are not ready and retrying on the next one a request whose replica
-//!   died, so a replica that is restarting costs no request.
+//!   died, so a replica that is restarting costs no request. Replicas may
+//!   be in-process runtimes or process pods that serve requests over their
+//!   request channel.
 //! - [`Scale`] starts new replicas (and waits for them) or closes the
 //!   surplus ones, newest first.
 //! - [`GetDeploymentStatus`] and [`CloseDeployment`] (reverse start order).
@@ -216,11 +218,13 @@ pub struct StartDeployment;
 
 /// A request for one replica, chosen round-robin among those that are ready.
 ///
-/// A replica that is not ready is skipped. A request whose replica ended
+/// A replica that is not ready, or busy ([`CallError::Busy`]: its request
+/// channel is full), is skipped. A request whose replica ended
 /// before answering is retried on the next replica, so requests should be
 /// safe to repeat: at most once when the replica panicked or failed with an
 /// error (the request itself may have caused it), on every replica when it
-/// was killed, timed out or judged unhealthy.
+/// was killed, timed out or judged unhealthy. A request that timed out
+/// ([`CallError::TimedOut`]) is not retried: it may have been done.
 pub struct Route<R: Runtime>(pub R::Request);
 
 impl<R: Runtime> Message for Route<R> {
@@ -525,7 +529,10 @@ where
                         retried |= maybe_poison;
                         last = CallError::RuntimeExited { cause };
                     }
-                    Ok(Err(e @ (CallError::NotReady | CallError::Closed))) => last = e,
+                    // Not seen by that replica: the next may take it.
+                    Ok(Err(
+                        e @ (CallError::NotReady | CallError::Closed | CallError::Busy { .. }),
+                    )) => last = e,
                     Ok(Err(e)) => return Err(e),
                     Err(_) => last = CallError::Closed,
                 }

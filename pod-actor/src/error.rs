@@ -131,6 +131,18 @@ pub enum CallError {
     },
     /// The runtime answered with an error.
     Runtime(RuntimeError),
+    /// The runtime did not answer in time (a process pod's
+    /// `runtime.channel.timeout`); it may still have done the work.
+    TimedOut {
+        /// The time allowed.
+        after: Duration,
+    },
+    /// The runtime had as many requests in flight as it takes; this one was
+    /// not sent, and may be sent again.
+    Busy {
+        /// How many requests it takes at once.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for CallError {
@@ -145,6 +157,10 @@ impl fmt::Display for CallError {
                 f.write_str("runtime exited before answering")
             }
             CallError::Runtime(_) => f.write_str("runtime answered with an error"),
+            CallError::TimedOut { after } => write!(f, "runtime did not answer within {after:?}"),
+            CallError::Busy { limit } => {
+                write!(f, "runtime is busy ({limit} requests in flight)")
+            }
         }
     }
 }

@@ -143,8 +143,8 @@ pub mod deployment;
 
 pub use crate::any::AnyPod;
 pub use crate::config::{
-    BackoffConfig, ConfigError, ConfigFormat, HealthConfig, NotifyAccessKind, PlacementKind,
-    PodConfig, PodRole, ProbeConfig, RestartConfig, RestartKind, RuntimeSpec,
+    BackoffConfig, ChannelConfig, ConfigError, ConfigFormat, HealthConfig, NotifyAccessKind,
+    PlacementKind, PodConfig, PodRole, ProbeConfig, RestartConfig, RestartKind, RuntimeSpec,
 };
 pub use crate::error::{CallError, PodError};
 pub use crate::handle::{JoinTimedOut, PodHandle};

@@ -816,6 +816,10 @@ impl<R: Runtime> Handler<Call<R>> for Pod<R> {
                     call.await.map_err(|e| match e {
                         RequestError::Exited { cause } => CallError::RuntimeExited { cause },
                         RequestError::Runtime(e) => CallError::Runtime(e),
+                        RequestError::TimedOut { after } => CallError::TimedOut { after },
+                        RequestError::Busy { limit } => CallError::Busy { limit },
+                        // Refused after this pod took the call: the runtime
+                        // is stopping under it (a restart or a close).
                         _ => CallError::NotReady,
                     })
                 };

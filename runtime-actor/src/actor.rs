@@ -8,7 +8,8 @@ use actix::{
     WrapFuture,
 };
 use futures::channel::oneshot;
-use futures::future::{self, Either};
+use futures::future::{self, Either, LocalBoxFuture};
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
@@ -17,7 +18,7 @@ use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError, RuntimeError};
 use crate::messages::{Ask, AskHealth, CheckHealth, KillRuntime, Request, StopRuntime};
 use crate::panic;
-use crate::runtime::{Runtime, RuntimeFactory};
+use crate::runtime::{Answer, Runtime, RuntimeFactory};
 
 /// The actor that hosts one generation of a [`Runtime`].
 ///
@@ -382,19 +383,49 @@ async fn serve<R: Runtime>(
             setup: begun.elapsed(),
             pid: ctx.pid(),
         });
-        while let Some(op) = ops.recv().await {
+        // Answers still to come from requests sent on (`Answer::Later`);
+        // each yields the failure it caused, if any.
+        let mut in_flight =
+            FuturesUnordered::<LocalBoxFuture<'static, Option<FailureCause>>>::new();
+        loop {
+            let op = tokio::select! {
+                biased;
+                Some(fatal) = in_flight.next(), if !in_flight.is_empty() => {
+                    match fatal {
+                        Some(cause) => return Served::Failed(cause),
+                        None => continue,
+                    }
+                }
+                op = ops.recv() => op,
+            };
             // Caught here, next to user code: the request that panicked is
             // answered with its cause, and the unwinding stays short.
             let fatal = match op {
-                Op::Request(req, reply) => match panic::catch_async(runtime.handle(req)).await {
+                Some(Op::Request(req, reply)) => {
+                    match panic::catch_async(runtime.dispatch(req)).await {
+                        Ok(Answer::Now(answer)) => {
+                            answer_with(reply, answer).map(FailureCause::Error)
+                        }
+                        Ok(Answer::Later(answer)) => {
+                            in_flight.push(Box::pin(answer_later(reply, answer)));
+                            None
+                        }
+                        Err(cause) => Some(answer_panic(reply, cause)),
+                    }
+                }
+                Some(Op::Health(reply)) => match panic::catch_async(runtime.health()).await {
                     Ok(answer) => answer_with(reply, answer).map(FailureCause::Error),
                     Err(cause) => Some(answer_panic(reply, cause)),
                 },
-                Op::Health(reply) => match panic::catch_async(runtime.health()).await {
-                    Ok(answer) => answer_with(reply, answer).map(FailureCause::Error),
-                    Err(cause) => Some(answer_panic(reply, cause)),
-                },
-                Op::Teardown => break,
+                // A graceful end answers what is in flight first.
+                Some(Op::Teardown) | None => {
+                    while let Some(fatal) = in_flight.next().await {
+                        if let Some(cause) = fatal {
+                            return Served::Failed(cause);
+                        }
+                    }
+                    break;
+                }
             };
             if let Some(cause) = fatal {
                 return Served::Failed(cause);
@@ -404,6 +435,27 @@ async fn serve<R: Runtime>(
     // One teardown for every graceful end.
     runtime.teardown().await;
     Served::Stopped
+}
+
+/// Awaits an answer sent on by [`Runtime::dispatch`] and gives it to the
+/// caller; returns the failure it caused (a panic, a fatal error).
+async fn answer_later<T>(
+    reply: oneshot::Sender<Result<T, RequestError>>,
+    answer: LocalBoxFuture<'static, Result<T, RequestError>>,
+) -> Option<FailureCause> {
+    match panic::catch_async(answer).await {
+        Ok(answer) => {
+            let fatal = match &answer {
+                Err(RequestError::Runtime(e)) if e.is_fatal() => {
+                    Some(FailureCause::Error(e.clone()))
+                }
+                _ => None,
+            };
+            let _ = reply.send(answer);
+            fatal
+        }
+        Err(cause) => Some(answer_panic(reply, cause)),
+    }
 }
 
 /// Answers a request whose handler panicked; returns the panic's cause.

@@ -218,6 +218,13 @@ pub enum RequestError {
         /// The time allowed.
         after: Duration,
     },
+    /// The runtime already had as many requests in flight as it takes, so
+    /// this one was not sent: it was not seen, and may be sent again (to
+    /// another replica, or later).
+    Busy {
+        /// How many requests it takes at once.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for RequestError {
@@ -232,6 +239,9 @@ impl fmt::Display for RequestError {
             RequestError::Runtime(_) => f.write_str("runtime answered with an error"),
             RequestError::TimedOut { after } => {
                 write!(f, "runtime did not answer within {after:?}")
+            }
+            RequestError::Busy { limit } => {
+                write!(f, "runtime is busy ({limit} requests in flight)")
             }
         }
     }

@@ -23,7 +23,9 @@
 //! - [`ProcessRuntime`] is a runtime that is an OS child process, ready by
 //!   sd_notify, a stdout line, a TCP connect or an HTTP `GET`
 //!   ([`ReadinessProbe`]), stopped with SIGTERM then SIGKILL to its process
-//!   group, and always reaped.
+//!   group, and always reaped. With a request channel ([`ChannelSpec`]) it
+//!   also serves requests, many in flight at once
+//!   ([`Runtime::dispatch`]).
 //!
 //! # Examples
 //!
@@ -118,7 +120,7 @@ pub use handle::{Placement, RuntimeConfig, RuntimeHandle, StopReport};
 pub use messages::{CheckHealth, Request, RuntimeEvent};
 pub use panic::{panic_is_caught, panics_to_tracing};
 pub use process::{
-    Containment, InvalidSpec, NotifyAccess, ProcessInfo, ProcessRequest, ProcessRuntime,
-    ProcessSpec, ReadinessProbe,
+    ChannelSpec, Containment, InvalidSpec, NotifyAccess, ProcessInfo, ProcessRequest,
+    ProcessResponse, ProcessRuntime, ProcessSpec, ReadinessProbe,
 };
-pub use runtime::{Runtime, RuntimeFactory};
+pub use runtime::{Answer, Runtime, RuntimeFactory};

@@ -3,6 +3,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -10,6 +11,8 @@ use std::rc::Rc;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures::channel::oneshot;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Group, Pid, Uid, User};
@@ -20,16 +23,20 @@ use tokio::time::{self, Instant};
 
 use crate::context::{FailureReporter, PidReporter, RuntimeContext};
 use crate::env::RuntimeEnv;
+use crate::error::RequestError;
 use crate::error::{FailureCause, RuntimeError};
 use crate::notify::{Notice, NotifySocket};
-use crate::runtime::{Runtime, RuntimeFactory};
+use crate::runtime::{Answer, Runtime, RuntimeFactory};
 
 pub(crate) mod cgroup;
+mod channel;
 mod pidfd;
 mod probe;
 pub(crate) mod procfs;
 
 use cgroup::Cgroup;
+pub use channel::ChannelSpec;
+use channel::{Broken, Channel, Pair};
 use pidfd::PidFd;
 pub use probe::InvalidSpec;
 use procfs::{descends_from, group_members, running};
@@ -85,6 +92,10 @@ fn numeric_id(name: &str) -> Option<u32> {
         .then(|| name.parse().ok())
         .flatten()
 }
+
+/// How long a closed request channel waits for the child's exit, before it
+/// is reported as the cause.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 /// How long the end of the main process waits for the rest of the pod's
 /// processes to die once killed.
@@ -197,6 +208,7 @@ pub struct ProcessSpec {
     umask: Option<u32>,
     stop_signal: i32,
     cgroup: bool,
+    channel: Option<ChannelSpec>,
 }
 
 impl ProcessSpec {
@@ -219,6 +231,7 @@ impl ProcessSpec {
             umask: None,
             stop_signal: Signal::SIGTERM as i32,
             cgroup: true,
+            channel: None,
         }
     }
 
@@ -325,14 +338,25 @@ impl ProcessSpec {
         self
     }
 
+    /// Opens a request channel to the child (fd 3, see [`ChannelSpec`] for
+    /// the protocol), so that [`ProcessRequest::Call`] reaches it.
+    pub fn channel(mut self, channel: ChannelSpec) -> Self {
+        self.channel = Some(channel);
+        self
+    }
+
     /// Checks every value that could never work, naming its field: the
     /// probe's target; a stop signal that does not end a process by default
     /// (SIGSTOP, SIGCONT, SIGCHLD, …); a umask beyond 0o777; a user or group
     /// id of `4294967295` (the kernel's "no id") or written with a sign;
-    /// more supplementary groups than the kernel takes (65,536). The
-    /// runtime refuses to start with an invalid spec.
+    /// more supplementary groups than the kernel takes (65,536); channel
+    /// limits out of range. The runtime refuses to start with an invalid
+    /// spec.
     pub fn validate(&self) -> Result<(), InvalidSpec> {
         self.probe.validate()?;
+        if let Some(channel) = &self.channel {
+            channel.validate()?;
+        }
         let invalid = |field: &'static str, reason: String| InvalidSpec { field, reason };
         match Signal::try_from(self.stop_signal) {
             Err(_) => {
@@ -386,16 +410,66 @@ impl ProcessSpec {
 }
 
 /// What a process pod can be asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProcessRequest {
-    /// The child's pids, status line, processes and last output.
+    /// The child's pids, status line, processes and last output; answered
+    /// [`ProcessResponse::Info`].
     Info,
-    /// Send this signal number to the main process.
+    /// Send this signal number to the main process; answered
+    /// [`ProcessResponse::Info`].
     Signal(i32),
+    /// A request for the child itself, sent over its request channel
+    /// ([`ProcessSpec::channel`]) and answered [`ProcessResponse::Reply`]
+    /// with the child's answer. Many may be in flight at once.
+    Call(Bytes),
+}
+
+impl ProcessRequest {
+    /// A [`ProcessRequest::Call`] of these bytes.
+    pub fn call(payload: impl Into<Bytes>) -> Self {
+        ProcessRequest::Call(payload.into())
+    }
 }
 
 /// The answer to a [`ProcessRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProcessResponse {
+    /// The answer to [`ProcessRequest::Info`] and
+    /// [`ProcessRequest::Signal`].
+    Info(ProcessInfo),
+    /// The child's answer to a [`ProcessRequest::Call`].
+    Reply(Bytes),
+}
+
+impl ProcessResponse {
+    /// The process information, for an `Info` answer.
+    pub fn info(&self) -> Option<&ProcessInfo> {
+        match self {
+            ProcessResponse::Info(info) => Some(info),
+            ProcessResponse::Reply(_) => None,
+        }
+    }
+
+    /// The process information, for an `Info` answer.
+    pub fn into_info(self) -> Option<ProcessInfo> {
+        match self {
+            ProcessResponse::Info(info) => Some(info),
+            ProcessResponse::Reply(_) => None,
+        }
+    }
+
+    /// The child's answer, for a `Reply`.
+    pub fn into_reply(self) -> Option<Bytes> {
+        match self {
+            ProcessResponse::Reply(reply) => Some(reply),
+            ProcessResponse::Info(_) => None,
+        }
+    }
+}
+
+/// The process information of a [`ProcessResponse::Info`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ProcessInfo {
@@ -440,6 +514,7 @@ pub struct ProcessRuntime {
 
 struct Child {
     state: Rc<ChildState>,
+    channel: Option<Channel>,
     exit: watch::Receiver<Option<Option<ExitStatus>>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -722,6 +797,7 @@ impl ProcessRuntime {
         notify: Option<&NotifySocket>,
         identity: Identity,
         cgroup: Option<Arc<File>>,
+        channel: Option<RawFd>,
     ) -> tokio::process::Command {
         let spec = &self.spec;
         let mut cmd = tokio::process::Command::new(&spec.command);
@@ -745,7 +821,10 @@ impl ProcessRuntime {
         if let Some(watchdog) = spec.watchdog {
             cmd.env("WATCHDOG_USEC", watchdog.as_micros().to_string());
         }
-        before_exec(&mut cmd, identity, cgroup);
+        if channel.is_some() {
+            cmd.env(channel::FD_VAR, channel::CHILD_FD.to_string());
+        }
+        before_exec(&mut cmd, identity, cgroup, channel);
         cmd
     }
 
@@ -832,12 +911,18 @@ fn lookup_group(name: &str) -> Result<Gid, RuntimeError> {
 /// and ask the kernel for SIGKILL when the thread that spawned it ends
 /// (after the uid change, which would clear it).
 #[allow(unsafe_code)]
-fn before_exec(cmd: &mut tokio::process::Command, identity: Identity, cgroup: Option<Arc<File>>) {
+fn before_exec(
+    cmd: &mut tokio::process::Command,
+    identity: Identity,
+    cgroup: Option<Arc<File>>,
+    channel: Option<RawFd>,
+) {
     let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the forked child before exec. It makes
     // only async-signal-safe system calls (write, umask, setgroups, setgid,
-    // setuid, prctl, getppid) and allocates nothing: every value it uses
-    // was made before the fork.
+    // setuid, prctl, getppid, dup2, fcntl) and allocates nothing: every
+    // value it uses was made before the fork. The descriptor it moves to
+    // fd 3 is open until the spawn returns.
     unsafe {
         cmd.pre_exec(move || {
             if let Some(procs) = &cgroup {
@@ -859,6 +944,19 @@ fn before_exec(cmd: &mut tokio::process::Command, identity: Identity, cgroup: Op
             // The parent may have died between fork and prctl.
             if nix::unistd::getppid() != parent {
                 return Err(nix::errno::Errno::ESRCH.into());
+            }
+            // Last: whatever held fd 3 in the child is not needed any more.
+            // dup2 clears close-on-exec on the copy; a descriptor that is
+            // already 3 keeps it, so it is cleared by hand.
+            if let Some(fd) = channel {
+                let moved = if fd == channel::CHILD_FD {
+                    libc::fcntl(fd, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, channel::CHILD_FD)
+                };
+                if moved == -1 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -915,7 +1013,7 @@ fn containment(pod: &str, wanted: bool) -> (Option<Cgroup>, Containment) {
 
 impl Runtime for ProcessRuntime {
     type Request = ProcessRequest;
-    type Response = ProcessInfo;
+    type Response = ProcessResponse;
 
     async fn setup(&mut self, ctx: &mut RuntimeContext) -> Result<(), RuntimeError> {
         let probe = self.spec.probe.clone();
@@ -950,35 +1048,55 @@ impl Runtime for ProcessRuntime {
         };
         let procs = cgroup.as_ref().map(Cgroup::procs);
         let command = self.spec.command.display().to_string();
-        let mut child = self
-            .command(notify.as_ref(), identity, procs)
-            .spawn()
-            .map_err(|e| {
-                let place = match &self.spec.cwd {
-                    Some(cwd) => format!(" in `{}`", cwd.display()),
-                    None => String::new(),
-                };
-                let spec = &self.spec;
-                let mut who = String::new();
-                if let Some(user) = &spec.user {
-                    who.push_str(&format!(" as user `{user}`"));
-                }
-                if let Some(group) = &spec.group {
-                    who.push_str(&format!(" with group `{group}`"));
-                }
-                if let Some(groups) = &spec.groups {
-                    who.push_str(&format!(" and {} supplementary group(s)", groups.len()));
-                }
-                let changes_identity =
-                    spec.user.is_some() || spec.group.is_some() || spec.groups.is_some();
-                if changes_identity && e.raw_os_error() == Some(libc::EPERM) {
-                    who.push_str(
-                        " (changing the user or groups needs root, or CAP_SETUID and CAP_SETGID)",
-                    );
-                }
-                RuntimeError::fatal(format!("cannot start `{command}`{place}{who}: {e}"))
-                    .with_source(e)
-            })?;
+        let (channel, child_end) = match &self.spec.channel {
+            Some(spec) => {
+                let opened = Pair::new().and_then(|Pair { ours, child }| {
+                    Ok((Channel::open(spec.clone(), ours)?, child))
+                });
+                let (channel, child_end) = opened.map_err(|e| {
+                    RuntimeError::fatal(format!("cannot open the request channel: {e}"))
+                        .with_source(e)
+                })?;
+                (Some(channel), Some(child_end))
+            }
+            None => (None, None),
+        };
+        let spawned = self
+            .command(
+                notify.as_ref(),
+                identity,
+                procs,
+                child_end.as_ref().map(AsRawFd::as_raw_fd),
+            )
+            .spawn();
+        // The child has its copy (or failed): the parent's is closed, so
+        // that the child's exit ends the channel.
+        drop(child_end);
+        let mut child = spawned.map_err(|e| {
+            let place = match &self.spec.cwd {
+                Some(cwd) => format!(" in `{}`", cwd.display()),
+                None => String::new(),
+            };
+            let spec = &self.spec;
+            let mut who = String::new();
+            if let Some(user) = &spec.user {
+                who.push_str(&format!(" as user `{user}`"));
+            }
+            if let Some(group) = &spec.group {
+                who.push_str(&format!(" with group `{group}`"));
+            }
+            if let Some(groups) = &spec.groups {
+                who.push_str(&format!(" and {} supplementary group(s)", groups.len()));
+            }
+            let changes_identity =
+                spec.user.is_some() || spec.group.is_some() || spec.groups.is_some();
+            if changes_identity && e.raw_os_error() == Some(libc::EPERM) {
+                who.push_str(
+                    " (changing the user or groups needs root, or CAP_SETUID and CAP_SETGID)",
+                );
+            }
+            RuntimeError::fatal(format!("cannot start `{command}`{place}{who}: {e}")).with_source(e)
+        })?;
         let Some(raw_pid) = child.id() else {
             return Err(RuntimeError::fatal(format!("`{command}` exited at once")));
         };
@@ -1025,10 +1143,15 @@ impl Runtime for ProcessRuntime {
         if let Some(notify) = notify {
             tasks.push(spawn_notify(notify, Rc::clone(&state)));
         }
+        let channel = channel.map(|(channel, broken)| {
+            tasks.push(spawn_channel_guard(broken, Rc::clone(&state)));
+            channel
+        });
         // The watcher is not aborted with the others: it must live to reap.
         spawn_watcher(child, Rc::clone(&state));
         self.child = Some(Child {
             state: Rc::clone(&state),
+            channel,
             exit: exit.clone(),
             tasks,
         });
@@ -1108,29 +1231,63 @@ impl Runtime for ProcessRuntime {
         Ok(())
     }
 
-    async fn handle(&mut self, req: ProcessRequest) -> Result<ProcessInfo, RuntimeError> {
+    async fn handle(&mut self, req: ProcessRequest) -> Result<ProcessResponse, RuntimeError> {
+        match self.dispatch(req).await {
+            Answer::Now(answer) => answer,
+            Answer::Later(answer) => answer.await.map_err(|e| match e {
+                RequestError::Runtime(e) => e,
+                e => RuntimeError::new(e.to_string()).with_source(e),
+            }),
+        }
+    }
+
+    async fn dispatch(&mut self, req: ProcessRequest) -> Answer<ProcessResponse> {
         let Some(child) = &self.child else {
-            return Err(RuntimeError::new("no child process"));
+            return Answer::Now(Err(RuntimeError::new("no child process")));
         };
         let state = &child.state;
-        if let ProcessRequest::Signal(number) = req {
-            let signal = Signal::try_from(number)
-                .map_err(|e| RuntimeError::new(format!("no signal {number}")).with_source(e))?;
-            if state.ended.get() {
-                return Err(RuntimeError::new("the main process has already exited"));
+        match req {
+            ProcessRequest::Call(payload) => {
+                let Some(channel) = &child.channel else {
+                    return Answer::Now(Err(RuntimeError::new(
+                        "this process pod has no request channel (runtime.channel)",
+                    )));
+                };
+                let reply = channel.call(payload);
+                return Answer::Later(Box::pin(
+                    async move { reply.await.map(ProcessResponse::Reply) },
+                ));
             }
-            state
-                .signal_main(signal)
-                .map_err(|e| RuntimeError::new(format!("cannot send {signal}")).with_source(e))?;
+            ProcessRequest::Signal(number) => {
+                let signal = match Signal::try_from(number) {
+                    Ok(signal) => signal,
+                    Err(e) => {
+                        return Answer::Now(Err(
+                            RuntimeError::new(format!("no signal {number}")).with_source(e)
+                        ))
+                    }
+                };
+                if state.ended.get() {
+                    return Answer::Now(Err(RuntimeError::new(
+                        "the main process has already exited",
+                    )));
+                }
+                if let Err(e) = state.signal_main(signal) {
+                    return Answer::Now(Err(
+                        RuntimeError::new(format!("cannot send {signal}")).with_source(e)
+                    ));
+                }
+            }
+            ProcessRequest::Info => {}
         }
-        Ok(ProcessInfo {
+        Answer::Now(Ok(ProcessResponse::Info(ProcessInfo {
             pid: state.pid,
             main_pid: state.main.get(),
             status: state.status.borrow().clone(),
             processes: state.processes(),
             containment: state.containment.clone(),
             output: state.output(),
-        })
+        })))
     }
 
     async fn health(&mut self) -> Result<(), RuntimeError> {
@@ -1146,6 +1303,11 @@ impl Runtime for ProcessRuntime {
         };
         let state = &child.state;
         state.stopping.set(true);
+        // The requests in flight are answered by now: the child reads end
+        // of file first, then gets the stop signal.
+        if let Some(channel) = &child.channel {
+            channel.close();
+        }
         if !state.ended.get() {
             state.signal_group(state.stop_signal);
             if state.main.get() != state.pid {
@@ -1308,6 +1470,28 @@ fn spawn_notify(socket: NotifySocket, state: Rc<ChildState>) -> JoinHandle<()> {
                 }
             }
         }
+    })
+}
+
+/// Fails the runtime when its request channel breaks: at once when the
+/// child broke the protocol; when it closed its end, only if it is not
+/// exiting (its exit, with code and output, is the better cause).
+fn spawn_channel_guard(broken: oneshot::Receiver<Broken>, state: Rc<ChildState>) -> JoinHandle<()> {
+    tokio::task::spawn_local(async move {
+        let Ok(broken) = broken.await else {
+            return;
+        };
+        if !broken.protocol {
+            let mut exit = state.exit.subscribe();
+            let _ = time::timeout(EXIT_GRACE, exit.wait_for(Option::is_some)).await;
+        }
+        if state.stopping.get() || state.ended.get() {
+            return;
+        }
+        tracing::warn!(pod = %state.name, pid = state.pid, reason = %broken.reason, "request channel broken");
+        state
+            .reporter
+            .report(FailureCause::Error(RuntimeError::fatal(broken.reason)));
     })
 }
 

@@ -1,9 +1,11 @@
 use std::fmt;
 use std::sync::Arc;
 
+use futures::future::LocalBoxFuture;
+
 use crate::context::RuntimeContext;
 use crate::env::RuntimeEnv;
-use crate::error::RuntimeError;
+use crate::error::{RequestError, RuntimeError};
 
 /// User code hosted by a [`RuntimeActor`](crate::RuntimeActor).
 ///
@@ -50,13 +52,31 @@ pub trait Runtime: 'static {
     /// Any error fails the start, with [`FailureCause::Error`](crate::FailureCause::Error).
     async fn setup(&mut self, ctx: &mut RuntimeContext) -> Result<(), RuntimeError>;
 
-    /// Answers one request. Requests are handled one at a time, in order.
+    /// Answers one request. Requests are handled one at a time, in order
+    /// (unless [`dispatch`](Runtime::dispatch) sends them on).
     ///
     /// # Errors
     ///
     /// The error answers this request; a [fatal](RuntimeError::fatal) one
     /// also fails the runtime.
     async fn handle(&mut self, req: Self::Request) -> Result<Self::Response, RuntimeError>;
+
+    /// Takes one request and either answers it or sends it on, for a runtime
+    /// that can have many requests in flight at once (a child process on a
+    /// request channel): an [`Answer::Later`] is awaited beside the requests
+    /// that follow, and answers arrive in whatever order they complete.
+    ///
+    /// The default answers through [`handle`](Runtime::handle), one request
+    /// at a time, in order.
+    ///
+    /// A later answer that is a [fatal](RuntimeError::fatal)
+    /// [`RequestError::Runtime`] fails the runtime, as from `handle`. A
+    /// graceful stop waits for every request in flight before `teardown`
+    /// runs; a forced stop or a failure answers them
+    /// [`RequestError::Exited`].
+    async fn dispatch(&mut self, req: Self::Request) -> Answer<Self::Response> {
+        Answer::Now(self.handle(req).await)
+    }
 
     /// A liveness check, run between requests when the owner asks for one.
     ///
@@ -78,6 +98,28 @@ pub trait Runtime: 'static {
     /// `teardown` undoes what it had done, so it must cope with a runtime that
     /// is only partly set up.
     async fn teardown(&mut self) {}
+}
+
+/// How [`Runtime::dispatch`] answers one request.
+#[must_use = "an answer does nothing unless it is given to the caller"]
+pub enum Answer<T> {
+    /// Answered already.
+    Now(Result<T, RuntimeError>),
+    /// Sent on: the future answers, and runs beside the requests that
+    /// follow. It owns what it needs (it must not borrow the runtime).
+    Later(LocalBoxFuture<'static, Result<T, RequestError>>),
+}
+
+impl<T> fmt::Debug for Answer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Answer::Now(answer) => f
+                .debug_tuple("Now")
+                .field(&answer.as_ref().map(|_| ..))
+                .finish(),
+            Answer::Later(_) => f.write_str("Later(..)"),
+        }
+    }
 }
 
 /// Builds a runtime for one generation, on the thread where it will run.

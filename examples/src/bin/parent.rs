@@ -9,7 +9,9 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use runtime_actor::{ProcessRequest, ProcessRuntime, ProcessSpec, RuntimeActor, RuntimeConfig};
+use runtime_actor::{
+    ProcessRequest, ProcessResponse, ProcessRuntime, ProcessSpec, RuntimeActor, RuntimeConfig,
+};
 
 #[actix::main]
 async fn main() -> ExitCode {
@@ -27,9 +29,13 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     match runtime.call(ProcessRequest::Info).await {
-        Ok(info) => {
+        Ok(ProcessResponse::Info(info)) => {
             println!("{}", info.pid);
             let _ = std::io::stdout().flush();
+        }
+        Ok(other) => {
+            eprintln!("parent: expected the process information, got {other:?}");
+            return ExitCode::FAILURE;
         }
         Err(e) => {
             eprintln!("parent: {e}");

@@ -23,8 +23,8 @@ use ::config::{Map, Value, ValueKind};
 use serde::Deserialize;
 
 use super::{
-    ConfigError, HealthConfig, NotifyAccessKind, PlacementKind, PodConfig, PodRole, ProbeConfig,
-    RestartConfig, RuntimeSpec,
+    ChannelConfig, ConfigError, HealthConfig, NotifyAccessKind, PlacementKind, PodConfig, PodRole,
+    ProbeConfig, RestartConfig, RuntimeSpec,
 };
 
 /// [`PodConfig`] as the loader reads it.
@@ -58,7 +58,13 @@ const UNIT_KINDS: &[&str] = &["notify", "none"];
 /// The keys whose values are tables when present. serde would read a
 /// struct from an array by position (`health: [1]` as an interval of 1).
 /// (`runtime` and `runtime.probe` are checked with their `kind`.)
-const TABLE_KEYS: [&[&str]; 4] = [&["env"], &["restart"], &["restart", "backoff"], &["health"]];
+const TABLE_KEYS: [&[&str]; 5] = [
+    &["env"],
+    &["restart"],
+    &["restart", "backoff"],
+    &["health"],
+    &["runtime", "channel"],
+];
 
 #[derive(Deserialize)]
 #[serde(remote = "RuntimeSpec", rename_all = "kebab-case", deny_unknown_fields)]
@@ -93,6 +99,8 @@ enum RuntimeTwin {
         stop_signal: String,
         #[serde(default = "super::default_output_lines")]
         output_lines: u64,
+        #[serde(default)]
+        channel: Option<ChannelConfig>,
     },
 }
 
