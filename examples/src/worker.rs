@@ -32,7 +32,23 @@ const AFTER_HELP: &str = "\
 Serving: a connection whose first line starts with `GET ` gets `200 OK` with
 body `ok`; any other connection gets each line echoed back. SIGTERM (unless
 ignored) and SIGINT: send STOPPING=1, print `terminated` or `interrupted` to
-stderr, exit 0.";
+stderr, exit 0.
+
+Request channel: with $POD_CHANNEL_FD set (a process pod's `runtime.channel`),
+requests on that descriptor are answered too, many at a time. A request is
+echoed back, except these commands:
+  sleep MS TEXT   answer TEXT after MS ms (answers come out of order)
+  fail TEXT       answer with the error TEXT
+  count           answer how many requests were answered before, over TCP
+                  and the channel
+  pid             answer the worker's pid
+  exit CODE       exit with CODE at once
+  malformed       write a frame too short to hold an id
+  oversized       write a frame that announces 4 GiB
+  close           close the channel and go on running
+  close-stdout    close stdout and go on serving
+  stall           stop reading the channel
+End of file on the channel: exit 0.";
 
 /// Echoed lines answered so far, over all connections.
 static ANSWERED: AtomicU64 = AtomicU64::new(0);
@@ -315,6 +331,13 @@ async fn worker_main(args: Vec<String>) {
     }
 
     let crash = o.crash_after.map(|after| (after, o.crash_signal));
+    if let Some(channel) = channel::from_env() {
+        tokio::spawn(async move {
+            if let Err(e) = channel::serve(channel, crash).await {
+                eprintln!("worker: request channel failed: {e}");
+            }
+        });
+    }
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -534,15 +557,20 @@ async fn serve(mut stream: TcpStream, crash: Option<(u64, CrashSignal)>) -> io::
             line.push(b'\n');
         }
         write.write_all(&line).await?;
-        let answered = ANSWERED.fetch_add(1, Ordering::SeqCst) + 1;
-        if let Some((after, how)) = crash {
-            if answered >= after {
-                crash_now(how, answered);
-            }
-        }
+        count_answer(crash);
         line.clear();
         if reader.read_until(b'\n', &mut line).await? == 0 {
             return Ok(());
+        }
+    }
+}
+
+/// Counts one answer, and crashes if that was the last one allowed.
+fn count_answer(crash: Option<(u64, CrashSignal)>) {
+    let answered = ANSWERED.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Some((after, how)) = crash {
+        if answered >= after {
+            crash_now(how, answered);
         }
     }
 }
@@ -561,5 +589,158 @@ fn crash_now(how: CrashSignal, answered: u64) -> ! {
         }
         CrashSignal::Abort => process::abort(),
         CrashSignal::Exit => process::exit(3),
+    }
+}
+
+/// The request channel of a process pod, as its protocol describes it
+/// (`runtime_actor::ChannelSpec`): frames of a big-endian u32 length, a u64
+/// id, a kind byte and the payload.
+mod channel {
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::net::UnixStream as StdUnixStream;
+    use std::process;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::UnixStream;
+    use tokio::sync::mpsc;
+
+    use super::{count_answer, CrashSignal, ANSWERED};
+
+    const ANSWER: u8 = 0;
+    const ERROR: u8 = 1;
+
+    /// The descriptor named by `$POD_CHANNEL_FD`, taken over once.
+    pub(super) fn from_env() -> Option<UnixStream> {
+        let fd: i32 = std::env::var("POD_CHANNEL_FD").ok()?.parse().ok()?;
+        if fd < 3 {
+            eprintln!("worker: ignoring POD_CHANNEL_FD={fd}: not a descriptor of its own");
+            return None;
+        }
+        // SAFETY: the parent passed this descriptor for the channel alone,
+        // and nothing else in the worker owns or closes it; it is taken
+        // over once, at start.
+        #[allow(unsafe_code)]
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let stream = StdUnixStream::from(owned);
+        let stream = stream
+            .set_nonblocking(true)
+            .and_then(|()| UnixStream::from_std(stream));
+        match stream {
+            Ok(stream) => Some(stream),
+            Err(e) => {
+                eprintln!("worker: POD_CHANNEL_FD={fd} is not a usable socket: {e}");
+                None
+            }
+        }
+    }
+
+    fn frame(id: u64, kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut frame = Vec::with_capacity(13 + payload.len());
+        frame.extend_from_slice(&(9 + payload.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&id.to_be_bytes());
+        frame.push(kind);
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    /// Answers requests until the pod closes the channel, then exits 0.
+    pub(super) async fn serve(
+        stream: UnixStream,
+        crash: Option<(u64, CrashSignal)>,
+    ) -> io::Result<()> {
+        let fd = stream.as_raw_fd();
+        let (read, mut write) = stream.into_split();
+        let (answers, mut queued) = mpsc::unbounded_channel::<Vec<u8>>();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while let Some(frame) = queued.recv().await {
+                batch.extend_from_slice(&frame);
+                while let Ok(frame) = queued.try_recv() {
+                    batch.extend_from_slice(&frame);
+                }
+                if let Err(e) = write.write_all(&batch).await {
+                    eprintln!("worker: cannot answer on the request channel: {e}");
+                    return;
+                }
+                batch.clear();
+            }
+        });
+        let mut reader = BufReader::with_capacity(64 * 1024, read);
+        loop {
+            let length = match reader.read_u32().await {
+                Ok(length) => length as usize,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    eprintln!("worker: the request channel is closed; exiting");
+                    process::exit(0);
+                }
+                Err(e) => return Err(e),
+            };
+            if length < 9 {
+                return Err(io::Error::other(format!("a frame of {length} bytes")));
+            }
+            let id = reader.read_u64().await?;
+            let _kind = reader.read_u8().await?;
+            let mut payload = vec![0; length - 9];
+            reader.read_exact(&mut payload).await?;
+            let text = String::from_utf8_lossy(&payload).into_owned();
+            let (command, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));
+            let answer = |kind: u8, payload: &[u8]| {
+                let _ = answers.send(frame(id, kind, payload));
+                count_answer(crash);
+            };
+            match command {
+                "sleep" => {
+                    let (ms, then) = rest.split_once(' ').unwrap_or((rest, ""));
+                    let ms = ms.parse().unwrap_or(0);
+                    let (answers, then) = (answers.clone(), then.to_owned());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        let _ = answers.send(frame(id, ANSWER, then.as_bytes()));
+                        count_answer(crash);
+                    });
+                }
+                "fail" => answer(ERROR, rest.as_bytes()),
+                "count" => answer(
+                    ANSWER,
+                    ANSWERED
+                        .load(std::sync::atomic::Ordering::SeqCst)
+                        .to_string()
+                        .as_bytes(),
+                ),
+                "pid" => answer(ANSWER, process::id().to_string().as_bytes()),
+                "exit" => {
+                    eprintln!("worker: exiting as asked by request {id}");
+                    process::exit(rest.parse().unwrap_or(1));
+                }
+                "malformed" => {
+                    let _ = answers.send(vec![0, 0, 0, 3, 1, 2, 3]);
+                }
+                "oversized" => {
+                    let _ = answers.send(u32::MAX.to_be_bytes().to_vec());
+                }
+                "close" => {
+                    eprintln!("worker: closing the request channel");
+                    // Both ways, whatever still holds a half of it.
+                    nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Both)?;
+                    return Ok(());
+                }
+                "close-stdout" => {
+                    // /dev/null over fd 1 closes the pod's stdout pipe.
+                    let closed = std::fs::File::open("/dev/null")
+                        .and_then(|null| nix::unistd::dup2_stdout(null).map_err(io::Error::from));
+                    match closed {
+                        Ok(()) => answer(ANSWER, b"stdout closed"),
+                        Err(e) => answer(ERROR, e.to_string().as_bytes()),
+                    }
+                }
+                "stall" => {
+                    eprintln!("worker: no longer reading the request channel");
+                    std::future::pending::<()>().await;
+                }
+                _ => answer(ANSWER, &payload),
+            }
+        }
     }
 }
