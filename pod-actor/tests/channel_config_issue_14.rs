@@ -1,0 +1,128 @@
+//! The request channel's keys: `runtime.channel` opens one, its limits
+//! load from files and `POD__` overrides, and values that could never work
+//! are refused naming their key.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pod_actor::{ChannelConfig, ConfigError, ConfigFormat, PodConfig, RuntimeSpec};
+use runtime_actor::ChannelSpec;
+
+const PROCESS: &str = "name = \"a\"\n[runtime]\nkind = \"process\"\ncommand = \"/bin/true\"\n";
+
+fn load_with(text: &str, env: &[(&str, &str)]) -> Result<PodConfig, ConfigError> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    PodConfig::from_str_with_env(text, ConfigFormat::Toml, "pod.toml", &env)
+}
+
+fn channel(text: &str, env: &[(&str, &str)]) -> Option<ChannelConfig> {
+    match load_with(text, env)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+        .runtime
+    {
+        RuntimeSpec::Process { channel, .. } => channel,
+        other => panic!("expected a process runtime, got {other:?}"),
+    }
+}
+
+/// The error for `text` names `key` and says `then`.
+fn refused(text: &str, env: &[(&str, &str)], key: &str, then: &str) {
+    let message = match load_with(text, env) {
+        Ok(config) => panic!("expected an error, loaded {config:?}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(message.contains(key), "`{key}` not in: {message}");
+    assert!(message.contains(then), "`{then}` not in: {message}");
+}
+
+#[test]
+fn no_channel_unless_asked_and_an_empty_table_takes_the_defaults() {
+    assert_eq!(channel(PROCESS, &[]), None);
+    let defaults = channel(&format!("{PROCESS}channel = {{}}\n"), &[]).unwrap();
+    assert_eq!(defaults, ChannelConfig::default());
+    assert_eq!(
+        (defaults.max_frame, defaults.max_in_flight, defaults.timeout),
+        (4 * 1024 * 1024, 1024, 60_000)
+    );
+    assert_eq!(defaults.spec(), ChannelSpec::default());
+}
+
+#[test]
+fn limits_load_from_the_file_and_from_overrides() {
+    let text = format!("{PROCESS}[runtime.channel]\nmax_frame = 65536\nmax_in_flight = 8\n");
+    let loaded = channel(&text, &[]).unwrap();
+    assert_eq!((loaded.max_frame, loaded.max_in_flight), (65_536, 8));
+    assert_eq!(
+        loaded.spec(),
+        ChannelSpec::default()
+            .max_frame(65_536)
+            .max_in_flight(8)
+            .timeout(Some(Duration::from_secs(60)))
+    );
+    // An override alone opens the channel; 0 waits for ever.
+    let overridden = channel(PROCESS, &[("POD__RUNTIME__CHANNEL__TIMEOUT", "0")]).unwrap();
+    assert_eq!(overridden.timeout, 0);
+    assert_eq!(overridden.spec(), ChannelSpec::default().timeout(None));
+    let overridden = channel(&text, &[("POD__RUNTIME__CHANNEL__MAX_IN_FLIGHT", "64")]).unwrap();
+    assert_eq!(
+        (overridden.max_frame, overridden.max_in_flight),
+        (65_536, 64)
+    );
+}
+
+#[test]
+fn values_that_could_never_work_name_their_key() {
+    let with = |body: &str| format!("{PROCESS}[runtime.channel]\n{body}\n");
+    refused(
+        &with("max_frame = 9"),
+        &[],
+        "runtime.channel.max_frame",
+        "must be from 10 to 1073741824 bytes, got 9",
+    );
+    refused(
+        &with("max_frame = 2147483648"),
+        &[],
+        "runtime.channel.max_frame",
+        "got 2147483648",
+    );
+    refused(
+        &with("max_in_flight = 0"),
+        &[],
+        "runtime.channel.max_in_flight",
+        "must be from 1 to 1048576, got 0",
+    );
+    refused(
+        &with("max_frame = 1.5"),
+        &[],
+        "runtime.channel.max_frame",
+        "whole number",
+    );
+    refused(
+        &with("timeout = -1"),
+        &[],
+        "runtime.channel.timeout",
+        "invalid type: 64-bit integer `-1`",
+    );
+    refused(&with("max_frames = 10"), &[], "max_frames", "unknown field");
+    refused(
+        &format!("{PROCESS}channel = 3\n"),
+        &[],
+        "runtime.channel",
+        "table",
+    );
+    refused(
+        &format!("{PROCESS}channel = [1, 2]\n"),
+        &[],
+        "runtime.channel",
+        "table",
+    );
+    refused(
+        PROCESS,
+        &[("POD__RUNTIME__CHANNEL__MAX_IN_FLIGHT", "many")],
+        "runtime.channel.max_in_flight",
+        "in environment variable `POD__RUNTIME__CHANNEL__MAX_IN_FLIGHT`",
+    );
+}
