@@ -30,6 +30,14 @@ fn the_default_demo_exits_zero_and_answers_every_request() {
         "{stdout}"
     );
     assert!(stdout.contains("sent = answered"), "{stdout}");
+    assert!(
+        stdout.contains("sidecar: 200 of 200 answered over the request channel"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("SIGKILL to the child process of sidecar/rep-0, with requests in flight"),
+        "{stdout}"
+    );
 }
 
 #[test]

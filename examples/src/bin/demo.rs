@@ -2,10 +2,11 @@
 //! and every request accounted for.
 //!
 //! `cargo run --release -p examples --bin demo` runs the embedded default
-//! config: three in-process `encoder` replicas and one `sidecar` pod that is
-//! an OS child process (this binary in worker mode). It prints every
-//! lifecycle event and a status table, sends traffic, makes one replica
-//! panic and SIGKILLs the sidecar, shows both restarted and that no request
+//! config: three in-process `encoder` replicas and two `sidecar` pods that
+//! are OS child processes (this binary in worker mode) serving requests over
+//! their request channel. It prints every lifecycle event and a status
+//! table, sends traffic to both, makes one encoder panic and SIGKILLs a
+//! sidecar with requests in flight, shows both restarted and that no request
 //! was lost (sent = answered), closes everything and exits 0.
 //!
 //! `cargo run --release -p examples --bin demo -- my-deployments.toml` runs
@@ -27,7 +28,8 @@ use pod_actor::{
     RuntimeSpec, WaitStartSuccess,
 };
 use runtime_actor::{
-    ProcessRequest, ProcessRuntime, Runtime, RuntimeContext, RuntimeError, RuntimeFactory,
+    ProcessRequest, ProcessResponse, ProcessRuntime, Runtime, RuntimeContext, RuntimeError,
+    RuntimeFactory,
 };
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -44,13 +46,14 @@ timeout_ctrl = 2000
 placement = "shared"
 restart = { max_restarts = 5, within = 10000, backoff = { initial = 0, jitter = 0.0 } }
 
-# One OS child process (this binary in worker mode), ready by sd_notify.
+# Two OS child processes (this binary in worker mode), ready by sd_notify,
+# answering requests over their request channel (fd 3).
 [[deployment]]
 name = "sidecar"
-replicas = 1
+replicas = 2
 
 [deployment.pod]
-runtime = { kind = "process", command = "@self", args = ["worker", "--announce", "notify"] }
+runtime = { kind = "process", command = "@self", args = ["worker", "--announce", "notify"], channel = {} }
 timeout_ready = 10000
 timeout_ctrl = 2000
 restart = { backoff = { initial = 50, jitter = 0.0 } }
@@ -61,9 +64,10 @@ env = { SIDECAR_MODE = "demo" }
 fn after_help() -> String {
     format!(
         "Without CONFIG: run the embedded default config (shown below): start \
-         three in-process replicas and one child-process pod, send traffic, make \
-         a replica panic and SIGKILL the child, show the restarts and that every \
-         request was answered, then close; exits 0 when all of that held.
+         three in-process replicas and two child-process pods, send traffic to \
+         both, make a replica panic and SIGKILL a child with requests in flight, \
+         show the restarts and that every request was answered, then close; \
+         exits 0 when all of that held.
 
 With CONFIG: run its deployments until Ctrl-C or SIGTERM, then close them \
 gracefully (exit 0). Before all is running, Ctrl-C closes what has started, \
@@ -341,7 +345,10 @@ async fn run_default(since: Instant, stop: Stop) -> Result<Ended, String> {
 /// Starts the default deployments, drives traffic with two failures, and
 /// closes them.
 async fn default_scenario(encoders: &[Encoders], processes: &[Processes]) -> Result<(), String> {
-    println!("== starting 2 deployments: encoder (3 in-process replicas), sidecar (1 process)");
+    println!(
+        "== starting 2 deployments: encoder (3 in-process replicas), \
+         sidecar (2 processes, over their request channel)"
+    );
     if let Err(e) = start_all(encoders, processes).await {
         close_all(encoders, processes).await;
         return Err(e);
@@ -353,42 +360,57 @@ async fn default_scenario(encoders: &[Encoders], processes: &[Processes]) -> Res
         .send(GetReplicas::new())
         .await
         .map_err(|e| e.to_string())?;
-    let sidecar = processes[0]
+    let sidecars = &processes[0];
+    let sidecar = sidecars
         .send(GetReplicas::new())
         .await
         .map_err(|e| e.to_string())?;
     let (sent, mut answered, mut errors) = (600u32, 0u32, 0u32);
-    println!("== sending {sent} requests round-robin, with two failures injected");
+    let mut over_channel = 0u32;
+    println!(
+        "== sending {sent} requests round-robin (4 of 6 to encoder, 2 to sidecar), \
+         with two failures injected"
+    );
     for round in 0..(sent / 6) {
         if round == 20 {
             println!("== injecting a panic into {}", replica[1].0);
             let _ = replica[1].1.send(Call::<WordCounter>("crash".into())).await;
         }
+        let encoded: Vec<_> = (0..4)
+            .map(|i| encoder.send(Route::<WordCounter>(format!("request {round} {i}"))))
+            .collect();
+        // The worker answers `sleep MS TEXT` with TEXT after MS ms: in
+        // round 40 the answers are still to come when a sidecar is killed.
+        let delay = if round == 40 { 200 } else { 0 };
+        let echoed: Vec<_> = (0..2)
+            .map(|i| {
+                let text = format!("answer {round} {i}");
+                let routed = sidecars.send(Route::<ProcessRuntime>(ProcessRequest::call(format!(
+                    "sleep {delay} {text}"
+                ))));
+                async move { (text, routed.await) }
+            })
+            .collect();
+        let mut generation = None;
         if round == 40 {
             println!(
-                "== sending SIGKILL to the child process of {}",
+                "== sending SIGKILL to the child process of {}, with requests in flight",
                 sidecar[0].0
             );
             let pod = &sidecar[0].1;
-            let generation = pod
-                .send(WaitStartSuccess)
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
-                .generation;
+            generation = Some(
+                pod.send(WaitStartSuccess)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?
+                    .generation,
+            );
             pod.send(Call::<ProcessRuntime>(ProcessRequest::Signal(9)))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            let again = restarted(pod, generation)
-                .await
-                .map_err(|e| format!("the sidecar did not come back: {e}"))?;
-            println!("== the sidecar is back at generation {again}");
         }
-        let batch: Vec<_> = (0..6)
-            .map(|i| encoder.send(Route::<WordCounter>(format!("request {round} {i}"))))
-            .collect();
-        for answer in futures::future::join_all(batch).await {
+        for answer in futures::future::join_all(encoded).await {
             match answer {
                 Ok(Ok(3)) => answered += 1,
                 other => {
@@ -396,6 +418,24 @@ async fn default_scenario(encoders: &[Encoders], processes: &[Processes]) -> Res
                     eprintln!("request failed: {other:?}");
                 }
             }
+        }
+        for (text, answer) in futures::future::join_all(echoed).await {
+            match answer {
+                Ok(Ok(ProcessResponse::Reply(reply))) if reply == text.as_bytes() => {
+                    answered += 1;
+                    over_channel += 1;
+                }
+                other => {
+                    errors += 1;
+                    eprintln!("request failed: {other:?}");
+                }
+            }
+        }
+        if let Some(generation) = generation {
+            let again = restarted(&sidecar[0].1, generation)
+                .await
+                .map_err(|e| format!("the sidecar did not come back: {e}"))?;
+            println!("== {} is back at generation {again}", sidecar[0].0);
         }
     }
     restarted(&replica[1].1, 0)
@@ -406,6 +446,10 @@ async fn default_scenario(encoders: &[Encoders], processes: &[Processes]) -> Res
     print_table(&after);
     let restarts: u64 = after.iter().map(|s| s.restarts).sum();
     println!("sent = {sent}, answered = {answered}, errors = {errors}, restarts = {restarts}");
+    println!(
+        "sidecar: {over_channel} of {} answered over the request channel",
+        sent / 3
+    );
     println!("== closing (reverse start order)");
     let graceful = close_all(encoders, processes).await;
     if answered != sent {
