@@ -142,6 +142,10 @@ struct Options {
     /// `systemd-notify` does
     #[arg(long, value_name = "MESSAGE", allow_hyphen_values = true)]
     send: Option<String>,
+    /// Also serve the request channel's protocol on a unix socket at PATH,
+    /// one connection each (a baseline without the pod, to the same child)
+    #[arg(long, value_name = "PATH")]
+    channel_listen: Option<std::path::PathBuf>,
 }
 
 fn millis(text: &str) -> Result<Duration, String> {
@@ -333,10 +337,29 @@ async fn worker_main(args: Vec<String>) {
     let crash = o.crash_after.map(|after| (after, o.crash_signal));
     if let Some(channel) = channel::from_env() {
         tokio::spawn(async move {
-            if let Err(e) = channel::serve(channel, crash).await {
+            if let Err(e) = channel::serve(channel, crash, true).await {
                 eprintln!("worker: request channel failed: {e}");
             }
         });
+    }
+    if let Some(path) = &o.channel_listen {
+        match tokio::net::UnixListener::bind(path) {
+            Ok(listener) => {
+                tokio::spawn(async move {
+                    while let Ok((stream, _)) = listener.accept().await {
+                        tokio::spawn(async move {
+                            if let Err(e) = channel::serve(stream, crash, false).await {
+                                eprintln!("worker: channel connection failed: {e}");
+                            }
+                        });
+                    }
+                });
+            }
+            Err(e) => {
+                eprintln!("worker: cannot listen on {}: {e}", path.display());
+                process::exit(1);
+            }
+        }
     }
     loop {
         match listener.accept().await {
@@ -645,10 +668,12 @@ mod channel {
         frame
     }
 
-    /// Answers requests until the pod closes the channel, then exits 0.
+    /// Answers requests until the other end closes the channel; then, for
+    /// the pod's channel (`exit_at_end`), exits 0.
     pub(super) async fn serve(
         stream: UnixStream,
         crash: Option<(u64, CrashSignal)>,
+        exit_at_end: bool,
     ) -> io::Result<()> {
         let fd = stream.as_raw_fd();
         let (read, mut write) = stream.into_split();
@@ -671,10 +696,11 @@ mod channel {
         loop {
             let length = match reader.read_u32().await {
                 Ok(length) => length as usize,
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && exit_at_end => {
                     eprintln!("worker: the request channel is closed; exiting");
                     process::exit(0);
                 }
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
                 Err(e) => return Err(e),
             };
             if length < 9 {

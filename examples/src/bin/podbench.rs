@@ -19,11 +19,11 @@ use pod_actor::{
     Subscribe, WaitStartSuccess,
 };
 use runtime_actor::{
-    Placement, ProcessRuntime, Runtime, RuntimeActor, RuntimeConfig, RuntimeContext, RuntimeError,
-    RuntimeFactory,
+    Placement, ProcessRequest, ProcessRuntime, Runtime, RuntimeActor, RuntimeConfig,
+    RuntimeContext, RuntimeError, RuntimeFactory,
 };
 use supervisor::{Supervisor, SupervisorConfig};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Notify;
 
 // ===== the workloads =====
@@ -463,6 +463,185 @@ probe = {{ kind = "stdout", pattern = "ready and listening" }}
     });
 }
 
+/// A connection to a pod's worker child that speaks the request channel's
+/// protocol without the pod (the worker's `--channel-listen` socket): the
+/// raw baseline of the channel rows, to the same process.
+struct RawChannel {
+    read: BufReader<tokio::net::unix::OwnedReadHalf>,
+    write: tokio::net::unix::OwnedWriteHalf,
+}
+
+impl RawChannel {
+    async fn connect(path: &std::path::Path) -> RawChannel {
+        // The worker listens once it has announced readiness: soon after.
+        for _ in 0..500 {
+            if let Ok(stream) = tokio::net::UnixStream::connect(path).await {
+                let (read, write) = stream.into_split();
+                return RawChannel {
+                    read: BufReader::new(read),
+                    write,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the worker does not listen on {}", path.display());
+    }
+
+    async fn answer(&mut self) -> Vec<u8> {
+        let length = self.read.read_u32().await.unwrap() as usize;
+        let mut body = vec![0; length];
+        self.read.read_exact(&mut body).await.unwrap();
+        body.split_off(9)
+    }
+
+    /// Sends `count` requests at once, then reads every answer.
+    async fn round_trips(&mut self, first: u64, count: u64, payload: &[u8]) {
+        let mut frames = Vec::new();
+        for id in first..first + count {
+            frames.extend_from_slice(&(9 + payload.len() as u32).to_be_bytes());
+            frames.extend_from_slice(&id.to_be_bytes());
+            frames.push(0);
+            frames.extend_from_slice(payload);
+        }
+        self.write.write_all(&frames).await.unwrap();
+        for _ in 0..count {
+            assert_eq!(self.answer().await, payload);
+        }
+    }
+}
+
+/// Request round trips and pipelined throughput through a process pod's
+/// request channel, against the same frames sent to the same child without
+/// the pod. `pipelined` requests are in flight at once.
+async fn channel_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
+    let exe = std::env::current_exe().unwrap().display().to_string();
+    let dir = nix::unistd::mkdtemp(&std::env::temp_dir().join("podbench-XXXXXX")).unwrap();
+    for (placement, p50, p99, throughput) in [
+        (
+            PlacementKind::Dedicated,
+            "process pod request round trip (channel), p50",
+            "process pod request round trip (channel), p99",
+            Some("process pod requests pipelined, throughput"),
+        ),
+        (
+            PlacementKind::Shared,
+            "process pod request round trip, shared arbiter, p50",
+            "process pod request round trip, shared arbiter, p99",
+            None,
+        ),
+    ] {
+        let socket = dir.join(format!("{placement:?}.sock"));
+        let mut runtime = RuntimeSpec::process(&exe).with_args([
+            "worker",
+            "--announce",
+            "notify",
+            "--channel-listen",
+            &socket.display().to_string(),
+        ]);
+        if let RuntimeSpec::Process { channel, .. } = &mut runtime {
+            *channel = Some(pod_actor::ChannelConfig {
+                max_in_flight: pipelined as u64,
+                ..Default::default()
+            });
+        }
+        let mut config = PodConfig::new("bench-channel", runtime);
+        config.placement = placement;
+        let pod = Pod::<ProcessRuntime>::from_process_config(config)
+            .unwrap()
+            .start();
+        pod.send(Start).await.unwrap().unwrap();
+        pod.send(WaitStartSuccess).await.unwrap().unwrap();
+        let mut raw = RawChannel::connect(&socket).await;
+        let payload = b"a request of 32 bytes, echoed...";
+        let call = |pod: &Addr<Pod<ProcessRuntime>>| {
+            pod.send(Call::<ProcessRuntime>(ProcessRequest::call(&payload[..])))
+        };
+        // A warm-up, then both sides in turns, the first side alternating.
+        let mut id = 1;
+        for _ in 0..100 {
+            call(&pod).await.unwrap().unwrap();
+            raw.round_trips(id, 1, payload).await;
+            id += 1;
+        }
+        let (mut ours, mut direct) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for i in 0..n {
+            for side in [i % 2, 1 - i % 2] {
+                let begun = Instant::now();
+                if side == 0 {
+                    call(&pod).await.unwrap().unwrap();
+                    ours.push(begun.elapsed());
+                } else {
+                    raw.round_trips(id, 1, payload).await;
+                    id += 1;
+                    direct.push(begun.elapsed());
+                }
+            }
+        }
+        for (figure, p) in [(p50, 0.5), (p99, 0.99)] {
+            rows.push(Row {
+                figure,
+                unit: "us",
+                ours: micros(percentile(ours.clone(), p)),
+                baseline_name: "the same frames to the same child, no pod",
+                baseline: micros(percentile(direct.clone(), p)),
+                aim: "<= 1.5x",
+            });
+        }
+        if let Some(figure) = throughput {
+            rows.push(Row {
+                figure: p50,
+                unit: "us",
+                ours: micros(percentile(ours, 0.5)),
+                baseline_name: "Jina's gRPC round trip to a worker pod (not this run)",
+                baseline: JINA_GRPC_ROUND_TRIP_US,
+                aim: "<= 0.1x",
+            });
+            // Six turns a side, the first of each a warm-up.
+            let (mut ours, mut direct) = (Vec::new(), Vec::new());
+            for turn in 0..6 {
+                for side in [turn % 2, 1 - turn % 2] {
+                    let begun = Instant::now();
+                    if side == 0 {
+                        let calls: Vec<_> = (0..pipelined).map(|_| call(&pod)).collect();
+                        for answer in futures::future::join_all(calls).await {
+                            answer.unwrap().unwrap();
+                        }
+                    } else {
+                        raw.round_trips(id, pipelined as u64, payload).await;
+                        id += pipelined as u64;
+                    }
+                    if turn > 0 {
+                        let rate = pipelined as f64 / begun.elapsed().as_secs_f64();
+                        if side == 0 {
+                            ours.push(rate)
+                        } else {
+                            direct.push(rate)
+                        }
+                    }
+                }
+            }
+            let median_rate = |mut rates: Vec<f64>| {
+                rates.sort_by(f64::total_cmp);
+                rates[rates.len() / 2]
+            };
+            rows.push(Row {
+                figure,
+                unit: "calls/s",
+                ours: median_rate(ours),
+                baseline_name: "the same frames to the same child at once, no pod",
+                baseline: median_rate(direct),
+                aim: "(reference)",
+            });
+        }
+        pod.send(Close::default()).await.unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Jina's raw gRPC round trip to a worker pod, measured on this machine
+/// kind (see BENCHMARKS.md); a reference, not measured by this run.
+const JINA_GRPC_ROUND_TRIP_US: f64 = 1300.0;
+
 async fn many_rows(count: usize, rows: &mut Vec<Row>) {
     // Pods under one shared supervisor, as a deployment runs them.
     let supervisor = Supervisor::new(SupervisorConfig::default())
@@ -654,6 +833,7 @@ fn main() -> ExitCode {
         restart_rows(n, &mut rows).await;
         call_rows(n * 10, &mut rows).await;
         process_rows(process_n, &mut rows).await;
+        channel_rows(n * 5, if quick { 1000 } else { 10_000 }, &mut rows).await;
         deployment_rows(if quick { 3 } else { 10 }, &mut rows).await;
         many_rows(10_000, &mut rows).await;
         fanout_rows(10_000, fanout_n, &mut rows).await;
