@@ -42,6 +42,11 @@ echoed back, except these commands:
   count           answer how many requests were answered before, over TCP
                   and the channel
   pid             answer the worker's pid
+  hold            answer only at release-and-exit
+  held            answer how many requests are held
+  release-and-exit CODE
+                  answer every held request and this one in one write,
+                  then exit with CODE
   exit CODE       exit with CODE at once
   malformed       write a frame too short to hold an id
   oversized       write a frame that announces 4 GiB
@@ -646,6 +651,14 @@ mod channel {
         // over once, at start.
         #[allow(unsafe_code)]
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Not for the programs the worker may start (the protocol's advice).
+        if let Err(e) = nix::fcntl::fcntl(
+            &owned,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        ) {
+            eprintln!("worker: POD_CHANNEL_FD={fd} is not a descriptor: {e}");
+            return None;
+        }
         let stream = StdUnixStream::from(owned);
         let stream = stream
             .set_nonblocking(true)
@@ -677,21 +690,32 @@ mod channel {
     ) -> io::Result<()> {
         let fd = stream.as_raw_fd();
         let (read, mut write) = stream.into_split();
-        let (answers, mut queued) = mpsc::unbounded_channel::<Vec<u8>>();
+        // Frames to write; an exit code with one ends the worker once it is
+        // written.
+        let (answers, mut queued) = mpsc::unbounded_channel::<(Vec<u8>, Option<i32>)>();
         tokio::spawn(async move {
             let mut batch = Vec::new();
-            while let Some(frame) = queued.recv().await {
+            while let Some((frame, mut exit)) = queued.recv().await {
                 batch.extend_from_slice(&frame);
-                while let Ok(frame) = queued.try_recv() {
+                while exit.is_none() {
+                    let Ok((frame, then)) = queued.try_recv() else {
+                        break;
+                    };
                     batch.extend_from_slice(&frame);
+                    exit = then;
                 }
                 if let Err(e) = write.write_all(&batch).await {
                     eprintln!("worker: cannot answer on the request channel: {e}");
                     return;
                 }
+                if let Some(code) = exit {
+                    eprintln!("worker: answers written; exiting with {code}");
+                    process::exit(code);
+                }
                 batch.clear();
             }
         });
+        let mut held = Vec::new();
         let mut reader = BufReader::with_capacity(64 * 1024, read);
         loop {
             let length = match reader.read_u32().await {
@@ -713,7 +737,7 @@ mod channel {
             let text = String::from_utf8_lossy(&payload).into_owned();
             let (command, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));
             let answer = |kind: u8, payload: &[u8]| {
-                let _ = answers.send(frame(id, kind, payload));
+                let _ = answers.send((frame(id, kind, payload), None));
                 count_answer(crash);
             };
             match command {
@@ -723,7 +747,7 @@ mod channel {
                     let (answers, then) = (answers.clone(), then.to_owned());
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
-                        let _ = answers.send(frame(id, ANSWER, then.as_bytes()));
+                        let _ = answers.send((frame(id, ANSWER, then.as_bytes()), None));
                         count_answer(crash);
                     });
                 }
@@ -736,15 +760,25 @@ mod channel {
                         .as_bytes(),
                 ),
                 "pid" => answer(ANSWER, process::id().to_string().as_bytes()),
+                "hold" => held.push(id),
+                "held" => answer(ANSWER, held.len().to_string().as_bytes()),
+                "release-and-exit" => {
+                    let mut all = Vec::new();
+                    for held in held.drain(..) {
+                        all.extend_from_slice(&frame(held, ANSWER, b"released"));
+                    }
+                    all.extend_from_slice(&frame(id, ANSWER, b"released"));
+                    let _ = answers.send((all, Some(rest.parse().unwrap_or(0))));
+                }
                 "exit" => {
                     eprintln!("worker: exiting as asked by request {id}");
                     process::exit(rest.parse().unwrap_or(1));
                 }
                 "malformed" => {
-                    let _ = answers.send(vec![0, 0, 0, 3, 1, 2, 3]);
+                    let _ = answers.send((vec![0, 0, 0, 3, 1, 2, 3], None));
                 }
                 "oversized" => {
-                    let _ = answers.send(u32::MAX.to_be_bytes().to_vec());
+                    let _ = answers.send((u32::MAX.to_be_bytes().to_vec(), None));
                 }
                 "close" => {
                     eprintln!("worker: closing the request channel");

@@ -254,9 +254,58 @@ async fn a_child_written_in_python_from_the_protocol_alone_serves_the_pod() {
     for (i, answer) in answers.into_iter().enumerate() {
         assert_eq!(answer.unwrap(), format!("N{i}"));
     }
-    // It exits at the end of file, before the stop signal.
+    // It exits at the end of file (or at the stop signal right after).
     assert!(pod.send(Close::default()).await.unwrap().graceful());
     assert!(support::gone(pid).await);
+}
+
+#[actix::test]
+async fn a_close_sends_end_of_file_before_the_stop_signal() {
+    let dir = support::TempDir::new();
+    let report = dir.path("sigterm");
+    for _ in 0..5 {
+        let _ = std::fs::remove_file(&report);
+        let runtime = RuntimeSpec::process(python()).with_args([PYTHON_CHILD]);
+        let mut config = config("eof", runtime, ChannelConfig::default());
+        config
+            .env
+            .insert("SIGTERM_REPORT".into(), report.display().to_string());
+        if let RuntimeSpec::Process { probe, .. } = &mut config.runtime {
+            *probe = pod_actor::ProbeConfig::Stdout {
+                pattern: "channel_echo ready".into(),
+            };
+        }
+        let (pod, pid) = started(config).await;
+        assert_eq!(call(&pod, "x").await.unwrap(), "X");
+        assert!(pod.send(Close::default()).await.unwrap().graceful());
+        assert!(support::gone(pid).await);
+        assert_eq!(std::fs::read_to_string(&report).unwrap(), "eof first");
+    }
+}
+
+#[actix::test]
+async fn answers_written_right_before_the_child_exits_all_reach_their_callers() {
+    for round in 0..5 {
+        let (pod, pid) = started(temporary(worker("burst", ChannelConfig::default()))).await;
+        // Tasks of their own: a call waits in this test's future for room in
+        // the pod's mailbox until it is polled.
+        let held: Vec<_> = (0..200).map(|_| actix::spawn(call(&pod, "hold"))).collect();
+        let mut holding = 0;
+        for _ in 0..1000 {
+            holding = call(&pod, "held").await.unwrap().parse().unwrap();
+            if holding == 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(holding, 200);
+        let last = call(&pod, "release-and-exit 0").await;
+        assert_eq!(last.unwrap(), "released", "round {round}");
+        for answer in join_all(held).await {
+            assert_eq!(answer.unwrap().unwrap(), "released", "round {round}");
+        }
+        assert!(support::gone(pid).await);
+    }
 }
 
 #[actix::test]

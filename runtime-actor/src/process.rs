@@ -36,7 +36,7 @@ pub(crate) mod procfs;
 
 use cgroup::Cgroup;
 pub use channel::ChannelSpec;
-use channel::{Broken, Channel, Pair};
+use channel::{Broken, Channel, Drain, Pair};
 use pidfd::PidFd;
 pub use probe::InvalidSpec;
 use procfs::{descends_from, group_members, running};
@@ -583,6 +583,9 @@ struct ChildState {
     exit: watch::Sender<Option<Option<ExitStatus>>>,
     reporter: FailureReporter,
     pids: PidReporter,
+    /// The request channel's answers, which the end of the main process
+    /// lets reach their callers before it is reported.
+    channel: Option<Drain>,
 }
 
 impl ChildState {
@@ -764,6 +767,12 @@ impl ChildState {
             None => self.signal_group(Signal::SIGKILL),
         }
         if self.serving.get() && !self.stopping.get() {
+            // Answers the child wrote before it ended are delivered, not
+            // replaced by its exit: the rest of the pod is dead by now, so
+            // the channel is at its end of file.
+            if let Some(channel) = &self.channel {
+                let _ = time::timeout(EXIT_GRACE, channel.drained()).await;
+            }
             self.reporter.report(self.exited(status));
         }
         let _ = self.exit.send(Some(status));
@@ -1128,6 +1137,7 @@ impl Runtime for ProcessRuntime {
             exit: exit_tx,
             reporter: ctx.failure_reporter(),
             pids: ctx.pid_reporter(),
+            channel: channel.as_ref().map(|(channel, _)| channel.drain()),
         });
         let pattern = match &probe {
             ReadinessProbe::Stdout { pattern } => Some(pattern.clone()),
@@ -1304,9 +1314,10 @@ impl Runtime for ProcessRuntime {
         let state = &child.state;
         state.stopping.set(true);
         // The requests in flight are answered by now: the child reads end
-        // of file first, then gets the stop signal.
+        // of file first, then gets the stop signal. (A writer that a child
+        // which stopped reading holds up is not waited for long.)
         if let Some(channel) = &child.channel {
-            channel.close();
+            let _ = time::timeout(EXIT_GRACE, channel.close()).await;
         }
         if !state.ended.get() {
             state.signal_group(state.stop_signal);

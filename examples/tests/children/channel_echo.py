@@ -9,9 +9,14 @@ The channel is the socket on the descriptor named by $POD_CHANNEL_FD.
 A request is answered with its payload in upper case; `fail TEXT` with the
 error TEXT; `later MS TEXT` with TEXT after MS ms, while the requests that
 follow are answered (so answers come out of order). End of file: exit 0.
+
+With $SIGTERM_REPORT set, it waits for SIGTERM instead, which writes to
+that file whether the channel was already at its end of file (`eof first`)
+or not (`signal first`), then exits 0.
 """
 
 import os
+import signal
 import socket
 import struct
 import sys
@@ -20,8 +25,24 @@ import threading
 HEADER = struct.Struct(">IQB")
 
 channel = socket.socket(fileno=int(os.environ["POD_CHANNEL_FD"]))
+# Not for the programs this child might start (the protocol's advice).
+channel.set_inheritable(False)
 incoming = channel.makefile("rb")
 sending = threading.Lock()
+
+
+def on_sigterm(_signum, _frame):
+    try:
+        at_end = channel.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        at_end = False
+    with open(os.environ["SIGTERM_REPORT"], "w") as report:
+        report.write("eof first" if at_end else "signal first")
+    os._exit(0)
+
+
+if "SIGTERM_REPORT" in os.environ:
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def answer(request_id, kind, payload):
@@ -37,6 +58,9 @@ print("channel_echo ready", flush=True)
 while True:
     length_bytes = incoming.read(4)
     if len(length_bytes) < 4:
+        # Waits for the stop signal when asked to report on it.
+        while "SIGTERM_REPORT" in os.environ:
+            signal.pause()
         sys.exit(0)
     (length,) = struct.unpack(">I", length_bytes)
     body = incoming.read(length)

@@ -16,7 +16,7 @@ use futures::future::{self, LocalBoxFuture};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time;
 
@@ -78,7 +78,10 @@ const BATCH: usize = 64 * 1024;
 ///   caller gets [`RequestError::Runtime`] with it, and the child keeps
 ///   serving).
 /// - The child answers every request once, in any order, and may work on
-///   many at a time.
+///   many at a time. It writes nothing before the first request (a frame
+///   that answers no request sent breaks the protocol).
+/// - The child should make fd 3 close-on-exec once it has it, so that the
+///   programs it starts do not hold the channel open.
 ///
 /// # Errors and limits
 ///
@@ -91,22 +94,28 @@ const BATCH: usize = 64 * 1024;
 ///   memory (at most `max_in_flight` requests' frames) and a deployment
 ///   tries another replica.
 /// - A request not answered within [`timeout`](ChannelSpec::timeout) (60 s
-///   by default) gets [`RequestError::TimedOut`]; an answer that comes later
-///   is dropped.
+///   by default; `None`, written `timeout = 0` in a config, waits for ever)
+///   gets [`RequestError::TimedOut`]; an answer that comes later is
+///   dropped.
 /// - A frame from the child shorter than 9 bytes, longer than `max_frame`,
 ///   of another kind, or answering an id never sent fails the runtime at
 ///   once, with a cause that says which. An answer to a request already
 ///   answered or timed out is dropped, with a warning.
-/// - Requests in flight when the child dies are answered
-///   [`RequestError::Exited`] with the child's exit.
+/// - Answers the child wrote before it ended reach their callers; the
+///   requests still in flight then are answered [`RequestError::Exited`]
+///   with the child's exit (code or signal, and its last output).
 ///
 /// # End of stream
 ///
 /// The child closing its end while it runs fails the runtime ("closed its
 /// end of the request channel"), unless the child is exiting, whose exit is
 /// then the cause. On a graceful stop the pod first waits for the answers to
-/// the requests in flight, then shuts its end down (the child reads end of
-/// file: it may exit then), then sends the stop signal.
+/// the requests in flight, then shuts its end down, and only then sends the
+/// stop signal: when the signal comes, the child's channel is already at its
+/// end of file, and the child may take either as the request to stop. If
+/// the stop deadline passes first, the requests still in flight are
+/// answered [`RequestError::Exited`] without a cause, and the child is
+/// killed.
 ///
 /// # Examples
 ///
@@ -244,12 +253,26 @@ type Reply = oneshot::Sender<Result<Bytes, RequestError>>;
 struct Shared {
     pending: RefCell<HashMap<u64, Reply>>,
     next_id: Cell<u64>,
+    /// Answers read but not yet given to their callers: their futures have
+    /// not been polled since.
+    unforwarded: Cell<usize>,
+    /// The reader has stopped: end of file, an error, or a broken frame.
+    read_all: Cell<bool>,
+    /// The writer has shut the pod's end down.
+    shut: Cell<bool>,
+    /// Woken when `unforwarded`, `read_all` or `shut` change.
+    changed: Notify,
     /// Answers dropped: late (timed out) or repeated.
     dropped: Cell<u64>,
     broken: RefCell<Option<oneshot::Sender<Broken>>>,
 }
 
 impl Shared {
+    /// Whatever the child wrote has been read and handed to its caller.
+    fn drained(&self) -> bool {
+        self.read_all.get() && self.unforwarded.get() == 0
+    }
+
     fn break_with(&self, broken: Broken) {
         if let Some(tx) = self.broken.borrow_mut().take() {
             let _ = tx.send(broken);
@@ -306,13 +329,18 @@ impl Channel {
             let max_frame = spec.max_frame;
             tokio::task::spawn_local(async move {
                 let broken = read_answers(read, &shared, max_frame).await;
+                shared.read_all.set(true);
+                shared.changed.notify_waiters();
                 shared.break_with(broken);
             })
         };
         let writer = {
             let shared = Rc::clone(&shared);
             tokio::task::spawn_local(async move {
-                if let Err(broken) = write_requests(write, frames_rx, &shared).await {
+                let written = write_requests(write, frames_rx, &shared).await;
+                shared.shut.set(true);
+                shared.changed.notify_waiters();
+                if let Err(broken) = written {
                     shared.break_with(broken);
                 }
             })
@@ -379,16 +407,55 @@ impl Channel {
                     }
                 },
             };
+            // Given to the caller as this future returns, in the same poll.
+            if answered.is_ok() {
+                shared.unforwarded.set(shared.unforwarded.get() - 1);
+                if shared.drained() {
+                    shared.changed.notify_waiters();
+                }
+            }
             // The reply is dropped only with the runtime, whose end then
             // answers the caller with its cause.
             answered.unwrap_or(Err(RequestError::Exited { cause: None }))
         })
     }
 
-    /// Stops sending: the writer shuts the pod's end down once the frames
-    /// already queued are written, and the child reads end of file.
-    pub(crate) fn close(&self) {
+    /// Stops sending, and resolves once the writer has shut the pod's end
+    /// down (the frames already queued written first): the child reads end
+    /// of file.
+    pub(crate) async fn close(&self) {
         self.frames.borrow_mut().take();
+        while !self.shared.shut.get() {
+            let changed = self.shared.changed.notified();
+            if self.shared.shut.get() {
+                break;
+            }
+            changed.await;
+        }
+    }
+
+    /// A handle that waits until every answer the child wrote has been read
+    /// and given to its caller.
+    pub(crate) fn drain(&self) -> Drain {
+        Drain(Rc::clone(&self.shared))
+    }
+}
+
+/// Waits until the child's answers are all read and forwarded; see
+/// [`Channel::drain`].
+pub(crate) struct Drain(Rc<Shared>);
+
+impl Drain {
+    /// Resolves once the reader has stopped (the child's end is closed, by
+    /// its exit say) and each answer it read has reached its caller.
+    pub(crate) async fn drained(&self) {
+        loop {
+            let changed = self.0.changed.notified();
+            if self.0.drained() {
+                return;
+            }
+            changed.await;
+        }
     }
 }
 
@@ -447,7 +514,9 @@ async fn read_answers(read: OwnedReadHalf, shared: &Shared, max_frame: usize) ->
         let reply = shared.pending.borrow_mut().remove(&id);
         match reply {
             Some(reply) => {
-                let _ = reply.send(answer);
+                if reply.send(answer).is_ok() {
+                    shared.unforwarded.set(shared.unforwarded.get() + 1);
+                }
             }
             None if id == 0 || id >= shared.next_id.get() => {
                 return Broken::protocol(format!("an answer to request {id}, which was never sent"))
@@ -708,7 +777,7 @@ mod tests {
         local(async {
             let (channel, _broken, mut child) = open(ChannelSpec::default().timeout(None));
             let _queued = channel.call(Bytes::from_static(b"last"));
-            channel.close();
+            channel.close().await;
             assert_eq!(read_request(&mut child).await.2, b"last");
             let mut rest = Vec::new();
             child.read_to_end(&mut rest).await.unwrap();
