@@ -129,7 +129,9 @@ pub struct PodConfig {
     /// Periodic health checks once ready; none by default.
     #[serde(default)]
     pub health: Option<HealthConfig>,
-    /// Whether the pod gets its own arbiter or shares one.
+    /// Whether the pod's runtime gets its own arbiter or shares the
+    /// pod's: `auto` (the default: its own for an in-process runtime, the
+    /// pod's for a process), `dedicated` or `shared`.
     #[serde(default)]
     pub placement: PlacementKind,
 }
@@ -523,14 +525,20 @@ impl ProbeConfig {
     }
 }
 
-/// Where a pod's actors run.
+/// Where a pod's runtime actor runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", try_from = "String")]
 pub enum PlacementKind {
-    /// On an arbiter (thread) of its own.
+    /// The default: an in-process runtime gets an arbiter of its own (its
+    /// code may block its thread); a process runtime shares its pod's (the
+    /// child process is its isolation, and the pod only moves bytes, so a
+    /// thread of its own would add two thread hops to every request and a
+    /// thread and its descriptors to every pod).
     #[default]
+    Auto,
+    /// On an arbiter (thread) of its own.
     Dedicated,
-    /// On the arbiter of whoever starts it.
+    /// On the arbiter of whoever starts the pod.
     Shared,
 }
 
@@ -541,6 +549,7 @@ impl TryFrom<String> for PlacementKind {
         one_of(
             &name,
             &[
+                ("auto", PlacementKind::Auto),
                 ("dedicated", PlacementKind::Dedicated),
                 ("shared", PlacementKind::Shared),
             ],

@@ -206,6 +206,10 @@ impl<R: Runtime> Pod<R> {
             (Some(placement), _) => placement.clone(),
             (None, PlacementKind::Dedicated) => Placement::Dedicated,
             (None, PlacementKind::Shared) => Placement::Shared(Arbiter::current()),
+            (None, PlacementKind::Auto) => match self.config.runtime {
+                RuntimeSpec::Process { .. } => Placement::Shared(Arbiter::current()),
+                RuntimeSpec::InProcess { .. } => Placement::Dedicated,
+            },
         }
     }
 }
@@ -1054,5 +1058,65 @@ impl CloseReport {
             took: report.took,
             forced_by: report.forced.then_some(ForcedBy::Timeout),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use runtime_actor::{ProcessSpec, RuntimeContext, RuntimeError};
+
+    use super::*;
+
+    struct Idle;
+
+    impl Runtime for Idle {
+        type Request = ();
+        type Response = ();
+
+        async fn setup(&mut self, _: &mut RuntimeContext) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+
+        async fn handle(&mut self, (): ()) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+    }
+
+    fn placement(runtime: RuntimeSpec, kind: PlacementKind) -> Placement {
+        let mut config = PodConfig::new("p", runtime);
+        config.placement = kind;
+        match &config.runtime {
+            RuntimeSpec::Process { .. } => Pod::new(
+                config,
+                ProcessRuntime::factory(ProcessSpec::new("/bin/true")),
+            )
+            .runtime_placement(),
+            RuntimeSpec::InProcess { .. } => {
+                Pod::new(config, RuntimeFactory::new(|_| Idle)).runtime_placement()
+            }
+        }
+    }
+
+    #[actix::test]
+    async fn auto_places_a_process_runtime_beside_its_pod_and_user_code_apart() {
+        let process = || RuntimeSpec::process("/bin/true");
+        let in_process = || RuntimeSpec::InProcess { name: "x".into() };
+        assert!(matches!(
+            placement(process(), PlacementKind::Auto),
+            Placement::Shared(_)
+        ));
+        assert!(matches!(
+            placement(in_process(), PlacementKind::Auto),
+            Placement::Dedicated
+        ));
+        // Said outright, either kind goes where it is told.
+        assert!(matches!(
+            placement(process(), PlacementKind::Dedicated),
+            Placement::Dedicated
+        ));
+        assert!(matches!(
+            placement(in_process(), PlacementKind::Shared),
+            Placement::Shared(_)
+        ));
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use pod_actor::{ChannelConfig, ConfigError, ConfigFormat, PodConfig, RuntimeSpec};
+use pod_actor::{ChannelConfig, ConfigError, ConfigFormat, PlacementKind, PodConfig, RuntimeSpec};
 use runtime_actor::ChannelSpec;
 
 const PROCESS: &str = "name = \"a\"\n[runtime]\nkind = \"process\"\ncommand = \"/bin/true\"\n";
@@ -124,5 +124,19 @@ fn values_that_could_never_work_name_their_key() {
         &[("POD__RUNTIME__CHANNEL__MAX_IN_FLIGHT", "many")],
         "runtime.channel.max_in_flight",
         "in environment variable `POD__RUNTIME__CHANNEL__MAX_IN_FLIGHT`",
+    );
+}
+
+#[test]
+fn placement_auto_is_the_default_and_may_be_written_out() {
+    let default = load_with(PROCESS, &[]).unwrap();
+    assert_eq!(default.placement, PlacementKind::Auto);
+    let written = load_with(&format!("placement = \"auto\"\n{PROCESS}"), &[]).unwrap();
+    assert_eq!(written.placement, PlacementKind::Auto);
+    refused(
+        &format!("placement = \"elsewhere\"\n{PROCESS}"),
+        &[],
+        "placement",
+        "auto",
     );
 }

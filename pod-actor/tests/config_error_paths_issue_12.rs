@@ -96,7 +96,7 @@ fn a_missing_or_unknown_kind_lists_the_accepted_values() {
     names(
         "name = \"a\"\nplacement = \"moon\"\n[runtime]\nkind = \"in-process\"\nname = \"x\"\n",
         "placement",
-        "expected one of `dedicated`, `shared`",
+        "expected one of `auto`, `dedicated`, `shared`",
     );
     names(
         "name = \"a\"\nrole = \"boss\"\n[runtime]\nkind = \"in-process\"\nname = \"x\"\n",

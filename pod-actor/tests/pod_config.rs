@@ -104,7 +104,7 @@ fn minimal_config_gets_jina_defaults() {
     assert_eq!(config.timeout_ctrl(), Duration::from_secs(60));
     assert!(config.env.is_empty());
     assert!(config.runtime_env().is_empty());
-    assert_eq!(config.placement, PlacementKind::Dedicated);
+    assert_eq!(config.placement, PlacementKind::Auto);
     assert_eq!(config.health, None);
     let restart = &config.restart;
     assert_eq!(restart.policy, RestartKind::Permanent);

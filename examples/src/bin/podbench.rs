@@ -518,15 +518,15 @@ async fn channel_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
     let dir = nix::unistd::mkdtemp(&std::env::temp_dir().join("podbench-XXXXXX")).unwrap();
     for (placement, p50, p99, throughput) in [
         (
-            PlacementKind::Dedicated,
+            PlacementKind::Auto,
             "process pod request round trip (channel), p50",
             "process pod request round trip (channel), p99",
             Some("process pod requests pipelined, throughput"),
         ),
         (
-            PlacementKind::Shared,
-            "process pod request round trip, shared arbiter, p50",
-            "process pod request round trip, shared arbiter, p99",
+            PlacementKind::Dedicated,
+            "process pod request round trip, dedicated arbiter, p50",
+            "process pod request round trip, dedicated arbiter, p99",
             None,
         ),
     ] {
