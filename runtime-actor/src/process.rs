@@ -954,9 +954,12 @@ fn before_exec(
             if nix::unistd::getppid() != parent {
                 return Err(nix::errno::Errno::ESRCH.into());
             }
-            // Last: whatever held fd 3 in the child is not needed any more.
-            // dup2 clears close-on-exec on the copy; a descriptor that is
-            // already 3 keeps it, so it is cleared by hand.
+            // Last: whatever held fd 3 in the child is not needed any more
+            // (std's exec-error pipe is not fd 3 while the parent's stdio
+            // is open: pipe2 takes the two lowest free descriptors, and its
+            // write end is the higher). dup2 clears close-on-exec on the
+            // copy; a descriptor that is already 3 keeps it, so it is
+            // cleared by hand.
             if let Some(fd) = channel {
                 let moved = if fd == channel::CHILD_FD {
                     libc::fcntl(fd, libc::F_SETFD, 0)
