@@ -222,6 +222,34 @@ async fn a_child_that_stops_reading_gets_busy_answers_not_unbounded_memory() {
     assert!(support::gone(pid).await);
 }
 
+#[actix::test]
+async fn a_child_that_stops_reading_still_gets_end_of_file_and_a_graceful_close() {
+    let channel = ChannelConfig {
+        timeout: 200,
+        ..ChannelConfig::default()
+    };
+    let mut config = worker("stalled-timeouts", channel);
+    config.timeout_ctrl = 500;
+    let (pod, pid) = started(config).await;
+    assert!(matches!(
+        call(&pod, "stall").await,
+        Err(CallError::TimedOut { .. })
+    ));
+    // Frames larger than the socket's buffer: the writer is stuck in one.
+    let big = "x".repeat(256 * 1024);
+    for answer in join_all((0..6).map(|_| call(&pod, big.clone()))).await {
+        assert!(
+            matches!(answer, Err(CallError::TimedOut { .. })),
+            "{answer:?}"
+        );
+    }
+    // Nothing waits for those frames: the close shuts the channel down at
+    // once, and SIGTERM ends the child well within timeout_ctrl.
+    let report = pod.send(Close::default()).await.unwrap();
+    assert!(report.graceful(), "{report:?}");
+    assert!(support::gone(pid).await);
+}
+
 /// Debian's python3, or the first on `PATH`.
 fn python() -> &'static str {
     if std::path::Path::new("/usr/bin/python3").exists() {

@@ -1,10 +1,13 @@
 //! Children that misbehave: floods, closed pipes, grandchildren, noisy
 //! notifications, and a child that never reads its stdin.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runtime_actor::{
-    ProcessRequest, ProcessRuntime, ProcessSpec, ReadinessProbe, RuntimeConfig, RuntimeHandle,
+    Placement, ProcessRequest, ProcessRuntime, ProcessSpec, ReadinessProbe, RuntimeConfig,
+    RuntimeHandle,
 };
 
 mod support;
@@ -49,6 +52,46 @@ async fn a_child_flooding_stdout_neither_blocks_nor_grows_the_pod() {
         .unwrap()
         .output;
     assert!(last.iter().any(|l| l.contains("flood line")), "{last:?}");
+    assert!(runtime.stop(STOP).await.graceful());
+}
+
+/// Counts the output lines the pods of this thread log.
+struct Lines(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Lines {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().fields().field("stream").is_some() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[actix::test]
+async fn a_child_flooding_stdout_yields_its_arbiter_every_few_hundred_lines() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let lines = Arc::new(AtomicUsize::new(0));
+    let subscriber = tracing_subscriber::registry().with(Lines(Arc::clone(&lines)));
+    let _logging = tracing::subscriber::set_default(subscriber);
+    // On this thread's arbiter, as a process pod's runtime is by default.
+    let config = RuntimeConfig::new("flood")
+        .start_timeout(Some(Duration::from_secs(20)))
+        .placement(Placement::Shared(actix::Arbiter::current()));
+    let (runtime, mut events) =
+        support::spawn(ProcessSpec::new(WORKER).args(["--flood-stdout"]), config);
+    events.until_ready().await;
+    // A neighbour on the same thread: between two of its turns, how many
+    // lines did the pod read?
+    let (mut before, mut most) = (lines.load(Ordering::Relaxed), 0);
+    for _ in 0..2000 {
+        tokio::task::yield_now().await;
+        let now = lines.load(Ordering::Relaxed);
+        most = most.max(now - before);
+        before = now;
+    }
+    assert!(before > 10_000, "the child flooded only {before} lines");
+    // tokio's budget is 128 a turn; without it a turn ran through
+    // everything buffered, thousands of lines.
+    assert!(most <= 256, "{most} lines in one turn");
     assert!(runtime.stop(STOP).await.graceful());
 }
 

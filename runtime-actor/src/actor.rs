@@ -18,7 +18,7 @@ use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError, RuntimeError};
 use crate::messages::{Ask, AskHealth, CheckHealth, KillRuntime, Request, StopRuntime};
 use crate::panic;
-use crate::runtime::{Answer, Runtime, RuntimeFactory};
+use crate::runtime::{Dispatch, Runtime, RuntimeFactory};
 
 /// The actor that hosts one generation of a [`Runtime`].
 ///
@@ -384,13 +384,15 @@ async fn serve<R: Runtime>(
             pid: ctx.pid(),
         });
         // Answers still to come from requests sent on (`Answer::Later`);
-        // each yields the failure it caused, if any.
-        let mut in_flight =
-            FuturesUnordered::<LocalBoxFuture<'static, Option<FailureCause>>>::new();
+        // each yields the failure it caused, if any. Made at the first, so
+        // that a runtime that answers at once pays nothing for it.
+        let mut in_flight: Option<FuturesUnordered<LocalBoxFuture<'static, Option<FailureCause>>>> =
+            None;
         loop {
+            let waiting = in_flight.as_ref().is_some_and(|f| !f.is_empty());
             let op = tokio::select! {
                 biased;
-                Some(fatal) = in_flight.next(), if !in_flight.is_empty() => {
+                Some(fatal) = next_answer(&mut in_flight), if waiting => {
                     match fatal {
                         Some(cause) => return Served::Failed(cause),
                         None => continue,
@@ -402,12 +404,17 @@ async fn serve<R: Runtime>(
             // answered with its cause, and the unwinding stays short.
             let fatal = match op {
                 Some(Op::Request(req, reply)) => {
-                    match panic::catch_async(runtime.dispatch(req)).await {
-                        Ok(Answer::Now(answer)) => {
-                            answer_with(reply, answer).map(FailureCause::Error)
+                    match panic::catch_async(async { runtime.dispatch(req) }).await {
+                        Ok(Dispatch::Handle(req)) => {
+                            match panic::catch_async(runtime.handle(req)).await {
+                                Ok(answer) => answer_with(reply, answer).map(FailureCause::Error),
+                                Err(cause) => Some(answer_panic(reply, cause)),
+                            }
                         }
-                        Ok(Answer::Later(answer)) => {
-                            in_flight.push(Box::pin(answer_later(reply, answer)));
+                        Ok(Dispatch::Later(answer)) => {
+                            in_flight
+                                .get_or_insert_with(FuturesUnordered::new)
+                                .push(Box::pin(answer_later(reply, answer)));
                             None
                         }
                         Err(cause) => Some(answer_panic(reply, cause)),
@@ -419,7 +426,7 @@ async fn serve<R: Runtime>(
                 },
                 // A graceful end answers what is in flight first.
                 Some(Op::Teardown) | None => {
-                    while let Some(fatal) = in_flight.next().await {
+                    while let Some(fatal) = next_answer(&mut in_flight).await {
                         if let Some(cause) = fatal {
                             return Served::Failed(cause);
                         }
@@ -435,6 +442,13 @@ async fn serve<R: Runtime>(
     // One teardown for every graceful end.
     runtime.teardown().await;
     Served::Stopped
+}
+
+/// The next of the answers in flight to be given; `None` when there is none.
+async fn next_answer(
+    in_flight: &mut Option<FuturesUnordered<LocalBoxFuture<'static, Option<FailureCause>>>>,
+) -> Option<Option<FailureCause>> {
+    in_flight.as_mut()?.next().await
 }
 
 /// Awaits an answer sent on by [`Runtime::dispatch`] and gives it to the

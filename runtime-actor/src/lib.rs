@@ -123,4 +123,4 @@ pub use process::{
     ChannelSpec, Containment, InvalidSpec, NotifyAccess, ProcessInfo, ProcessRequest,
     ProcessResponse, ProcessRuntime, ProcessSpec, ReadinessProbe,
 };
-pub use runtime::{Answer, Runtime, RuntimeFactory};
+pub use runtime::{Dispatch, Runtime, RuntimeFactory};

@@ -26,7 +26,7 @@ use crate::env::RuntimeEnv;
 use crate::error::RequestError;
 use crate::error::{FailureCause, RuntimeError};
 use crate::notify::{Notice, NotifySocket};
-use crate::runtime::{Answer, Runtime, RuntimeFactory};
+use crate::runtime::{Dispatch, Runtime, RuntimeFactory};
 
 pub(crate) mod cgroup;
 mod channel;
@@ -1245,62 +1245,67 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn handle(&mut self, req: ProcessRequest) -> Result<ProcessResponse, RuntimeError> {
-        match self.dispatch(req).await {
-            Answer::Now(answer) => answer,
-            Answer::Later(answer) => answer.await.map_err(|e| match e {
-                RequestError::Runtime(e) => e,
-                e => RuntimeError::new(e.to_string()).with_source(e),
-            }),
-        }
-    }
-
-    async fn dispatch(&mut self, req: ProcessRequest) -> Answer<ProcessResponse> {
         let Some(child) = &self.child else {
-            return Answer::Now(Err(RuntimeError::new("no child process")));
+            return Err(RuntimeError::new("no child process"));
         };
         let state = &child.state;
         match req {
+            // Sent on by `dispatch`; here only when called directly.
             ProcessRequest::Call(payload) => {
                 let Some(channel) = &child.channel else {
-                    return Answer::Now(Err(RuntimeError::new(
-                        "this process pod has no request channel (runtime.channel)",
-                    )));
+                    return Err(no_channel());
                 };
-                let reply = channel.call(payload);
-                return Answer::Later(Box::pin(
-                    async move { reply.await.map(ProcessResponse::Reply) },
-                ));
+                return channel
+                    .call(payload)
+                    .await
+                    .map(ProcessResponse::Reply)
+                    .map_err(|e| match e {
+                        RequestError::Runtime(e) => e,
+                        e => RuntimeError::new(e.to_string()).with_source(e),
+                    });
             }
             ProcessRequest::Signal(number) => {
-                let signal = match Signal::try_from(number) {
-                    Ok(signal) => signal,
-                    Err(e) => {
-                        return Answer::Now(Err(
-                            RuntimeError::new(format!("no signal {number}")).with_source(e)
-                        ))
-                    }
-                };
+                let signal = Signal::try_from(number)
+                    .map_err(|e| RuntimeError::new(format!("no signal {number}")).with_source(e))?;
                 if state.ended.get() {
-                    return Answer::Now(Err(RuntimeError::new(
-                        "the main process has already exited",
-                    )));
+                    return Err(RuntimeError::new("the main process has already exited"));
                 }
-                if let Err(e) = state.signal_main(signal) {
-                    return Answer::Now(Err(
-                        RuntimeError::new(format!("cannot send {signal}")).with_source(e)
-                    ));
-                }
+                state.signal_main(signal).map_err(|e| {
+                    RuntimeError::new(format!("cannot send {signal}")).with_source(e)
+                })?;
             }
             ProcessRequest::Info => {}
         }
-        Answer::Now(Ok(ProcessResponse::Info(ProcessInfo {
+        Ok(ProcessResponse::Info(ProcessInfo {
             pid: state.pid,
             main_pid: state.main.get(),
             status: state.status.borrow().clone(),
             processes: state.processes(),
             containment: state.containment.clone(),
             output: state.output(),
-        })))
+        }))
+    }
+
+    fn dispatch(&mut self, req: ProcessRequest) -> Dispatch<ProcessRequest, ProcessResponse> {
+        let ProcessRequest::Call(payload) = req else {
+            return Dispatch::Handle(req);
+        };
+        let reply = match self.child.as_ref().and_then(|child| child.channel.as_ref()) {
+            Some(channel) => channel.call(payload),
+            None if self.child.is_none() => {
+                return Dispatch::Later(Box::pin(std::future::ready(Err(RequestError::Runtime(
+                    RuntimeError::new("no child process"),
+                )))))
+            }
+            None => {
+                return Dispatch::Later(Box::pin(std::future::ready(Err(RequestError::Runtime(
+                    no_channel(),
+                )))))
+            }
+        };
+        Dispatch::Later(Box::pin(
+            async move { reply.await.map(ProcessResponse::Reply) },
+        ))
     }
 
     async fn health(&mut self) -> Result<(), RuntimeError> {
@@ -1316,11 +1321,10 @@ impl Runtime for ProcessRuntime {
         };
         let state = &child.state;
         state.stopping.set(true);
-        // The requests in flight are answered by now: the child reads end
-        // of file first, then gets the stop signal. (A writer that a child
-        // which stopped reading holds up is not waited for long.)
+        // The requests in flight are answered (or timed out) by now: the
+        // child reads end of file first, then gets the stop signal.
         if let Some(channel) = &child.channel {
-            let _ = time::timeout(EXIT_GRACE, channel.close()).await;
+            channel.close();
         }
         if !state.ended.get() {
             state.signal_group(state.stop_signal);
@@ -1362,6 +1366,10 @@ fn access_name(access: NotifyAccess) -> &'static str {
         NotifyAccess::Exec => "exec",
         NotifyAccess::All => "all",
     }
+}
+
+fn no_channel() -> RuntimeError {
+    RuntimeError::new("this process pod has no request channel (runtime.channel)")
 }
 
 /// What the probe waits for, in words.
@@ -1444,6 +1452,11 @@ fn spawn_reader(
                     state.readiness.set_ready();
                 }
                 state.record(name, text);
+                // A line from the buffer costs no read, so tokio's budget
+                // would not see it: a child that floods its output would
+                // hold the arbiter, which may be its owner's, for
+                // thousands of lines at a time.
+                tokio::task::consume_budget().await;
             }
         }
     })

@@ -53,7 +53,7 @@ pub trait Runtime: 'static {
     async fn setup(&mut self, ctx: &mut RuntimeContext) -> Result<(), RuntimeError>;
 
     /// Answers one request. Requests are handled one at a time, in order
-    /// (unless [`dispatch`](Runtime::dispatch) sends them on).
+    /// (unless [`dispatch`](Runtime::dispatch) answers them later).
     ///
     /// # Errors
     ///
@@ -61,21 +61,20 @@ pub trait Runtime: 'static {
     /// also fails the runtime.
     async fn handle(&mut self, req: Self::Request) -> Result<Self::Response, RuntimeError>;
 
-    /// Takes one request and either answers it or sends it on, for a runtime
-    /// that can have many requests in flight at once (a child process on a
-    /// request channel): an [`Answer::Later`] is awaited beside the requests
-    /// that follow, and answers arrive in whatever order they complete.
+    /// Decides how one request is answered: by [`handle`](Runtime::handle),
+    /// in order (the default), or by a future that runs beside the requests
+    /// that follow, for a runtime that can have many in flight at once (a
+    /// child process on a request channel). Answers then arrive in whatever
+    /// order their futures complete.
     ///
-    /// The default answers through [`handle`](Runtime::handle), one request
-    /// at a time, in order.
-    ///
-    /// A later answer that is a [fatal](RuntimeError::fatal)
-    /// [`RequestError::Runtime`] fails the runtime, as from `handle`. A
-    /// graceful stop waits for every request in flight before `teardown`
-    /// runs; a forced stop or a failure answers them
-    /// [`RequestError::Exited`].
-    async fn dispatch(&mut self, req: Self::Request) -> Answer<Self::Response> {
-        Answer::Now(self.handle(req).await)
+    /// It is called for every request and must not block; a panic in it is
+    /// caught as in `handle`. A later answer that is a
+    /// [fatal](RuntimeError::fatal) [`RequestError::Runtime`] fails the
+    /// runtime, as from `handle`. A graceful stop waits for every answer in
+    /// flight before `teardown` runs; a forced stop or a failure answers
+    /// them [`RequestError::Exited`].
+    fn dispatch(&mut self, req: Self::Request) -> Dispatch<Self::Request, Self::Response> {
+        Dispatch::Handle(req)
     }
 
     /// A liveness check, run between requests when the owner asks for one.
@@ -100,24 +99,21 @@ pub trait Runtime: 'static {
     async fn teardown(&mut self) {}
 }
 
-/// How [`Runtime::dispatch`] answers one request.
-#[must_use = "an answer does nothing unless it is given to the caller"]
-pub enum Answer<T> {
-    /// Answered already.
-    Now(Result<T, RuntimeError>),
-    /// Sent on: the future answers, and runs beside the requests that
-    /// follow. It owns what it needs (it must not borrow the runtime).
-    Later(LocalBoxFuture<'static, Result<T, RequestError>>),
+/// How a request is answered; see [`Runtime::dispatch`].
+#[must_use = "a request that is neither handled nor answered later gets no answer"]
+pub enum Dispatch<Q, A> {
+    /// By [`Runtime::handle`], in order.
+    Handle(Q),
+    /// By this future, beside the requests that follow. It owns what it
+    /// needs (it must not borrow the runtime).
+    Later(LocalBoxFuture<'static, Result<A, RequestError>>),
 }
 
-impl<T> fmt::Debug for Answer<T> {
+impl<Q, A> fmt::Debug for Dispatch<Q, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Answer::Now(answer) => f
-                .debug_tuple("Now")
-                .field(&answer.as_ref().map(|_| ..))
-                .finish(),
-            Answer::Later(_) => f.write_str("Later(..)"),
+            Dispatch::Handle(_) => f.write_str("Handle(..)"),
+            Dispatch::Later(_) => f.write_str("Later(..)"),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix::Arbiter;
 use futures::future::join_all;
 use runtime_actor::{
-    Answer, FailureCause, Placement, RequestError, Runtime, RuntimeActor, RuntimeContext,
+    Dispatch, FailureCause, Placement, RequestError, Runtime, RuntimeActor, RuntimeContext,
     RuntimeError, RuntimeFactory, RuntimeHandle,
 };
 use support::{config, watcher, Events};
@@ -31,6 +31,8 @@ enum Ask {
     FatalLater(Duration),
     /// Panic in the later answer.
     PanicLater,
+    /// Panic while deciding.
+    PanicInDispatch,
 }
 
 /// Records what happened, in order, across its generations.
@@ -59,27 +61,28 @@ impl Runtime for Pipelined {
         }
     }
 
-    async fn dispatch(&mut self, ask: Ask) -> Answer<String> {
+    fn dispatch(&mut self, ask: Ask) -> Dispatch<Ask, String> {
         let log = Arc::clone(&self.log);
         let answered = Rc::clone(&self.answered);
         match ask {
-            Ask::Later(after, text) => Answer::Later(Box::pin(async move {
+            Ask::Later(after, text) => Dispatch::Later(Box::pin(async move {
                 tokio::time::sleep(after).await;
                 *answered.borrow_mut() += 1;
                 log.lock().unwrap().push(format!("answered {text}"));
                 Ok(text.to_owned())
             })),
-            Ask::Busy => Answer::Later(Box::pin(async { Err(RequestError::Busy { limit: 1 }) })),
-            Ask::FatalLater(after) => Answer::Later(Box::pin(async move {
+            Ask::Busy => Dispatch::Later(Box::pin(async { Err(RequestError::Busy { limit: 1 }) })),
+            Ask::FatalLater(after) => Dispatch::Later(Box::pin(async move {
                 tokio::time::sleep(after).await;
                 Err(RequestError::Runtime(RuntimeError::fatal(
                     "the model is gone",
                 )))
             })),
-            Ask::PanicLater => Answer::Later(Box::pin(async {
+            Ask::PanicLater => Dispatch::Later(Box::pin(async {
                 panic!("a later answer panicked");
             })),
-            now => Answer::Now(self.handle(now).await),
+            Ask::PanicInDispatch => panic!("dispatch panicked"),
+            now => Dispatch::Handle(now),
         }
     }
 
@@ -209,6 +212,23 @@ async fn a_panic_in_a_later_answer_is_caught_and_fails_the_runtime() {
         Err(RequestError::Exited {
             cause: Some(FailureCause::Panicked { message, .. }),
         }) => assert_eq!(message, "a later answer panicked"),
+        other => panic!("expected the panic, got {other:?}"),
+    }
+    assert!(matches!(
+        events.failed().await,
+        FailureCause::Panicked { .. }
+    ));
+}
+
+#[actix::test]
+async fn a_panic_in_dispatch_is_caught_and_answers_its_request() {
+    tokio::time::pause();
+    let (runtime, mut events, _) = spawn();
+    events.ready().await;
+    match runtime.call(Ask::PanicInDispatch).await {
+        Err(RequestError::Exited {
+            cause: Some(FailureCause::Panicked { message, .. }),
+        }) => assert_eq!(message, "dispatch panicked"),
         other => panic!("expected the panic, got {other:?}"),
     }
     assert!(matches!(

@@ -258,9 +258,7 @@ struct Shared {
     unforwarded: Cell<usize>,
     /// The reader has stopped: end of file, an error, or a broken frame.
     read_all: Cell<bool>,
-    /// The writer has shut the pod's end down.
-    shut: Cell<bool>,
-    /// Woken when `unforwarded`, `read_all` or `shut` change.
+    /// Woken when `unforwarded` or `read_all` change.
     changed: Notify,
     /// Answers dropped: late (timed out) or repeated.
     dropped: Cell<u64>,
@@ -284,6 +282,9 @@ impl Shared {
 pub(crate) struct Channel {
     spec: ChannelSpec,
     shared: Rc<Shared>,
+    /// Another descriptor of the pod's end, to shut it down at once
+    /// whatever the writer is doing.
+    control: StdUnixStream,
     frames: RefCell<Option<mpsc::Sender<(u64, Bytes)>>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -315,6 +316,7 @@ impl Channel {
         spec: ChannelSpec,
         ours: StdUnixStream,
     ) -> io::Result<(Channel, oneshot::Receiver<Broken>)> {
+        let control = ours.try_clone()?;
         let stream = UnixStream::from_std(ours)?;
         let (read, write) = stream.into_split();
         let (broken_tx, broken) = oneshot::channel();
@@ -337,10 +339,7 @@ impl Channel {
         let writer = {
             let shared = Rc::clone(&shared);
             tokio::task::spawn_local(async move {
-                let written = write_requests(write, frames_rx, &shared).await;
-                shared.shut.set(true);
-                shared.changed.notify_waiters();
-                if let Err(broken) = written {
+                if let Err(broken) = write_requests(write, frames_rx, &shared).await {
                     shared.break_with(broken);
                 }
             })
@@ -349,6 +348,7 @@ impl Channel {
             Channel {
                 spec,
                 shared,
+                control,
                 frames: RefCell::new(Some(frames)),
                 tasks: vec![reader, writer],
             },
@@ -420,18 +420,13 @@ impl Channel {
         })
     }
 
-    /// Stops sending, and resolves once the writer has shut the pod's end
-    /// down (the frames already queued written first): the child reads end
-    /// of file.
-    pub(crate) async fn close(&self) {
+    /// Stops sending and shuts the pod's end down at once: the child reads
+    /// end of file. Called once every request was answered or timed out, so
+    /// the frames still queued (or half written, if the child stopped
+    /// reading) are of requests nobody waits for any more.
+    pub(crate) fn close(&self) {
         self.frames.borrow_mut().take();
-        while !self.shared.shut.get() {
-            let changed = self.shared.changed.notified();
-            if self.shared.shut.get() {
-                break;
-            }
-            changed.await;
-        }
+        let _ = self.control.shutdown(std::net::Shutdown::Write);
     }
 
     /// A handle that waits until every answer the child wrote has been read
@@ -511,6 +506,9 @@ async fn read_answers(read: OwnedReadHalf, shared: &Shared, max_frame: usize) ->
                 ))
             }
         };
+        // A frame from the buffer costs no read, so tokio's budget would not
+        // see it: a child that floods answers must not hold the arbiter.
+        tokio::task::consume_budget().await;
         let reply = shared.pending.borrow_mut().remove(&id);
         match reply {
             Some(reply) => {
@@ -773,12 +771,12 @@ mod tests {
     }
 
     #[test]
-    fn close_sends_end_of_file_after_the_queued_frames() {
+    fn close_sends_end_of_file_at_once() {
         local(async {
             let (channel, _broken, mut child) = open(ChannelSpec::default().timeout(None));
-            let _queued = channel.call(Bytes::from_static(b"last"));
-            channel.close().await;
-            assert_eq!(read_request(&mut child).await.2, b"last");
+            let _answered = channel.call(Bytes::from_static(b"read"));
+            assert_eq!(read_request(&mut child).await.2, b"read");
+            channel.close();
             let mut rest = Vec::new();
             child.read_to_end(&mut rest).await.unwrap();
             assert!(rest.is_empty());
