@@ -889,25 +889,14 @@ async fn without_a_cgroup_the_group_is_held_and_mainpid_still_followed() {
         .without_cgroup();
     let (runtime, mut events) = support::spawn(spec, config.clone());
     events.until_ready().await;
-    let info = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap();
+    let info = support::info(&runtime).await;
     match &info.containment {
         Containment::ProcessGroup { reason } => assert!(reason.contains("process group only")),
         other => panic!("expected the process group, got {other:?}"),
     }
     assert_ne!(info.main_pid, info.pid);
     assert!(gone(info.pid).await, "the forking process exits");
-    let processes = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap()
-        .processes;
+    let processes = support::info(&runtime).await.processes;
     assert_eq!(processes, [info.main_pid], "the group holds the new main");
     kill9(info.main_pid);
     match events.until_failed().await {
@@ -924,13 +913,7 @@ async fn without_a_cgroup_the_group_is_held_and_mainpid_still_followed() {
     events.until_ready().await;
     let mut processes = Vec::new();
     for _ in 0..1000 {
-        processes = runtime
-            .call(ProcessRequest::Info)
-            .await
-            .unwrap()
-            .into_info()
-            .unwrap()
-            .processes;
+        processes = support::info(&runtime).await.processes;
         if processes.len() == 2 {
             break;
         }
@@ -978,12 +961,7 @@ async fn without_a_cgroup_a_group_id_taken_by_another_process_is_never_signalled
         .stop_timeout(Duration::from_secs(5));
     let (runtime, mut events) = support::spawn(spec, config);
     events.until_ready().await;
-    let info = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap();
+    let info = support::info(&runtime).await;
     let _main = KillOnDrop(info.main_pid);
     assert_ne!(info.main_pid, info.pid);
     assert!(gone(info.pid).await);
@@ -1006,13 +984,7 @@ async fn without_a_cgroup_a_group_id_taken_by_another_process_is_never_signalled
     }
     let mut stranger = stranger.expect("another process took the pid 50 times in a row");
     // The pod lists it nowhere, and its end does not signal that group.
-    let processes = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap()
-        .processes;
+    let processes = support::info(&runtime).await.processes;
     assert_eq!(processes, [info.main_pid]);
     kill9(info.main_pid);
     assert!(matches!(
@@ -1049,23 +1021,12 @@ async fn without_a_cgroup_a_forced_close_still_ends_the_group() {
         .stop_timeout(Duration::from_millis(300));
     let (runtime, mut events) = support::spawn(spec, config);
     events.until_ready().await;
-    let info = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap();
+    let info = support::info(&runtime).await;
     let _main = KillOnDrop(info.main_pid);
     let member = eventually("the member's pid", || read_pid(&member_file)).await;
     let _member = KillOnDrop(member);
     assert!(gone(info.pid).await);
-    let processes = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap()
-        .processes;
+    let processes = support::info(&runtime).await.processes;
     assert!(processes.contains(&member), "{processes:?}");
 
     let report = runtime.stop(Duration::from_millis(300)).await;

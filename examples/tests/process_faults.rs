@@ -4,8 +4,7 @@
 use std::time::{Duration, Instant};
 
 use runtime_actor::{
-    Placement, ProcessRequest, ProcessRuntime, ProcessSpec, ReadinessProbe, RuntimeConfig,
-    RuntimeHandle,
+    Placement, ProcessRuntime, ProcessSpec, ReadinessProbe, RuntimeConfig, RuntimeHandle,
 };
 
 mod support;
@@ -29,12 +28,7 @@ async fn a_child_flooding_stdout_neither_blocks_nor_grows_the_pod() {
     let begun = Instant::now();
     let mut answers = 0;
     while begun.elapsed() < Duration::from_millis(500) {
-        let info = runtime
-            .call(ProcessRequest::Info)
-            .await
-            .unwrap()
-            .into_info()
-            .unwrap();
+        let info = support::info(&runtime).await;
         assert!(info.output.len() <= 20, "the tail is bounded");
         answers += 1;
     }
@@ -42,22 +36,16 @@ async fn a_child_flooding_stdout_neither_blocks_nor_grows_the_pod() {
         answers > 10,
         "the pod kept answering while the child flooded"
     );
-    let last = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap()
-        .output;
+    let last = support::info(&runtime).await.output;
     assert!(last.iter().any(|l| l.contains("flood line")), "{last:?}");
     assert!(runtime.stop(STOP).await.graceful());
 }
 
 /// The number of the last `flood line N` a pod has read.
 async fn last_flood_line(runtime: &RuntimeHandle<ProcessRuntime>) -> u64 {
-    let info = runtime.call(ProcessRequest::Info).await.unwrap();
-    let output = info.into_info().unwrap().output;
-    output
+    support::info(runtime)
+        .await
+        .output
         .iter()
         .rev()
         .find_map(|line| {
@@ -100,20 +88,9 @@ async fn a_child_that_closes_its_stdout_early_is_still_served_and_stopped() {
         .args(["-c", "exec 1>&-; echo 'stdout closed' >&2; exec sleep 30"])
         .probe(ReadinessProbe::None);
     let (runtime, _events) = ready(spec).await;
-    let pid = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap()
-        .pid;
+    let pid = support::info(&runtime).await.pid;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let info = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap();
+    let info = support::info(&runtime).await;
     assert!(info.output.iter().any(|l| l == "stdout closed"), "{info:?}");
     assert!(runtime.stop(STOP).await.graceful());
     assert!(!alive(pid));
@@ -125,12 +102,7 @@ async fn a_grandchild_does_not_outlive_the_close() {
     let (runtime, _events) = ready(spec).await;
     let mut grandchild = None;
     for _ in 0..200 {
-        let info = runtime
-            .call(ProcessRequest::Info)
-            .await
-            .unwrap()
-            .into_info()
-            .unwrap();
+        let info = support::info(&runtime).await;
         grandchild = info
             .output
             .iter()
@@ -158,12 +130,7 @@ async fn garbage_datagrams_and_a_second_ready_change_nothing() {
     let (runtime, mut events) = ready(spec).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(events.try_next().is_none(), "one Ready, nothing else");
-    let info = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap();
+    let info = support::info(&runtime).await;
     assert_eq!(info.status.as_deref(), Some("ready again"));
     assert!(runtime.stop(STOP).await.graceful());
 }
@@ -174,13 +141,7 @@ async fn a_child_that_never_reads_stdin_starts_and_stops() {
         .args(["30"])
         .probe(ReadinessProbe::None);
     let (runtime, _events) = ready(spec).await;
-    let pid = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap()
-        .pid;
+    let pid = support::info(&runtime).await.pid;
     let report = runtime.stop(STOP).await;
     assert!(report.graceful(), "{report:?}");
     assert!(!alive(pid));

@@ -34,13 +34,7 @@ fn free_port() -> u16 {
 }
 
 async fn pid_of(runtime: &RuntimeHandle<ProcessRuntime>) -> u32 {
-    runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap()
-        .pid
+    support::info(runtime).await.pid
 }
 
 // ===== readiness =====
@@ -112,12 +106,7 @@ async fn each_probe_kind_reaches_ready() {
 async fn the_status_line_is_kept() {
     let (runtime, mut events) = spawn(worker(&[]), config());
     assert!(matches!(events.next().await, RuntimeEvent::Ready { .. }));
-    let info = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap();
+    let info = support::info(&runtime).await;
     assert!(info.status.unwrap().starts_with("listening on 127.0.0.1:"));
     runtime.stop(STOP).await;
 }
@@ -222,14 +211,7 @@ fn echo(port_of: &str, lines: usize) {
 }
 
 async fn address_of(runtime: &RuntimeHandle<ProcessRuntime>) -> String {
-    let status = runtime
-        .call(ProcessRequest::Info)
-        .await
-        .unwrap()
-        .into_info()
-        .unwrap()
-        .status
-        .unwrap();
+    let status = support::info(runtime).await.status.unwrap();
     status.trim_start_matches("listening on ").to_owned()
 }
 

@@ -2,40 +2,24 @@
 //! load from files and `POD__` overrides, and values that could never work
 //! are refused naming their key.
 
-use std::collections::HashMap;
+mod support;
+
 use std::time::Duration;
 
-use pod_actor::{ChannelConfig, ConfigError, ConfigFormat, PlacementKind, PodConfig, RuntimeSpec};
+use pod_actor::{ChannelConfig, PlacementKind, RuntimeSpec};
 use runtime_actor::ChannelSpec;
+use support::{assert_refused, load_toml};
 
 const PROCESS: &str = "name = \"a\"\n[runtime]\nkind = \"process\"\ncommand = \"/bin/true\"\n";
 
-fn load_with(text: &str, env: &[(&str, &str)]) -> Result<PodConfig, ConfigError> {
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    PodConfig::from_str_with_env(text, ConfigFormat::Toml, "pod.toml", &env)
-}
-
 fn channel(text: &str, env: &[(&str, &str)]) -> Option<ChannelConfig> {
-    match load_with(text, env)
+    match load_toml(text, env)
         .unwrap_or_else(|e| panic!("{e}\n{text}"))
         .runtime
     {
         RuntimeSpec::Process { channel, .. } => channel,
         other => panic!("expected a process runtime, got {other:?}"),
     }
-}
-
-/// The error for `text` names `key` and says `then`.
-fn refused(text: &str, env: &[(&str, &str)], key: &str, then: &str) {
-    let message = match load_with(text, env) {
-        Ok(config) => panic!("expected an error, loaded {config:?}"),
-        Err(e) => e.to_string(),
-    };
-    assert!(message.contains(key), "`{key}` not in: {message}");
-    assert!(message.contains(then), "`{then}` not in: {message}");
 }
 
 #[test]
@@ -76,50 +60,50 @@ fn limits_load_from_the_file_and_from_overrides() {
 #[test]
 fn values_that_could_never_work_name_their_key() {
     let with = |body: &str| format!("{PROCESS}[runtime.channel]\n{body}\n");
-    refused(
+    assert_refused(
         &with("max_frame = 9"),
         &[],
         "runtime.channel.max_frame",
         "must be from 10 to 1073741824 bytes, got 9",
     );
-    refused(
+    assert_refused(
         &with("max_frame = 2147483648"),
         &[],
         "runtime.channel.max_frame",
         "got 2147483648",
     );
-    refused(
+    assert_refused(
         &with("max_in_flight = 0"),
         &[],
         "runtime.channel.max_in_flight",
         "must be from 1 to 1048576, got 0",
     );
-    refused(
+    assert_refused(
         &with("max_frame = 1.5"),
         &[],
         "runtime.channel.max_frame",
         "whole number",
     );
-    refused(
+    assert_refused(
         &with("timeout = -1"),
         &[],
         "runtime.channel.timeout",
         "invalid type: 64-bit integer `-1`",
     );
-    refused(&with("max_frames = 10"), &[], "max_frames", "unknown field");
-    refused(
+    assert_refused(&with("max_frames = 10"), &[], "max_frames", "unknown field");
+    assert_refused(
         &format!("{PROCESS}channel = 3\n"),
         &[],
         "runtime.channel",
         "table",
     );
-    refused(
+    assert_refused(
         &format!("{PROCESS}channel = [1, 2]\n"),
         &[],
         "runtime.channel",
         "table",
     );
-    refused(
+    assert_refused(
         PROCESS,
         &[("POD__RUNTIME__CHANNEL__MAX_IN_FLIGHT", "many")],
         "runtime.channel.max_in_flight",
@@ -129,11 +113,11 @@ fn values_that_could_never_work_name_their_key() {
 
 #[test]
 fn placement_auto_is_the_default_and_may_be_written_out() {
-    let default = load_with(PROCESS, &[]).unwrap();
+    let default = load_toml(PROCESS, &[]).unwrap();
     assert_eq!(default.placement, PlacementKind::Auto);
-    let written = load_with(&format!("placement = \"auto\"\n{PROCESS}"), &[]).unwrap();
+    let written = load_toml(&format!("placement = \"auto\"\n{PROCESS}"), &[]).unwrap();
     assert_eq!(written.placement, PlacementKind::Auto);
-    refused(
+    assert_refused(
         &format!("placement = \"elsewhere\"\n{PROCESS}"),
         &[],
         "placement",

@@ -2,32 +2,15 @@
 //! keys, the probe targets checked by a real parser, and every list and
 //! number of the process runtime settable through `POD__` overrides.
 
-use std::collections::HashMap;
+mod support;
 
-use pod_actor::{ConfigError, ConfigFormat, NotifyAccessKind, PodConfig, RuntimeSpec};
+use pod_actor::{NotifyAccessKind, PodConfig, RuntimeSpec};
+use support::{assert_refused, load_toml};
 
 const PROCESS: &str = "name = \"a\"\n[runtime]\nkind = \"process\"\ncommand = \"/bin/true\"\n";
 
-fn load_with(text: &str, env: &[(&str, &str)]) -> Result<PodConfig, ConfigError> {
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    PodConfig::from_str_with_env(text, ConfigFormat::Toml, "pod.toml", &env)
-}
-
 fn load(text: &str) -> PodConfig {
-    load_with(text, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"))
-}
-
-/// The error for `text` names `key` and says `then`.
-fn refused(text: &str, env: &[(&str, &str)], key: &str, then: &str) {
-    let message = match load_with(text, env) {
-        Ok(config) => panic!("expected an error, loaded {config:?}"),
-        Err(e) => e.to_string(),
-    };
-    assert!(message.contains(key), "`{key}` not in: {message}");
-    assert!(message.contains(then), "`{then}` not in: {message}");
+    load_toml(text, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
 fn process(config: &PodConfig) -> &RuntimeSpec {
@@ -127,7 +110,7 @@ fn bad_identity_and_stop_values_name_their_key() {
         ("groups = [\"ok\", \"\"]", "runtime.groups[1]", "empty"),
     ];
     for (line, key, then) in cases {
-        refused(&format!("{PROCESS}{line}\n"), &[], key, then);
+        assert_refused(&format!("{PROCESS}{line}\n"), &[], key, then);
     }
 }
 
@@ -159,7 +142,7 @@ fn what_the_runtime_would_refuse_is_refused_at_load() {
         ),
     ];
     for (line, key, then) in cases {
-        refused(&format!("{PROCESS}{line}\n"), &[], key, then);
+        assert_refused(&format!("{PROCESS}{line}\n"), &[], key, then);
     }
 }
 
@@ -200,7 +183,7 @@ fn probe_targets_that_can_never_answer_are_refused() {
             "not a URL",
         ),
     ] {
-        refused(&text, &[], key, then);
+        assert_refused(&text, &[], key, then);
     }
     // A URL without a port asks port 80; a bracketed IPv6 host is fine.
     load(&http("http://localhost/"));
@@ -214,22 +197,22 @@ fn lists_and_numbers_of_the_process_runtime_take_overrides() {
         RuntimeSpec::Process { args, .. } => args.clone(),
         _ => unreachable!(),
     };
-    let words = load_with(PROCESS, &[("POD__RUNTIME__ARGS", "--port 6380  --save ''")]).unwrap();
+    let words = load_toml(PROCESS, &[("POD__RUNTIME__ARGS", "--port 6380  --save ''")]).unwrap();
     assert_eq!(args(&words), ["--port", "6380", "--save", "''"]);
-    let json = load_with(
+    let json = load_toml(
         PROCESS,
         &[("POD__RUNTIME__ARGS", r#"["--save", "", "a b"]"#)],
     )
     .unwrap();
     assert_eq!(args(&json), ["--save", "", "a b"]);
-    let over = load_with(
+    let over = load_toml(
         &format!("{PROCESS}args = [\"x\"]\n"),
         &[("POD__RUNTIME__ARGS", "y z")],
     )
     .unwrap();
     assert_eq!(args(&over), ["y", "z"], "an override replaces the list");
 
-    let config = load_with(
+    let config = load_toml(
         &format!("{PROCESS}[runtime.probe]\nkind = \"tcp\"\naddress = \"127.0.0.1:1\"\n"),
         &[
             ("POD__RUNTIME__GROUPS", "adm 100"),
@@ -267,19 +250,19 @@ fn lists_and_numbers_of_the_process_runtime_take_overrides() {
         }
     );
 
-    refused(
+    assert_refused(
         PROCESS,
         &[("POD__RUNTIME__ARGS", "[\"unclosed\"")],
         "POD__RUNTIME__ARGS",
         "JSON array of strings",
     );
-    refused(
+    assert_refused(
         PROCESS,
         &[("POD__RUNTIME__ARGS", "[1, 2]")],
         "POD__RUNTIME__ARGS",
         "JSON array of strings",
     );
-    refused(
+    assert_refused(
         PROCESS,
         &[("POD__RUNTIME__OUTPUT_LINES", "many")],
         "runtime.output_lines",
@@ -287,14 +270,14 @@ fn lists_and_numbers_of_the_process_runtime_take_overrides() {
     );
     // The limits of a file hold for an override too.
     let many = vec!["a"; 10_001].join(" ");
-    refused(
+    assert_refused(
         PROCESS,
         &[("POD__RUNTIME__ARGS", &many)],
         "POD__RUNTIME__ARGS",
         "at most 10000",
     );
     let long = "a".repeat(300 << 10);
-    refused(
+    assert_refused(
         PROCESS,
         &[("POD__RUNTIME__ARGS", &long)],
         "POD__RUNTIME__ARGS",

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use actix::{Actor, Context, Handler};
 use runtime_actor::{
-    FailureCause, ProcessRuntime, ProcessSpec, RuntimeActor, RuntimeConfig, RuntimeEvent,
-    RuntimeHandle,
+    FailureCause, ProcessInfo, ProcessRequest, ProcessRuntime, ProcessSpec, RuntimeActor,
+    RuntimeConfig, RuntimeEvent, RuntimeHandle,
 };
 use tokio::sync::mpsc;
 
@@ -79,6 +79,16 @@ impl Events {
     pub(crate) async fn until_exited(&mut self) {
         while !matches!(self.next().await, RuntimeEvent::Exited { .. }) {}
     }
+}
+
+/// The process information of a process runtime that is running.
+pub(crate) async fn info(runtime: &RuntimeHandle<ProcessRuntime>) -> ProcessInfo {
+    runtime
+        .call(ProcessRequest::Info)
+        .await
+        .unwrap()
+        .into_info()
+        .unwrap()
 }
 
 /// Spawns a process runtime with a watcher.

@@ -310,3 +310,22 @@ pub fn rerun_in_child(name: &str, marker: &str, extra: &[(&str, &str)]) -> Strin
     );
     stdout
 }
+
+/// Loads a TOML pod config with these `POD__` overrides.
+pub fn load_toml(text: &str, env: &[(&str, &str)]) -> Result<PodConfig, pod_actor::ConfigError> {
+    let env: std::collections::HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    PodConfig::from_str_with_env(text, pod_actor::ConfigFormat::Toml, "pod.toml", &env)
+}
+
+/// Asserts that the error for `text` names `key` and says `then`.
+pub fn assert_refused(text: &str, env: &[(&str, &str)], key: &str, then: &str) {
+    let message = match load_toml(text, env) {
+        Ok(config) => panic!("expected an error, loaded {config:?}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(message.contains(key), "`{key}` not in: {message}");
+    assert!(message.contains(then), "`{then}` not in: {message}");
+}
