@@ -383,7 +383,7 @@ async fn serve<R: Runtime>(
             setup: begun.elapsed(),
             pid: ctx.pid(),
         });
-        // Answers still to come from requests sent on (`Answer::Later`);
+        // Answers still to come from requests sent on (`Dispatch::Later`);
         // each yields the failure it caused, if any. Made at the first, so
         // that a runtime that answers at once pays nothing for it.
         let mut in_flight: Option<FuturesUnordered<LocalBoxFuture<'static, Option<FailureCause>>>> =
