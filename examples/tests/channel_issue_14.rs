@@ -9,6 +9,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use pod_actor::deployment::{Deployment, GetDeploymentStatus, Route, StartDeployment};
+use pod_actor::typed::{Direction, TypedCall, TypedRoute};
 use pod_actor::{
     Call, CallError, ChannelConfig, Close, Pod, PodConfig, RestartKind, RuntimeSpec, Start,
     WaitStartSuccess,
@@ -376,6 +377,71 @@ async fn a_deployment_of_process_replicas_answers_every_request_while_one_is_kil
         .await
         .unwrap();
     assert!(support::gone(victim).await);
+}
+
+#[actix::test]
+async fn typed_requests_go_as_json_and_answers_come_back_typed() {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Point {
+        x: i32,
+        y: i32,
+    }
+    let (pod, _) = started(worker("typed", ChannelConfig::default())).await;
+    let point = Point { x: 3, y: -4 };
+    // The worker echoes: the answer is the request, decoded.
+    let request = TypedCall::<Point>::new(&point).unwrap();
+    let echoed: Point = pod.send(request).await.unwrap().unwrap();
+    assert_eq!(echoed, point);
+    // An answer that is not a `Vec<u32>`: the error says which way it failed.
+    let request = TypedCall::<Vec<u32>>::new(&point).unwrap();
+    match pod.send(request).await.unwrap() {
+        Err(e @ CallError::Codec(_)) => {
+            assert_eq!(e.to_string(), "the child's answer cannot be decoded");
+            let source = std::error::Error::source(&e).unwrap();
+            assert_eq!(source.to_string(), "cannot decode as json");
+            let serde = source.source().unwrap().to_string();
+            assert!(serde.contains("invalid type: map"), "{serde}");
+        }
+        other => panic!("expected a decoding error, got {other:?}"),
+    }
+    // A request JSON cannot hold is refused when it is made.
+    let bad: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+    match TypedCall::<u8>::new(&bad) {
+        Err(e) => {
+            assert_eq!(e.direction(), Direction::Encode);
+            assert_eq!(e.to_string(), "cannot encode as json");
+        }
+        Ok(request) => panic!("expected an encoding error, got {request:?}"),
+    }
+    assert!(pod.send(Close::default()).await.unwrap().graceful());
+}
+
+#[actix::test]
+async fn typed_requests_reach_a_python_child_and_a_deployment_of_them() {
+    use std::collections::BTreeMap;
+    let runtime = RuntimeSpec::process(python()).with_args([PYTHON_CHILD]);
+    let mut template = config("python", runtime, ChannelConfig::default());
+    if let RuntimeSpec::Process { probe, .. } = &mut template.runtime {
+        *probe = pod_actor::ProbeConfig::Stdout {
+            pattern: "channel_echo ready".into(),
+        };
+    }
+    let deployment = Deployment::new("upper", 2, template, Pod::from_process_config).start();
+    deployment.send(StartDeployment).await.unwrap().unwrap();
+    for i in 0..10 {
+        let request: BTreeMap<String, i32> = [("count".to_owned(), i)].into();
+        // The Python child answers the JSON text in upper case.
+        let answer: BTreeMap<String, i32> = deployment
+            .send(TypedRoute::<BTreeMap<String, i32>>::new(&request).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer, [("COUNT".to_owned(), i)].into());
+    }
+    deployment
+        .send(pod_actor::deployment::CloseDeployment)
+        .await
+        .unwrap();
 }
 
 mod support;

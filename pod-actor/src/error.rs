@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use runtime_actor::{FailureCause, RuntimeError};
 
+use crate::typed::{CodecError, Direction};
+
 /// Why a pod did not start, or refused what was asked of it.
 ///
 /// The first three variants are Jina's outcomes of `wait_start_success`
@@ -143,6 +145,9 @@ pub enum CallError {
         /// How many requests it takes at once.
         limit: usize,
     },
+    /// A typed request could not be encoded (it was not sent), or the
+    /// child's answer could not be decoded ([`typed`](crate::typed)).
+    Codec(CodecError),
 }
 
 impl fmt::Display for CallError {
@@ -161,6 +166,10 @@ impl fmt::Display for CallError {
             CallError::Busy { limit } => {
                 write!(f, "runtime is busy ({limit} requests in flight)")
             }
+            CallError::Codec(e) => match e.direction() {
+                Direction::Encode => f.write_str("request not sent: it cannot be encoded"),
+                Direction::Decode => f.write_str("the child's answer cannot be decoded"),
+            },
         }
     }
 }
@@ -170,6 +179,7 @@ impl StdError for CallError {
         match self {
             CallError::Runtime(e) => Some(e),
             CallError::RuntimeExited { cause: Some(cause) } => Some(cause),
+            CallError::Codec(e) => Some(e),
             _ => None,
         }
     }

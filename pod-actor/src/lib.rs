@@ -140,6 +140,7 @@ mod stream;
 mod subscribers;
 
 pub mod deployment;
+pub mod typed;
 
 pub use crate::any::AnyPod;
 pub use crate::config::{
