@@ -1,11 +1,16 @@
 //! `podbench`: the project's figures, each measured beside its baseline in
 //! the same run, printed as a table (or JSON with `--json`).
 //!
-//! `cargo run --release -p examples --bin podbench [-- --json] [-- --quick]`
+//! `cargo run --release -p examples --bin podbench [-- --json | --markdown] [-- --runs N] [-- --quick]`
 //!
-//! Every row gives our median, the baseline's median and their ratio. What
-//! each row measures, and the aims, are in BENCHMARKS.md. `--quick` takes
-//! fewer samples (for CI); the figures are then rougher.
+//! In every row both sides are measured in turns, sample by sample after a
+//! warm-up, the side that goes first alternating, so that a change of load
+//! lands on both. The whole table is measured in several runs (5 by
+//! default); each row gives the median over the runs of our median, the
+//! baseline's and their ratio, with the ratio's spread, and the load
+//! average as each run began. What each row measures, and the aims, are in
+//! BENCHMARKS.md, whose table `--markdown` prints (or `--render FILE` from
+//! a saved `--json`). `--quick` takes one run of fewer samples (for CI).
 
 use std::io::Write;
 use std::process::{ExitCode, Stdio};
@@ -161,6 +166,45 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// Both sides of a row in turns: a warm-up of each, then `n` pairs, the
+/// side that goes first alternating, so that a change of load lands on
+/// both. Each closure measures one sample.
+async fn paired<A, B, FA, FB>(
+    warmup: usize,
+    n: usize,
+    mut ours: FA,
+    mut base: FB,
+) -> (Vec<Duration>, Vec<Duration>)
+where
+    FA: FnMut() -> A,
+    A: std::future::Future<Output = Duration>,
+    FB: FnMut() -> B,
+    B: std::future::Future<Output = Duration>,
+{
+    for _ in 0..warmup {
+        ours().await;
+        base().await;
+    }
+    let (mut a, mut b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        if i % 2 == 0 {
+            a.push(ours().await);
+            b.push(base().await);
+        } else {
+            b.push(base().await);
+            a.push(ours().await);
+        }
+    }
+    (a, b)
+}
+
+/// Times one future.
+async fn timed(work: impl std::future::Future<Output = ()>) -> Duration {
+    let begun = Instant::now();
+    work.await;
+    begun.elapsed()
+}
+
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
@@ -231,19 +275,7 @@ async fn deployment_start(replicas: usize) -> Duration {
 // ===== the rows =====
 
 async fn deployment_rows(n: usize, rows: &mut Vec<Row>) {
-    // Both sides interleaved, in turns, after a warm-up of each.
-    deployment_start(8).await;
-    deployment_start(1).await;
-    let (mut eight, mut one) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for i in 0..n {
-        if i % 2 == 0 {
-            eight.push(deployment_start(8).await);
-            one.push(deployment_start(1).await);
-        } else {
-            one.push(deployment_start(1).await);
-            eight.push(deployment_start(8).await);
-        }
-    }
+    let (eight, one) = paired(1, n, || deployment_start(8), || deployment_start(1)).await;
     rows.push(Row {
         figure: "deployment of 8 replicas (200 ms setup each) -> all Started",
         unit: "ms",
@@ -254,135 +286,177 @@ async fn deployment_rows(n: usize, rows: &mut Vec<Row>) {
     });
 }
 
+/// A pod started until `Started`; closed (its thread joined, when it has
+/// one) before the next sample.
+async fn pod_start(placement: PlacementKind) -> Duration {
+    let begun = Instant::now();
+    let pod = started_pod(placement).await;
+    let took = begun.elapsed();
+    pod.send(Close::default()).await.unwrap();
+    took
+}
+
+/// A bare actor started and answering one message, as `pod_start`.
+async fn bare_start(placement: PlacementKind) -> Duration {
+    if placement == PlacementKind::Dedicated {
+        let begun = Instant::now();
+        let arbiter = Arbiter::new();
+        let addr = Bare::start_in_arbiter(&arbiter.handle(), |_| Bare);
+        addr.send(Ping(1)).await.unwrap();
+        let took = begun.elapsed();
+        arbiter.stop();
+        let _ = arbiter.join();
+        took
+    } else {
+        timed(async {
+            Bare.start().send(Ping(1)).await.unwrap();
+        })
+        .await
+    }
+}
+
 async fn start_rows(n: usize, rows: &mut Vec<Row>) {
-    for (figure, placement) in [
+    for (figure, placement, baseline_name) in [
         (
-            "in-process pod start -> Started, dedicated",
+            "in-process pod start -> Started, dedicated arbiter",
             PlacementKind::Dedicated,
+            "bare actor on a new arbiter + 1 round trip",
         ),
         (
             "in-process pod start -> Started, shared arbiter",
             PlacementKind::Shared,
+            "bare actor on the same arbiter + 1 round trip",
         ),
     ] {
-        // Each side in a run of its own: interleaving them lets one side's
-        // teardown (a thread being joined) land in the other's timing.
-        let mut ours = Vec::with_capacity(n);
-        for _ in 0..n {
-            let begun = Instant::now();
-            let pod = started_pod(placement).await;
-            ours.push(begun.elapsed());
-            pod.send(Close::default()).await.unwrap();
-        }
-        let mut bare = Vec::with_capacity(n);
-        for _ in 0..n {
-            let begun = Instant::now();
-            if placement == PlacementKind::Dedicated {
-                let arbiter = Arbiter::new();
-                let addr = Bare::start_in_arbiter(&arbiter.handle(), |_| Bare);
-                addr.send(Ping(1)).await.unwrap();
-                bare.push(begun.elapsed());
-                arbiter.stop();
-                let _ = arbiter.join();
-            } else {
-                Bare.start().send(Ping(1)).await.unwrap();
-                bare.push(begun.elapsed());
-            }
-        }
+        let (ours, bare) =
+            paired(n / 10, n, || pod_start(placement), || bare_start(placement)).await;
         rows.push(Row {
             figure,
             unit: "us",
             ours: micros(median(ours)),
-            baseline_name: if placement == PlacementKind::Dedicated {
-                "bare actor on a new arbiter + 1 round trip"
-            } else {
-                "bare actor on the same arbiter + 1 round trip"
-            },
+            baseline_name,
             baseline: micros(median(bare)),
             aim: "<= 1.5x",
         });
     }
 }
 
-async fn restart_rows(n: usize, rows: &mut Vec<Row>) {
-    let pod = started_pod(PlacementKind::Shared).await;
-    let mut restarts = Vec::with_capacity(n);
-    for _ in 0..n {
-        let before = pod
-            .send(WaitStartSuccess)
-            .await
-            .unwrap()
-            .unwrap()
-            .generation;
-        let begun = Instant::now();
-        let _ = pod.send(Call::<Echo>(u64::MAX)).await;
-        loop {
-            let now = pod.send(WaitStartSuccess).await.unwrap().unwrap();
-            if now.generation > before {
-                break;
-            }
-            tokio::task::yield_now().await;
+/// A panic in the pod's runtime, until the next generation is `Started`.
+async fn pod_restart(pod: Addr<Pod<Echo>>) -> Duration {
+    let before = pod
+        .send(WaitStartSuccess)
+        .await
+        .unwrap()
+        .unwrap()
+        .generation;
+    let begun = Instant::now();
+    let _ = pod.send(Call::<Echo>(u64::MAX)).await;
+    loop {
+        let now = pod.send(WaitStartSuccess).await.unwrap().unwrap();
+        if now.generation > before {
+            return begun.elapsed();
         }
-        restarts.push(begun.elapsed());
+        tokio::task::yield_now().await;
     }
+}
+
+async fn restart_rows(n: usize, default_n: usize, rows: &mut Vec<Row>) {
+    let pod = started_pod(PlacementKind::Shared).await;
+    let (restarts, starts) = paired(
+        n / 10,
+        n,
+        || pod_restart(pod.clone()),
+        || pod_start(PlacementKind::Shared),
+    )
+    .await;
+    let supervised = actix::Supervisor::start(|_| Bare);
+    let (again, actix_restarts) = paired(
+        n / 10,
+        n,
+        || pod_restart(pod.clone()),
+        || {
+            let supervised = supervised.clone();
+            timed(async move {
+                supervised.do_send(Die);
+                supervised.send(Ping(1)).await.unwrap();
+            })
+        },
+    )
+    .await;
     pod.send(Close::default()).await.unwrap();
-    let mut starts = Vec::with_capacity(n);
-    for _ in 0..n {
-        let begun = Instant::now();
-        let pod = started_pod(PlacementKind::Shared).await;
-        starts.push(begun.elapsed());
-        pod.send(Close::default()).await.unwrap();
-    }
-    let restart = micros(median(restarts));
     rows.push(Row {
         figure: "restart after a panic -> next Started, zero backoff",
         unit: "us",
-        ours: restart,
+        ours: micros(median(restarts)),
         baseline_name: "the pod's own start -> Started",
         baseline: micros(median(starts)),
         aim: "<= 2x",
     });
-
-    let supervised = actix::Supervisor::start(|_| Bare);
-    let mut actix_restarts = Vec::with_capacity(n);
-    for _ in 0..n {
-        let begun = Instant::now();
-        supervised.do_send(Die);
-        supervised.send(Ping(1)).await.unwrap();
-        actix_restarts.push(begun.elapsed());
-    }
     rows.push(Row {
         figure: "restart after a panic -> next Started, zero backoff",
         unit: "us",
-        ours: restart,
-        baseline_name: "actix::Supervisor restart after ctx.stop() (sees no panics)",
+        ours: micros(median(again)),
+        baseline_name: "actix::Supervisor restart after ctx.stop() (catches no panic)",
         baseline: micros(median(actix_restarts)),
+        aim: "(the floor)",
+    });
+
+    // What a user sees: the default policy waits its first backoff.
+    let mut defaults = Vec::with_capacity(default_n);
+    for _ in 0..default_n {
+        let mut config = PodConfig::new(
+            "bench-default",
+            RuntimeSpec::InProcess {
+                name: "echo".into(),
+            },
+        );
+        config.placement = PlacementKind::Shared;
+        let pod = Pod::new(config, RuntimeFactory::new(|_| Echo)).start();
+        pod.send(Start).await.unwrap().unwrap();
+        pod.send(WaitStartSuccess).await.unwrap().unwrap();
+        defaults.push(pod_restart(pod.clone()).await);
+        pod.send(Close::default()).await.unwrap();
+    }
+    let first = Duration::from_millis(pod_actor::BackoffConfig::default().initial);
+    rows.push(Row {
+        figure: "restart after a panic -> next Started, default policy",
+        unit: "ms",
+        ours: millis(median(defaults)),
+        baseline_name: "the default policy's first backoff (100 ms, jitter 10 %)",
+        baseline: millis(first),
         aim: "(reference)",
     });
 }
 
-async fn call_rows(n: usize, rows: &mut Vec<Row>) {
+async fn call_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
     let pod = started_pod(PlacementKind::Shared).await;
     let runtime = RuntimeActor::spawn(
         RuntimeConfig::new("direct").placement(Placement::Shared(Arbiter::current())),
         RuntimeFactory::new(|_| Echo),
     );
     runtime.ready().await.unwrap();
-    let mut ours = Vec::with_capacity(n);
-    let mut direct = Vec::with_capacity(n);
-    for i in 0..n as u64 {
-        let begun = Instant::now();
-        pod.send(Call::<Echo>(i)).await.unwrap().unwrap();
-        ours.push(begun.elapsed());
-        let begun = Instant::now();
-        runtime
-            .addr()
-            .send(runtime_actor::Request(i))
-            .await
-            .unwrap()
-            .unwrap();
-        direct.push(begun.elapsed());
-    }
+    let direct = runtime.addr();
+    let (ours, baseline) = paired(
+        n / 10,
+        n,
+        || {
+            let pod = pod.clone();
+            timed(async move {
+                pod.send(Call::<Echo>(1)).await.unwrap().unwrap();
+            })
+        },
+        || {
+            let direct = direct.clone();
+            timed(async move {
+                direct
+                    .send(runtime_actor::Request(1))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            })
+        },
+    )
+    .await;
     for (figure, p) in [
         ("Call through the pod, p50", 0.5),
         ("Call through the pod, p99", 0.99),
@@ -392,21 +466,82 @@ async fn call_rows(n: usize, rows: &mut Vec<Row>) {
             unit: "us",
             ours: micros(percentile(ours.clone(), p)),
             baseline_name: "direct send to the runtime actor",
-            baseline: micros(percentile(direct.clone(), p)),
+            baseline: micros(percentile(baseline.clone(), p)),
             aim: "<= 1.3x",
         });
     }
-    let total = |samples: &[Duration]| samples.iter().sum::<Duration>().as_secs_f64();
+    // `pipelined` calls at once, answers per second.
+    let (ours, baseline) = paired(
+        1,
+        10,
+        || {
+            let pod = pod.clone();
+            timed(async move {
+                let calls: Vec<_> = (0..pipelined)
+                    .map(|i| pod.send(Call::<Echo>(i as u64)))
+                    .collect();
+                for answer in futures::future::join_all(calls).await {
+                    answer.unwrap().unwrap();
+                }
+            })
+        },
+        || {
+            let direct = direct.clone();
+            timed(async move {
+                let calls: Vec<_> = (0..pipelined)
+                    .map(|i| direct.send(runtime_actor::Request(i as u64)))
+                    .collect();
+                for answer in futures::future::join_all(calls).await {
+                    answer.unwrap().unwrap();
+                }
+            })
+        },
+    )
+    .await;
+    let rate = |d: Duration| pipelined as f64 / d.as_secs_f64();
     rows.push(Row {
-        figure: "Call through the pod, throughput",
+        figure: "Calls through the pod, pipelined, per second",
         unit: "calls/s",
-        ours: n as f64 / total(&ours),
-        baseline_name: "direct send to the runtime actor",
-        baseline: n as f64 / total(&direct),
+        ours: rate(median(ours)),
+        baseline_name: "the same sends straight to the runtime actor",
+        baseline: rate(median(baseline)),
         aim: ">= 1/1.3x",
     });
     pod.send(Close::default()).await.unwrap();
     runtime.stop(Duration::from_secs(5)).await;
+}
+
+/// A process pod from `config` until `Started`, then closed.
+async fn process_pod_start(config: PodConfig) -> Duration {
+    let begun = Instant::now();
+    let pod = Pod::<ProcessRuntime>::from_process_config(config)
+        .unwrap()
+        .start();
+    pod.send(Start).await.unwrap().unwrap();
+    pod.send(WaitStartSuccess).await.unwrap().unwrap();
+    let took = begun.elapsed();
+    pod.send(Close::default()).await.unwrap();
+    took
+}
+
+/// The worker spawned with tokio until its ready line, then killed.
+async fn raw_spawn(exe: String) -> Duration {
+    let begun = Instant::now();
+    let mut child = tokio::process::Command::new(&exe)
+        .args(["worker", "--announce", "stdout"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.contains("ready and listening") {
+            break;
+        }
+    }
+    let took = begun.elapsed();
+    let _ = child.kill().await;
+    took
 }
 
 async fn process_rows(n: usize, rows: &mut Vec<Row>) {
@@ -424,35 +559,13 @@ probe = {{ kind = "stdout", pattern = "ready and listening" }}
     let config =
         PodConfig::from_str_with_env(&text, ConfigFormat::Toml, "podbench", &Default::default())
             .unwrap();
-    let mut ours = Vec::with_capacity(n);
-    for _ in 0..n {
-        let begun = Instant::now();
-        let pod = Pod::<ProcessRuntime>::from_process_config(config.clone())
-            .unwrap()
-            .start();
-        pod.send(Start).await.unwrap().unwrap();
-        pod.send(WaitStartSuccess).await.unwrap().unwrap();
-        ours.push(begun.elapsed());
-        pod.send(Close::default()).await.unwrap();
-    }
-    let mut raw = Vec::with_capacity(n);
-    for _ in 0..n {
-        let begun = Instant::now();
-        let mut child = tokio::process::Command::new(&exe)
-            .args(["worker", "--announce", "stdout"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("ready and listening") {
-                break;
-            }
-        }
-        raw.push(begun.elapsed());
-        let _ = child.kill().await;
-    }
+    let (ours, raw) = paired(
+        2,
+        n,
+        || process_pod_start(config.clone()),
+        || raw_spawn(exe.clone()),
+    )
+    .await;
     rows.push(Row {
         figure: "process pod start -> Started (stdout probe)",
         unit: "us",
@@ -642,8 +755,11 @@ async fn channel_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
 /// kind (see BENCHMARKS.md); a reference, not measured by this run.
 const JINA_GRPC_ROUND_TRIP_US: f64 = 1300.0;
 
-async fn many_rows(count: usize, rows: &mut Vec<Row>) {
-    // Pods under one shared supervisor, as a deployment runs them.
+/// `count` pods under one shared supervisor (as a deployment runs them) on
+/// this arbiter, all started; how long until every one answered
+/// `WaitStartSuccess`, and the RSS they added per pod. They are closed
+/// after `then` ran.
+async fn many_pods(count: usize, then: impl std::future::Future<Output = ()>) -> (Duration, f64) {
     let supervisor = Supervisor::new(SupervisorConfig::default())
         .unwrap()
         .start();
@@ -662,9 +778,18 @@ async fn many_rows(count: usize, rows: &mut Vec<Row>) {
     for pod in &pods {
         pod.send(WaitStartSuccess).await.unwrap().unwrap();
     }
-    let ours = begun.elapsed();
-    let pod_bytes = rss_bytes().saturating_sub(rss_before) as f64 / count as f64;
+    let took = begun.elapsed();
+    let bytes = rss_bytes().saturating_sub(rss_before) as f64 / count as f64;
+    then.await;
+    for pod in pods.iter().rev() {
+        pod.send(Close::default()).await.unwrap();
+    }
+    (took, bytes)
+}
 
+/// `count` bare actors started and answering one message each, as
+/// `many_pods`.
+async fn many_bare(count: usize) -> (Duration, f64) {
     let rss_before = rss_bytes();
     let begun = Instant::now();
     let mut bare = Vec::with_capacity(count);
@@ -674,95 +799,298 @@ async fn many_rows(count: usize, rows: &mut Vec<Row>) {
     for addr in &bare {
         addr.send(Ping(1)).await.unwrap();
     }
-    let baseline = begun.elapsed();
-    let bare_bytes = rss_bytes().saturating_sub(rss_before) as f64 / count as f64;
+    (
+        begun.elapsed(),
+        rss_bytes().saturating_sub(rss_before) as f64 / count as f64,
+    )
+}
+
+/// `podbench many pods|bare`: one side of the 10,000 rows, measured in
+/// this fresh process (a heap that earlier rows grew and freed would hide
+/// the growth, and make the side measured second look cheaper), printed as
+/// the milliseconds until all answered and the bytes of RSS per actor.
+fn many_probe(side: &str, count: usize) -> ExitCode {
+    let (took, bytes) = System::new().block_on(async move {
+        match side {
+            "pods" => many_pods(count, async {}).await,
+            _ => many_bare(count).await,
+        }
+    });
+    println!("{} {bytes}", millis(took));
+    ExitCode::SUCCESS
+}
+
+/// Runs one side of the 10,000 rows in a fresh process.
+async fn many_in_child(side: &str) -> (f64, f64) {
+    let exe = std::env::current_exe().unwrap();
+    let probe = tokio::process::Command::new(exe)
+        .args(["many", side])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&probe.stdout);
+    let mut numbers = text
+        .split_whitespace()
+        .map(|n| n.parse().unwrap_or(f64::NAN));
+    (
+        numbers.next().unwrap_or(f64::NAN),
+        numbers.next().unwrap_or(f64::NAN),
+    )
+}
+
+async fn many_rows(run: u32, rows: &mut Vec<Row>) {
+    // Each side in a fresh process; which goes first alternates by run.
+    let (pods, bare) = if run % 2 == 0 {
+        let pods = many_in_child("pods").await;
+        (pods, many_in_child("bare").await)
+    } else {
+        let bare = many_in_child("bare").await;
+        (many_in_child("pods").await, bare)
+    };
     rows.push(Row {
         figure: "10,000 pods on a shared arbiter, all Started",
         unit: "ms",
-        ours: ours.as_secs_f64() * 1e3,
+        ours: pods.0,
         baseline_name: "10,000 bare actors started + 1 round trip each",
-        baseline: baseline.as_secs_f64() * 1e3,
+        baseline: bare.0,
         aim: "< 1000 ms",
     });
     rows.push(Row {
         figure: "memory per pod (RSS delta / 10,000)",
         unit: "bytes",
-        ours: pod_bytes,
+        ours: pods.1,
         baseline_name: "memory per bare actor",
-        baseline: bare_bytes,
+        baseline: bare.1,
         aim: "< 16 KiB",
     });
-    for pod in pods.iter().rev() {
-        pod.send(Close::default()).await.unwrap();
+}
+
+/// From a pod's `Start` until `count` subscribers have its `Started`, less
+/// the pod's start measured alone just before: only the broadcast.
+async fn fanout(count: usize) -> Duration {
+    let tally = Tally::new(count);
+    let counters: Vec<_> = (0..count).map(|_| Counter(tally.clone()).start()).collect();
+    let pod = Pod::new(config(PlacementKind::Shared), RuntimeFactory::new(|_| Echo)).start();
+    for counter in &counters {
+        pod.do_send(Subscribe(counter.clone().recipient()));
     }
+    // A round trip, so every Subscribe has been handled.
+    pod.send(GetRole).await.unwrap();
+    let single = pod_start(PlacementKind::Shared).await;
+    let begun = Instant::now();
+    pod.send(Start).await.unwrap().unwrap();
+    tally.reached().await;
+    let took = begun.elapsed().saturating_sub(single);
+    pod.send(Close::default()).await.unwrap();
+    took
+}
+
+/// One actor `do_send`ing to `count` counters, until all have it.
+async fn do_sends(count: usize) -> Duration {
+    let tally = Tally::new(count);
+    let counters: Vec<_> = (0..count).map(|_| Counter(tally.clone()).start()).collect();
+    let begun = Instant::now();
+    for counter in &counters {
+        counter.do_send(Ping(0));
+    }
+    tally.reached().await;
+    begun.elapsed()
 }
 
 async fn fanout_rows(count: usize, n: usize, rows: &mut Vec<Row>) {
-    let mut ours = Vec::with_capacity(n);
-    let mut baseline = Vec::with_capacity(n);
-    for _ in 0..n {
-        let tally = Tally::new(count);
-        let counters: Vec<_> = (0..count).map(|_| Counter(tally.clone()).start()).collect();
-        let pod = Pod::new(config(PlacementKind::Shared), RuntimeFactory::new(|_| Echo)).start();
-        for counter in &counters {
-            pod.do_send(Subscribe(counter.clone().recipient()));
-        }
-        // A round trip, so every Subscribe has been handled.
-        pod.send(GetRole).await.unwrap();
-        // Only the broadcast is timed: from the runtime's Ready to the last
-        // subscriber, less the pod's start measured alone just before.
-        let single = {
-            let begun = Instant::now();
-            let alone = started_pod(PlacementKind::Shared).await;
-            let took = begun.elapsed();
-            alone.send(Close::default()).await.unwrap();
-            took
-        };
-        let begun = Instant::now();
-        pod.send(Start).await.unwrap().unwrap();
-        tally.reached().await;
-        ours.push(begun.elapsed().saturating_sub(single));
-        pod.send(Close::default()).await.unwrap();
-
-        let tally = Tally::new(count);
-        let counters: Vec<_> = (0..count).map(|_| Counter(tally.clone()).start()).collect();
-        let begun = Instant::now();
-        for counter in &counters {
-            counter.do_send(Ping(0));
-        }
-        tally.reached().await;
-        baseline.push(begun.elapsed());
-    }
+    let (ours, baseline) = paired(0, n, || fanout(count), || do_sends(count)).await;
     rows.push(Row {
         figure: "Started fan-out to 10,000 subscribers",
         unit: "ms",
-        ours: median(ours).as_secs_f64() * 1e3,
+        ours: millis(median(ours)),
         baseline_name: "10,000 do_sends",
-        baseline: median(baseline).as_secs_f64() * 1e3,
+        baseline: millis(median(baseline)),
         aim: "(reference)",
     });
 }
 
-// ===== output =====
+// ===== runs and output =====
 
-fn print_table(rows: &[Row]) {
+/// What one run measured, and the load average when it began.
+struct Run {
+    load: [f64; 3],
+    rows: Vec<Row>,
+}
+
+fn load_average() -> [f64; 3] {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut fields = text
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(f64::NAN));
+    [(); 3].map(|()| fields.next().unwrap_or(f64::NAN))
+}
+
+/// The machine the figures were measured on.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Machine {
+    cpu: String,
+    cpus: usize,
+    memory_gib: f64,
+    kernel: String,
+}
+
+impl Machine {
+    fn this() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+            .map_or("unknown", |(_, name)| name.trim())
+            .to_owned();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let kib: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        Machine {
+            cpu,
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory_gib: kib / (1024.0 * 1024.0),
+            kernel,
+        }
+    }
+}
+
+/// A row over all runs: the median of each side, and of the ratios with
+/// their spread.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Summary {
+    figure: String,
+    unit: String,
+    ours: f64,
+    baseline: f64,
+    ratio: f64,
+    ratio_min: f64,
+    ratio_max: f64,
+    baseline_name: String,
+    aim: String,
+}
+
+/// What `--json` writes and `--render` reads.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Report {
+    machine: Machine,
+    runs: usize,
+    quick: bool,
+    /// The load average (1, 5 and 15 minutes) as each run began.
+    load: Vec<[f64; 3]>,
+    rows: Vec<Summary>,
+}
+
+fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn summarize(runs: Vec<Run>, quick: bool) -> Report {
+    let load = runs.iter().map(|r| r.load).collect();
+    let count = runs.len();
+    let rows = (0..runs[0].rows.len())
+        .map(|i| {
+            let all: Vec<&Row> = runs.iter().map(|r| &r.rows[i]).collect();
+            let ratios: Vec<f64> = all.iter().map(|r| r.ours / r.baseline).collect();
+            Summary {
+                figure: all[0].figure.to_owned(),
+                unit: all[0].unit.to_owned(),
+                ours: median_of(all.iter().map(|r| r.ours).collect()),
+                baseline: median_of(all.iter().map(|r| r.baseline).collect()),
+                ratio: median_of(ratios.clone()),
+                ratio_min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                ratio_max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                baseline_name: all[0].baseline_name.to_owned(),
+                aim: all[0].aim.to_owned(),
+            }
+        })
+        .collect();
+    Report {
+        machine: Machine::this(),
+        runs: count,
+        quick,
+        load,
+        rows,
+    }
+}
+
+fn header(report: &Report) -> String {
+    let loads: Vec<String> = report
+        .load
+        .iter()
+        .map(|[one, five, _]| format!("{one:.2}/{five:.2}"))
+        .collect();
+    format!(
+        "{} run(s){} on {} ({} CPUs, {:.0} GiB, Linux {}); load average (1/5 min) as each run began: {}",
+        report.runs,
+        if report.quick { ", --quick" } else { "" },
+        report.machine.cpu,
+        report.machine.cpus,
+        report.machine.memory_gib,
+        report.machine.kernel,
+        loads.join(", ")
+    )
+}
+
+fn spread(row: &Summary) -> String {
+    format!("{:.2}-{:.2}", row.ratio_min, row.ratio_max)
+}
+
+fn print_table(report: &Report) {
+    println!("{}", header(report));
     let mut table = examples::fmt::Table::new(
-        &["FIGURE", "OURS", "BASELINE", "RATIO", "AIM", "BASELINE IS"],
-        &[false, true, true, true, false, false],
+        &[
+            "FIGURE",
+            "OURS",
+            "BASELINE",
+            "RATIO",
+            "SPREAD",
+            "AIM",
+            "BASELINE IS",
+        ],
+        &[false, true, true, true, true, false, false],
         80,
     );
-    for row in rows {
-        let unit = short(row.unit);
+    for row in &report.rows {
+        let unit = short(&row.unit);
         table.row(vec![
-            row.figure.to_owned(),
+            row.figure.clone(),
             format!("{:.1} {unit}", row.ours),
             format!("{:.1} {unit}", row.baseline),
-            format!("{:.2}x", row.ours / row.baseline),
-            row.aim.to_owned(),
-            row.baseline_name.to_owned(),
+            format!("{:.2}x", row.ratio),
+            spread(row),
+            row.aim.clone(),
+            row.baseline_name.clone(),
         ]);
     }
     print!("{}", table.render());
+}
+
+/// The report as BENCHMARKS.md shows it.
+fn print_markdown(report: &Report) {
+    println!("{}.\n", header(report));
+    println!("| figure | ours | baseline | ratio | spread over runs | aim | baseline is |");
+    println!("|---|---:|---:|---:|---:|---|---|");
+    for row in &report.rows {
+        let unit = short(&row.unit);
+        println!(
+            "| {} | {:.1} {unit} | {:.1} {unit} | {:.2}× | {} | {} | {} |",
+            row.figure,
+            row.ours,
+            row.baseline,
+            row.ratio,
+            spread(row),
+            row.aim.replace("<=", "≤").replace(">=", "≥"),
+            row.baseline_name
+        );
+    }
 }
 
 fn short(unit: &str) -> &str {
@@ -773,76 +1101,134 @@ fn short(unit: &str) -> &str {
     }
 }
 
-/// One row as `--json` writes it.
-#[derive(serde::Serialize)]
-struct JsonRow<'a> {
-    figure: &'a str,
-    unit: &'a str,
-    ours: f64,
-    baseline: f64,
-    ratio: f64,
-    baseline_name: &'a str,
-    aim: &'a str,
-}
-
-fn print_json(rows: &[Row]) {
-    let rows: Vec<JsonRow<'_>> = rows
-        .iter()
-        .map(|r| JsonRow {
-            figure: r.figure,
-            unit: r.unit,
-            ours: r.ours,
-            baseline: r.baseline,
-            ratio: r.ours / r.baseline,
-            baseline_name: r.baseline_name,
-            aim: r.aim,
-        })
-        .collect();
-    match serde_json::to_string_pretty(&rows) {
-        Ok(json) => println!("{json}"),
-        Err(e) => eprintln!("podbench: cannot write JSON: {e}"),
-    }
-}
-
 /// Measures the project's figures, each beside its baseline in the same
-/// run (see BENCHMARKS.md).
+/// run, both sides in turns; every row is measured in each of several runs
+/// and reported as the median over them, with the spread of its ratio (see
+/// BENCHMARKS.md).
 #[derive(Debug, clap::Parser)]
 #[command(name = "podbench")]
 struct Args {
-    /// Print the rows as JSON instead of a table
+    /// Print the report as JSON instead of a table
     #[arg(long)]
     json: bool,
+    /// Print the report as a Markdown table (BENCHMARKS.md)
+    #[arg(long, conflicts_with = "json")]
+    markdown: bool,
+    /// Measure nothing: print the report saved by `--json` in FILE as
+    /// Markdown
+    #[arg(long, value_name = "FILE")]
+    render: Option<std::path::PathBuf>,
+    /// How many runs of every row (5 by default, 1 with --quick)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: Option<u32>,
     /// Fewer samples, for CI: rougher figures
     #[arg(long)]
     quick: bool,
+    /// Measure only these groups of rows (start, restart, call, process,
+    /// channel, deployment, many, fanout)
+    #[arg(long, value_name = "GROUP", value_delimiter = ',', value_parser = GROUPS)]
+    only: Vec<String>,
+}
+
+/// The groups of rows, in the order they run.
+const GROUPS: [&str; 8] = [
+    "start",
+    "restart",
+    "call",
+    "process",
+    "channel",
+    "deployment",
+    "many",
+    "fanout",
+];
+
+/// One run of every row of the groups in `only` (all when empty).
+async fn run(quick: bool, run_index: u32, only: &[String]) -> Vec<Row> {
+    let (n, process_n, fanout_n, default_n) = if quick {
+        (200, 10, 1, 3)
+    } else {
+        (2000, 50, 5, 10)
+    };
+    let pipelined = if quick { 1000 } else { 10_000 };
+    let wanted = |group: &str| only.is_empty() || only.iter().any(|g| g == group);
+    let mut rows = Vec::new();
+    for group in GROUPS {
+        if !wanted(group) {
+            continue;
+        }
+        match group {
+            "start" => start_rows(n, &mut rows).await,
+            "restart" => restart_rows(n, default_n, &mut rows).await,
+            "call" => call_rows(n * 10, pipelined, &mut rows).await,
+            "process" => process_rows(process_n, &mut rows).await,
+            "channel" => channel_rows(n * 5, pipelined, &mut rows).await,
+            "deployment" => deployment_rows(if quick { 3 } else { 10 }, &mut rows).await,
+            "many" => many_rows(run_index, &mut rows).await,
+            _ => fanout_rows(10_000, fanout_n, &mut rows).await,
+        }
+    }
+    rows
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("worker") {
-        examples::worker::run(args[1..].to_vec());
+    match args.first().map(String::as_str) {
+        Some("worker") => examples::worker::run(args[1..].to_vec()),
+        Some("many") => return many_probe(args.get(1).map_or("pods", String::as_str), 10_000),
+        _ => {}
     }
-    let Args { json, quick } = <Args as clap::Parser>::parse();
+    let args = <Args as clap::Parser>::parse();
+    if let Some(path) = &args.render {
+        let report = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str::<Report>(&text).map_err(|e| e.to_string()));
+        return match report {
+            Ok(report) => {
+                print_markdown(&report);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("podbench: cannot read the report {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
     // The restart rows panic on purpose; printing each panic would be most
     // of what they measure.
     std::panic::set_hook(Box::new(|_| {}));
-    let (n, process_n, fanout_n) = if quick { (200, 10, 1) } else { (2000, 50, 5) };
-    let rows = System::new().block_on(async move {
-        let mut rows = Vec::new();
-        start_rows(n, &mut rows).await;
-        restart_rows(n, &mut rows).await;
-        call_rows(n * 10, &mut rows).await;
-        process_rows(process_n, &mut rows).await;
-        channel_rows(n * 5, if quick { 1000 } else { 10_000 }, &mut rows).await;
-        deployment_rows(if quick { 3 } else { 10 }, &mut rows).await;
-        many_rows(10_000, &mut rows).await;
-        fanout_rows(10_000, fanout_n, &mut rows).await;
-        rows
+    let quick = args.quick;
+    let runs = args.runs.unwrap_or(if quick { 1 } else { 5 });
+    let measured = System::new().block_on(async move {
+        let mut measured = Vec::new();
+        for i in 0..runs {
+            let load = load_average();
+            if !args.json && !args.markdown {
+                eprintln!(
+                    "podbench: run {} of {runs} (load average {:.2})",
+                    i + 1,
+                    load[0]
+                );
+            }
+            measured.push(Run {
+                load,
+                rows: run(quick, i, &args.only).await,
+            });
+        }
+        measured
     });
-    if json {
-        print_json(&rows);
+    let report = summarize(measured, quick);
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("podbench: cannot write JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else if args.markdown {
+        print_markdown(&report);
     } else {
-        print_table(&rows);
+        print_table(&report);
     }
     let _ = std::io::stdout().flush();
     ExitCode::SUCCESS
