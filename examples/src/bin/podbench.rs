@@ -544,8 +544,9 @@ async fn raw_spawn(exe: String) -> Duration {
     took
 }
 
-async fn process_rows(n: usize, rows: &mut Vec<Row>) {
-    let exe = std::env::current_exe().unwrap().display().to_string();
+/// The process pod config of the process rows: the worker, ready by a
+/// stdout line.
+fn worker_config(exe: &str) -> PodConfig {
     let text = format!(
         r#"
 name = "bench-process"
@@ -556,9 +557,13 @@ args = ["worker", "--announce", "stdout"]
 probe = {{ kind = "stdout", pattern = "ready and listening" }}
 "#
     );
-    let config =
-        PodConfig::from_str_with_env(&text, ConfigFormat::Toml, "podbench", &Default::default())
-            .unwrap();
+    PodConfig::from_str_with_env(&text, ConfigFormat::Toml, "podbench", &Default::default())
+        .unwrap()
+}
+
+async fn process_rows(n: usize, rows: &mut Vec<Row>) {
+    let exe = std::env::current_exe().unwrap().display().to_string();
+    let config = worker_config(&exe);
     let (ours, raw) = paired(
         2,
         n,
@@ -573,6 +578,86 @@ probe = {{ kind = "stdout", pattern = "ready and listening" }}
         baseline_name: "raw tokio::process spawn + reading the ready line",
         baseline: micros(median(raw)),
         aim: "<= 1.2x",
+    });
+}
+
+/// `podbench spawn MIB N`: with MIB mebibytes resident in this fresh
+/// process, N process pod starts and N raw spawns of the worker, in turns;
+/// printed as the two medians in µs.
+fn spawn_probe(resident_mib: usize, n: usize) -> ExitCode {
+    // Touched, so that it is resident, and kept until the end.
+    let resident: Vec<u8> = vec![1; resident_mib << 20];
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe.display().to_string(),
+        Err(e) => {
+            eprintln!("podbench: cannot find this binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (pod, raw) = System::new().block_on(async move {
+        let config = worker_config(&exe);
+        paired(
+            2,
+            n,
+            || process_pod_start(config.clone()),
+            || raw_spawn(exe.clone()),
+        )
+        .await
+    });
+    println!(
+        "{} {} {}",
+        micros(median(pod)),
+        micros(median(raw)),
+        std::hint::black_box(&resident).len() >> 20
+    );
+    ExitCode::SUCCESS
+}
+
+/// Runs `podbench spawn` in a fresh process: the medians of the pod start
+/// and of the raw spawn, in µs.
+async fn spawn_in_child(resident_mib: usize, n: usize) -> (f64, f64) {
+    let exe = std::env::current_exe().unwrap();
+    let probe = tokio::process::Command::new(exe)
+        .args(["spawn", &resident_mib.to_string(), &n.to_string()])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&probe.stdout);
+    let mut numbers = text
+        .split_whitespace()
+        .map(|n| n.parse().unwrap_or(f64::NAN));
+    (
+        numbers.next().unwrap_or(f64::NAN),
+        numbers.next().unwrap_or(f64::NAN),
+    )
+}
+
+/// Spawn cost against the owner's size: the same starts in a fresh small
+/// owner and in a fresh owner with 1 GiB resident, which goes first
+/// alternating by run.
+async fn spawn_rows(n: usize, run: u32, rows: &mut Vec<Row>) {
+    let (small, big) = if run % 2 == 0 {
+        let small = spawn_in_child(0, n).await;
+        (small, spawn_in_child(1024, n).await)
+    } else {
+        let big = spawn_in_child(1024, n).await;
+        (spawn_in_child(0, n).await, big)
+    };
+    rows.push(Row {
+        figure: "process pod start, owner with 1 GiB resident",
+        unit: "us",
+        ours: big.0,
+        baseline_name: "the same in a small owner",
+        baseline: small.0,
+        aim: "<= 1.2x",
+    });
+    rows.push(Row {
+        figure: "raw tokio::process spawn, owner with 1 GiB resident",
+        unit: "us",
+        ours: big.1,
+        baseline_name: "the same in a small owner",
+        baseline: small.1,
+        aim: "(reference)",
     });
 }
 
@@ -1125,17 +1210,18 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Measure only these groups of rows (start, restart, call, process,
-    /// channel, deployment, many, fanout)
+    /// spawn, channel, deployment, many, fanout)
     #[arg(long, value_name = "GROUP", value_delimiter = ',', value_parser = GROUPS)]
     only: Vec<String>,
 }
 
 /// The groups of rows, in the order they run.
-const GROUPS: [&str; 8] = [
+const GROUPS: [&str; 9] = [
     "start",
     "restart",
     "call",
     "process",
+    "spawn",
     "channel",
     "deployment",
     "many",
@@ -1161,6 +1247,7 @@ async fn run(quick: bool, run_index: u32, only: &[String]) -> Vec<Row> {
             "restart" => restart_rows(n, default_n, &mut rows).await,
             "call" => call_rows(n * 10, pipelined, &mut rows).await,
             "process" => process_rows(process_n, &mut rows).await,
+            "spawn" => spawn_rows(process_n, run_index, &mut rows).await,
             "channel" => channel_rows(n * 5, pipelined, &mut rows).await,
             "deployment" => deployment_rows(if quick { 3 } else { 10 }, &mut rows).await,
             "many" => many_rows(run_index, &mut rows).await,
@@ -1175,6 +1262,10 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("worker") => examples::worker::run(args[1..].to_vec()),
         Some("many") => return many_probe(args.get(1).map_or("pods", String::as_str), 10_000),
+        Some("spawn") => {
+            let number = |i: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(0);
+            return spawn_probe(number(1), number(2).max(1));
+        }
         _ => {}
     }
     let args = <Args as clap::Parser>::parse();
