@@ -9,7 +9,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use pod_actor::deployment::{Deployment, GetDeploymentStatus, Route, StartDeployment};
-use pod_actor::typed::{Direction, TypedCall, TypedRoute};
+use pod_actor::typed::{Bytes, Codec, CodecError, Direction, TypedCall, TypedRoute};
 use pod_actor::{
     Call, CallError, ChannelConfig, Close, Pod, PodConfig, RestartKind, RuntimeSpec, Start,
     WaitStartSuccess,
@@ -412,6 +412,56 @@ async fn typed_requests_go_as_json_and_answers_come_back_typed() {
             assert_eq!(e.to_string(), "cannot encode as json");
         }
         Ok(request) => panic!("expected an encoding error, got {request:?}"),
+    }
+    assert!(pod.send(Close::default()).await.unwrap().graceful());
+}
+
+/// A codec of our own: JSON text behind a `P:` prefix.
+struct Prefixed;
+
+impl Codec for Prefixed {
+    fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Bytes, CodecError> {
+        let json = serde_json::to_string(value)
+            .map_err(|e| CodecError::new(Direction::Encode, "prefixed", e))?;
+        Ok(Bytes::from(format!("P:{json}")))
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+        let json = bytes
+            .strip_prefix(b"P:")
+            .ok_or_else(|| CodecError::msg(Direction::Decode, "prefixed", "no P: prefix"))?;
+        serde_json::from_slice(json).map_err(|e| CodecError::new(Direction::Decode, "prefixed", e))
+    }
+}
+
+#[actix::test]
+async fn a_codec_of_the_users_own_goes_through_and_encoding_errors_convert() {
+    let (pod, _) = started(worker("codec", ChannelConfig::default())).await;
+    // The worker echoes the prefixed text, which decodes back.
+    let request = TypedCall::<Vec<u32>, Prefixed>::new(&[1, 2, 3]).unwrap();
+    assert_eq!(pod.send(request).await.unwrap().unwrap(), [1, 2, 3]);
+    // An answer without the prefix names what was wrong.
+    match Prefixed::decode::<Vec<u32>>(b"[1]") {
+        Err(e) => {
+            assert_eq!(e.to_string(), "cannot decode as prefixed");
+            assert_eq!(
+                std::error::Error::source(&e).unwrap().to_string(),
+                "no P: prefix"
+            );
+        }
+        Ok(value) => panic!("decoded {value:?}"),
+    }
+    // `?` turns an encoding error into a CallError.
+    async fn ask(pod: &ProcessPod) -> Result<u8, CallError> {
+        let bad: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let request = TypedCall::<u8>::new(&bad)?;
+        pod.send(request).await.map_err(|_| CallError::Closed)?
+    }
+    match ask(&pod).await {
+        Err(e @ CallError::Codec(_)) => {
+            assert_eq!(e.to_string(), "request not sent: it cannot be encoded")
+        }
+        other => panic!("expected an encoding error, got {other:?}"),
     }
     assert!(pod.send(Close::default()).await.unwrap().graceful());
 }

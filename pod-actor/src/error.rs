@@ -145,8 +145,9 @@ pub enum CallError {
         /// How many requests it takes at once.
         limit: usize,
     },
-    /// A typed request could not be encoded (it was not sent), or the
-    /// child's answer could not be decoded ([`typed`](crate::typed)).
+    /// The child's answer to a typed request could not be decoded
+    /// ([`typed`](crate::typed)); or, converted with `?` from
+    /// `TypedCall::new`, the request could not be encoded and was not sent.
     Codec(CodecError),
 }
 

@@ -36,7 +36,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use actix::{ActorFutureExt, Context, Handler, Message, ResponseActFuture, ResponseFuture};
-use bytes::Bytes;
+/// The bytes a [`Codec`] encodes into (`bytes::Bytes`, re-exported so
+/// that a codec needs no dependency of its own).
+pub use bytes::Bytes;
 use runtime_actor::{ProcessRequest, ProcessResponse, ProcessRuntime};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -99,7 +101,8 @@ pub struct CodecError {
 }
 
 impl CodecError {
-    /// An error of `codec` (its name, for the message) going `direction`.
+    /// An error of `codec` (its name, for the message) going `direction`,
+    /// caused by `source`.
     pub fn new(
         direction: Direction,
         codec: &'static str,
@@ -110,6 +113,12 @@ impl CodecError {
             codec,
             source: Arc::new(source),
         }
+    }
+
+    /// An error of `codec` going `direction`, described by `message` (for a
+    /// codec whose own failures are not error values).
+    pub fn msg(direction: Direction, codec: &'static str, message: impl Into<String>) -> Self {
+        CodecError::new(direction, codec, Described(message.into()))
     }
 
     /// Whether the request could not be encoded or the answer decoded.
@@ -124,6 +133,24 @@ impl fmt::Display for CodecError {
             Direction::Encode => write!(f, "cannot encode as {}", self.codec),
             Direction::Decode => write!(f, "cannot decode as {}", self.codec),
         }
+    }
+}
+
+/// The source of a [`CodecError::msg`].
+#[derive(Debug)]
+struct Described(String);
+
+impl fmt::Display for Described {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for Described {}
+
+impl From<CodecError> for CallError {
+    fn from(e: CodecError) -> Self {
+        CallError::Codec(e)
     }
 }
 
@@ -156,7 +183,7 @@ impl<Resp, C: Codec> TypedCall<Resp, C> {
     }
 }
 
-impl<Resp: 'static, C> Message for TypedCall<Resp, C> {
+impl<Resp: Send + 'static, C> Message for TypedCall<Resp, C> {
     type Result = Result<Resp, CallError>;
 }
 
@@ -165,6 +192,7 @@ impl<Resp, C> fmt::Debug for TypedCall<Resp, C> {
         f.debug_struct("TypedCall")
             .field("bytes", &self.payload.len())
             .field("answer", &std::any::type_name::<Resp>())
+            .field("codec", &std::any::type_name::<C>())
             .finish()
     }
 }
@@ -190,7 +218,7 @@ impl<Resp, C: Codec> TypedRoute<Resp, C> {
     }
 }
 
-impl<Resp: 'static, C> Message for TypedRoute<Resp, C> {
+impl<Resp: Send + 'static, C> Message for TypedRoute<Resp, C> {
     type Result = Result<Resp, CallError>;
 }
 
@@ -199,6 +227,7 @@ impl<Resp, C> fmt::Debug for TypedRoute<Resp, C> {
         f.debug_struct("TypedRoute")
             .field("bytes", &self.payload.len())
             .field("answer", &std::any::type_name::<Resp>())
+            .field("codec", &std::any::type_name::<C>())
             .finish()
     }
 }

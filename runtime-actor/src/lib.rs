@@ -113,6 +113,9 @@ mod process;
 mod runtime;
 
 pub use actor::RuntimeActor;
+/// The bytes of a request channel's frames (`bytes::Bytes`), re-exported so
+/// that users need no dependency of their own.
+pub use bytes::Bytes;
 pub use context::{FailureReporter, PidReporter, RuntimeContext};
 pub use env::RuntimeEnv;
 pub use error::{FailureCause, PanicLocation, RequestError, RuntimeError};
