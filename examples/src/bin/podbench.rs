@@ -616,20 +616,7 @@ fn spawn_probe(resident_mib: usize, n: usize) -> ExitCode {
 /// Runs `podbench spawn` in a fresh process: the medians of the pod start
 /// and of the raw spawn, in µs.
 async fn spawn_in_child(resident_mib: usize, n: usize) -> (f64, f64) {
-    let exe = std::env::current_exe().unwrap();
-    let probe = tokio::process::Command::new(exe)
-        .args(["spawn", &resident_mib.to_string(), &n.to_string()])
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&probe.stdout);
-    let mut numbers = text
-        .split_whitespace()
-        .map(|n| n.parse().unwrap_or(f64::NAN));
-    (
-        numbers.next().unwrap_or(f64::NAN),
-        numbers.next().unwrap_or(f64::NAN),
-    )
+    probe(&["spawn", &resident_mib.to_string(), &n.to_string()]).await
 }
 
 /// Spawn cost against the owner's size: the same starts in a fresh small
@@ -905,22 +892,44 @@ fn many_probe(side: &str, count: usize) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A measurement failed: the report says so, and podbench exits 1.
+static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs `podbench ARGS` in a fresh process and reads the two numbers it
+/// prints; a probe that fails is reported, and its numbers are NaN.
+async fn probe(args: &[&str]) -> (f64, f64) {
+    let exe = std::env::current_exe().unwrap();
+    let output = tokio::process::Command::new(exe).args(args).output().await;
+    let parsed = output
+        .as_ref()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let mut numbers = text.split_whitespace().map(str::parse::<f64>);
+            Some((numbers.next()?.ok()?, numbers.next()?.ok()?))
+        });
+    parsed.unwrap_or_else(|| {
+        FAILED.store(true, std::sync::atomic::Ordering::SeqCst);
+        let why = match &output {
+            Ok(o) => format!(
+                "{}: {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => e.to_string(),
+        };
+        eprintln!(
+            "podbench: the probe `podbench {}` failed ({why})",
+            args.join(" ")
+        );
+        (f64::NAN, f64::NAN)
+    })
+}
+
 /// Runs one side of the 10,000 rows in a fresh process.
 async fn many_in_child(side: &str) -> (f64, f64) {
-    let exe = std::env::current_exe().unwrap();
-    let probe = tokio::process::Command::new(exe)
-        .args(["many", side])
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&probe.stdout);
-    let mut numbers = text
-        .split_whitespace()
-        .map(|n| n.parse().unwrap_or(f64::NAN));
-    (
-        numbers.next().unwrap_or(f64::NAN),
-        numbers.next().unwrap_or(f64::NAN),
-    )
+    probe(&["many", side]).await
 }
 
 async fn many_rows(run: u32, rows: &mut Vec<Row>) {
@@ -1052,10 +1061,15 @@ impl Machine {
 struct Summary {
     figure: String,
     unit: String,
+    #[serde(deserialize_with = "nan_from_null")]
     ours: f64,
+    #[serde(deserialize_with = "nan_from_null")]
     baseline: f64,
+    #[serde(deserialize_with = "nan_from_null")]
     ratio: f64,
+    #[serde(deserialize_with = "nan_from_null")]
     ratio_min: f64,
+    #[serde(deserialize_with = "nan_from_null")]
     ratio_max: f64,
     baseline_name: String,
     aim: String,
@@ -1072,9 +1086,20 @@ struct Report {
     rows: Vec<Summary>,
 }
 
-fn median_of(mut values: Vec<f64>) -> f64 {
+/// The median of the finite values; NaN when there is none (a failed
+/// probe, a baseline of zero).
+fn median_of(values: Vec<f64>) -> f64 {
+    let mut values: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
+    if values.is_empty() {
+        return f64::NAN;
+    }
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// JSON has no NaN: serde_json writes it as null, read back as NaN here.
+fn nan_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    <Option<f64> as serde::Deserialize>::deserialize(d).map(|v| v.unwrap_or(f64::NAN))
 }
 
 fn summarize(runs: Vec<Run>, quick: bool) -> Report {
@@ -1083,15 +1108,19 @@ fn summarize(runs: Vec<Run>, quick: bool) -> Report {
     let rows = (0..runs[0].rows.len())
         .map(|i| {
             let all: Vec<&Row> = runs.iter().map(|r| &r.rows[i]).collect();
-            let ratios: Vec<f64> = all.iter().map(|r| r.ours / r.baseline).collect();
+            let ratios: Vec<f64> = all
+                .iter()
+                .map(|r| r.ours / r.baseline)
+                .filter(|r| r.is_finite())
+                .collect();
             Summary {
                 figure: all[0].figure.to_owned(),
                 unit: all[0].unit.to_owned(),
                 ours: median_of(all.iter().map(|r| r.ours).collect()),
                 baseline: median_of(all.iter().map(|r| r.baseline).collect()),
                 ratio: median_of(ratios.clone()),
-                ratio_min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
-                ratio_max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                ratio_min: ratios.iter().copied().reduce(f64::min).unwrap_or(f64::NAN),
+                ratio_max: ratios.iter().copied().reduce(f64::max).unwrap_or(f64::NAN),
                 baseline_name: all[0].baseline_name.to_owned(),
                 aim: all[0].aim.to_owned(),
             }
@@ -1125,7 +1154,11 @@ fn header(report: &Report) -> String {
 }
 
 fn spread(row: &Summary) -> String {
-    format!("{:.2}-{:.2}", row.ratio_min, row.ratio_max)
+    if row.ratio_min.is_finite() && row.ratio_max.is_finite() {
+        format!("{:.2}-{:.2}", row.ratio_min, row.ratio_max)
+    } else {
+        "-".to_owned()
+    }
 }
 
 fn print_table(report: &Report) {
@@ -1201,7 +1234,7 @@ struct Args {
     markdown: bool,
     /// Measure nothing: print the report saved by `--json` in FILE as
     /// Markdown
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["json", "markdown", "runs", "only", "quick"])]
     render: Option<std::path::PathBuf>,
     /// How many runs of every row (5 by default, 1 with --quick)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -1257,14 +1290,28 @@ async fn run(quick: bool, run_index: u32, only: &[String]) -> Vec<Row> {
     rows
 }
 
+fn usage(text: &str) -> ExitCode {
+    eprintln!("usage: {text}");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("worker") => examples::worker::run(args[1..].to_vec()),
-        Some("many") => return many_probe(args.get(1).map_or("pods", String::as_str), 10_000),
+        Some("many") => {
+            return match args.get(1).map(String::as_str) {
+                Some(side @ ("pods" | "bare")) => many_probe(side, 10_000),
+                _ => usage("podbench many pods|bare"),
+            }
+        }
         Some("spawn") => {
-            let number = |i: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(0);
-            return spawn_probe(number(1), number(2).max(1));
+            let number = |i: usize| args.get(i).and_then(|a| a.parse::<usize>().ok());
+            return match (number(1), number(2)) {
+                // At most 64 GiB resident, at least one sample.
+                (Some(mib @ 0..=65_536), Some(n @ 1..)) => spawn_probe(mib, n),
+                _ => usage("podbench spawn MIB N (MIB at most 65536, N at least 1)"),
+            };
         }
         _ => {}
     }
@@ -1322,5 +1369,9 @@ fn main() -> ExitCode {
         print_table(&report);
     }
     let _ = std::io::stdout().flush();
+    if FAILED.load(std::sync::atomic::Ordering::SeqCst) {
+        eprintln!("podbench: a measurement failed (its figures are NaN)");
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }
