@@ -14,6 +14,11 @@
 //! with environment overrides, in Jina's names and units (`timeout_ready`
 //! and `timeout_ctrl` in milliseconds).
 //!
+//! A [`deployment`] runs replicas of one pod config and routes requests to
+//! them. A process pod with a request channel (`runtime.channel`) serves
+//! requests as bytes ([`ProcessRequest::Call`](runtime_actor::ProcessRequest::Call)),
+//! or as serde values through [`typed`].
+//!
 //! What it fixes in the original: readiness is an event, not a 100 ms poll;
 //! a failed start says why; a start timeout closes the runtime before the
 //! error is returned; a close that hangs is forced and reported; a runtime
