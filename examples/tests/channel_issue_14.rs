@@ -103,6 +103,31 @@ async fn answers_come_back_in_any_order_matched_to_their_requests() {
 }
 
 #[actix::test]
+async fn a_request_over_max_frame_is_refused_typed_and_never_sent() {
+    let channel = ChannelConfig {
+        max_frame: 1024,
+        ..ChannelConfig::default()
+    };
+    let (pod, _) = started(worker("too-large", channel)).await;
+    let before = call(&pod, "count").await.unwrap();
+    match call(&pod, "x".repeat(1016)).await {
+        Err(CallError::TooLarge {
+            size: 1016,
+            limit: 1015,
+        }) => {}
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    // The largest that fits goes through; the child saw nothing else.
+    assert_eq!(
+        call(&pod, "y".repeat(1015)).await.unwrap(),
+        "y".repeat(1015)
+    );
+    let after: u64 = call(&pod, "count").await.unwrap().parse().unwrap();
+    assert_eq!(after, before.parse::<u64>().unwrap() + 2);
+    assert!(pod.send(Close::default()).await.unwrap().graceful());
+}
+
+#[actix::test]
 async fn ten_thousand_pipelined_requests_are_all_answered() {
     let channel = ChannelConfig {
         max_in_flight: 10_000,

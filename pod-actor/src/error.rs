@@ -145,6 +145,14 @@ pub enum CallError {
         /// How many requests it takes at once.
         limit: usize,
     },
+    /// The request is larger than the runtime takes (a process pod's
+    /// `runtime.channel.max_frame`); it was not sent.
+    TooLarge {
+        /// Its size, in bytes.
+        size: usize,
+        /// The largest the runtime takes.
+        limit: usize,
+    },
     /// The child's answer to a typed request could not be decoded
     /// ([`typed`](crate::typed)); or, converted with `?` from
     /// `TypedCall::new`, the request could not be encoded and was not sent.
@@ -166,6 +174,12 @@ impl fmt::Display for CallError {
             CallError::TimedOut { after } => write!(f, "runtime did not answer within {after:?}"),
             CallError::Busy { limit } => {
                 write!(f, "runtime is busy ({limit} requests in flight)")
+            }
+            CallError::TooLarge { size, limit } => {
+                write!(
+                    f,
+                    "request of {size} bytes not sent: the runtime takes at most {limit}"
+                )
             }
             CallError::Codec(e) => match e.direction() {
                 Direction::Encode => f.write_str("request not sent: it cannot be encoded"),

@@ -822,6 +822,9 @@ impl<R: Runtime> Handler<Call<R>> for Pod<R> {
                         RequestError::Runtime(e) => CallError::Runtime(e),
                         RequestError::TimedOut { after } => CallError::TimedOut { after },
                         RequestError::Busy { limit } => CallError::Busy { limit },
+                        RequestError::TooLarge { size, limit } => {
+                            CallError::TooLarge { size, limit }
+                        }
                         // Refused after this pod took the call: the runtime
                         // is stopping under it (a restart or a close).
                         _ => CallError::NotReady,

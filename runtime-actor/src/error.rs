@@ -225,6 +225,14 @@ pub enum RequestError {
         /// How many requests it takes at once.
         limit: usize,
     },
+    /// The request is larger than the runtime takes (a process pod's
+    /// `runtime.channel.max_frame`), so it was not sent.
+    TooLarge {
+        /// Its size, in bytes.
+        size: usize,
+        /// The largest the runtime takes.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for RequestError {
@@ -242,6 +250,12 @@ impl fmt::Display for RequestError {
             }
             RequestError::Busy { limit } => {
                 write!(f, "runtime is busy ({limit} requests in flight)")
+            }
+            RequestError::TooLarge { size, limit } => {
+                write!(
+                    f,
+                    "request of {size} bytes not sent: the runtime takes at most {limit}"
+                )
             }
         }
     }

@@ -86,7 +86,7 @@ const BATCH: usize = 64 * 1024;
 /// # Errors and limits
 ///
 /// - A request whose payload makes a frame over `max_frame` is refused to
-///   its caller, not sent.
+///   its caller with [`RequestError::TooLarge`], not sent.
 /// - At most [`max_in_flight`](ChannelSpec::max_in_flight) requests (1,024
 ///   by default) are in flight: sent or waiting to be sent, not yet
 ///   answered. Past that a request gets [`RequestError::Busy`] at once,
@@ -364,12 +364,10 @@ impl Channel {
         let refuse =
             |e: RequestError| -> LocalBoxFuture<'static, _> { Box::pin(future::ready(Err(e))) };
         if payload.len() > self.spec.max_payload() {
-            return refuse(RequestError::Runtime(RuntimeError::new(format!(
-                "the request has {} bytes, over the {} a frame of runtime.channel.max_frame ({}) carries",
-                payload.len(),
-                self.spec.max_payload(),
-                self.spec.max_frame
-            ))));
+            return refuse(RequestError::TooLarge {
+                size: payload.len(),
+                limit: self.spec.max_payload(),
+            });
         }
         let limit = self.spec.max_in_flight;
         if self.shared.pending.borrow().len() >= limit {
@@ -699,9 +697,10 @@ mod tests {
             let (channel, _broken, mut child) =
                 open(ChannelSpec::default().max_frame(16).timeout(None));
             match channel.call(Bytes::from(vec![0; 8])).await {
-                Err(RequestError::Runtime(e)) => {
-                    assert!(e.message().contains("8 bytes, over the 7"), "{e}")
-                }
+                Err(e @ RequestError::TooLarge { size: 8, limit: 7 }) => assert_eq!(
+                    e.to_string(),
+                    "request of 8 bytes not sent: the runtime takes at most 7"
+                ),
                 other => panic!("expected a refusal, got {other:?}"),
             }
             // The largest that fits is sent, as the first request.
