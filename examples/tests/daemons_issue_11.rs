@@ -174,20 +174,12 @@ async fn a_daemon_that_left_the_group_is_gone_after_close_and_after_a_restart() 
 fn a_daemon_dies_within_a_second_of_its_owner_being_killed() {
     let dir = TempDir::new();
     let daemon_file = dir.path("daemon");
-    let mut owner = Owner(
+    let (mut owner, child) = Owner::spawn(
         Command::new(PARENT)
             .args(["/bin/sh", "-c", DAEMONIZING])
             .env("DAEMON", &daemon_file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
-    let mut line = String::new();
-    BufReader::new(owner.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let child: u32 = line.trim().parse().unwrap();
     let daemon = wait_blocking(|| read_pid(&daemon_file));
     assert!(alive(child) && alive(daemon));
 
@@ -217,6 +209,28 @@ impl Drop for Removed {
 /// An owner process, SIGKILLed and reaped when dropped (so a failed
 /// assertion leaves nothing running).
 struct Owner(std::process::Child);
+
+impl Owner {
+    /// Spawns an owner process that prints its pod's child pid as its first
+    /// line: the owner, and that pid.
+    fn spawn(command: &mut Command) -> (Owner, u32) {
+        let mut owner = Owner(command.stdout(Stdio::piped()).spawn().unwrap());
+        let mut line = String::new();
+        BufReader::new(owner.0.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        match line.trim().parse() {
+            Ok(pid) => (owner, pid),
+            Err(_) => {
+                let mut said = String::new();
+                if let Some(mut stderr) = owner.0.stderr.take() {
+                    let _ = stderr.read_to_string(&mut said);
+                }
+                panic!("the owner's pod did not start: {said}");
+            }
+        }
+    }
+}
 
 impl Drop for Owner {
     fn drop(&mut self) {
@@ -288,21 +302,11 @@ fn what_a_dead_owner_left_is_removed_by_the_next_owner() {
     std::os::unix::fs::chown(&foreign.0, Some(65534), Some(65534)).unwrap();
 
     // The next owner starts a pod.
-    let mut owner = Owner(
+    let (owner, _) = Owner::spawn(
         Command::new(PARENT)
             .args([WORKER, "--announce", "none"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
-    let mut line = String::new();
-    BufReader::new(owner.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    line.trim()
-        .parse::<u32>()
-        .expect("the owner started its pod");
 
     let status = wait_blocking(|| leftover.try_wait().unwrap());
     assert!(!status.success(), "the leftover was killed: {status}");
@@ -1055,28 +1059,13 @@ fn an_owner_that_may_not_move_processes_falls_back_to_the_process_group() {
     std::os::unix::fs::chown(&cgroup.0, Some(65534), Some(65534)).unwrap();
 
     let script = r#"echo $$ > "$CGROUP/cgroup.procs" && exec setpriv --reuid=65534 --regid=65534 --clear-groups -- "$PARENT" /bin/sleep 3600"#;
-    let mut owner = Owner(
+    let (owner, child) = Owner::spawn(
         Command::new("/bin/sh")
             .args(["-c", script])
             .env("CGROUP", &cgroup.0)
             .env("PARENT", &parent)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::piped()),
     );
-    let mut line = String::new();
-    BufReader::new(owner.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let child: u32 = match line.trim().parse() {
-        Ok(pid) => pid,
-        Err(_) => {
-            let mut said = String::new();
-            let _ = owner.0.stderr.take().unwrap().read_to_string(&mut said);
-            panic!("the pod did not start: {said}");
-        }
-    };
     // It runs beside its owner, held by its process group.
     let cgroup_of_child = std::fs::read_to_string(format!("/proc/{child}/cgroup")).unwrap();
     let name = cgroup.0.file_name().unwrap().to_str().unwrap();
