@@ -148,15 +148,41 @@ impl fmt::Display for Described {
 
 impl StdError for Described {}
 
+impl StdError for CodecError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
+
 impl From<CodecError> for CallError {
     fn from(e: CodecError) -> Self {
         CallError::Codec(e)
     }
 }
 
-impl StdError for CodecError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&*self.source)
+/// A request encoded by `C`, whose answer decodes as `Resp`: what
+/// [`TypedCall`] and [`TypedRoute`] carry.
+struct Encoded<Resp, C> {
+    payload: Bytes,
+    _answer: PhantomData<fn() -> (Resp, C)>,
+}
+
+impl<Resp, C: Codec> Encoded<Resp, C> {
+    fn new<Req: Serialize + ?Sized>(request: &Req) -> Result<Self, CodecError> {
+        Ok(Encoded {
+            payload: C::encode(request)?,
+            _answer: PhantomData,
+        })
+    }
+}
+
+impl<Resp, C> Encoded<Resp, C> {
+    fn describe(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("bytes", &self.payload.len())
+            .field("answer", &std::any::type_name::<Resp>())
+            .field("codec", &std::any::type_name::<C>())
+            .finish()
     }
 }
 
@@ -164,10 +190,7 @@ impl StdError for CodecError {
 /// request is made, the child's answer decoded as `Resp`. Answered as
 /// [`Call`] is, plus [`CallError::Codec`] for an answer that does not
 /// decode.
-pub struct TypedCall<Resp, C = Json> {
-    payload: Bytes,
-    _answer: PhantomData<fn() -> (Resp, C)>,
-}
+pub struct TypedCall<Resp, C = Json>(Encoded<Resp, C>);
 
 impl<Resp, C: Codec> TypedCall<Resp, C> {
     /// A request of this value, encoded now.
@@ -176,10 +199,7 @@ impl<Resp, C: Codec> TypedCall<Resp, C> {
     ///
     /// The codec cannot encode it ([`Direction::Encode`]).
     pub fn new<Req: Serialize + ?Sized>(request: &Req) -> Result<Self, CodecError> {
-        Ok(TypedCall {
-            payload: C::encode(request)?,
-            _answer: PhantomData,
-        })
+        Encoded::new(request).map(TypedCall)
     }
 }
 
@@ -189,20 +209,13 @@ impl<Resp: Send + 'static, C> Message for TypedCall<Resp, C> {
 
 impl<Resp, C> fmt::Debug for TypedCall<Resp, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypedCall")
-            .field("bytes", &self.payload.len())
-            .field("answer", &std::any::type_name::<Resp>())
-            .field("codec", &std::any::type_name::<C>())
-            .finish()
+        self.0.describe("TypedCall", f)
     }
 }
 
 /// A typed request for a deployment of process replicas, encoded once when
 /// it is made and routed as [`Route`] is (retried by the same rules).
-pub struct TypedRoute<Resp, C = Json> {
-    payload: Bytes,
-    _answer: PhantomData<fn() -> (Resp, C)>,
-}
+pub struct TypedRoute<Resp, C = Json>(Encoded<Resp, C>);
 
 impl<Resp, C: Codec> TypedRoute<Resp, C> {
     /// A request of this value, encoded now.
@@ -211,10 +224,7 @@ impl<Resp, C: Codec> TypedRoute<Resp, C> {
     ///
     /// The codec cannot encode it ([`Direction::Encode`]).
     pub fn new<Req: Serialize + ?Sized>(request: &Req) -> Result<Self, CodecError> {
-        Ok(TypedRoute {
-            payload: C::encode(request)?,
-            _answer: PhantomData,
-        })
+        Encoded::new(request).map(TypedRoute)
     }
 }
 
@@ -224,11 +234,7 @@ impl<Resp: Send + 'static, C> Message for TypedRoute<Resp, C> {
 
 impl<Resp, C> fmt::Debug for TypedRoute<Resp, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypedRoute")
-            .field("bytes", &self.payload.len())
-            .field("answer", &std::any::type_name::<Resp>())
-            .field("codec", &std::any::type_name::<C>())
-            .finish()
+        self.0.describe("TypedRoute", f)
     }
 }
 
@@ -253,7 +259,7 @@ where
     type Result = ResponseFuture<Result<Resp, CallError>>;
 
     fn handle(&mut self, msg: TypedCall<Resp, C>, ctx: &mut Context<Self>) -> Self::Result {
-        let call = Call(ProcessRequest::Call(msg.payload));
+        let call = Call(ProcessRequest::Call(msg.0.payload));
         let answer = <Self as Handler<Call<ProcessRuntime>>>::handle(self, call, ctx);
         Box::pin(async move { decode::<Resp, C>(answer.await) })
     }
@@ -267,7 +273,7 @@ where
     type Result = ResponseActFuture<Self, Result<Resp, CallError>>;
 
     fn handle(&mut self, msg: TypedRoute<Resp, C>, ctx: &mut Context<Self>) -> Self::Result {
-        let route = Route(ProcessRequest::Call(msg.payload));
+        let route = Route(ProcessRequest::Call(msg.0.payload));
         let routed = <Self as Handler<Route<ProcessRuntime>>>::handle(self, route, ctx);
         Box::pin(routed.map(|answer, _, _| decode::<Resp, C>(answer)))
     }
