@@ -128,6 +128,21 @@ async fn a_request_over_max_frame_is_refused_typed_and_never_sent() {
 }
 
 #[actix::test]
+async fn a_call_to_a_pod_without_a_channel_says_so() {
+    let mut config = PodConfig::new("no-channel", RuntimeSpec::process(WORKER));
+    config.timeout_ctrl = 2_000;
+    let (pod, _) = started(config).await;
+    match call(&pod, "hello").await {
+        Err(CallError::Runtime(e)) => assert_eq!(
+            e.message(),
+            "this process pod has no request channel (runtime.channel)"
+        ),
+        other => panic!("expected the refusal, got {other:?}"),
+    }
+    assert!(pod.send(Close::default()).await.unwrap().graceful());
+}
+
+#[actix::test]
 async fn ten_thousand_pipelined_requests_are_all_answered() {
     let channel = ChannelConfig {
         max_in_flight: 10_000,

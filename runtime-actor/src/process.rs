@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Group, Pid, Uid, User};
@@ -878,6 +879,28 @@ impl ProcessRuntime {
         };
         Ok(identity)
     }
+
+    /// Sends `payload` to the child over its request channel; the answer
+    /// is the child's reply.
+    fn call_child(
+        &self,
+        payload: Bytes,
+    ) -> LocalBoxFuture<'static, Result<ProcessResponse, RequestError>> {
+        let refused = match &self.child {
+            Some(Child {
+                channel: Some(channel),
+                ..
+            }) => {
+                let reply = channel.call(payload);
+                return Box::pin(async move { reply.await.map(ProcessResponse::Reply) });
+            }
+            Some(_) => {
+                RuntimeError::new("this process pod has no request channel (runtime.channel)")
+            }
+            None => RuntimeError::new("no child process"),
+        };
+        Box::pin(std::future::ready(Err(RequestError::Runtime(refused))))
+    }
 }
 
 fn lookup_user(name: &str) -> Result<User, RuntimeError> {
@@ -1245,36 +1268,26 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn handle(&mut self, req: ProcessRequest) -> Result<ProcessResponse, RuntimeError> {
+        if let ProcessRequest::Call(payload) = req {
+            // Sent on by `dispatch`; here only when called directly.
+            return self.call_child(payload).await.map_err(|e| match e {
+                RequestError::Runtime(e) => e,
+                e => RuntimeError::new(e.to_string()).with_source(e),
+            });
+        }
         let Some(child) = &self.child else {
             return Err(RuntimeError::new("no child process"));
         };
         let state = &child.state;
-        match req {
-            // Sent on by `dispatch`; here only when called directly.
-            ProcessRequest::Call(payload) => {
-                let Some(channel) = &child.channel else {
-                    return Err(no_channel());
-                };
-                return channel
-                    .call(payload)
-                    .await
-                    .map(ProcessResponse::Reply)
-                    .map_err(|e| match e {
-                        RequestError::Runtime(e) => e,
-                        e => RuntimeError::new(e.to_string()).with_source(e),
-                    });
+        if let ProcessRequest::Signal(number) = req {
+            let signal = Signal::try_from(number)
+                .map_err(|e| RuntimeError::new(format!("no signal {number}")).with_source(e))?;
+            if state.ended.get() {
+                return Err(RuntimeError::new("the main process has already exited"));
             }
-            ProcessRequest::Signal(number) => {
-                let signal = Signal::try_from(number)
-                    .map_err(|e| RuntimeError::new(format!("no signal {number}")).with_source(e))?;
-                if state.ended.get() {
-                    return Err(RuntimeError::new("the main process has already exited"));
-                }
-                state.signal_main(signal).map_err(|e| {
-                    RuntimeError::new(format!("cannot send {signal}")).with_source(e)
-                })?;
-            }
-            ProcessRequest::Info => {}
+            state
+                .signal_main(signal)
+                .map_err(|e| RuntimeError::new(format!("cannot send {signal}")).with_source(e))?;
         }
         Ok(ProcessResponse::Info(ProcessInfo {
             pid: state.pid,
@@ -1287,25 +1300,10 @@ impl Runtime for ProcessRuntime {
     }
 
     fn dispatch(&mut self, req: ProcessRequest) -> Dispatch<ProcessRequest, ProcessResponse> {
-        let ProcessRequest::Call(payload) = req else {
-            return Dispatch::Handle(req);
-        };
-        let reply = match self.child.as_ref().and_then(|child| child.channel.as_ref()) {
-            Some(channel) => channel.call(payload),
-            None if self.child.is_none() => {
-                return Dispatch::Later(Box::pin(std::future::ready(Err(RequestError::Runtime(
-                    RuntimeError::new("no child process"),
-                )))))
-            }
-            None => {
-                return Dispatch::Later(Box::pin(std::future::ready(Err(RequestError::Runtime(
-                    no_channel(),
-                )))))
-            }
-        };
-        Dispatch::Later(Box::pin(
-            async move { reply.await.map(ProcessResponse::Reply) },
-        ))
+        match req {
+            ProcessRequest::Call(payload) => Dispatch::Later(self.call_child(payload)),
+            other => Dispatch::Handle(other),
+        }
     }
 
     async fn health(&mut self) -> Result<(), RuntimeError> {
@@ -1366,10 +1364,6 @@ fn access_name(access: NotifyAccess) -> &'static str {
         NotifyAccess::Exec => "exec",
         NotifyAccess::All => "all",
     }
-}
-
-fn no_channel() -> RuntimeError {
-    RuntimeError::new("this process pod has no request channel (runtime.channel)")
 }
 
 /// What the probe waits for, in words.
