@@ -198,6 +198,26 @@ where
     (a, b)
 }
 
+/// The p50 and p99 rows of one comparison of latencies, in µs.
+fn percentile_rows(
+    rows: &mut Vec<Row>,
+    figures: [&'static str; 2],
+    (ours, baseline): (&[Duration], &[Duration]),
+    baseline_name: &'static str,
+    aim: &'static str,
+) {
+    for (figure, p) in figures.into_iter().zip([0.5, 0.99]) {
+        rows.push(Row {
+            figure,
+            unit: "us",
+            ours: micros(percentile(ours.to_vec(), p)),
+            baseline_name,
+            baseline: micros(percentile(baseline.to_vec(), p)),
+            aim,
+        });
+    }
+}
+
 /// Times one future.
 async fn timed(work: impl std::future::Future<Output = ()>) -> Duration {
     let begun = Instant::now();
@@ -457,19 +477,13 @@ async fn call_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
         },
     )
     .await;
-    for (figure, p) in [
-        ("Call through the pod, p50", 0.5),
-        ("Call through the pod, p99", 0.99),
-    ] {
-        rows.push(Row {
-            figure,
-            unit: "us",
-            ours: micros(percentile(ours.clone(), p)),
-            baseline_name: "direct send to the runtime actor",
-            baseline: micros(percentile(baseline.clone(), p)),
-            aim: "<= 1.3x",
-        });
-    }
+    percentile_rows(
+        rows,
+        ["Call through the pod, p50", "Call through the pod, p99"],
+        (&ours, &baseline),
+        "direct send to the runtime actor",
+        "<= 1.3x",
+    );
     // `pipelined` calls at once, answers per second.
     let (ours, baseline) = paired(
         1,
@@ -654,6 +668,8 @@ async fn spawn_rows(n: usize, run: u32, rows: &mut Vec<Row>) {
 struct RawChannel {
     read: BufReader<tokio::net::unix::OwnedReadHalf>,
     write: tokio::net::unix::OwnedWriteHalf,
+    /// The id of the next request.
+    next: u64,
 }
 
 impl RawChannel {
@@ -665,6 +681,7 @@ impl RawChannel {
                 return RawChannel {
                     read: BufReader::new(read),
                     write,
+                    next: 1,
                 };
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -680,7 +697,9 @@ impl RawChannel {
     }
 
     /// Sends `count` requests at once, then reads every answer.
-    async fn round_trips(&mut self, first: u64, count: u64, payload: &[u8]) {
+    async fn round_trips(&mut self, count: u64, payload: &[u8]) {
+        let first = self.next;
+        self.next += count;
         let mut frames = Vec::new();
         for id in first..first + count {
             frames.extend_from_slice(&(9 + payload.len() as u32).to_be_bytes());
@@ -736,42 +755,33 @@ async fn channel_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
             .start();
         pod.send(Start).await.unwrap().unwrap();
         pod.send(WaitStartSuccess).await.unwrap().unwrap();
-        let mut raw = RawChannel::connect(&socket).await;
-        let payload = b"a request of 32 bytes, echoed...";
-        let call = |pod: &Addr<Pod<ProcessRuntime>>| {
-            pod.send(Call::<ProcessRuntime>(ProcessRequest::call(&payload[..])))
-        };
-        // A warm-up, then both sides in turns, the first side alternating.
-        let mut id = 1;
-        for _ in 0..100 {
-            call(&pod).await.unwrap().unwrap();
-            raw.round_trips(id, 1, payload).await;
-            id += 1;
-        }
-        let (mut ours, mut direct) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for i in 0..n {
-            for side in [i % 2, 1 - i % 2] {
-                let begun = Instant::now();
-                if side == 0 {
-                    call(&pod).await.unwrap().unwrap();
-                    ours.push(begun.elapsed());
-                } else {
-                    raw.round_trips(id, 1, payload).await;
-                    id += 1;
-                    direct.push(begun.elapsed());
+        let raw = std::rc::Rc::new(tokio::sync::Mutex::new(RawChannel::connect(&socket).await));
+        let payload: &'static [u8] = b"a request of 32 bytes, echoed...";
+        // `count` calls at once through the pod, or the same frames straight
+        // to the child; the time until every answer is in.
+        let through_pod = |count: usize| {
+            let pod = pod.clone();
+            timed(async move {
+                let calls: Vec<_> = (0..count)
+                    .map(|_| pod.send(Call::<ProcessRuntime>(ProcessRequest::call(payload))))
+                    .collect();
+                for answer in futures::future::join_all(calls).await {
+                    answer.unwrap().unwrap();
                 }
-            }
-        }
-        for (figure, p) in [(p50, 0.5), (p99, 0.99)] {
-            rows.push(Row {
-                figure,
-                unit: "us",
-                ours: micros(percentile(ours.clone(), p)),
-                baseline_name: "the same frames to the same child, no pod",
-                baseline: micros(percentile(direct.clone(), p)),
-                aim: "<= 1.5x",
-            });
-        }
+            })
+        };
+        let straight = |count: usize| {
+            let raw = std::rc::Rc::clone(&raw);
+            timed(async move { raw.lock().await.round_trips(count as u64, payload).await })
+        };
+        let (ours, direct) = paired(100, n, || through_pod(1), || straight(1)).await;
+        percentile_rows(
+            rows,
+            [p50, p99],
+            (&ours, &direct),
+            "the same frames to the same child, no pod",
+            "<= 1.5x",
+        );
         if let Some(figure) = throughput {
             rows.push(Row {
                 figure: p50,
@@ -781,40 +791,15 @@ async fn channel_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
                 baseline: JINA_GRPC_ROUND_TRIP_US,
                 aim: "<= 0.1x",
             });
-            // Six turns a side, the first of each a warm-up.
-            let (mut ours, mut direct) = (Vec::new(), Vec::new());
-            for turn in 0..6 {
-                for side in [turn % 2, 1 - turn % 2] {
-                    let begun = Instant::now();
-                    if side == 0 {
-                        let calls: Vec<_> = (0..pipelined).map(|_| call(&pod)).collect();
-                        for answer in futures::future::join_all(calls).await {
-                            answer.unwrap().unwrap();
-                        }
-                    } else {
-                        raw.round_trips(id, pipelined as u64, payload).await;
-                        id += pipelined as u64;
-                    }
-                    if turn > 0 {
-                        let rate = pipelined as f64 / begun.elapsed().as_secs_f64();
-                        if side == 0 {
-                            ours.push(rate)
-                        } else {
-                            direct.push(rate)
-                        }
-                    }
-                }
-            }
-            let median_rate = |mut rates: Vec<f64>| {
-                rates.sort_by(f64::total_cmp);
-                rates[rates.len() / 2]
-            };
+            let (ours, direct) =
+                paired(1, 5, || through_pod(pipelined), || straight(pipelined)).await;
+            let rate = |d: Duration| pipelined as f64 / d.as_secs_f64();
             rows.push(Row {
                 figure,
                 unit: "calls/s",
-                ours: median_rate(ours),
+                ours: rate(median(ours)),
                 baseline_name: "the same frames to the same child at once, no pod",
-                baseline: median_rate(direct),
+                baseline: rate(median(direct)),
                 aim: "(reference)",
             });
         }
