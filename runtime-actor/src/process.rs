@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::rc::Rc;
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -18,6 +18,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Group, Pid, Uid, User};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::net::unix::pipe;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{self, Instant};
@@ -34,6 +35,7 @@ mod channel;
 mod pidfd;
 mod probe;
 pub(crate) mod procfs;
+mod spawn;
 
 use cgroup::Cgroup;
 pub use channel::ChannelSpec;
@@ -41,6 +43,7 @@ use channel::{Broken, Channel, Drain, Pair};
 use pidfd::PidFd;
 pub use probe::InvalidSpec;
 use procfs::{descends_from, group_members, running};
+use spawn::{Identity, Spawn, Spawned};
 
 /// Longest output line kept; the rest of a longer line is dropped, so a child
 /// that never writes a newline cannot grow the pod's memory.
@@ -520,15 +523,6 @@ struct Child {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// The child process's uid, gid and groups, resolved before the fork.
-#[derive(Debug, Default)]
-struct Identity {
-    uid: Option<Uid>,
-    gid: Option<Gid>,
-    groups: Option<Vec<Gid>>,
-    umask: Option<Mode>,
-}
-
 /// Readiness as the output readers and the notify listener see it.
 #[derive(Debug, Default)]
 struct Readiness {
@@ -808,15 +802,10 @@ impl ProcessRuntime {
         identity: Identity,
         cgroup: Option<Arc<File>>,
         channel: Option<RawFd>,
-    ) -> tokio::process::Command {
+    ) -> Spawn {
         let spec = &self.spec;
-        let mut cmd = tokio::process::Command::new(&spec.command);
-        cmd.args(&spec.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
+        let mut cmd = Spawn::new(&spec.command);
+        cmd.args(&spec.args).process_group().identity(identity);
         if !spec.inherit_env {
             cmd.env_clear();
         }
@@ -831,15 +820,18 @@ impl ProcessRuntime {
         if let Some(watchdog) = spec.watchdog {
             cmd.env("WATCHDOG_USEC", watchdog.as_micros().to_string());
         }
-        if channel.is_some() {
-            cmd.env(channel::FD_VAR, channel::CHILD_FD.to_string());
+        if let Some(procs) = cgroup {
+            cmd.cgroup(procs);
         }
-        before_exec(&mut cmd, identity, cgroup, channel);
+        if let Some(fd) = channel {
+            cmd.env(channel::FD_VAR, channel::CHILD_FD.to_string());
+            cmd.channel(fd);
+        }
         cmd
     }
 
     /// Resolves `user`, `group` and the supplementary groups to ids, before
-    /// the fork (the lookups read files and allocate).
+    /// the spawn (the lookups read files and allocate).
     fn identity(&self) -> Result<Identity, RuntimeError> {
         let spec = &self.spec;
         let mut identity = Identity::default();
@@ -935,66 +927,6 @@ fn lookup_group(name: &str) -> Result<Gid, RuntimeError> {
         Ok(Some(group)) => Ok(group.gid),
         Ok(None) => Err(RuntimeError::fatal(format!("unknown group `{name}`"))),
         Err(e) => Err(RuntimeError::fatal(format!("cannot look up group `{name}`")).with_source(e)),
-    }
-}
-
-/// What the child does between fork and exec, in this order: enter the
-/// pod's cgroup (while it still may), set its umask, groups, gid and uid,
-/// and ask the kernel for SIGKILL when the thread that spawned it ends
-/// (after the uid change, which would clear it).
-#[allow(unsafe_code)]
-fn before_exec(
-    cmd: &mut tokio::process::Command,
-    identity: Identity,
-    cgroup: Option<Arc<File>>,
-    channel: Option<RawFd>,
-) {
-    let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs in the forked child before exec. It makes
-    // only async-signal-safe system calls (write, umask, setgroups, setgid,
-    // setuid, prctl, getppid, dup2, fcntl) and allocates nothing: every
-    // value it uses was made before the fork. The descriptor it moves to
-    // fd 3 is open until the spawn returns.
-    unsafe {
-        cmd.pre_exec(move || {
-            if let Some(procs) = &cgroup {
-                cgroup::enter(procs)?;
-            }
-            if let Some(mask) = identity.umask {
-                nix::sys::stat::umask(mask);
-            }
-            if let Some(groups) = &identity.groups {
-                nix::unistd::setgroups(groups)?;
-            }
-            if let Some(gid) = identity.gid {
-                nix::unistd::setgid(gid)?;
-            }
-            if let Some(uid) = identity.uid {
-                nix::unistd::setuid(uid)?;
-            }
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            // The parent may have died between fork and prctl.
-            if nix::unistd::getppid() != parent {
-                return Err(nix::errno::Errno::ESRCH.into());
-            }
-            // Last: whatever held fd 3 in the child is not needed any more
-            // (std's exec-error pipe is not fd 3 while the parent's stdio
-            // is open: pipe2 takes the two lowest free descriptors, and its
-            // write end is the higher). dup2 clears close-on-exec on the
-            // copy; a descriptor that is already 3 keeps it, so it is
-            // cleared by hand.
-            if let Some(fd) = channel {
-                let moved = if fd == channel::CHILD_FD {
-                    libc::fcntl(fd, libc::F_SETFD, 0)
-                } else {
-                    libc::dup2(fd, channel::CHILD_FD)
-                };
-                if moved == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
     }
 }
 
@@ -1125,15 +1057,23 @@ impl Runtime for ProcessRuntime {
             }
             let changes_identity =
                 spec.user.is_some() || spec.group.is_some() || spec.groups.is_some();
-            if changes_identity && e.raw_os_error() == Some(libc::EPERM) {
+            if changes_identity && spawn::errno(&e) == Some(libc::EPERM) {
                 who.push_str(
                     " (changing the user or groups needs root, or CAP_SETUID and CAP_SETGID)",
                 );
             }
             RuntimeError::fatal(format!("cannot start `{command}`{place}{who}: {e}")).with_source(e)
         })?;
-        let Some(raw_pid) = child.id() else {
-            return Err(RuntimeError::fatal(format!("`{command}` exited at once")));
+        let raw_pid = child.pid();
+        let pidfd = child.take_pidfd().map(PidFd::from_owned).transpose();
+        let Some(pidfd) = pidfd.map_err(|e| {
+            RuntimeError::fatal(format!("cannot watch `{command}` (pid {raw_pid}): {e}"))
+                .with_source(e)
+        })?
+        else {
+            return Err(RuntimeError::fatal(format!(
+                "`{command}` (pid {raw_pid}) came without a pidfd"
+            )));
         };
         ctx.set_pid(raw_pid);
         let (exit_tx, exit) = watch::channel(None);
@@ -1170,11 +1110,19 @@ impl Runtime for ProcessRuntime {
             _ => None,
         };
         let mut tasks = Vec::new();
-        if let Some(stdout) = child.stdout.take() {
-            tasks.push(spawn_reader(stdout, "stdout", Rc::clone(&state), pattern));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            tasks.push(spawn_reader(stderr, "stderr", Rc::clone(&state), None));
+        let pipes = [
+            (child.stdout.take(), "stdout", pattern),
+            (child.stderr.take(), "stderr", None),
+        ];
+        for (fd, name, pattern) in pipes {
+            let Some(fd) = fd else { continue };
+            match pipe::Receiver::from_owned_fd(fd) {
+                Ok(stream) => tasks.push(spawn_reader(stream, name, Rc::clone(&state), pattern)),
+                // Unread, the child's writes end with EPIPE: say why.
+                Err(e) => {
+                    tracing::warn!(pod = %state.name, stream = name, error = %e, "cannot read the child's output")
+                }
+            }
         }
         if let Some(notify) = notify {
             tasks.push(spawn_notify(notify, Rc::clone(&state)));
@@ -1184,7 +1132,7 @@ impl Runtime for ProcessRuntime {
             channel
         });
         // The watcher is not aborted with the others: it must live to reap.
-        spawn_watcher(child, Rc::clone(&state));
+        spawn_watcher(child, pidfd, Rc::clone(&state));
         self.child = Some(Child {
             state: Rc::clone(&state),
             channel,
@@ -1392,15 +1340,24 @@ fn describe(probe: &ReadinessProbe, state: &ChildState) -> String {
 
 /// Waits for the spawned child and reaps it; its end is the runtime's end
 /// unless it handed the main role to another process.
-fn spawn_watcher(mut child: tokio::process::Child, state: Rc<ChildState>) {
+fn spawn_watcher(mut child: Spawned, pidfd: PidFd, state: Rc<ChildState>) {
     tokio::task::spawn_local(async move {
-        let status = child.wait().await;
+        pidfd.exited().await;
+        // Readable, the pidfd says the child is a zombie: reaping it does
+        // not wait.
+        let status = match child.reap() {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => tokio::task::spawn_blocking(move || child.wait_blocking())
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(e))),
+            Err(e) => Err(e),
+        };
+        let status = status.ok().flatten();
         state.reaped.set(true);
         if state.cgroup.is_none() {
             // Seen empty now, the group is never signalled again.
             state.group();
         }
-        let status = status.ok();
         if let Some(status) = status {
             tracing::debug!(pod = %state.name, pid = state.pid, %status, "child exited");
         }

@@ -21,7 +21,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,7 @@ use std::time::Duration;
 use tokio::time::{self, Instant};
 
 use super::procfs::{left_by_dead_owner, owner_mark};
+use super::spawn::{Output, Spawn};
 
 /// The cgroup v2 hierarchy as the owner process sees it, set up once.
 struct Owner {
@@ -169,20 +170,15 @@ fn try_entering(dir: &Path) -> io::Result<()> {
         let procs = OpenOptions::new()
             .write(true)
             .open(leaf.join("cgroup.procs"))?;
-        let mut cmd = Command::new("/bin/sh");
-        cmd.args(["-c", "exit 0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        #[allow(unsafe_code)]
-        // SAFETY: the closure runs in the forked child before exec and makes
-        // one async-signal-safe system call (`write`); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || enter(&procs));
-        }
-        match cmd.status()? {
-            status if status.success() => Ok(()),
-            status => Err(io::Error::other(format!("/bin/sh {status}"))),
+        let mut child = Spawn::new("/bin/sh")
+            .args(["-c", "exit 0"])
+            .output(Output::Null)
+            .cgroup(Arc::new(procs))
+            .spawn()?;
+        match child.wait_blocking()? {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => Err(io::Error::other(format!("/bin/sh {status}"))),
+            None => Err(io::Error::other("/bin/sh was reaped by someone else")),
         }
     })();
     let _ = fs::remove_dir(&leaf);
@@ -238,8 +234,8 @@ impl Cgroup {
         })
     }
 
-    /// The file the child writes `0` to (see [`enter`]), between fork and
-    /// exec, to move itself in; so not even its first fork escapes.
+    /// The file the child writes `0` to, between clone and exec, to move
+    /// itself in; so not even its first fork escapes.
     pub(crate) fn procs(&self) -> Arc<File> {
         Arc::clone(&self.procs)
     }
@@ -472,13 +468,6 @@ fn sanitize(name: &str) -> String {
         "" | "." | ".." => "pod".into(),
         _ => safe,
     }
-}
-
-/// Writes `0` to a cgroup's `cgroup.procs`: moves the calling process in.
-/// One `write`, so async-signal-safe: for use between fork and exec.
-pub(crate) fn enter(procs: &File) -> io::Result<()> {
-    let mut procs = procs;
-    procs.write_all(b"0")
 }
 
 #[cfg(test)]

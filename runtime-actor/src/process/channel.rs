@@ -299,7 +299,7 @@ pub(crate) struct Pair {
 impl Pair {
     pub(crate) fn new() -> io::Result<Pair> {
         // Both ends close-on-exec: the child's end reaches fd 3 of the
-        // child alone, by dup2 between fork and exec.
+        // child alone, by dup2 between clone and exec.
         let (ours, child) = StdUnixStream::pair()?;
         ours.set_nonblocking(true)?;
         Ok(Pair {

@@ -31,6 +31,18 @@ impl PidFd {
         #[allow(unsafe_code)]
         // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        PidFd::register(fd)
+    }
+
+    /// Takes a pidfd the kernel gave (`CLONE_PIDFD`); sets it non-blocking.
+    pub(crate) fn from_owned(fd: OwnedFd) -> io::Result<PidFd> {
+        let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL)?;
+        let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+        PidFd::register(fd)
+    }
+
+    fn register(fd: OwnedFd) -> io::Result<PidFd> {
         #[allow(unsafe_code)]
         // SAFETY: the AsyncFd takes the OwnedFd, which keeps the descriptor
         // open and the same for as long as the AsyncFd lives.
