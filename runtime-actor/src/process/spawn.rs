@@ -38,6 +38,9 @@ use nix::unistd::{Gid, Uid};
 /// The descriptor the request channel gets in the child.
 pub(crate) const CHANNEL_FD: RawFd = 3;
 
+/// The shell that runs a script without `#!`.
+const SH: &std::ffi::CStr = c"/bin/sh";
+
 /// The child's stack. Its steps are a few system calls deep; glibc's own
 /// `posix_spawn` child runs on 32 KiB plus the size of its arguments.
 const STACK: usize = 64 * 1024;
@@ -150,6 +153,9 @@ impl Step {
 struct ChildArgs {
     program: *const libc::c_char,
     argv: *const *const libc::c_char,
+    /// `/bin/sh PROGRAM ARGS…`, for a program the kernel cannot exec
+    /// (`ENOEXEC`: a script without `#!`), as `execvp` does.
+    sh_argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     cwd: *const libc::c_char,
     uid: Option<libc::uid_t>,
@@ -172,6 +178,7 @@ struct Prepared {
     program: CString,
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
+    sh_argv_ptrs: Vec<*const libc::c_char>,
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const libc::c_char>,
     cwd: Option<CString>,
@@ -299,6 +306,7 @@ impl Spawn {
         let args = ChildArgs {
             program: prepared.program.as_ptr(),
             argv: prepared.argv_ptrs.as_ptr(),
+            sh_argv: prepared.sh_argv_ptrs.as_ptr(),
             envp: prepared.envp_ptrs.as_ptr(),
             cwd: prepared
                 .cwd
@@ -395,8 +403,14 @@ impl Spawn {
                 .chain(std::iter::once(std::ptr::null()))
                 .collect::<Vec<_>>()
         };
+        let sh_argv_ptrs = [SH.as_ptr(), program.as_ptr()]
+            .into_iter()
+            .chain(argv[1..].iter().map(|s| s.as_ptr()))
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
         Ok(Prepared {
             program,
+            sh_argv_ptrs,
             argv_ptrs: pointers(&argv),
             _argv: argv,
             envp_ptrs: pointers(&envp),
@@ -702,7 +716,11 @@ unsafe fn child_steps(args: &ChildArgs) -> (Step, c_int) {
         check!(Step::Chdir, libc::chdir(args.cwd));
     }
     libc::execve(args.program, args.argv, args.envp);
-    (Step::Exec, errno())
+    let failed = errno();
+    if failed == libc::ENOEXEC {
+        libc::execve(SH.as_ptr(), args.sh_argv, args.envp);
+    }
+    (Step::Exec, failed)
 }
 
 impl Spawned {
@@ -844,6 +862,23 @@ mod tests {
         assert_eq!(out, "found\n");
         let err = Spawn::new("no-such-program-anywhere").spawn().unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn a_script_without_a_shebang_runs_in_sh() {
+        let dir = std::env::temp_dir().join(format!("spawn-script-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("job");
+        std::fs::write(&script, "echo \"ran $1\"\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut spawn = Spawn::new(&script);
+        spawn.args(["with-arg"]);
+        let result = run(&mut spawn);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let (status, out) = result.unwrap();
+        assert!(status.unwrap().success());
+        assert_eq!(out, "ran with-arg\n");
     }
 
     #[test]
