@@ -1,8 +1,8 @@
 use std::time::{Duration, SystemTime};
 
 use actix::{
-    Actor, ActorFutureExt, Addr, Arbiter, AsyncContext, Context, Handler, MessageResult,
-    ResponseActFuture, ResponseFuture, Running, WrapFuture,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MessageResult, ResponseActFuture,
+    ResponseFuture, Running, WrapFuture,
 };
 use futures::channel::oneshot;
 use runtime_actor::{
@@ -205,9 +205,9 @@ impl<R: Runtime> Pod<R> {
         match (&self.placement, self.config.placement) {
             (Some(placement), _) => placement.clone(),
             (None, PlacementKind::Dedicated) => Placement::Dedicated,
-            (None, PlacementKind::Shared) => Placement::Shared(Arbiter::current()),
+            (None, PlacementKind::Shared) => Placement::Current,
             (None, PlacementKind::Auto) => match self.config.runtime {
-                RuntimeSpec::Process { .. } => Placement::Shared(Arbiter::current()),
+                RuntimeSpec::Process { .. } => Placement::Current,
                 RuntimeSpec::InProcess { .. } => Placement::Dedicated,
             },
         }
@@ -1106,7 +1106,7 @@ mod tests {
         let in_process = || RuntimeSpec::InProcess { name: "x".into() };
         assert!(matches!(
             placement(process(), PlacementKind::Auto),
-            Placement::Shared(_)
+            Placement::Current
         ));
         assert!(matches!(
             placement(in_process(), PlacementKind::Auto),
@@ -1119,7 +1119,7 @@ mod tests {
         ));
         assert!(matches!(
             placement(in_process(), PlacementKind::Shared),
-            Placement::Shared(_)
+            Placement::Current
         ));
     }
 }

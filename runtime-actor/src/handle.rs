@@ -27,6 +27,10 @@ pub enum Placement {
     /// On an existing arbiter, shared with other light runtimes. A runtime that
     /// blocks this thread blocks its neighbours; a panic does not harm them.
     Shared(ArbiterHandle),
+    /// On the arbiter of whoever spawns it, shared as with
+    /// [`Placement::Shared`], and started in place: no trip through the
+    /// arbiter's queue, so the cheapest start. Only in an actix context.
+    Current,
 }
 
 /// How to start one runtime generation.
@@ -185,6 +189,7 @@ impl<R: Runtime> RuntimeActor<R> {
         // A dedicated arbiter can fail to start (no thread, no descriptors
         // left): the generation then fails at once, with the OS's reason,
         // on the caller's arbiter instead.
+        let in_place = matches!(config.placement, Placement::Current);
         let (dedicated, arbiter) = match config.placement {
             Placement::Dedicated => match Arbiter::try_new() {
                 Ok(arbiter) => {
@@ -202,6 +207,7 @@ impl<R: Runtime> RuntimeActor<R> {
                 }
             },
             Placement::Shared(handle) => (None, handle),
+            Placement::Current => (None, Arbiter::current()),
         };
         let launch = Launch {
             factory,
@@ -212,7 +218,10 @@ impl<R: Runtime> RuntimeActor<R> {
             cause: Arc::clone(&cause),
             dedicated: dedicated.is_some(),
         };
-        let addr = RuntimeActor::start_in_arbiter(&arbiter, move |_| RuntimeActor::new(launch));
+        let addr = match in_place {
+            true => RuntimeActor::new(launch).start(),
+            false => RuntimeActor::start_in_arbiter(&arbiter, move |_| RuntimeActor::new(launch)),
+        };
         let dedicated_handle = dedicated.as_ref().map(|_| arbiter);
         let (ready_tx, ready) = watch::channel(None);
         let (exit_tx, exit) = watch::channel(None);

@@ -235,6 +235,24 @@ async fn ready_resolves_with_the_setup_time_or_the_failure() {
 }
 
 #[actix::test]
+async fn a_runtime_on_the_current_arbiter_starts_in_place_and_lives_as_any_other() {
+    tokio::time::pause();
+    let script = Script::default();
+    let (watcher, mut events) = support::watcher();
+    let runtime = RuntimeActor::spawn(
+        config().placement(Placement::Current).watcher(watcher),
+        support::factory(script.clone()),
+    );
+    // Started in place: the actor's mailbox is open before anything ran.
+    assert!(runtime.addr().connected());
+    events.ready().await;
+    assert_eq!(runtime.call(Req::Echo(4)).await.unwrap(), "4");
+    assert!(runtime.stop(STOP).await.graceful());
+    assert!(events.exited().await.is_none());
+    assert_eq!(script.calls.built.load(Ordering::SeqCst), 1);
+}
+
+#[actix::test]
 async fn a_runtime_needs_no_watcher() {
     tokio::time::pause();
     let runtime = RuntimeActor::spawn(
