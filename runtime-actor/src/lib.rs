@@ -123,7 +123,8 @@ pub use handle::{Placement, RuntimeConfig, RuntimeHandle, StopReport};
 pub use messages::{CheckHealth, Request, RuntimeEvent};
 pub use panic::{panic_is_caught, panics_to_tracing};
 pub use process::{
-    ChannelSpec, Containment, InvalidSpec, NotifyAccess, ProcessInfo, ProcessRequest,
-    ProcessResponse, ProcessRuntime, ProcessSpec, ReadinessProbe,
+    ChannelSpec, ContainerInfo, ContainerSource, ContainerSpec, Containment, InvalidSpec,
+    NotifyAccess, PortSpec, ProcessInfo, ProcessRequest, ProcessResponse, ProcessRuntime,
+    ProcessSpec, ReadinessProbe,
 };
 pub use runtime::{Dispatch, Runtime, RuntimeFactory};

@@ -32,6 +32,7 @@ use crate::runtime::{Dispatch, Runtime, RuntimeFactory};
 
 pub(crate) mod cgroup;
 mod channel;
+mod container;
 mod pidfd;
 mod probe;
 pub(crate) mod procfs;
@@ -40,6 +41,7 @@ mod spawn;
 use cgroup::Cgroup;
 pub use channel::ChannelSpec;
 use channel::{Broken, Channel, Drain, Pair};
+pub use container::{ContainerInfo, ContainerSource, ContainerSpec, PortSpec};
 use pidfd::PidFd;
 pub use probe::InvalidSpec;
 use procfs::{descends_from, group_members, running};
@@ -213,6 +215,7 @@ pub struct ProcessSpec {
     stop_signal: i32,
     cgroup: bool,
     channel: Option<ChannelSpec>,
+    container: Option<ContainerSpec>,
 }
 
 impl ProcessSpec {
@@ -236,6 +239,7 @@ impl ProcessSpec {
             stop_signal: Signal::SIGTERM as i32,
             cgroup: true,
             channel: None,
+            container: None,
         }
     }
 
@@ -349,6 +353,21 @@ impl ProcessSpec {
         self
     }
 
+    /// Runs `command` and `args` in a container instead (see
+    /// [`ContainerSpec`]): the child is the engine's `run`, attached. The
+    /// spec's and the pod's variables reach the container; the probes, the
+    /// stop signal, the output and the request channel work as for a
+    /// process. An empty `command` runs the image's own.
+    pub fn container(mut self, container: ContainerSpec) -> Self {
+        self.container = Some(container);
+        self
+    }
+
+    /// The container, for a container pod.
+    pub fn container_spec(&self) -> Option<&ContainerSpec> {
+        self.container.as_ref()
+    }
+
     /// Checks every value that could never work, naming its field: the
     /// probe's target; a stop signal that does not end a process by default
     /// (SIGSTOP, SIGCONT, SIGCHLD, …); a umask beyond 0o777; a user or group
@@ -362,6 +381,24 @@ impl ProcessSpec {
             channel.validate()?;
         }
         let invalid = |field: &'static str, reason: String| InvalidSpec { field, reason };
+        if let Some(container) = &self.container {
+            container.validate()?;
+            // These would apply to the engine's process, not the container.
+            let process_only = [
+                ("user", self.user.is_some()),
+                ("group", self.group.is_some()),
+                ("groups", self.groups.is_some()),
+                ("umask", self.umask.is_some()),
+                ("cwd", self.cwd.is_some()),
+                ("watchdog", self.watchdog.is_some()),
+            ];
+            if let Some((field, _)) = process_only.iter().find(|(_, set)| *set) {
+                return Err(invalid(
+                    field,
+                    "applies to a process, not to a container".into(),
+                ));
+            }
+        }
         match Signal::try_from(self.stop_signal) {
             Err(_) => {
                 return Err(invalid(
@@ -490,6 +527,8 @@ pub struct ProcessInfo {
     pub containment: Containment,
     /// Its last lines of output, oldest first.
     pub output: Vec<String>,
+    /// The container, for a container pod.
+    pub container: Option<Box<ContainerInfo>>,
 }
 
 /// A [`Runtime`] that is an OS child process.
@@ -581,6 +620,39 @@ struct ChildState {
     /// The request channel's answers, which the end of the main process
     /// lets reach their callers before it is reported.
     channel: Option<Drain>,
+    /// The container, for a container pod.
+    container: Option<Engine>,
+}
+
+/// A container pod's engine side of one start.
+struct Engine {
+    spec: ContainerSpec,
+    info: RefCell<ContainerInfo>,
+    /// The pid the engine named with `MAINPID=` (its monitor), whose
+    /// notifications count.
+    notifier: Cell<Option<u32>>,
+    /// The container was removed: nothing is left to remove on drop.
+    removed: Cell<bool>,
+}
+
+impl Engine {
+    fn name(&self) -> String {
+        self.info.borrow().name.clone()
+    }
+
+    fn binary(&self) -> PathBuf {
+        self.info.borrow().engine.clone()
+    }
+
+    /// Removes the container (once), bounded; a failure is logged.
+    async fn remove(&self, pod: &str) {
+        if self.removed.replace(true) {
+            return;
+        }
+        if let Err(e) = container::remove(&self.binary(), &self.name()).await {
+            tracing::warn!(pod, container = %self.name(), error = %e, "cannot remove the container");
+        }
+    }
 }
 
 impl ChildState {
@@ -636,6 +708,11 @@ impl ChildState {
 
     /// Whether a datagram from `sender` counts, per `notify_access`.
     fn may_notify(&self, sender: u32) -> bool {
+        if let Some(engine) = &self.container {
+            if engine.notifier.get() == Some(sender) {
+                return true;
+            }
+        }
         let main = self.main.get();
         match self.notify_access {
             NotifyAccess::Main => sender == main,
@@ -703,6 +780,21 @@ impl ChildState {
         if pid == self.main.get() || self.ended.get() {
             return;
         }
+        if let Some(engine) = &self.container {
+            // The engine names its monitor once, and the monitor speaks for
+            // the container; the engine's own process stays the one
+            // watched: its exit status is the container's.
+            match engine.notifier.get() {
+                None => {
+                    tracing::debug!(pod = %self.name, notifier = pid, "the container engine's monitor speaks for the container");
+                    engine.notifier.set(Some(pid));
+                }
+                Some(notifier) => {
+                    tracing::warn!(pod = %self.name, pid, notifier, "ignored MAINPID: the engine named its monitor already")
+                }
+            }
+            return;
+        }
         if !self.holds(pid) {
             tracing::warn!(pod = %self.name, pid, "ignored MAINPID: not a process of this pod");
             return;
@@ -753,6 +845,11 @@ impl ChildState {
             .filter(|&pid| pid != main)
             .count();
         self.left_running.set(others);
+        // The container first: the engine's monitor may share the pod's
+        // cgroup, and must see the container go.
+        if let Some(engine) = &self.container {
+            engine.remove(&self.name).await;
+        }
         match &self.cgroup {
             Some(cgroup) => {
                 if !cgroup.kill_and_wait(KILL_WAIT).await {
@@ -802,13 +899,27 @@ impl ProcessRuntime {
         identity: Identity,
         cgroup: Option<Arc<File>>,
         channel: Option<RawFd>,
+        container: Option<container::Run<'_>>,
     ) -> Spawn {
         let spec = &self.spec;
-        let mut cmd = Spawn::new(&spec.command);
-        cmd.args(&spec.args).process_group().identity(identity);
+        let mut cmd = match (&container, &spec.container) {
+            (Some(run), Some(engine)) => {
+                let mut cmd = Spawn::new(engine.engine_binary());
+                cmd.args(engine.run_args(run));
+                cmd
+            }
+            _ => {
+                let mut cmd = Spawn::new(&spec.command);
+                cmd.args(&spec.args);
+                cmd
+            }
+        };
+        cmd.process_group().identity(identity);
         if !spec.inherit_env {
             cmd.env_clear();
         }
+        // Not the owner's own: a child speaks to the pod, or to no one.
+        cmd.env_remove("NOTIFY_SOCKET");
         cmd.envs(&spec.env);
         cmd.envs(self.env.iter());
         if let Some(cwd) = &spec.cwd {
@@ -828,6 +939,19 @@ impl ProcessRuntime {
             cmd.channel(fd);
         }
         cmd
+    }
+
+    /// The variables a container gets (`--env KEY`, their values in the
+    /// engine's environment): the spec's, the pod's, and the channel's.
+    fn container_env_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.spec.env.keys().cloned().collect();
+        keys.extend(self.env.iter().map(|(k, _)| k.to_owned()));
+        if self.spec.channel.is_some() {
+            keys.push(channel::FD_VAR.to_owned());
+        }
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     /// Resolves `user`, `group` and the supplementary groups to ids, before
@@ -1014,7 +1138,54 @@ impl Runtime for ProcessRuntime {
                 })?
         };
         let procs = cgroup.as_ref().map(Cgroup::procs);
-        let command = self.spec.command.display().to_string();
+        let command = match &self.spec.container {
+            Some(container) => container.engine_binary().display().to_string(),
+            None => self.spec.command.display().to_string(),
+        };
+        let owner = procfs::owner_mark().unwrap_or_else(|| std::process::id().to_string());
+        let env_keys = self.container_env_keys();
+        let mut engine = None;
+        if let Some(container) = &self.spec.container {
+            container.check_host().map_err(RuntimeError::fatal)?;
+            let binary = container.engine_binary();
+            let removed = container::remove_leftovers(binary, ctx.name())
+                .await
+                .map_err(|e| RuntimeError::fatal(format!("cannot start the container: {e}")))?;
+            if let Some(first) = removed.first() {
+                tracing::warn!(
+                    pod = %ctx.name(),
+                    count = removed.len(),
+                    first = %first,
+                    "removed containers that owners which died had left behind"
+                );
+            }
+            engine = Some(Engine {
+                spec: container.clone(),
+                info: RefCell::new(ContainerInfo {
+                    engine: binary.to_owned(),
+                    name: container::name_for(ctx.name()),
+                    id: None,
+                    source: container.source().clone(),
+                    main_pid: None,
+                    ports: container.ports().to_vec(),
+                    leftovers_removed: removed.len(),
+                }),
+                notifier: Cell::new(None),
+                removed: Cell::new(false),
+            });
+        }
+        let run = engine.as_ref().map(|engine| container::Run {
+            name: engine.name(),
+            pod: ctx.name(),
+            owner: &owner,
+            generation: ctx.generation(),
+            notify: notify.is_some(),
+            channel: self.spec.channel.is_some(),
+            stop_signal: self.spec.stop_signal,
+            env_keys: &env_keys,
+            command: Some(self.spec.command.as_path()).filter(|c| !c.as_os_str().is_empty()),
+            args: &self.spec.args,
+        });
         let (channel, child_end) = match &self.spec.channel {
             Some(spec) => {
                 let opened = Pair::new().and_then(|Pair { ours, child }| {
@@ -1034,6 +1205,7 @@ impl Runtime for ProcessRuntime {
                 identity,
                 procs,
                 child_end.as_ref().map(AsRawFd::as_raw_fd),
+                run,
             )
             .spawn();
         // The child has its copy (or failed): the parent's is closed, so
@@ -1065,16 +1237,10 @@ impl Runtime for ProcessRuntime {
             RuntimeError::fatal(format!("cannot start `{command}`{place}{who}: {e}")).with_source(e)
         })?;
         let raw_pid = child.pid();
-        let pidfd = child.take_pidfd().map(PidFd::from_owned).transpose();
-        let Some(pidfd) = pidfd.map_err(|e| {
+        let pidfd = child.pidfd().and_then(PidFd::from_owned).map_err(|e| {
             RuntimeError::fatal(format!("cannot watch `{command}` (pid {raw_pid}): {e}"))
                 .with_source(e)
-        })?
-        else {
-            return Err(RuntimeError::fatal(format!(
-                "`{command}` (pid {raw_pid}) came without a pidfd"
-            )));
-        };
+        })?;
         ctx.set_pid(raw_pid);
         let (exit_tx, exit) = watch::channel(None);
         let state = Rc::new(ChildState {
@@ -1104,6 +1270,7 @@ impl Runtime for ProcessRuntime {
             reporter: ctx.failure_reporter(),
             pids: ctx.pid_reporter(),
             channel: channel.as_ref().map(|(channel, _)| channel.drain()),
+            container: engine,
         });
         let pattern = match &probe {
             ReadinessProbe::Stdout { pattern } => Some(pattern.clone()),
@@ -1203,6 +1370,22 @@ impl Runtime for ProcessRuntime {
                 std::future::pending::<()>().await;
             }
         }
+        if let Some(engine) = &state.container {
+            // Ready, the container runs: its id and main process for the
+            // status and `Started`.
+            match container::inspect(&engine.binary(), &engine.name()).await {
+                Ok((id, pid)) => {
+                    tracing::info!(pod = %state.name, container = %engine.name(), id = %id, pid, "container ready");
+                    let mut info = engine.info.borrow_mut();
+                    info.id = Some(id);
+                    info.main_pid = Some(pid);
+                    state.pids.report(pid);
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %state.name, container = %engine.name(), error = %e, "cannot inspect the container")
+                }
+            }
+        }
         state.serving.set(true);
         if let Some(watchdog) = self.spec.watchdog {
             state.last_watchdog.set(Instant::now());
@@ -1244,6 +1427,10 @@ impl Runtime for ProcessRuntime {
             processes: state.processes(),
             containment: state.containment.clone(),
             output: state.output(),
+            container: state
+                .container
+                .as_ref()
+                .map(|e| Box::new(e.info.borrow().clone())),
         }))
     }
 
@@ -1273,9 +1460,29 @@ impl Runtime for ProcessRuntime {
             channel.close();
         }
         if !state.ended.get() {
-            state.signal_group(state.stop_signal);
-            if state.main.get() != state.pid {
-                let _ = state.signal_main(state.stop_signal);
+            let stopped = match &state.container {
+                // Through the engine: the stop signal, then SIGKILL after
+                // the container's stop timeout; the engine's process then
+                // exits with the container.
+                Some(engine) => {
+                    let stopped = container::stop(
+                        &engine.binary(),
+                        &engine.name(),
+                        engine.spec.stop_timeout_value(),
+                    )
+                    .await;
+                    if let Err(e) = &stopped {
+                        tracing::warn!(pod = %state.name, container = %engine.name(), error = %e, "the engine did not stop the container; signalling its process");
+                    }
+                    stopped.is_ok()
+                }
+                None => false,
+            };
+            if !stopped {
+                state.signal_group(state.stop_signal);
+                if state.main.get() != state.pid {
+                    let _ = state.signal_main(state.stop_signal);
+                }
             }
         }
         let _ = child.exit.wait_for(Option::is_some).await;
@@ -1287,6 +1494,11 @@ impl Drop for Child {
         self.state.stopping.set(true);
         if !self.state.ended.get() {
             self.state.kill_all();
+        }
+        if let Some(engine) = &self.state.container {
+            if !engine.removed.replace(true) {
+                container::remove_detached(engine.binary(), engine.name());
+            }
         }
         for task in &self.tasks {
             task.abort();

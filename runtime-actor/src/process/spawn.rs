@@ -70,6 +70,7 @@ pub(crate) struct Spawn {
     args: Vec<OsString>,
     inherit_env: bool,
     env: BTreeMap<OsString, OsString>,
+    removed: Vec<OsString>,
     cwd: Option<PathBuf>,
     identity: Identity,
     cgroup: Option<Arc<File>>,
@@ -83,7 +84,7 @@ pub(crate) struct Spawn {
 #[derive(Debug)]
 pub(crate) struct Spawned {
     pid: u32,
-    pidfd: Option<OwnedFd>,
+    pidfd: OwnedFd,
     reaped: bool,
     /// The reading end of the child's stdout, when piped.
     pub(crate) stdout: Option<OwnedFd>,
@@ -151,11 +152,15 @@ impl Step {
 /// the vectors of [`Prepared`], which outlives the child's use of them (the
 /// spawning thread is suspended until the child execs or exits).
 struct ChildArgs {
-    program: *const libc::c_char,
+    /// The paths to try in turn, as `execvp` does: the program itself when
+    /// it has a `/`, else one per `PATH` entry (relative entries resolve
+    /// after the `chdir`, and permissions are those of the child's user).
+    candidates: *const *const libc::c_char,
+    candidate_count: usize,
     argv: *const *const libc::c_char,
-    /// `/bin/sh PROGRAM ARGS…`, for a program the kernel cannot exec
-    /// (`ENOEXEC`: a script without `#!`), as `execvp` does.
-    sh_argv: *const *const libc::c_char,
+    /// For each candidate, `/bin/sh CANDIDATE ARGS…`, for a program the
+    /// kernel cannot exec (`ENOEXEC`: a script without `#!`).
+    sh_argvs: *const *const *const libc::c_char,
     envp: *const *const libc::c_char,
     cwd: *const libc::c_char,
     uid: Option<libc::uid_t>,
@@ -175,10 +180,12 @@ struct ChildArgs {
 
 /// The owned values [`ChildArgs`] points into.
 struct Prepared {
-    program: CString,
+    _candidates: Vec<CString>,
+    candidate_ptrs: Vec<*const libc::c_char>,
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
-    sh_argv_ptrs: Vec<*const libc::c_char>,
+    _sh_argvs: Vec<Vec<*const libc::c_char>>,
+    sh_argv_ptrs: Vec<*const *const libc::c_char>,
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const libc::c_char>,
     cwd: Option<CString>,
@@ -192,6 +199,7 @@ impl Spawn {
             args: Vec::new(),
             inherit_env: true,
             env: BTreeMap::new(),
+            removed: Vec::new(),
             cwd: None,
             identity: Identity::default(),
             cgroup: None,
@@ -221,6 +229,13 @@ impl Spawn {
     pub(crate) fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Spawn {
         self.env
             .insert(key.as_ref().to_owned(), value.as_ref().to_owned());
+        self
+    }
+
+    /// Leaves `key` out of the inherited environment (until set again).
+    pub(crate) fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Spawn {
+        self.env.remove(key.as_ref());
+        self.removed.push(key.as_ref().to_owned());
         self
     }
 
@@ -274,8 +289,7 @@ impl Spawn {
     /// permitted`); a missing executable or directory is the bare OS error.
     pub(crate) fn spawn(&self) -> io::Result<Spawned> {
         let env = self.environment();
-        let program = resolve(&self.program, env.get(OsStr::new("PATH")).map(|p| &**p))?;
-        let prepared = self.prepare(program, &env)?;
+        let prepared = self.prepare(&env)?;
 
         let stdin = above_stdio(
             File::open("/dev/null")
@@ -304,9 +318,10 @@ impl Spawn {
         };
 
         let args = ChildArgs {
-            program: prepared.program.as_ptr(),
+            candidates: prepared.candidate_ptrs.as_ptr(),
+            candidate_count: prepared.candidate_ptrs.len(),
             argv: prepared.argv_ptrs.as_ptr(),
-            sh_argv: prepared.sh_argv_ptrs.as_ptr(),
+            sh_argvs: prepared.sh_argv_ptrs.as_ptr(),
             envp: prepared.envp_ptrs.as_ptr(),
             cwd: prepared
                 .cwd
@@ -334,7 +349,7 @@ impl Spawn {
         drop((stdin, stdout.1, stderr.1, channel, prepared));
         let mut spawned = Spawned {
             pid,
-            pidfd: Some(pidfd),
+            pidfd,
             reaped: false,
             stdout: stdout.0,
             stderr: stderr.0,
@@ -358,16 +373,18 @@ impl Spawn {
             true => std::env::vars_os().collect(),
             false => BTreeMap::new(),
         };
+        for key in &self.removed {
+            env.remove(key);
+        }
         env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env
     }
 
-    fn prepare(
-        &self,
-        program: PathBuf,
-        env: &BTreeMap<OsString, OsString>,
-    ) -> io::Result<Prepared> {
-        let program = cstring(program.into_os_string().into_vec(), "the program")?;
+    fn prepare(&self, env: &BTreeMap<OsString, OsString>) -> io::Result<Prepared> {
+        let candidates = candidates(&self.program, env.get(OsStr::new("PATH")).map(|p| &**p))
+            .into_iter()
+            .map(|path| cstring(path.into_os_string().into_vec(), "the program"))
+            .collect::<io::Result<Vec<_>>>()?;
         let mut argv = Vec::with_capacity(self.args.len() + 1);
         argv.push(cstring(
             self.program.as_os_str().as_bytes().to_vec(),
@@ -378,7 +395,10 @@ impl Spawn {
         }
         let mut envp = Vec::with_capacity(env.len());
         for (key, value) in env {
-            if key.is_empty() || key.as_bytes().contains(&b'=') {
+            // What the owner inherited passes as it came; what was set is
+            // checked.
+            let set = self.env.contains_key(key);
+            if set && (key.is_empty() || key.as_bytes().contains(&b'=')) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("invalid environment variable name {key:?}"),
@@ -403,14 +423,21 @@ impl Spawn {
                 .chain(std::iter::once(std::ptr::null()))
                 .collect::<Vec<_>>()
         };
-        let sh_argv_ptrs = [SH.as_ptr(), program.as_ptr()]
-            .into_iter()
-            .chain(argv[1..].iter().map(|s| s.as_ptr()))
-            .chain(std::iter::once(std::ptr::null()))
+        let sh_argvs: Vec<Vec<*const libc::c_char>> = candidates
+            .iter()
+            .map(|candidate| {
+                [SH.as_ptr(), candidate.as_ptr()]
+                    .into_iter()
+                    .chain(argv[1..].iter().map(|s| s.as_ptr()))
+                    .chain(std::iter::once(std::ptr::null()))
+                    .collect()
+            })
             .collect();
         Ok(Prepared {
-            program,
-            sh_argv_ptrs,
+            candidate_ptrs: candidates.iter().map(|c| c.as_ptr()).collect(),
+            _candidates: candidates,
+            sh_argv_ptrs: sh_argvs.iter().map(|a| a.as_ptr()).collect(),
+            _sh_argvs: sh_argvs,
             argv_ptrs: pointers(&argv),
             _argv: argv,
             envp_ptrs: pointers(&envp),
@@ -469,37 +496,23 @@ fn cstring(bytes: Vec<u8>, what: &str) -> io::Result<CString> {
     })
 }
 
-/// Finds `program` as `execvp` would, in the child's `PATH` (or the
-/// default `/bin:/usr/bin`), before the clone: the search allocates.
-fn resolve(program: &Path, path: Option<&OsStr>) -> io::Result<PathBuf> {
-    if program.as_os_str().is_empty() {
-        return Err(io::Error::from_raw_os_error(libc::ENOENT));
-    }
-    if program.as_os_str().as_bytes().contains(&b'/') {
-        return Ok(program.to_owned());
+/// The paths `execvp` would try for `program`, in order: itself when it
+/// holds a `/`, else one per entry of the child's `PATH` (or the default
+/// `/bin:/usr/bin`), an empty entry meaning the working directory. The
+/// child tries them after its `chdir` and identity change, so relative
+/// entries and permissions are the child's.
+fn candidates(program: &Path, path: Option<&OsStr>) -> Vec<PathBuf> {
+    if program.as_os_str().is_empty() || program.as_os_str().as_bytes().contains(&b'/') {
+        return vec![program.to_owned()];
     }
     let path = path.unwrap_or(OsStr::new("/bin:/usr/bin"));
-    let mut denied = false;
-    for dir in std::env::split_paths(path) {
-        let dir = match dir.as_os_str().is_empty() {
-            true => PathBuf::from("."),
-            false => dir,
-        };
-        let candidate = dir.join(program);
-        match candidate.metadata() {
-            Ok(meta) if meta.is_file() => {
-                match nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK) {
-                    Ok(()) => return Ok(candidate),
-                    Err(_) => denied = true,
-                }
-            }
-            _ => {}
-        }
-    }
-    Err(io::Error::from_raw_os_error(match denied {
-        true => libc::EACCES,
-        false => libc::ENOENT,
-    }))
+    path.as_bytes()
+        .split(|&b| b == b':')
+        .map(|dir| match dir.is_empty() {
+            true => program.to_owned(),
+            false => Path::new(OsStr::from_bytes(dir)).join(program),
+        })
+        .collect()
 }
 
 /// `fd` itself when it is above 3, else a close-on-exec copy above 3 (and
@@ -715,72 +728,111 @@ unsafe fn child_steps(args: &ChildArgs) -> (Step, c_int) {
     if !args.cwd.is_null() {
         check!(Step::Chdir, libc::chdir(args.cwd));
     }
-    libc::execve(args.program, args.argv, args.envp);
-    let failed = errno();
-    if failed == libc::ENOEXEC {
-        libc::execve(SH.as_ptr(), args.sh_argv, args.envp);
+    // As `execvp`: a candidate that is missing or not allowed is skipped,
+    // a script without `#!` runs in sh, any other error ends the search.
+    let mut denied = false;
+    for i in 0..args.candidate_count {
+        let candidate = *args.candidates.add(i);
+        libc::execve(candidate, args.argv, args.envp);
+        match errno() {
+            libc::ENOEXEC => {
+                libc::execve(SH.as_ptr(), *args.sh_argvs.add(i), args.envp);
+                return (Step::Exec, errno());
+            }
+            libc::EACCES => denied = true,
+            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+            other => return (Step::Exec, other),
+        }
     }
-    (Step::Exec, failed)
+    (Step::Exec, if denied { libc::EACCES } else { libc::ENOENT })
 }
+
+/// `waitid`'s id type for a pidfd (Linux 5.4); not in the libc crate.
+const P_PIDFD: libc::idtype_t = 3;
 
 impl Spawned {
     pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
-    /// The pidfd, for awaiting the child's end; once only.
-    pub(crate) fn take_pidfd(&mut self) -> Option<OwnedFd> {
-        self.pidfd.take()
+    /// A copy of the pidfd, for awaiting the child's end.
+    pub(crate) fn pidfd(&self) -> io::Result<OwnedFd> {
+        self.pidfd.try_clone()
     }
 
     /// Reaps the child if it has ended: `Ok(None)` while it runs. The status
     /// is `None` when something else in the process reaped it first.
+    /// Through the pidfd: never another process that got the pid since.
     pub(crate) fn reap(&mut self) -> io::Result<Option<Option<ExitStatus>>> {
-        if self.reaped {
-            return Ok(Some(None));
-        }
-        let mut status: c_int = 0;
-        #[allow(unsafe_code)]
-        // SAFETY: waitpid writes the status into `status` only.
-        let rc = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, libc::WNOHANG) };
-        match rc {
-            0 => Ok(None),
-            -1 => match io::Error::last_os_error() {
-                e if e.raw_os_error() == Some(libc::ECHILD) => {
-                    self.reaped = true;
-                    Ok(Some(None))
-                }
-                e => Err(e),
-            },
-            _ => {
-                self.reaped = true;
-                Ok(Some(Some(ExitStatus::from_raw(status))))
-            }
-        }
+        self.wait(libc::WNOHANG)
     }
 
     /// Reaps the child, waiting for it (for a probe run to its end).
     pub(crate) fn wait_blocking(&mut self) -> io::Result<Option<ExitStatus>> {
+        loop {
+            match self.wait(0) {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn wait(&mut self, flags: c_int) -> io::Result<Option<Option<ExitStatus>>> {
         if self.reaped {
+            return Ok(Some(None));
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: an all-zero siginfo_t is valid; waitid writes into it only.
+        let mut info = unsafe { std::mem::zeroed::<libc::siginfo_t>() };
+        #[allow(unsafe_code)]
+        // SAFETY: waitid reads the pidfd's number and writes `info` only.
+        let rc = unsafe {
+            libc::waitid(
+                P_PIDFD,
+                self.pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | flags,
+            )
+        };
+        if rc == -1 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ECHILD) {
+                self.reaped = true;
+                return Ok(Some(None));
+            }
+            return Err(e);
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: waitid filled `info` for a child (or left it zeroed).
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        if pid == 0 {
+            // WNOHANG, and it runs.
             return Ok(None);
         }
-        let mut status: c_int = 0;
-        loop {
-            #[allow(unsafe_code)]
-            // SAFETY: waitpid writes the status into `status` only.
-            let rc = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, 0) };
-            if rc >= 0 {
-                self.reaped = true;
-                return Ok(Some(ExitStatus::from_raw(status)));
-            }
-            match io::Error::last_os_error() {
-                e if e.kind() == io::ErrorKind::Interrupted => continue,
-                e if e.raw_os_error() == Some(libc::ECHILD) => {
-                    self.reaped = true;
-                    return Ok(None);
-                }
-                e => return Err(e),
-            }
+        self.reaped = true;
+        // As the wait status `waitpid` gives, which ExitStatus decodes.
+        let raw = match info.si_code {
+            libc::CLD_EXITED => (status & 0xff) << 8,
+            libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+            _ => status & 0x7f,
+        };
+        Ok(Some(Some(ExitStatus::from_raw(raw))))
+    }
+
+    /// SIGKILL through the pidfd.
+    fn kill(&self) {
+        #[allow(unsafe_code)]
+        // SAFETY: pidfd_send_signal with a null siginfo reads no memory of ours.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
         }
     }
 }
@@ -795,22 +847,26 @@ impl Drop for Spawned {
         if let Ok(Some(_)) = self.reap() {
             return;
         }
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid as libc::pid_t),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        self.kill();
         if let Ok(Some(_)) = self.reap() {
             return;
         }
+        let pid = self.pid;
+        let Ok(pidfd) = self.pidfd.try_clone() else {
+            tracing::warn!(
+                pid,
+                "cannot reap a killed child; it stays a zombie until the owner exits"
+            );
+            return;
+        };
         let mut rest = Spawned {
-            pid: self.pid,
-            pidfd: self.pidfd.take(),
+            pid,
+            pidfd,
             reaped: false,
             stdout: None,
             stderr: None,
         };
         self.reaped = true;
-        let pid = rest.pid;
         let spawned = std::thread::Builder::new()
             .name("pod-reaper".into())
             .spawn(move || {
@@ -852,6 +908,20 @@ mod tests {
     }
 
     #[test]
+    fn a_removed_variable_is_not_inherited_until_set_again() {
+        // PATH is in this test process's environment (a shell would set
+        // its own: `env` shows what the child got).
+        let mut spawn = Spawn::new("/usr/bin/env");
+        spawn
+            .env_remove("PATH")
+            .env_remove("HOME")
+            .env("HOME", "/h");
+        let (_, out) = run(&mut spawn).unwrap();
+        assert!(!out.lines().any(|l| l.starts_with("PATH=")), "{out}");
+        assert!(out.lines().any(|l| l == "HOME=/h"), "{out}");
+    }
+
+    #[test]
     fn a_bare_name_is_found_in_the_childs_path() {
         let mut spawn = Spawn::new("sh");
         spawn
@@ -879,6 +949,94 @@ mod tests {
         let (status, out) = result.unwrap();
         assert!(status.unwrap().success());
         assert_eq!(out, "ran with-arg\n");
+    }
+
+    /// A private directory under the temporary one, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!("spawn-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        fn script(&self, at: &str, mode: u32, text: &str) {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.0.join(at);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, format!("#!/bin/sh\n{text}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn relative_path_entries_are_searched_from_the_childs_directory() {
+        let dir = TempDir::new("relpath");
+        dir.script("bin/prog", 0o755, "echo ran");
+        let mut spawn = Spawn::new("prog");
+        spawn.env("PATH", "bin").current_dir(&dir.0);
+        assert_eq!(run(&mut spawn).unwrap().1, "ran\n");
+        // An empty entry is the working directory: the child's.
+        let mut spawn = Spawn::new("prog");
+        spawn.env("PATH", ":").current_dir(dir.0.join("bin"));
+        assert_eq!(run(&mut spawn).unwrap().1, "ran\n");
+    }
+
+    #[test]
+    fn the_path_is_searched_with_the_childs_permissions() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("skipped: changing the user needs root");
+            return;
+        }
+        let dir = TempDir::new("uidpath");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        // Root may run a/prog; nobody may not, and gets b/prog.
+        dir.script("a/prog", 0o700, "echo a");
+        dir.script("b/prog", 0o755, "echo b");
+        let path = format!(
+            "{}:{}",
+            dir.0.join("a").display(),
+            dir.0.join("b").display()
+        );
+        let nobody = Identity {
+            uid: Some(Uid::from_raw(65534)),
+            gid: Some(Gid::from_raw(65534)),
+            groups: Some(Vec::new()),
+            umask: None,
+        };
+        let mut spawn = Spawn::new("prog");
+        spawn.env("PATH", &path).identity(nobody.clone());
+        assert_eq!(run(&mut spawn).unwrap().1, "b\n");
+        // Only a/prog: not allowed is EACCES, as execvp says.
+        let mut spawn = Spawn::new("prog");
+        spawn.env("PATH", dir.0.join("a")).identity(nobody);
+        assert_eq!(
+            spawn.spawn().unwrap_err().raw_os_error(),
+            Some(libc::EACCES)
+        );
+    }
+
+    #[test]
+    fn inherited_variables_pass_as_they_came_and_set_ones_are_checked() {
+        // A key std read from an odd environ entry of the owner's.
+        let env: BTreeMap<OsString, OsString> = [("=ODD".into(), "1".into())].into();
+        let spawn = Spawn::new("/bin/true");
+        let prepared = spawn.prepare(&env).unwrap();
+        assert_eq!(prepared._envp[0].to_bytes(), b"=ODD=1");
+        let mut set = Spawn::new("/bin/true");
+        set.env("=ODD", "1");
+        let err = set.prepare(&set.environment()).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]

@@ -1,0 +1,743 @@
+//! Container pods: the process runtime, with a container engine's CLI
+//! (`podman run`, attached) as the child.
+//!
+//! The engine's CLI is the interface, so docker can follow: the child is
+//! `ENGINE run --name … --label … [options] IMAGE|--rootfs DIR [COMMAND ARGS…]`
+//! in the foreground. Its output is the container's output, its exit is the
+//! container's exit, and the process runtime's probes, restarts and output
+//! tails apply as they are. What a container adds:
+//!
+//! - **Readiness by notify** through `--sdnotify=container`: the engine sends
+//!   `MAINPID=` naming its monitor (conmon), and the container's `READY=1`
+//!   comes from that monitor. The runtime trusts the pid the engine names
+//!   for notifications, and keeps watching the engine's CLI, whose exit
+//!   status is the container's.
+//! - **Names and labels**: `<pod>-<owner pid>-<n>`, labelled with the pod's
+//!   name, the owner (pid and start time) and the generation.
+//! - **Leftovers**: before each start, containers with the pod's label whose
+//!   owner process is dead are removed, and reported.
+//! - **Stop through the engine** (`stop -t`, with the stop signal given at
+//!   `run`), then a forced removal, on close, on restart and when the
+//!   runtime is dropped: a container is never left behind by a live owner.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use super::probe::InvalidSpec;
+use super::procfs;
+
+/// The label keys the runtime sets; [`LABEL_POD`] selects a pod's containers.
+pub(crate) const LABEL_POD: &str = "io.pod-actor.pod";
+/// The owner process, as `<pid>-<start time>`.
+pub(crate) const LABEL_OWNER: &str = "io.pod-actor.owner";
+/// The runtime generation that started the container.
+pub(crate) const LABEL_GENERATION: &str = "io.pod-actor.generation";
+
+/// How long an engine command (`stop` aside) may take before it is given up.
+const ENGINE_COMMAND: Duration = Duration::from_secs(30);
+
+/// What a container pod runs, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    engine: PathBuf,
+    source: ContainerSource,
+    ports: Vec<PortSpec>,
+    volumes: Vec<String>,
+    network: Option<String>,
+    memory: Option<String>,
+    cpus: Option<String>,
+    pids_limit: Option<u64>,
+    ulimits: Vec<String>,
+    user: Option<String>,
+    engine_args: Vec<String>,
+    stop_timeout: Duration,
+}
+
+/// Where the container's root filesystem comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerSource {
+    /// An image the engine has (never pulled: `--pull=never`).
+    Image(String),
+    /// A root filesystem directory (`--rootfs`).
+    Rootfs(PathBuf),
+}
+
+impl fmt::Display for ContainerSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContainerSource::Image(image) => write!(f, "image `{image}`"),
+            ContainerSource::Rootfs(dir) => write!(f, "root filesystem `{}`", dir.display()),
+        }
+    }
+}
+
+/// A published port: `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]`, bound
+/// to 127.0.0.1 unless an address is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSpec {
+    /// The host address it is bound to.
+    pub host_ip: IpAddr,
+    /// The port on the host.
+    pub host_port: u16,
+    /// The port inside the container.
+    pub container_port: u16,
+    /// `true` for UDP, `false` for TCP.
+    pub udp: bool,
+}
+
+impl FromStr for PortSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<PortSpec, String> {
+        let (rest, udp) = match text.rsplit_once('/') {
+            Some((rest, "tcp")) => (rest, false),
+            Some((rest, "udp")) => (rest, true),
+            Some((_, other)) => {
+                return Err(format!(
+                    "must end in /tcp or /udp if it names a protocol, got `/{other}`"
+                ))
+            }
+            None => (text, false),
+        };
+        let port = |s: &str, what: &str| {
+            s.parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| format!("{what} must be a port from 1 to 65535, got `{s}`"))
+        };
+        let (host, container) = rest.rsplit_once(':').ok_or_else(|| {
+            format!("must be `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]`, got `{text}`")
+        })?;
+        let container_port = port(container, "the container port")?;
+        let (host_ip, host_port) = match host.rsplit_once(':') {
+            Some((ip, host_port)) => {
+                let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                let ip = ip
+                    .parse::<IpAddr>()
+                    .map_err(|_| format!("the host address must be an IP address, got `{ip}`"))?;
+                (ip, port(host_port, "the host port")?)
+            }
+            None => (IpAddr::from([127, 0, 0, 1]), port(host, "the host port")?),
+        };
+        Ok(PortSpec {
+            host_ip,
+            host_port,
+            container_port,
+            udp,
+        })
+    }
+}
+
+impl fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proto = if self.udp { "udp" } else { "tcp" };
+        match self.host_ip {
+            IpAddr::V6(ip) => write!(f, "[{ip}]")?,
+            IpAddr::V4(ip) => write!(f, "{ip}")?,
+        }
+        write!(f, ":{}:{}/{proto}", self.host_port, self.container_port)
+    }
+}
+
+/// A container pod's part of [`ProcessInfo`](crate::ProcessInfo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// The engine's binary.
+    pub engine: PathBuf,
+    /// The container's name.
+    pub name: String,
+    /// Its id, once the engine said it (after readiness).
+    pub id: Option<String>,
+    /// What it runs.
+    pub source: ContainerSource,
+    /// Its main process as the host sees it, once the engine said it.
+    pub main_pid: Option<u32>,
+    /// Its published ports.
+    pub ports: Vec<PortSpec>,
+    /// How many containers of dead owners were removed before this start.
+    pub leftovers_removed: usize,
+}
+
+impl ContainerSpec {
+    /// Runs an image the engine already has.
+    pub fn image(image: impl Into<String>) -> ContainerSpec {
+        ContainerSpec::new(ContainerSource::Image(image.into()))
+    }
+
+    /// Runs a root filesystem directory.
+    pub fn rootfs(dir: impl Into<PathBuf>) -> ContainerSpec {
+        ContainerSpec::new(ContainerSource::Rootfs(dir.into()))
+    }
+
+    fn new(source: ContainerSource) -> ContainerSpec {
+        ContainerSpec {
+            engine: PathBuf::from("podman"),
+            source,
+            ports: Vec::new(),
+            volumes: Vec::new(),
+            network: None,
+            memory: None,
+            cpus: None,
+            pids_limit: None,
+            ulimits: Vec::new(),
+            user: None,
+            engine_args: Vec::new(),
+            stop_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The engine's binary; `podman` (looked up in `PATH`) by default.
+    #[must_use]
+    pub fn engine(mut self, engine: impl Into<PathBuf>) -> Self {
+        self.engine = engine.into();
+        self
+    }
+
+    /// Publishes a port.
+    #[must_use]
+    pub fn port(mut self, port: PortSpec) -> Self {
+        self.ports.push(port);
+        self
+    }
+
+    /// Mounts a volume, as the engine's `-v` takes it (`HOST:CONTAINER[:OPTS]`).
+    #[must_use]
+    pub fn volume(mut self, volume: impl Into<String>) -> Self {
+        self.volumes.push(volume.into());
+        self
+    }
+
+    /// The network mode (`--network`): `host`, `none`, `bridge`, ….
+    #[must_use]
+    pub fn network(mut self, network: impl Into<String>) -> Self {
+        self.network = Some(network.into());
+        self
+    }
+
+    /// A memory limit (`--memory`, e.g. `512m`).
+    #[must_use]
+    pub fn memory(mut self, memory: impl Into<String>) -> Self {
+        self.memory = Some(memory.into());
+        self
+    }
+
+    /// A CPU limit (`--cpus`, e.g. `1.5`).
+    #[must_use]
+    pub fn cpus(mut self, cpus: impl Into<String>) -> Self {
+        self.cpus = Some(cpus.into());
+        self
+    }
+
+    /// A limit on the container's processes (`--pids-limit`).
+    #[must_use]
+    pub fn pids_limit(mut self, limit: u64) -> Self {
+        self.pids_limit = Some(limit);
+        self
+    }
+
+    /// A resource limit (`--ulimit`, e.g. `nofile=1024:1024`). Where none is
+    /// given for `nofile` and `nproc`, the container gets the owner's own
+    /// limits: an engine's defaults can exceed what the host permits.
+    #[must_use]
+    pub fn ulimit(mut self, ulimit: impl Into<String>) -> Self {
+        self.ulimits.push(ulimit.into());
+        self
+    }
+
+    /// The user inside the container (`--user`, `NAME|UID[:GROUP|GID]`).
+    #[must_use]
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Options passed to `ENGINE run` as they are, before the image (e.g.
+    /// `--runtime runc`).
+    #[must_use]
+    pub fn engine_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.engine_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// How long `ENGINE stop` waits for the container after its stop
+    /// signal before killing it (whole seconds, rounded up); 10 s by default.
+    #[must_use]
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    pub(crate) fn stop_timeout_value(&self) -> Duration {
+        self.stop_timeout
+    }
+
+    pub(crate) fn engine_binary(&self) -> &std::path::Path {
+        &self.engine
+    }
+
+    /// The source of the root filesystem.
+    pub fn source(&self) -> &ContainerSource {
+        &self.source
+    }
+
+    /// The published ports.
+    pub fn ports(&self) -> &[PortSpec] {
+        &self.ports
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), InvalidSpec> {
+        let invalid = |field: &'static str, reason: String| InvalidSpec { field, reason };
+        if self.engine.as_os_str().is_empty() {
+            return Err(invalid("engine", "must not be empty".into()));
+        }
+        match &self.source {
+            ContainerSource::Image(image) if image.is_empty() || image.starts_with('-') => {
+                return Err(invalid(
+                    "image",
+                    format!("must name an image, got `{image}`"),
+                ))
+            }
+            ContainerSource::Rootfs(dir) if !dir.is_absolute() => {
+                return Err(invalid(
+                    "rootfs",
+                    format!("must be an absolute path, got `{}`", dir.display()),
+                ))
+            }
+            _ => {}
+        }
+        for (field, values) in [("volumes", &self.volumes), ("ulimits", &self.ulimits)] {
+            if let Some(bad) = values.iter().find(|v| v.is_empty() || v.starts_with('-')) {
+                return Err(invalid(field, format!("holds an invalid entry `{bad}`")));
+            }
+        }
+        for (field, value) in [
+            ("network", &self.network),
+            ("memory", &self.memory),
+            ("cpus", &self.cpus),
+            ("user", &self.user),
+        ] {
+            if let Some(value) = value
+                .as_deref()
+                .filter(|v| v.is_empty() || v.starts_with('-'))
+            {
+                return Err(invalid(
+                    field,
+                    format!("must not be empty or start with `-`, got `{value}`"),
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(port) = self
+            .ports
+            .iter()
+            .find(|p| !seen.insert((p.host_ip, p.host_port, p.udp)))
+        {
+            return Err(invalid(
+                "ports",
+                format!("publishes host port {port} twice"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks what only the host can say, before the engine is asked: a
+    /// root filesystem that is not a directory.
+    pub(crate) fn check_host(&self) -> Result<(), String> {
+        if let ContainerSource::Rootfs(dir) = &self.source {
+            match std::fs::metadata(dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(format!(
+                        "the root filesystem `{}` is not a directory",
+                        dir.display()
+                    ))
+                }
+                Err(e) => return Err(format!("the root filesystem `{}`: {e}", dir.display())),
+            }
+        }
+        Ok(())
+    }
+
+    /// The arguments of `ENGINE run` for one start.
+    pub(crate) fn run_args(&self, run: &Run<'_>) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        let mut push = |a: &str| args.push(a.into());
+        push("run");
+        push("--name");
+        push(&run.name);
+        push("--label");
+        push(&format!("{LABEL_POD}={}", run.pod));
+        push("--label");
+        push(&format!("{LABEL_OWNER}={}", run.owner));
+        push("--label");
+        push(&format!("{LABEL_GENERATION}={}", run.generation));
+        // The engine tells `NOTIFY_SOCKET` (of its own environment) what the
+        // container says, only when the pod listens.
+        push(if run.notify {
+            "--sdnotify=container"
+        } else {
+            "--sdnotify=ignore"
+        });
+        push("--stop-signal");
+        push(&run.stop_signal.to_string());
+        push("--stop-timeout");
+        push(&whole_seconds(self.stop_timeout).to_string());
+        push("--pull=never");
+        // The container's stdin is the engine's: /dev/null.
+        if run.channel {
+            push("--preserve-fds=1");
+        }
+        for key in run.env_keys {
+            push("--env");
+            push(key);
+        }
+        for port in &self.ports {
+            push("--publish");
+            push(&port.to_string());
+        }
+        for volume in &self.volumes {
+            push("--volume");
+            push(volume);
+        }
+        if let Some(network) = &self.network {
+            push("--network");
+            push(network);
+        }
+        if let Some(memory) = &self.memory {
+            push("--memory");
+            push(memory);
+        }
+        if let Some(cpus) = &self.cpus {
+            push("--cpus");
+            push(cpus);
+        }
+        if let Some(limit) = self.pids_limit {
+            push("--pids-limit");
+            push(&limit.to_string());
+        }
+        if let Some(user) = &self.user {
+            push("--user");
+            push(user);
+        }
+        let given = |name: &str| {
+            self.ulimits
+                .iter()
+                .any(|u| u.split('=').next() == Some(name))
+        };
+        for ulimit in &self.ulimits {
+            push("--ulimit");
+            push(ulimit);
+        }
+        for (name, resource) in [
+            ("nofile", nix::sys::resource::Resource::RLIMIT_NOFILE),
+            ("nproc", nix::sys::resource::Resource::RLIMIT_NPROC),
+        ] {
+            if given(name) {
+                continue;
+            }
+            if let Ok((soft, hard)) = nix::sys::resource::getrlimit(resource) {
+                let limit = |v: u64| match v {
+                    nix::sys::resource::RLIM_INFINITY => "-1".to_owned(),
+                    v => v.to_string(),
+                };
+                push("--ulimit");
+                push(&format!("{name}={}:{}", limit(soft), limit(hard)));
+            }
+        }
+        for arg in &self.engine_args {
+            push(arg);
+        }
+        match &self.source {
+            ContainerSource::Image(image) => push(image),
+            ContainerSource::Rootfs(dir) => {
+                args.push("--rootfs".into());
+                args.push(dir.into());
+            }
+        }
+        if let Some(command) = run.command {
+            args.push(command.into());
+        }
+        args.extend(run.args.iter().map(OsString::from));
+        args
+    }
+}
+
+/// What one start adds to the spec.
+pub(crate) struct Run<'a> {
+    pub(crate) name: String,
+    pub(crate) pod: &'a str,
+    pub(crate) owner: &'a str,
+    pub(crate) generation: u64,
+    pub(crate) notify: bool,
+    pub(crate) channel: bool,
+    pub(crate) stop_signal: i32,
+    pub(crate) env_keys: &'a [String],
+    pub(crate) command: Option<&'a std::path::Path>,
+    pub(crate) args: &'a [String],
+}
+
+fn whole_seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// A container name for a start of `pod`: the pod's name made safe, the
+/// owner's pid, and a number unique in this process.
+pub(crate) fn name_for(pod: &str) -> String {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let safe: String = pod
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' | '-' => c,
+            _ => '_',
+        })
+        .take(48)
+        .collect();
+    let safe = match safe.chars().next() {
+        Some(c) if c.is_ascii_alphanumeric() => safe,
+        _ => format!("pod{safe}"),
+    };
+    let n = RUNS.fetch_add(1, Ordering::Relaxed);
+    format!("{safe}-{}-{n}", std::process::id())
+}
+
+/// Runs `ENGINE args…` to its end (at most `limit`); its stdout, or an error
+/// with its last lines of stderr.
+pub(crate) async fn engine_command(
+    engine: &std::path::Path,
+    args: &[&str],
+    limit: Duration,
+) -> Result<String, String> {
+    let mut cmd = Command::new(engine);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let what = format!("`{} {}`", engine.display(), args.join(" "));
+    let output = match tokio::time::timeout(limit, cmd.output()).await {
+        Err(_) => return Err(format!("{what} took longer than {limit:?}")),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(format!(
+                "the container engine `{}` is not installed (or not in PATH)",
+                engine.display()
+            ))
+        }
+        Ok(Err(e)) => return Err(format!("{what}: {e}")),
+        Ok(Ok(output)) => output,
+    };
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Err(format!(
+        "{what} failed ({}): {}",
+        output.status,
+        tail.join(" | ")
+    ))
+}
+
+/// Removes the containers of `pod` whose owner process is dead; their names.
+pub(crate) async fn remove_leftovers(
+    engine: &std::path::Path,
+    pod: &str,
+) -> Result<Vec<String>, String> {
+    let filter = format!("label={LABEL_POD}={pod}");
+    let format = format!("{{{{.Names}}}}\t{{{{index .Labels \"{LABEL_OWNER}\"}}}}");
+    let listed = engine_command(
+        engine,
+        &["ps", "--all", "--filter", &filter, "--format", &format],
+        ENGINE_COMMAND,
+    )
+    .await?;
+    let dead: Vec<String> = listed
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(_, owner)| procfs::left_by_dead_owner(std::ffi::OsStr::new(owner), "", false))
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    if dead.is_empty() {
+        return Ok(dead);
+    }
+    let mut args = vec!["rm", "--force", "--ignore", "--time", "0"];
+    args.extend(dead.iter().map(String::as_str));
+    engine_command(engine, &args, ENGINE_COMMAND).await?;
+    Ok(dead)
+}
+
+/// The container's id and main pid, as the engine says them.
+pub(crate) async fn inspect(engine: &std::path::Path, name: &str) -> Result<(String, u32), String> {
+    let out = engine_command(
+        engine,
+        &["inspect", "--format", "{{.Id}} {{.State.Pid}}", name],
+        ENGINE_COMMAND,
+    )
+    .await?;
+    let mut words = out.split_whitespace();
+    match (
+        words.next(),
+        words.next().and_then(|p| p.parse::<u32>().ok()),
+    ) {
+        (Some(id), Some(pid)) if pid > 0 => Ok((id.to_owned(), pid)),
+        _ => Err(format!("unexpected `inspect` output: {out:?}")),
+    }
+}
+
+/// Stops the container through the engine: its stop signal, then SIGKILL
+/// after `timeout`.
+pub(crate) async fn stop(
+    engine: &std::path::Path,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let secs = whole_seconds(timeout).to_string();
+    engine_command(
+        engine,
+        &["stop", "--ignore", "--time", &secs, name],
+        timeout + ENGINE_COMMAND,
+    )
+    .await
+    .map(drop)
+}
+
+/// Removes the container, killing it if it runs.
+pub(crate) async fn remove(engine: &std::path::Path, name: &str) -> Result<(), String> {
+    engine_command(
+        engine,
+        &["rm", "--force", "--ignore", "--time", "0", name],
+        ENGINE_COMMAND,
+    )
+    .await
+    .map(drop)
+}
+
+/// Removes the container from a thread of its own, for a runtime dropped
+/// where nothing can be awaited; the thread reaps the engine's process.
+pub(crate) fn remove_detached(engine: PathBuf, name: String) {
+    let spawned = std::thread::Builder::new()
+        .name("pod-container-rm".into())
+        .spawn(move || {
+            let status = std::process::Command::new(&engine)
+                .args(["rm", "--force", "--ignore", "--time", "0", &name])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if !matches!(&status, Ok(s) if s.success()) {
+                tracing::warn!(container = %name, status = ?status, "cannot remove the container of a dropped runtime");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start a thread to remove a container");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_parse_with_loopback_by_default() {
+        let p: PortSpec = "8080:80".parse().unwrap();
+        assert_eq!(p.to_string(), "127.0.0.1:8080:80/tcp");
+        let p: PortSpec = "0.0.0.0:53:5353/udp".parse().unwrap();
+        assert_eq!(p.to_string(), "0.0.0.0:53:5353/udp");
+        let p: PortSpec = "[::1]:9000:9000".parse().unwrap();
+        assert_eq!(p.to_string(), "[::1]:9000:9000/tcp");
+        for bad in [
+            "80",
+            "x:80",
+            "0:80",
+            "8080:70000",
+            "1.2.3:8080:80",
+            "8080:80/sctp",
+            "",
+        ] {
+            assert!(bad.parse::<PortSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_safe_and_unique() {
+        let a = name_for("encoder/0");
+        let b = name_for("encoder/0");
+        assert!(a.starts_with("encoder_0-"), "{a}");
+        assert_ne!(a, b);
+        assert!(name_for("_x").starts_with("pod_x-"));
+    }
+
+    #[test]
+    fn run_args_carry_labels_ports_limits_and_the_command_last() {
+        let spec = ContainerSpec::rootfs("/srv/rootfs")
+            .port("8080:80".parse().unwrap())
+            .ulimit("nofile=64:64")
+            .engine_args(["--runtime", "runc"]);
+        let env = vec!["MODEL".to_owned()];
+        let args = spec.run_args(&Run {
+            name: "enc-1-0".into(),
+            pod: "enc",
+            owner: "1-2",
+            generation: 3,
+            notify: true,
+            channel: true,
+            stop_signal: 15,
+            env_keys: &env,
+            command: Some(std::path::Path::new("/bin/worker")),
+            args: &["--flag".to_owned()],
+        });
+        let args: Vec<String> = args.into_iter().map(|a| a.into_string().unwrap()).collect();
+        let joined = args.join(" ");
+        for part in [
+            "run --name enc-1-0",
+            "--label io.pod-actor.pod=enc",
+            "--label io.pod-actor.owner=1-2",
+            "--label io.pod-actor.generation=3",
+            "--sdnotify=container",
+            "--preserve-fds=1",
+            "--env MODEL",
+            "--publish 127.0.0.1:8080:80/tcp",
+            "--ulimit nofile=64:64",
+            "--ulimit nproc=",
+            "--runtime runc --rootfs /srv/rootfs /bin/worker --flag",
+        ] {
+            assert!(joined.contains(part), "{part} not in {joined}");
+        }
+        // Given, nofile is not also taken from the owner.
+        assert_eq!(joined.matches("nofile=").count(), 1, "{joined}");
+        assert!(joined.ends_with("/bin/worker --flag"));
+    }
+
+    #[test]
+    fn invalid_specs_name_their_field() {
+        let cases = [
+            (ContainerSpec::image(""), "image"),
+            (ContainerSpec::rootfs("relative/dir"), "rootfs"),
+            (ContainerSpec::image("x").volume("-v"), "volumes"),
+            (ContainerSpec::image("x").network(""), "network"),
+            (
+                ContainerSpec::image("x")
+                    .port("8080:80".parse().unwrap())
+                    .port("8080:81".parse().unwrap()),
+                "ports",
+            ),
+        ];
+        for (spec, field) in cases {
+            assert_eq!(spec.validate().unwrap_err().field, field);
+        }
+        assert!(ContainerSpec::image("alpine").validate().is_ok());
+    }
+}
