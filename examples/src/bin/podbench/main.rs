@@ -11,6 +11,9 @@
 //! average as each run began. What each row measures, and the aims, are in
 //! BENCHMARKS.md, whose table `--markdown` prints (or `--render FILE` from
 //! a saved `--json`). `--quick` takes one run of fewer samples (for CI).
+//!
+//! Built with `--features peers`, a group `peers` compares the pod with
+//! kameo and ractor doing the same work (`peers.rs`; see BENCHMARKS.md).
 
 use std::io::Write;
 use std::process::{ExitCode, Stdio};
@@ -30,6 +33,9 @@ use runtime_actor::{
 use supervisor::{Supervisor, SupervisorConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Notify;
+
+#[cfg(feature = "peers")]
+mod peers;
 
 // ===== the workloads =====
 
@@ -1228,13 +1234,14 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Measure only these groups of rows (start, restart, call, process,
-    /// spawn, channel, deployment, many, fanout)
-    #[arg(long, value_name = "GROUP", value_delimiter = ',', value_parser = GROUPS)]
+    /// spawn, channel, deployment, many, fanout; peers when built with
+    /// `--features peers`)
+    #[arg(long, value_name = "GROUP", value_delimiter = ',', value_parser = group)]
     only: Vec<String>,
 }
 
 /// The groups of rows, in the order they run.
-const GROUPS: [&str; 9] = [
+const GROUPS: &[&str] = &[
     "start",
     "restart",
     "call",
@@ -1244,7 +1251,30 @@ const GROUPS: [&str; 9] = [
     "deployment",
     "many",
     "fanout",
+    // kameo and ractor beside the pod: only with the `peers` feature, so
+    // that a default build compiles neither.
+    #[cfg(feature = "peers")]
+    "peers",
 ];
+
+/// A group of `--only`; `peers` without the feature says how to build it.
+fn group(name: &str) -> Result<String, String> {
+    if GROUPS.contains(&name) {
+        Ok(name.to_owned())
+    } else if name == "peers" {
+        Err(
+            "the peers group (kameo and ractor) is built only with the `peers` \
+             feature: cargo run --release -p examples --features peers --bin podbench \
+             -- --only peers"
+                .to_owned(),
+        )
+    } else {
+        Err(format!(
+            "no such group; the groups are {}",
+            GROUPS.join(", ")
+        ))
+    }
+}
 
 /// One run of every row of the groups in `only` (all when empty).
 async fn run(quick: bool, run_index: u32, only: &[String]) -> Vec<Row> {
@@ -1256,7 +1286,7 @@ async fn run(quick: bool, run_index: u32, only: &[String]) -> Vec<Row> {
     let pipelined = if quick { 1000 } else { 10_000 };
     let wanted = |group: &str| only.is_empty() || only.iter().any(|g| g == group);
     let mut rows = Vec::new();
-    for group in GROUPS {
+    for &group in GROUPS {
         if !wanted(group) {
             continue;
         }
@@ -1269,7 +1299,10 @@ async fn run(quick: bool, run_index: u32, only: &[String]) -> Vec<Row> {
             "channel" => channel_rows(n * 5, pipelined, &mut rows).await,
             "deployment" => deployment_rows(if quick { 3 } else { 10 }, &mut rows).await,
             "many" => many_rows(run_index, &mut rows).await,
-            _ => fanout_rows(10_000, fanout_n, &mut rows).await,
+            "fanout" => fanout_rows(10_000, fanout_n, &mut rows).await,
+            #[cfg(feature = "peers")]
+            "peers" => peers::peer_rows(n, n * 10, &mut rows).await,
+            other => unreachable!("the group {other} has no rows"),
         }
     }
     rows
