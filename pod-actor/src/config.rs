@@ -12,7 +12,9 @@ use crate::limits;
 
 mod reader;
 mod toml_table;
-use runtime_actor::{ChannelSpec, NotifyAccess, ProcessSpec, ReadinessProbe, RuntimeEnv};
+use runtime_actor::{
+    ChannelSpec, ContainerSpec, NotifyAccess, PortSpec, ProcessSpec, ReadinessProbe, RuntimeEnv,
+};
 use serde::{Deserialize, Serialize};
 use supervisor::{Backoff, Intensity, RestartPolicy, Strategy, SupervisorConfig};
 
@@ -209,6 +211,78 @@ pub enum RuntimeSpec {
         #[serde(default)]
         channel: Option<ChannelConfig>,
     },
+    /// A container run by a container engine's CLI (podman by default),
+    /// from an image the engine has or a root filesystem directory; see
+    /// [`ContainerSpec`](runtime_actor::ContainerSpec). The probes, the
+    /// stop signal, the output and the request channel work as for a
+    /// process; the container is stopped through the engine (`stop -t`
+    /// with `timeout_ctrl`) and removed on close, on restart and on drop.
+    Container {
+        /// An image the engine already has (it is never pulled); or `rootfs`.
+        #[serde(default)]
+        image: Option<String>,
+        /// A root filesystem directory, an absolute path; or `image`.
+        #[serde(default)]
+        rootfs: Option<String>,
+        /// The command inside the container; the image's own when absent.
+        #[serde(default)]
+        command: Option<String>,
+        /// Its arguments.
+        #[serde(default)]
+        args: Vec<String>,
+        /// How readiness is detected; `notify` (sd_notify through the
+        /// engine's `--sdnotify=container`) when absent.
+        #[serde(default)]
+        probe: ProbeConfig,
+        /// Published ports, `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]`,
+        /// on 127.0.0.1 unless an address is given.
+        #[serde(default)]
+        ports: Vec<String>,
+        /// Volumes, as the engine's `-v` takes them (`HOST:CONTAINER[:OPTS]`).
+        #[serde(default)]
+        volumes: Vec<String>,
+        /// The network mode (`host`, `none`, `bridge`, …); the engine's
+        /// default when absent.
+        #[serde(default)]
+        network: Option<String>,
+        /// A memory limit (`512m`).
+        #[serde(default)]
+        memory: Option<String>,
+        /// A CPU limit (`1.5`).
+        #[serde(default)]
+        cpus: Option<String>,
+        /// A limit on the container's processes.
+        #[serde(default)]
+        pids_limit: Option<u64>,
+        /// Resource limits (`nofile=1024:1024`); `nofile` and `nproc`
+        /// default to the owner's own.
+        #[serde(default)]
+        ulimits: Vec<String>,
+        /// The user inside the container (`NAME|UID[:GROUP|GID]`).
+        #[serde(default)]
+        user: Option<String>,
+        /// The engine's binary; `podman` by default.
+        #[serde(default = "default_engine")]
+        engine: String,
+        /// Options for `ENGINE run`, passed as they are (`["--runtime",
+        /// "runc"]`).
+        #[serde(default)]
+        engine_args: Vec<String>,
+        /// The signal that asks the container to stop, as for a process.
+        #[serde(default = "default_stop_signal")]
+        stop_signal: String,
+        /// How many of its last output lines status and failures carry.
+        #[serde(default = "default_output_lines")]
+        output_lines: u64,
+        /// A request channel to the container's fd 3 (passed with
+        /// `--preserve-fds`).
+        #[serde(default)]
+        channel: Option<ChannelConfig>,
+    },
+}
+
+fn default_engine() -> String {
+    "podman".into()
 }
 
 /// The request channel of a process runtime; see
@@ -390,6 +464,9 @@ impl RuntimeSpec {
     /// The process to run, for a `process` runtime. Values that
     /// [`PodConfig::validate`] refuses fall back to their defaults here.
     pub fn process_spec(&self) -> Option<ProcessSpec> {
+        if let RuntimeSpec::Container { .. } = self {
+            return self.container_spec();
+        }
         let RuntimeSpec::Process {
             command,
             args,
@@ -437,6 +514,81 @@ impl RuntimeSpec {
         }
         if let Some(watchdog) = watchdog {
             spec = spec.watchdog(Duration::from_millis(*watchdog));
+        }
+        if let Some(channel) = channel {
+            spec = spec.channel(channel.spec());
+        }
+        Some(spec)
+    }
+}
+
+impl RuntimeSpec {
+    /// The process spec of a `container` runtime: the engine's `run`, with
+    /// the container's command. Values that [`PodConfig::validate`]
+    /// refuses fall back to their defaults or are left out here.
+    fn container_spec(&self) -> Option<ProcessSpec> {
+        let RuntimeSpec::Container {
+            image,
+            rootfs,
+            command,
+            args,
+            probe,
+            ports,
+            volumes,
+            network,
+            memory,
+            cpus,
+            pids_limit,
+            ulimits,
+            user,
+            engine,
+            engine_args,
+            stop_signal,
+            output_lines,
+            channel,
+        } = self
+        else {
+            return None;
+        };
+        let mut container = match (image, rootfs) {
+            (_, Some(rootfs)) => ContainerSpec::rootfs(rootfs),
+            (Some(image), None) => ContainerSpec::image(image),
+            (None, None) => ContainerSpec::image(""),
+        };
+        container = container
+            .engine(engine)
+            .engine_args(engine_args.iter().cloned());
+        for port in ports.iter().filter_map(|p| p.parse().ok()) {
+            container = container.port(port);
+        }
+        for volume in volumes {
+            container = container.volume(volume);
+        }
+        for ulimit in ulimits {
+            container = container.ulimit(ulimit);
+        }
+        if let Some(network) = network {
+            container = container.network(network);
+        }
+        if let Some(memory) = memory {
+            container = container.memory(memory);
+        }
+        if let Some(cpus) = cpus {
+            container = container.cpus(cpus);
+        }
+        if let Some(limit) = pids_limit {
+            container = container.pids_limit(*limit);
+        }
+        if let Some(user) = user {
+            container = container.user(user);
+        }
+        let mut spec = ProcessSpec::new(command.as_deref().unwrap_or(""))
+            .args(args.iter().cloned())
+            .probe(probe.readiness_probe())
+            .output_lines(usize::try_from((*output_lines).min(MAX_OUTPUT_LINES)).unwrap_or(20))
+            .container(container);
+        if let Ok(signal) = parse_signal(stop_signal) {
+            spec = spec.stop_signal(signal);
         }
         if let Some(channel) = channel {
             spec = spec.channel(channel.spec());
@@ -913,6 +1065,60 @@ impl PodConfig {
                 // What the runtime checks, once: probe targets that can
                 // never answer, signals that do not end a process, ids the
                 // kernel refuses, too many groups.
+                if let Some(spec) = self.runtime.process_spec() {
+                    spec.validate()
+                        .map_err(|e| invalid(&format!("runtime.{}", e.field), e.reason))?;
+                }
+            }
+            RuntimeSpec::Container {
+                image,
+                rootfs,
+                command,
+                args,
+                probe,
+                ports,
+                engine,
+                stop_signal,
+                output_lines,
+                ..
+            } => {
+                match (image, rootfs) {
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            "runtime.rootfs",
+                            "is given with `runtime.image`: say one of them".into(),
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            "runtime.image",
+                            "is missing: a container needs `image` or `rootfs`".into(),
+                        ))
+                    }
+                    _ => {}
+                }
+                check_name(engine).map_err(|r| invalid("runtime.engine", r))?;
+                if let Some(command) = command {
+                    check_name(command).map_err(|r| invalid("runtime.command", r))?;
+                }
+                if let Some(index) = args.iter().position(|arg| arg.contains('\0')) {
+                    return Err(invalid(
+                        &format!("runtime.args[{index}]"),
+                        "must not contain NUL".into(),
+                    ));
+                }
+                for (index, port) in ports.iter().enumerate() {
+                    port.parse::<PortSpec>()
+                        .map_err(|r| invalid(&format!("runtime.ports[{index}]"), r))?;
+                }
+                check_probe(probe).map_err(|(key, r)| invalid(&key, r))?;
+                parse_signal(stop_signal).map_err(|r| invalid("runtime.stop_signal", r))?;
+                if *output_lines > MAX_OUTPUT_LINES {
+                    return Err(invalid(
+                        "runtime.output_lines",
+                        format!("must be at most {MAX_OUTPUT_LINES}, got {output_lines}"),
+                    ));
+                }
                 if let Some(spec) = self.runtime.process_spec() {
                     spec.validate()
                         .map_err(|e| invalid(&format!("runtime.{}", e.field), e.reason))?;

@@ -207,7 +207,7 @@ impl<R: Runtime> Pod<R> {
             (None, PlacementKind::Dedicated) => Placement::Dedicated,
             (None, PlacementKind::Shared) => Placement::Current,
             (None, PlacementKind::Auto) => match self.config.runtime {
-                RuntimeSpec::Process { .. } => Placement::Current,
+                RuntimeSpec::Process { .. } | RuntimeSpec::Container { .. } => Placement::Current,
                 RuntimeSpec::InProcess { .. } => Placement::Dedicated,
             },
         }
@@ -216,18 +216,23 @@ impl<R: Runtime> Pod<R> {
 
 impl Pod<ProcessRuntime> {
     /// A pod whose runtime is the OS child process its config describes
-    /// (`runtime.kind = "process"`).
+    /// (`runtime.kind = "process"`), or the container (`"container"`: the
+    /// engine's `run` as the child, stopped with `timeout_ctrl`).
     ///
     /// # Errors
     ///
     /// [`PodError::WrongRuntimeKind`] for any other kind of runtime.
     pub fn from_process_config(config: PodConfig) -> Result<Self, PodError> {
-        let spec = config
+        let mut spec = config
             .runtime
             .process_spec()
             .ok_or(PodError::WrongRuntimeKind {
-                expected: "process",
+                expected: "process\" or \"container",
             })?;
+        if let Some(container) = spec.container_spec() {
+            let container = container.clone().stop_timeout(config.timeout_ctrl());
+            spec = spec.container(container);
+        }
         Ok(Pod::new(config, ProcessRuntime::factory(spec)))
     }
 }
@@ -1089,7 +1094,7 @@ mod tests {
         let mut config = PodConfig::new("p", runtime);
         config.placement = kind;
         match &config.runtime {
-            RuntimeSpec::Process { .. } => Pod::new(
+            RuntimeSpec::Process { .. } | RuntimeSpec::Container { .. } => Pod::new(
                 config,
                 ProcessRuntime::factory(ProcessSpec::new("/bin/true")),
             )
@@ -1106,6 +1111,17 @@ mod tests {
         let in_process = || RuntimeSpec::InProcess { name: "x".into() };
         assert!(matches!(
             placement(process(), PlacementKind::Auto),
+            Placement::Current
+        ));
+        let container: PodConfig = PodConfig::from_str_with_env(
+            "name = \"c\"\nruntime = { kind = \"container\", image = \"x\" }",
+            crate::ConfigFormat::Toml,
+            "test",
+            &Default::default(),
+        )
+        .unwrap();
+        assert!(matches!(
+            placement(container.runtime, PlacementKind::Auto),
             Placement::Current
         ));
         assert!(matches!(

@@ -633,9 +633,35 @@ struct Engine {
     notifier: Cell<Option<u32>>,
     /// The container was removed: nothing is left to remove on drop.
     removed: Cell<bool>,
+    /// Notices that came before the engine named its monitor, by sender
+    /// (the last few only).
+    early: RefCell<VecDeque<(u32, Vec<Notice>)>>,
 }
 
 impl Engine {
+    /// How many early datagrams are kept.
+    const EARLY: usize = 8;
+
+    fn keep_early(&self, sender: u32, notices: Vec<Notice>) {
+        if self.notifier.get().is_some() {
+            return;
+        }
+        let mut early = self.early.borrow_mut();
+        if early.len() == Engine::EARLY {
+            early.pop_front();
+        }
+        early.push_back((sender, notices));
+    }
+
+    fn take_early(&self, from: u32) -> Vec<Notice> {
+        let early = std::mem::take(&mut *self.early.borrow_mut());
+        early
+            .into_iter()
+            .filter(|(sender, _)| *sender == from)
+            .flat_map(|(_, notices)| notices)
+            .collect()
+    }
+
     fn name(&self) -> String {
         self.info.borrow().name.clone()
     }
@@ -683,6 +709,16 @@ impl ChildState {
     /// that left others running most likely daemonized, and is told so.
     fn ended_before_ready(&self, status: Option<ExitStatus>) -> FailureCause {
         let exited = self.exited(status);
+        if let Some(engine) = &self.container {
+            // The other processes were the engine's monitor: no daemon.
+            return match exited {
+                FailureCause::Exited { .. } => FailureCause::Error(RuntimeError::fatal(format!(
+                    "the container engine `{}` ended before the container was ready: it {exited}",
+                    engine.binary().display()
+                ))),
+                other => other,
+            };
+        }
         match self.left_running.get() {
             0 => exited,
             others => FailureCause::Error(RuntimeError::fatal(format!(
@@ -788,6 +824,11 @@ impl ChildState {
                 None => {
                     tracing::debug!(pod = %self.name, notifier = pid, "the container engine's monitor speaks for the container");
                     engine.notifier.set(Some(pid));
+                    for notice in engine.take_early(pid) {
+                        if !matches!(notice, Notice::MainPid(_)) {
+                            self.apply(pid, notice);
+                        }
+                    }
                 }
                 Some(notifier) => {
                     tracing::warn!(pod = %self.name, pid, notifier, "ignored MAINPID: the engine named its monitor already")
@@ -1172,6 +1213,7 @@ impl Runtime for ProcessRuntime {
                 }),
                 notifier: Cell::new(None),
                 removed: Cell::new(false),
+                early: RefCell::new(VecDeque::new()),
             });
         }
         let run = engine.as_ref().map(|engine| container::Run {
@@ -1632,6 +1674,11 @@ fn spawn_notify(socket: NotifySocket, state: Rc<ChildState>) -> JoinHandle<()> {
             let Some(sender) = datagram.sender.filter(|&pid| state.may_notify(pid)) else {
                 // A barrier or unknown keys say nothing: not worth a hint.
                 if !datagram.notices.is_empty() {
+                    if let (Some(engine), Some(sender)) = (&state.container, datagram.sender) {
+                        // The engine may name its monitor after the
+                        // monitor spoke: kept until then.
+                        engine.keep_early(sender, datagram.notices.clone());
+                    }
                     let (count, _) = state.refused.get();
                     let sender = datagram.sender.unwrap_or(0);
                     state.refused.set((count + 1, sender));
@@ -1641,26 +1688,34 @@ fn spawn_notify(socket: NotifySocket, state: Rc<ChildState>) -> JoinHandle<()> {
                 continue;
             };
             for notice in datagram.notices {
-                match notice {
-                    Notice::Ready => state.readiness.set_ready(),
-                    Notice::ExtendTimeout(by) => state.readiness.extend(by),
-                    Notice::Status(status) => *state.status.borrow_mut() = Some(status),
-                    Notice::Watchdog => state.last_watchdog.set(Instant::now()),
-                    // Only said, not asked for: an exit that follows is still
-                    // reported as the exit it is. As in systemd, the
-                    // watchdog no longer applies while it shuts down.
-                    Notice::Stopping => {
-                        state.shutting_down.set(true);
-                        tracing::info!(pod = %state.name, pid = sender, "the child says it is stopping")
-                    }
-                    Notice::MainPid(pid) => state.set_main(pid),
-                    Notice::Errno(errno) => {
-                        tracing::warn!(pod = %state.name, pid = sender, errno, "child reported an error")
-                    }
-                }
+                state.apply(sender, notice);
             }
         }
     })
+}
+
+impl ChildState {
+    /// Acts on one notice from `sender`, who may notify.
+    fn apply(self: &Rc<Self>, sender: u32, notice: Notice) {
+        let state = self;
+        match notice {
+            Notice::Ready => state.readiness.set_ready(),
+            Notice::ExtendTimeout(by) => state.readiness.extend(by),
+            Notice::Status(status) => *state.status.borrow_mut() = Some(status),
+            Notice::Watchdog => state.last_watchdog.set(Instant::now()),
+            // Only said, not asked for: an exit that follows is still
+            // reported as the exit it is. As in systemd, the
+            // watchdog no longer applies while it shuts down.
+            Notice::Stopping => {
+                state.shutting_down.set(true);
+                tracing::info!(pod = %state.name, pid = sender, "the child says it is stopping")
+            }
+            Notice::MainPid(pid) => state.set_main(pid),
+            Notice::Errno(errno) => {
+                tracing::warn!(pod = %state.name, pid = sender, errno, "child reported an error")
+            }
+        }
+    }
 }
 
 /// Fails the runtime when its request channel breaks: at once when the

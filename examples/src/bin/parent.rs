@@ -1,10 +1,13 @@
 //! `parent`: starts one process runtime running the given command, prints the
-//! child's pid on stdout once it is ready, and then waits for ever.
+//! child's pid on stdout once it is ready, and then waits for ever. With
+//! `--config FILE`, starts the pod a TOML config describes (a process or a
+//! container) and prints its pid once `Started`.
 //!
 //! `cargo run -p examples --bin parent -- /path/to/worker --announce none`
+//! `cargo run -p examples --bin parent -- --config pod.toml`
 //!
-//! The test that kills a pod's parent with SIGKILL runs it, kills it, and
-//! checks by pid that the child did not survive. It never ends by itself.
+//! The tests that kill a pod's owner with SIGKILL run it, kill it, and
+//! check what survived. It never ends by itself.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -17,9 +20,16 @@ use runtime_actor::{
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let Some(command) = args.next() else {
-        eprintln!("usage: parent COMMAND [ARGS...]");
+        eprintln!("usage: parent COMMAND [ARGS...] | parent --config FILE");
         return ExitCode::from(2);
     };
+    if command == "--config" {
+        let Some(path) = args.next() else {
+            eprintln!("usage: parent --config FILE");
+            return ExitCode::from(2);
+        };
+        return run_config(&path).await;
+    }
     let spec = ProcessSpec::new(command)
         .args(args)
         .probe(runtime_actor::ReadinessProbe::None);
@@ -35,6 +45,59 @@ async fn main() -> ExitCode {
         }
         Ok(other) => {
             eprintln!("parent: expected the process information, got {other:?}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("parent: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    std::future::pending::<ExitCode>().await
+}
+
+/// Starts the pod of the config at `path`, prints its pid once `Started`,
+/// and waits for ever.
+async fn run_config(path: &str) -> ExitCode {
+    use actix::Actor;
+    use pod_actor::{ConfigFormat, Pod, PodConfig, Start, WaitStartSuccess};
+
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("parent: cannot read {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config =
+        match PodConfig::from_str_with_env(&text, ConfigFormat::Toml, path, &Default::default()) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("parent: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    let pod = match Pod::from_process_config(config) {
+        Ok(pod) => pod.start(),
+        Err(e) => {
+            eprintln!("parent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = match pod.send(Start).await {
+        Ok(Ok(())) => pod.send(WaitStartSuccess).await,
+        Ok(Err(e)) => Ok(Err(e)),
+        Err(e) => {
+            eprintln!("parent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match started {
+        Ok(Ok(started)) => {
+            println!("{}", started.pid.unwrap_or(0));
+            let _ = std::io::stdout().flush();
+        }
+        Ok(Err(e)) => {
+            eprintln!("parent: the pod did not start: {e}");
             return ExitCode::FAILURE;
         }
         Err(e) => {

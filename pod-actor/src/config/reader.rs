@@ -50,7 +50,7 @@ struct PodConfigTwin {
     placement: PlacementKind,
 }
 
-const RUNTIME_KINDS: &[&str] = &["in-process", "process"];
+const RUNTIME_KINDS: &[&str] = &["in-process", "process", "container"];
 const PROBE_KINDS: &[&str] = &["notify", "stdout", "tcp", "http", "none"];
 /// The kinds without fields.
 const UNIT_KINDS: &[&str] = &["notify", "none"];
@@ -95,6 +95,44 @@ enum RuntimeTwin {
         groups: Option<Vec<String>>,
         #[serde(default)]
         umask: Option<String>,
+        #[serde(default = "super::default_stop_signal")]
+        stop_signal: String,
+        #[serde(default = "super::default_output_lines")]
+        output_lines: u64,
+        #[serde(default)]
+        channel: Option<ChannelConfig>,
+    },
+    Container {
+        #[serde(default)]
+        image: Option<String>,
+        #[serde(default)]
+        rootfs: Option<String>,
+        #[serde(default)]
+        command: Option<String>,
+        #[serde(default)]
+        args: Vec<String>,
+        #[serde(default, with = "ProbeTwin")]
+        probe: ProbeConfig,
+        #[serde(default)]
+        ports: Vec<String>,
+        #[serde(default)]
+        volumes: Vec<String>,
+        #[serde(default)]
+        network: Option<String>,
+        #[serde(default)]
+        memory: Option<String>,
+        #[serde(default)]
+        cpus: Option<String>,
+        #[serde(default)]
+        pids_limit: Option<u64>,
+        #[serde(default)]
+        ulimits: Vec<String>,
+        #[serde(default)]
+        user: Option<String>,
+        #[serde(default = "super::default_engine")]
+        engine: String,
+        #[serde(default)]
+        engine_args: Vec<String>,
         #[serde(default = "super::default_stop_signal")]
         stop_signal: String,
         #[serde(default = "super::default_output_lines")]

@@ -42,6 +42,10 @@ pub(crate) const LABEL_OWNER: &str = "io.pod-actor.owner";
 /// The runtime generation that started the container.
 pub(crate) const LABEL_GENERATION: &str = "io.pod-actor.generation";
 
+/// The most processes podman's monitor (conmon) runs with, and so the most
+/// a container's init may keep.
+const NPROC_CAP: u64 = 32_768;
+
 /// How long an engine command (`stop` aside) may take before it is given up.
 const ENGINE_COMMAND: Duration = Duration::from_secs(30);
 
@@ -441,14 +445,28 @@ impl ContainerSpec {
             push("--ulimit");
             push(ulimit);
         }
-        for (name, resource) in [
-            ("nofile", nix::sys::resource::Resource::RLIMIT_NOFILE),
-            ("nproc", nix::sys::resource::Resource::RLIMIT_NPROC),
+        // An engine's own defaults (podman: a million descriptors) can be
+        // more than the host allows, and the container then fails in its
+        // runtime's init. The owner's limits are allowed; podman runs its
+        // monitor, whose limits the container's init starts with, with at
+        // most 32,768 processes.
+        for (name, resource, cap) in [
+            (
+                "nofile",
+                nix::sys::resource::Resource::RLIMIT_NOFILE,
+                u64::MAX,
+            ),
+            (
+                "nproc",
+                nix::sys::resource::Resource::RLIMIT_NPROC,
+                NPROC_CAP,
+            ),
         ] {
             if given(name) {
                 continue;
             }
             if let Ok((soft, hard)) = nix::sys::resource::getrlimit(resource) {
+                let (soft, hard) = (soft.min(cap), hard.min(cap));
                 let limit = |v: u64| match v {
                     nix::sys::resource::RLIM_INFINITY => "-1".to_owned(),
                     v => v.to_string(),
