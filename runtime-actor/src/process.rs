@@ -1156,7 +1156,11 @@ impl Runtime for ProcessRuntime {
             RuntimeError::fatal(format!("no stop signal {}", self.spec.stop_signal)).with_source(e)
         })?;
         let identity = self.identity()?;
-        let wants_notify = probe == ReadinessProbe::Notify || self.spec.watchdog.is_some();
+        // A container pod always listens: the engine names its monitor
+        // there, which is how the container's main process is found.
+        let wants_notify = probe == ReadinessProbe::Notify
+            || self.spec.watchdog.is_some()
+            || self.spec.container.is_some();
         let notify = if wants_notify {
             Some(NotifySocket::bind().map_err(|e| {
                 RuntimeError::fatal(format!("cannot bind the notify socket: {e}")).with_source(e)
@@ -1189,7 +1193,7 @@ impl Runtime for ProcessRuntime {
         if let Some(container) = &self.spec.container {
             container.check_host().map_err(RuntimeError::fatal)?;
             let binary = container.engine_binary();
-            let removed = container::remove_leftovers(binary, ctx.name())
+            let removed = container::remove_leftovers_once(binary, ctx.name())
                 .await
                 .map_err(|e| RuntimeError::fatal(format!("cannot start the container: {e}")))?;
             if let Some(first) = removed.first() {
@@ -1221,7 +1225,7 @@ impl Runtime for ProcessRuntime {
             pod: ctx.name(),
             owner: &owner,
             generation: ctx.generation(),
-            notify: notify.is_some(),
+            notify_probe: probe == ReadinessProbe::Notify,
             channel: self.spec.channel.is_some(),
             stop_signal: self.spec.stop_signal,
             env_keys: &env_keys,
@@ -1415,7 +1419,11 @@ impl Runtime for ProcessRuntime {
         if let Some(engine) = &state.container {
             // Ready, the container runs: its id and main process for the
             // status and `Started`.
-            match container::inspect(&engine.binary(), &engine.name()).await {
+            let found = match engine.notifier.get().and_then(container::locate) {
+                Some(found) => Ok(found),
+                None => container::inspect(&engine.binary(), &engine.name()).await,
+            };
+            match found {
                 Ok((id, pid)) => {
                     tracing::info!(pod = %state.name, container = %engine.name(), id = %id, pid, "container ready");
                     let mut info = engine.info.borrow_mut();

@@ -388,12 +388,13 @@ impl ContainerSpec {
         push(&format!("{LABEL_OWNER}={}", run.owner));
         push("--label");
         push(&format!("{LABEL_GENERATION}={}", run.generation));
-        // The engine tells `NOTIFY_SOCKET` (of its own environment) what the
-        // container says, only when the pod listens.
-        push(if run.notify {
+        // The engine tells `NOTIFY_SOCKET` (of its own environment) its
+        // monitor's pid, and the container's `READY=1` when the probe is
+        // notify (else the monitor's own, which other probes ignore).
+        push(if run.notify_probe {
             "--sdnotify=container"
         } else {
-            "--sdnotify=ignore"
+            "--sdnotify=conmon"
         });
         push("--stop-signal");
         push(&run.stop_signal.to_string());
@@ -499,7 +500,7 @@ pub(crate) struct Run<'a> {
     pub(crate) pod: &'a str,
     pub(crate) owner: &'a str,
     pub(crate) generation: u64,
-    pub(crate) notify: bool,
+    pub(crate) notify_probe: bool,
     pub(crate) channel: bool,
     pub(crate) stop_signal: i32,
     pub(crate) env_keys: &'a [String],
@@ -569,6 +570,27 @@ pub(crate) async fn engine_command(
     ))
 }
 
+/// [`remove_leftovers`], the first time this process starts a pod of this
+/// name with this engine: what an owner that died before us left. Later
+/// starts of the name (restarts) find nothing new to remove.
+pub(crate) async fn remove_leftovers_once(
+    engine: &std::path::Path,
+    pod: &str,
+) -> Result<Vec<String>, String> {
+    type Swept = std::sync::Mutex<std::collections::HashSet<(PathBuf, String)>>;
+    static SWEPT: std::sync::OnceLock<Swept> = std::sync::OnceLock::new();
+    let swept = SWEPT.get_or_init(Default::default);
+    let key = (engine.to_owned(), pod.to_owned());
+    if swept.lock().is_ok_and(|set| set.contains(&key)) {
+        return Ok(Vec::new());
+    }
+    let removed = remove_leftovers(engine, pod).await?;
+    if let Ok(mut set) = swept.lock() {
+        set.insert(key);
+    }
+    Ok(removed)
+}
+
 /// Removes the containers of `pod` whose owner process is dead; their names.
 pub(crate) async fn remove_leftovers(
     engine: &std::path::Path,
@@ -595,6 +617,23 @@ pub(crate) async fn remove_leftovers(
     args.extend(dead.iter().map(String::as_str));
     engine_command(engine, &args, ENGINE_COMMAND).await?;
     Ok(dead)
+}
+
+/// The container's id and main pid, read from the host's `/proc` without
+/// asking the engine: the main process is the child of the engine's
+/// monitor (`monitor`, which the engine named with `MAINPID=`), and its
+/// cgroup is named after the container's id (`libpod-<id>`).
+pub(crate) fn locate(monitor: u32) -> Option<(String, u32)> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{monitor}/task/{monitor}/children")).ok()?;
+    let main: u32 = children.split_whitespace().next()?.parse().ok()?;
+    let cgroup = std::fs::read_to_string(format!("/proc/{main}/cgroup")).ok()?;
+    let id = cgroup.lines().find_map(|line| {
+        let (_, rest) = line.split_once("libpod-")?;
+        let id: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+        (id.len() == 64).then_some(id)
+    })?;
+    Some((id, main))
 }
 
 /// The container's id and main pid, as the engine says them.
@@ -710,7 +749,7 @@ mod tests {
             pod: "enc",
             owner: "1-2",
             generation: 3,
-            notify: true,
+            notify_probe: true,
             channel: true,
             stop_signal: 15,
             env_keys: &env,

@@ -34,6 +34,7 @@ use supervisor::{Supervisor, SupervisorConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Notify;
 
+mod container;
 #[cfg(feature = "peers")]
 mod peers;
 
@@ -1251,6 +1252,7 @@ const GROUPS: &[&str] = &[
     "deployment",
     "many",
     "fanout",
+    "container",
     // kameo and ractor beside the pod: only with the `peers` feature, so
     // that a default build compiles neither.
     #[cfg(feature = "peers")]
@@ -1284,6 +1286,7 @@ async fn run(quick: bool, run_index: u32, only: &[String]) -> Vec<Row> {
         (2000, 50, 5, 10)
     };
     let pipelined = if quick { 1000 } else { 10_000 };
+    let container_n = if quick { 2 } else { 10 };
     let wanted = |group: &str| only.is_empty() || only.iter().any(|g| g == group);
     let mut rows = Vec::new();
     for &group in GROUPS {
@@ -1300,6 +1303,7 @@ async fn run(quick: bool, run_index: u32, only: &[String]) -> Vec<Row> {
             "deployment" => deployment_rows(if quick { 3 } else { 10 }, &mut rows).await,
             "many" => many_rows(run_index, &mut rows).await,
             "fanout" => fanout_rows(10_000, fanout_n, &mut rows).await,
+            "container" => container::container_rows(container_n, &mut rows).await,
             #[cfg(feature = "peers")]
             "peers" => peers::peer_rows(n, n * 10, &mut rows).await,
             other => unreachable!("the group {other} has no rows"),
