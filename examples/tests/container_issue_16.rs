@@ -416,6 +416,102 @@ async fn start_failures_say_why() {
     assert!(containers_of(&name).is_empty());
 }
 
+#[actix::test]
+async fn a_port_taken_on_the_host_and_a_missing_engine_say_so() {
+    // No engine at all: said before anything runs (no podman needed).
+    let toml = "name = \"noengine\"\n[runtime]\nkind = \"container\"\nimage = \"x\"\n\
+                engine = \"/nonexistent/podman\"\n";
+    let pod = container_pod(toml);
+    pod.send(Start).await.unwrap().unwrap();
+    let text = pod
+        .send(WaitStartSuccess)
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("container engine `/nonexistent/podman` is not installed"),
+        "{text}"
+    );
+
+    require_engine!();
+    let rootfs = Rootfs::build().unwrap();
+    let name = unique("porttaken");
+    let _cleanup = Cleanup(name.clone());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let pod = container_pod(&rootfs.config(&name, &format!("ports = [\"{port}:7000\"]"), &[]));
+    pod.send(Start).await.unwrap().unwrap();
+    let text = pod
+        .send(WaitStartSuccess)
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("address already in use"), "{text}");
+    assert!(
+        containers_of(&name).is_empty(),
+        "the failed container was removed"
+    );
+}
+
+#[actix::test]
+async fn the_stop_goes_through_the_engine_with_the_configured_signal() {
+    require_engine!();
+    let rootfs = Rootfs::build().unwrap();
+    // SIGINT is what the worker answers with `interrupted`; SIGTERM it
+    // would ignore (`--ignore-sigterm`), so only the configured signal,
+    // delivered by `podman stop`, ends it gracefully.
+    let name = unique("stopsignal");
+    let _cleanup = Cleanup(name.clone());
+    let pod = container_pod(&rootfs.config(
+        &name,
+        "stop_signal = \"SIGINT\"\noutput_lines = 50",
+        &["--ignore-sigterm"],
+    ));
+    started(&pod).await;
+    let report = pod.send(Close::default()).await.unwrap();
+    assert!(!report.forced, "{report:?}");
+    assert!(
+        report.took < Duration::from_secs(4),
+        "stopped by its signal, not by the kill after the timeout: {report:?}"
+    );
+    assert!(containers_of(&name).is_empty());
+}
+
+#[test]
+fn a_dropped_runtime_leaves_no_container() {
+    if let Err(why) = engine() {
+        println!("skipped: {why}");
+        return;
+    }
+    let rootfs = Rootfs::build().unwrap();
+    let name = unique("dropped");
+    let _cleanup = Cleanup(name.clone());
+    let config = rootfs.config(&name, "", &[]);
+    // A System whose arbiter stops under the pod: the runtime is dropped,
+    // not closed.
+    let system = actix::System::new();
+    system.block_on(async {
+        let pod = container_pod(&config);
+        started(&pod).await;
+        assert_eq!(containers_of(&name).len(), 1);
+    });
+    drop(system);
+    let mut left = containers_of(&name);
+    for _ in 0..200 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        left = containers_of(&name);
+    }
+    assert!(
+        left.is_empty(),
+        "the container outlived its runtime: {left:?}"
+    );
+}
+
 #[test]
 fn invalid_container_configs_name_their_key() {
     let cases = [
