@@ -165,6 +165,11 @@ async fn a_give_up_is_an_error() {
 #[actix::test]
 async fn events_of_a_pod_that_has_ended_end_at_once() {
     use futures::StreamExt;
+    // Captured although nothing is read: tracing caches whether a callsite
+    // is enabled for all threads at once, and a thread with no subscriber
+    // that hits the pod's `closed` event first can make the other tests'
+    // subscribers miss it.
+    let (_logs, _guard) = capture();
     use pod_actor::{PodEvent, PodEvents};
     let pod = Pod::new(config("ended", 5), RuntimeFactory::new(|_| Flaky)).start();
     pod.send(Start).await.unwrap().unwrap();
