@@ -1,0 +1,241 @@
+//! `podrun`, one pod as a container's main process (issue 17): `/readyz`
+//! follows the pod's readiness through starts and restarts, SIGTERM closes
+//! the child gracefully and exits 0, orphans of the child are reaped, and a
+//! config it cannot run is refused.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{alive, TempDir};
+
+const PODRUN: &str = env!("CARGO_BIN_EXE_podrun");
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+
+/// A running `podrun`, SIGKILLed and reaped when dropped.
+struct Runner {
+    child: Child,
+    port: u16,
+}
+
+impl Runner {
+    fn start(dir: &TempDir, config: &str) -> Runner {
+        let path = dir.path("pod.toml");
+        std::fs::write(&path, config).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(PODRUN)
+            .arg(&path)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("serving /readyz"), "podrun said {line:?}");
+        Runner { child, port }
+    }
+
+    /// The status code of `GET path`.
+    fn get(&self, path: &str) -> u16 {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {response:?}"))
+    }
+
+    /// Polls `/readyz` (every 5 ms, at most 20 s) until it answers `code`.
+    fn until_readyz(&self, code: u16) {
+        let begun = Instant::now();
+        while self.get("/readyz") != code {
+            assert!(
+                begun.elapsed() < Duration::from_secs(20),
+                "/readyz never said {code}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The runner's children that run the worker (not the cgroup keeper
+    /// that process pods start once per owner).
+    fn children(&self) -> Vec<u32> {
+        self.all_children()
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .is_ok_and(|exe| exe.ends_with("worker"))
+            })
+            .collect()
+    }
+
+    /// The runner's child processes.
+    fn all_children(&self) -> Vec<u32> {
+        let pid = self.child.id();
+        let mut all = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+        {
+            let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            all.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+        all
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(args: &str, extra: &str) -> String {
+    format!(
+        r#"
+name = "runner"
+timeout_ctrl = 5000
+{extra}
+[runtime]
+kind = "process"
+command = "{WORKER}"
+args = [{args}]
+probe = {{ kind = "stdout", pattern = "ready and listening" }}
+[restart]
+backoff = {{ initial = 300, jitter = 0.0 }}
+"#
+    )
+}
+
+#[test]
+fn readyz_follows_the_pods_readiness_through_a_restart() {
+    let dir = TempDir::new();
+    let runner = Runner::start(
+        &dir,
+        &config(r#""--announce", "stdout", "--startup-delay-ms", "400""#, ""),
+    );
+    // Starting: not ready, but alive.
+    assert_eq!(runner.get("/readyz"), 503);
+    assert_eq!(runner.get("/livez"), 200);
+    runner.until_readyz(200);
+    let first = runner.children();
+    assert_eq!(first.len(), 1, "{first:?}");
+
+    // The child dies: not ready while the pod restarts it (300 ms backoff,
+    // then 400 ms of startup), then ready again with a new child.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    runner.until_readyz(503);
+    assert_eq!(runner.get("/livez"), 200, "restarting is alive");
+    runner.until_readyz(200);
+    let second = runner.children();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first);
+}
+
+#[test]
+fn sigterm_closes_the_child_gracefully_and_exits_zero() {
+    let dir = TempDir::new();
+    let mut runner = Runner::start(&dir, &config(r#""--announce", "stdout""#, ""));
+    runner.until_readyz(200);
+    let child = runner.children()[0];
+    runner.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = runner.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut out = String::new();
+    runner
+        .child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.contains("closed (graceful"), "{out}");
+    assert!(!alive(child), "the child outlived its runner");
+}
+
+#[test]
+fn orphans_of_the_child_are_reaped() {
+    let dir = TempDir::new();
+    let pidfile = dir.path("orphan.pid");
+    // A subshell starts `sleep` and exits: the sleep is orphaned, and its
+    // nearest subreaper is the runner.
+    let script = format!(
+        "(sleep 0.3 & echo $! > {pidfile}); exec {WORKER} --announce stdout",
+        pidfile = pidfile.display()
+    );
+    let config = format!(
+        r#"
+name = "runner"
+[runtime]
+kind = "process"
+command = "/bin/sh"
+args = ["-c", {script:?}]
+probe = {{ kind = "stdout", pattern = "ready and listening" }}
+"#
+    );
+    let runner = Runner::start(&dir, &config);
+    runner.until_readyz(200);
+    let orphan: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Reaped: not even a zombie is left once it has ended.
+    let begun = Instant::now();
+    while std::path::Path::new(&format!("/proc/{orphan}")).exists() {
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "the orphan {orphan} was not reaped"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        runner.get("/readyz"),
+        200,
+        "the pod's own child is untouched"
+    );
+}
+
+#[test]
+fn a_config_podrun_cannot_run_is_refused() {
+    let dir = TempDir::new();
+    let path = dir.path("pod.toml");
+    std::fs::write(
+        &path,
+        "name = \"x\"\nruntime = { kind = \"in-process\", name = \"echo\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(PODRUN).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("podrun runs a process pod"), "{said}");
+}
