@@ -88,7 +88,7 @@ impl Rootfs {
         let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         format!(
             r#"
-name = "{name}"
+name = {name:?}
 timeout_ready = 20000
 timeout_ctrl = 5000
 [runtime]
@@ -177,15 +177,20 @@ async fn container(pod: &ContainerPod) -> ContainerInfo {
 
 /// The containers labelled for pod `name`, running or not.
 fn containers_of(name: &str) -> Vec<String> {
+    // By the label's key, the value compared here: podman's filter splits
+    // values on commas.
+    let format = format!("{{{{.Names}}}}\t{{{{index .Labels \"{LABEL_POD}\"}}}}");
     let out = Command::new("podman")
-        .args(["ps", "--all", "--format", "{{.Names}}", "--filter"])
-        .arg(format!("label={LABEL_POD}={name}"))
+        .args(["ps", "--all", "--format", &format, "--filter"])
+        .arg(format!("label={LABEL_POD}"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(str::to_owned)
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(_, pod)| *pod == name)
+        .map(|(container, _)| container.to_owned())
         .collect()
 }
 
@@ -430,7 +435,7 @@ async fn a_port_taken_on_the_host_and_a_missing_engine_say_so() {
         .unwrap_err()
         .to_string();
     assert!(
-        text.contains("container engine `/nonexistent/podman` is not installed"),
+        text.contains("container engine `/nonexistent/podman` does not exist"),
         "{text}"
     );
 
@@ -510,6 +515,63 @@ fn a_dropped_runtime_leaves_no_container() {
         left.is_empty(),
         "the container outlived its runtime: {left:?}"
     );
+}
+
+#[actix::test]
+async fn a_close_right_after_the_start_is_graceful() {
+    require_engine!();
+    let rootfs = Rootfs::build().unwrap();
+    // Before podman has created the container, `podman stop` finds none:
+    // the close then signals podman itself, which gives up the start.
+    for (i, delay) in (0u64..=80).step_by(10).enumerate() {
+        let name = unique(&format!("earlyclose{i}"));
+        let _cleanup = Cleanup(name.clone());
+        let pod = container_pod(&rootfs.config(&name, "", &["--startup-delay-ms", "4000"]));
+        pod.send(Start).await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let report = pod.send(Close::default()).await.unwrap();
+        assert!(
+            !report.forced,
+            "closed {delay} ms after the start: {report:?}"
+        );
+        assert!(containers_of(&name).is_empty(), "{delay} ms: left behind");
+    }
+}
+
+#[actix::test]
+async fn a_forced_close_returns_with_the_container_gone() {
+    require_engine!();
+    let rootfs = Rootfs::build().unwrap();
+    let name = unique("forced");
+    let _cleanup = Cleanup(name.clone());
+    // SIGTERM ignored: the close runs out of its 2 s and is forced.
+    let config = rootfs
+        .config(&name, "", &["--ignore-sigterm"])
+        .replace("timeout_ctrl = 5000", "timeout_ctrl = 2000");
+    let pod = container_pod(&config);
+    started(&pod).await;
+    let report = pod.send(Close::default()).await.unwrap();
+    assert!(report.forced, "{report:?}");
+    assert!(
+        containers_of(&name).is_empty(),
+        "the container outlived its forced close"
+    );
+}
+
+#[actix::test]
+async fn names_the_engine_would_misread_start_and_close() {
+    require_engine!();
+    let rootfs = Rootfs::build().unwrap();
+    // The engine's label filter splits on commas and reads quotes as CSV.
+    for odd in ["a=b,c=d", "quote\\\"back", "with space"] {
+        let name = unique(odd);
+        let _cleanup = Cleanup(name.clone());
+        let pod = container_pod(&rootfs.config(&name, "", &[]));
+        let started = started(&pod).await;
+        assert!(started.pid.is_some());
+        pod.send(Close::default()).await.unwrap();
+        assert!(containers_of(&name).is_empty(), "{name}: left behind");
+    }
 }
 
 #[test]

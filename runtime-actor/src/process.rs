@@ -624,9 +624,13 @@ struct ChildState {
     container: Option<Engine>,
 }
 
+/// How long a dropped runtime waits for the engine to remove its container.
+const REMOVE_ON_DROP: Duration = Duration::from_secs(10);
+
 /// A container pod's engine side of one start.
 struct Engine {
     spec: ContainerSpec,
+    cli: container::EngineCli,
     info: RefCell<ContainerInfo>,
     /// The pid the engine named with `MAINPID=` (its monitor), whose
     /// notifications count.
@@ -666,16 +670,12 @@ impl Engine {
         self.info.borrow().name.clone()
     }
 
-    fn binary(&self) -> PathBuf {
-        self.info.borrow().engine.clone()
-    }
-
     /// Removes the container (once), bounded; a failure is logged.
     async fn remove(&self, pod: &str) {
         if self.removed.replace(true) {
             return;
         }
-        if let Err(e) = container::remove(&self.binary(), &self.name()).await {
+        if let Err(e) = self.cli.remove(&self.name()).await {
             tracing::warn!(pod, container = %self.name(), error = %e, "cannot remove the container");
         }
     }
@@ -714,7 +714,7 @@ impl ChildState {
             return match exited {
                 FailureCause::Exited { .. } => FailureCause::Error(RuntimeError::fatal(format!(
                     "the container engine `{}` ended before the container was ready: it {exited}",
-                    engine.binary().display()
+                    engine.cli.binary.display()
                 ))),
                 other => other,
             };
@@ -1192,8 +1192,25 @@ impl Runtime for ProcessRuntime {
         let mut engine = None;
         if let Some(container) = &self.spec.container {
             container.check_host().map_err(RuntimeError::fatal)?;
+            if ctx.name().chars().any(char::is_control) {
+                return Err(RuntimeError::fatal(
+                    "a container pod's name must not hold control characters (it is a label)",
+                ));
+            }
             let binary = container.engine_binary();
-            let removed = container::remove_leftovers_once(binary, ctx.name())
+            let cli = container::EngineCli {
+                binary: binary.to_owned(),
+                clean_env: !self.spec.inherit_env,
+                env: self
+                    .spec
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .chain(self.env.iter().map(|(k, v)| (k.to_owned(), v.to_owned())))
+                    .collect(),
+            };
+            let removed = cli
+                .remove_leftovers_once(ctx.name())
                 .await
                 .map_err(|e| RuntimeError::fatal(format!("cannot start the container: {e}")))?;
             if let Some(first) = removed.first() {
@@ -1206,6 +1223,7 @@ impl Runtime for ProcessRuntime {
             }
             engine = Some(Engine {
                 spec: container.clone(),
+                cli,
                 info: RefCell::new(ContainerInfo {
                     engine: binary.to_owned(),
                     name: container::name_for(ctx.name()),
@@ -1421,7 +1439,7 @@ impl Runtime for ProcessRuntime {
             // status and `Started`.
             let found = match engine.notifier.get().and_then(container::locate) {
                 Some(found) => Ok(found),
-                None => container::inspect(&engine.binary(), &engine.name()).await,
+                None => engine.cli.inspect(&engine.name()).await,
             };
             match found {
                 Ok((id, pid)) => {
@@ -1515,14 +1533,15 @@ impl Runtime for ProcessRuntime {
                 // the container's stop timeout; the engine's process then
                 // exits with the container.
                 Some(engine) => {
-                    let stopped = container::stop(
-                        &engine.binary(),
-                        &engine.name(),
-                        engine.spec.stop_timeout_value(),
-                    )
-                    .await;
+                    let stopped = engine
+                        .cli
+                        .stop(&engine.name(), engine.spec.stop_timeout_value())
+                        .await;
+                    // Not created yet (a close right after the start), or
+                    // the engine failed: the engine's process forwards the
+                    // signal to its container, or gives up creating it.
                     if let Err(e) = &stopped {
-                        tracing::warn!(pod = %state.name, container = %engine.name(), error = %e, "the engine did not stop the container; signalling its process");
+                        tracing::debug!(pod = %state.name, container = %engine.name(), error = %e, "the engine did not stop the container; signalling its process");
                     }
                     stopped.is_ok()
                 }
@@ -1547,7 +1566,9 @@ impl Drop for Child {
         }
         if let Some(engine) = &self.state.container {
             if !engine.removed.replace(true) {
-                container::remove_detached(engine.binary(), engine.name());
+                // Waited for (bounded): a close that was forced returns
+                // with the container gone, even if the owner exits next.
+                engine.cli.remove_blocking(&engine.name(), REMOVE_ON_DROP);
             }
         }
         for task in &self.tasks {
@@ -1579,6 +1600,9 @@ fn access_name(access: NotifyAccess) -> &'static str {
 /// What the probe waits for, in words.
 fn describe(probe: &ReadinessProbe, state: &ChildState) -> String {
     match probe {
+        ReadinessProbe::Notify if state.container.is_some() => {
+            "READY=1 from the container, through the engine's --sdnotify=container".into()
+        }
         ReadinessProbe::Notify => match state.notify_access {
             NotifyAccess::Main => format!(
                 "READY=1 on the notify socket from the main process (pid {})",

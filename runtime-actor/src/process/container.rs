@@ -343,6 +343,7 @@ impl ContainerSpec {
                 ));
             }
         }
+        check_engine_args(&self.engine_args).map_err(|reason| invalid("engine_args", reason))?;
         let mut seen = std::collections::HashSet::new();
         if let Some(port) = self
             .ports
@@ -380,6 +381,11 @@ impl ContainerSpec {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |a: &str| args.push(a.into());
         push("run");
+        // The user's options first: the runtime's, which it relies on to
+        // find, stop and remove the container, come after and win.
+        for arg in &self.engine_args {
+            push(arg);
+        }
         push("--name");
         push(&run.name);
         push("--label");
@@ -476,9 +482,6 @@ impl ContainerSpec {
                 push(&format!("{name}={}:{}", limit(soft), limit(hard)));
             }
         }
-        for arg in &self.engine_args {
-            push(arg);
-        }
         match &self.source {
             ContainerSource::Image(image) => push(image),
             ContainerSource::Rootfs(dir) => {
@@ -492,6 +495,56 @@ impl ContainerSpec {
         args.extend(run.args.iter().map(OsString::from));
         args
     }
+}
+
+/// Options of `ENGINE run` that the runtime sets and relies on (to name,
+/// label, attach to, stop and remove the container), and the engine's
+/// global options that would put it where `ps`, `stop` and `rm` do not look.
+const RESERVED: &[&str] = &[
+    "--name",
+    "-d",
+    "--detach",
+    "--sdnotify",
+    "--stop-signal",
+    "--stop-timeout",
+    "--preserve-fds",
+    "--pull",
+    "--rootfs",
+    "--cidfile",
+    "--conmon-pidfile",
+    "--root",
+    "--runroot",
+    "--url",
+    "--connection",
+    "-c",
+    "--remote",
+    "-r",
+    "--storage-driver",
+    "--storage-opt",
+];
+
+fn check_engine_args(args: &[String]) -> Result<(), String> {
+    let mut args = args.iter().peekable();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if arg.starts_with('-') => (flag, Some(value)),
+            _ => (arg.as_str(), None),
+        };
+        if RESERVED.contains(&flag) {
+            return Err(format!(
+                "must not set `{flag}`: the pod sets it, or relies on the engine's default"
+            ));
+        }
+        if flag == "--label" || flag == "-l" {
+            let value = inline
+                .or_else(|| args.peek().map(|v| v.as_str()))
+                .unwrap_or("");
+            if value.starts_with("io.pod-actor.") {
+                return Err(format!("must not set the pod's own label `{value}`"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What one start adds to the spec.
@@ -532,93 +585,6 @@ pub(crate) fn name_for(pod: &str) -> String {
     format!("{safe}-{}-{n}", std::process::id())
 }
 
-/// Runs `ENGINE args…` to its end (at most `limit`); its stdout, or an error
-/// with its last lines of stderr.
-pub(crate) async fn engine_command(
-    engine: &std::path::Path,
-    args: &[&str],
-    limit: Duration,
-) -> Result<String, String> {
-    let mut cmd = Command::new(engine);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let what = format!("`{} {}`", engine.display(), args.join(" "));
-    let output = match tokio::time::timeout(limit, cmd.output()).await {
-        Err(_) => return Err(format!("{what} took longer than {limit:?}")),
-        Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(format!(
-                "the container engine `{}` is not installed (or not in PATH)",
-                engine.display()
-            ))
-        }
-        Ok(Err(e)) => return Err(format!("{what}: {e}")),
-        Ok(Ok(output)) => output,
-    };
-    if output.status.success() {
-        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(format!(
-        "{what} failed ({}): {}",
-        output.status,
-        tail.join(" | ")
-    ))
-}
-
-/// [`remove_leftovers`], the first time this process starts a pod of this
-/// name with this engine: what an owner that died before us left. Later
-/// starts of the name (restarts) find nothing new to remove.
-pub(crate) async fn remove_leftovers_once(
-    engine: &std::path::Path,
-    pod: &str,
-) -> Result<Vec<String>, String> {
-    type Swept = std::sync::Mutex<std::collections::HashSet<(PathBuf, String)>>;
-    static SWEPT: std::sync::OnceLock<Swept> = std::sync::OnceLock::new();
-    let swept = SWEPT.get_or_init(Default::default);
-    let key = (engine.to_owned(), pod.to_owned());
-    if swept.lock().is_ok_and(|set| set.contains(&key)) {
-        return Ok(Vec::new());
-    }
-    let removed = remove_leftovers(engine, pod).await?;
-    if let Ok(mut set) = swept.lock() {
-        set.insert(key);
-    }
-    Ok(removed)
-}
-
-/// Removes the containers of `pod` whose owner process is dead; their names.
-pub(crate) async fn remove_leftovers(
-    engine: &std::path::Path,
-    pod: &str,
-) -> Result<Vec<String>, String> {
-    let filter = format!("label={LABEL_POD}={pod}");
-    let format = format!("{{{{.Names}}}}\t{{{{index .Labels \"{LABEL_OWNER}\"}}}}");
-    let listed = engine_command(
-        engine,
-        &["ps", "--all", "--filter", &filter, "--format", &format],
-        ENGINE_COMMAND,
-    )
-    .await?;
-    let dead: Vec<String> = listed
-        .lines()
-        .filter_map(|line| line.split_once('\t'))
-        .filter(|(_, owner)| procfs::left_by_dead_owner(std::ffi::OsStr::new(owner), "", false))
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    if dead.is_empty() {
-        return Ok(dead);
-    }
-    let mut args = vec!["rm", "--force", "--ignore", "--time", "0"];
-    args.extend(dead.iter().map(String::as_str));
-    engine_command(engine, &args, ENGINE_COMMAND).await?;
-    Ok(dead)
-}
-
 /// The container's id and main pid, read from the host's `/proc` without
 /// asking the engine: the main process is the child of the engine's
 /// monitor (`monitor`, which the engine named with `MAINPID=`), and its
@@ -636,70 +602,197 @@ pub(crate) fn locate(monitor: u32) -> Option<(String, u32)> {
     Some((id, main))
 }
 
-/// The container's id and main pid, as the engine says them.
-pub(crate) async fn inspect(engine: &std::path::Path, name: &str) -> Result<(String, u32), String> {
-    let out = engine_command(
-        engine,
-        &["inspect", "--format", "{{.Id}} {{.State.Pid}}", name],
-        ENGINE_COMMAND,
-    )
-    .await?;
-    let mut words = out.split_whitespace();
-    match (
-        words.next(),
-        words.next().and_then(|p| p.parse::<u32>().ok()),
-    ) {
-        (Some(id), Some(pid)) if pid > 0 => Ok((id.to_owned(), pid)),
-        _ => Err(format!("unexpected `inspect` output: {out:?}")),
+/// The engine's CLI as the runtime calls it: with the environment the
+/// container's `run` had (an engine reads its settings, `CONTAINERS_CONF`
+/// say, from there), so that `stop`, `rm` and `ps` see the same containers.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineCli {
+    pub(crate) binary: PathBuf,
+    pub(crate) clean_env: bool,
+    pub(crate) env: Vec<(String, String)>,
+}
+
+impl EngineCli {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        if self.clean_env {
+            cmd.env_clear();
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("NOTIFY_SOCKET")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
     }
-}
 
-/// Stops the container through the engine: its stop signal, then SIGKILL
-/// after `timeout`.
-pub(crate) async fn stop(
-    engine: &std::path::Path,
-    name: &str,
-    timeout: Duration,
-) -> Result<(), String> {
-    let secs = whole_seconds(timeout).to_string();
-    engine_command(
-        engine,
-        &["stop", "--ignore", "--time", &secs, name],
-        timeout + ENGINE_COMMAND,
-    )
-    .await
-    .map(drop)
-}
+    /// Why the engine could not be run at all.
+    fn missing(&self, e: &io::Error) -> String {
+        match self.binary.components().count() > 1 {
+            true => format!(
+                "the container engine `{}` does not exist or cannot be run: {e}",
+                self.binary.display()
+            ),
+            false => format!(
+                "the container engine `{}` is not installed (not found in PATH)",
+                self.binary.display()
+            ),
+        }
+    }
 
-/// Removes the container, killing it if it runs.
-pub(crate) async fn remove(engine: &std::path::Path, name: &str) -> Result<(), String> {
-    engine_command(
-        engine,
-        &["rm", "--force", "--ignore", "--time", "0", name],
-        ENGINE_COMMAND,
-    )
-    .await
-    .map(drop)
-}
-
-/// Removes the container from a thread of its own, for a runtime dropped
-/// where nothing can be awaited; the thread reaps the engine's process.
-pub(crate) fn remove_detached(engine: PathBuf, name: String) {
-    let spawned = std::thread::Builder::new()
-        .name("pod-container-rm".into())
-        .spawn(move || {
-            let status = std::process::Command::new(&engine)
-                .args(["rm", "--force", "--ignore", "--time", "0", &name])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            if !matches!(&status, Ok(s) if s.success()) {
-                tracing::warn!(container = %name, status = ?status, "cannot remove the container of a dropped runtime");
+    /// Runs `ENGINE args…` to its end (at most `limit`); its stdout, or an
+    /// error with its last lines of stderr.
+    pub(crate) async fn run(&self, args: &[&str], limit: Duration) -> Result<String, String> {
+        let what = format!("`{} {}`", self.binary.display(), args.join(" "));
+        let output = match tokio::time::timeout(limit, self.command(args).output()).await {
+            Err(_) => return Err(format!("{what} took longer than {limit:?}")),
+            Ok(Err(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                return Err(self.missing(&e))
             }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start a thread to remove a container");
+            Ok(Err(e)) => return Err(format!("{what}: {e}")),
+            Ok(Ok(output)) => output,
+        };
+        if output.status.success() {
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        Err(format!(
+            "{what} failed ({}): {}",
+            output.status,
+            tail.join(" | ")
+        ))
+    }
+
+    /// [`EngineCli::remove_leftovers`], the first time this process starts
+    /// a pod of this name with this engine: what an owner that died before
+    /// us left. Later starts of the name (restarts) find nothing new.
+    pub(crate) async fn remove_leftovers_once(&self, pod: &str) -> Result<Vec<String>, String> {
+        type Swept = std::sync::Mutex<std::collections::HashSet<(PathBuf, String)>>;
+        static SWEPT: std::sync::OnceLock<Swept> = std::sync::OnceLock::new();
+        let swept = SWEPT.get_or_init(Default::default);
+        let key = (self.binary.clone(), pod.to_owned());
+        if swept.lock().is_ok_and(|set| set.contains(&key)) {
+            return Ok(Vec::new());
+        }
+        let removed = self.remove_leftovers(pod).await?;
+        if let Ok(mut set) = swept.lock() {
+            set.insert(key);
+        }
+        Ok(removed)
+    }
+
+    /// Removes the containers of `pod` whose owner process is dead; their
+    /// names. Selected by the label's key, the value compared here: the
+    /// engine's filters split values on commas and may match patterns.
+    pub(crate) async fn remove_leftovers(&self, pod: &str) -> Result<Vec<String>, String> {
+        let filter = format!("label={LABEL_POD}");
+        let format = format!(
+            "{{{{.Names}}}}\t{{{{index .Labels \"{LABEL_OWNER}\"}}}}\t{{{{index .Labels \"{LABEL_POD}\"}}}}"
+        );
+        let listed = self
+            .run(
+                &["ps", "--all", "--filter", &filter, "--format", &format],
+                ENGINE_COMMAND,
+            )
+            .await?;
+        let dead: Vec<String> = listed
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.splitn(3, '\t');
+                Some((fields.next()?, fields.next()?, fields.next()?))
+            })
+            .filter(|(_, owner, label)| {
+                *label == pod && procfs::left_by_dead_owner(std::ffi::OsStr::new(owner), "", false)
+            })
+            .map(|(name, _, _)| name.to_owned())
+            .collect();
+        if dead.is_empty() {
+            return Ok(dead);
+        }
+        let mut args = vec!["rm", "--force", "--ignore", "--time", "0"];
+        args.extend(dead.iter().map(String::as_str));
+        self.run(&args, ENGINE_COMMAND).await?;
+        Ok(dead)
+    }
+
+    /// The container's id and main pid, as the engine says them.
+    pub(crate) async fn inspect(&self, name: &str) -> Result<(String, u32), String> {
+        let out = self
+            .run(
+                &["inspect", "--format", "{{.Id}} {{.State.Pid}}", name],
+                ENGINE_COMMAND,
+            )
+            .await?;
+        let mut words = out.split_whitespace();
+        match (
+            words.next(),
+            words.next().and_then(|p| p.parse::<u32>().ok()),
+        ) {
+            (Some(id), Some(pid)) if pid > 0 => Ok((id.to_owned(), pid)),
+            _ => Err(format!("unexpected `inspect` output: {out:?}")),
+        }
+    }
+
+    /// Stops the container through the engine: its stop signal, then
+    /// SIGKILL after `timeout`. An error when there is no such container
+    /// (yet): the caller then signals the engine's process instead.
+    pub(crate) async fn stop(&self, name: &str, timeout: Duration) -> Result<(), String> {
+        let secs = timeout.as_secs().to_string();
+        self.run(&["stop", "--time", &secs, name], timeout + ENGINE_COMMAND)
+            .await
+            .map(drop)
+    }
+
+    /// Removes the container, killing it if it runs.
+    pub(crate) async fn remove(&self, name: &str) -> Result<(), String> {
+        self.run(
+            &["rm", "--force", "--ignore", "--time", "0", name],
+            ENGINE_COMMAND,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Removes the container where nothing can be awaited (a runtime
+    /// dropped): waits for the engine up to `limit`, then leaves it to
+    /// finish on a thread of its own.
+    pub(crate) fn remove_blocking(&self, name: &str, limit: Duration) {
+        let mut cmd = std::process::Command::new(&self.binary);
+        if self.clean_env {
+            cmd.env_clear();
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("NOTIFY_SOCKET")
+            .args(["rm", "--force", "--ignore", "--time", "0", name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let name = name.to_owned();
+        let (done, finished) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("pod-container-rm".into())
+            .spawn(move || {
+                let status = cmd.status();
+                if !matches!(&status, Ok(s) if s.success()) {
+                    tracing::warn!(container = %name, status = ?status, "cannot remove the container of a dropped runtime");
+                }
+                let _ = done.send(());
+            });
+        match spawned {
+            Ok(_) => {
+                let _ = finished.recv_timeout(limit);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot start a thread to remove a container"),
+        }
     }
 }
 
@@ -759,7 +852,7 @@ mod tests {
         let args: Vec<String> = args.into_iter().map(|a| a.into_string().unwrap()).collect();
         let joined = args.join(" ");
         for part in [
-            "run --name enc-1-0",
+            "run --runtime runc --name enc-1-0",
             "--label io.pod-actor.pod=enc",
             "--label io.pod-actor.owner=1-2",
             "--label io.pod-actor.generation=3",
@@ -769,7 +862,7 @@ mod tests {
             "--publish 127.0.0.1:8080:80/tcp",
             "--ulimit nofile=64:64",
             "--ulimit nproc=",
-            "--runtime runc --rootfs /srv/rootfs /bin/worker --flag",
+            "--rootfs /srv/rootfs /bin/worker --flag",
         ] {
             assert!(joined.contains(part), "{part} not in {joined}");
         }
@@ -786,6 +879,30 @@ mod tests {
             (ContainerSpec::image("x").volume("-v"), "volumes"),
             (ContainerSpec::image("x").network(""), "network"),
             (
+                ContainerSpec::image("x").engine_args(["--name", "other"]),
+                "engine_args",
+            ),
+            (
+                ContainerSpec::image("x").engine_args(["--name=other"]),
+                "engine_args",
+            ),
+            (
+                ContainerSpec::image("x").engine_args(["-l", "io.pod-actor.owner=1-1"]),
+                "engine_args",
+            ),
+            (
+                ContainerSpec::image("x").engine_args(["--label=io.pod-actor.pod=x"]),
+                "engine_args",
+            ),
+            (
+                ContainerSpec::image("x").engine_args(["--detach"]),
+                "engine_args",
+            ),
+            (
+                ContainerSpec::image("x").engine_args(["--root", "/elsewhere"]),
+                "engine_args",
+            ),
+            (
                 ContainerSpec::image("x")
                     .port("8080:80".parse().unwrap())
                     .port("8080:81".parse().unwrap()),
@@ -796,5 +913,8 @@ mod tests {
             assert_eq!(spec.validate().unwrap_err().field, field);
         }
         assert!(ContainerSpec::image("alpine").validate().is_ok());
+        let allowed =
+            ContainerSpec::image("x").engine_args(["--runtime", "runc", "--label", "team=ml"]);
+        assert!(allowed.validate().is_ok());
     }
 }
