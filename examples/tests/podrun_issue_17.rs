@@ -23,7 +23,11 @@ struct Runner {
 
 impl Runner {
     fn start(dir: &TempDir, config: &str) -> Runner {
-        let path = dir.path("pod.toml");
+        Runner::start_file(dir, "pod.toml", config)
+    }
+
+    fn start_file(dir: &TempDir, file: &str, config: &str) -> Runner {
+        let path = dir.path(file);
         std::fs::write(&path, config).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -238,4 +242,89 @@ fn a_config_podrun_cannot_run_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("podrun runs a process pod"), "{said}");
+}
+
+#[test]
+fn export_writes_manifests_whose_config_the_runner_runs() {
+    let dir = TempDir::new();
+    let deployments = dir.path("deployments.toml");
+    std::fs::write(
+        &deployments,
+        format!(
+            r#"
+[[deployment]]
+name = "echo"
+replicas = 2
+[deployment.pod.runtime]
+kind = "process"
+command = "{WORKER}"
+args = ["--announce", "stdout"]
+probe = {{ kind = "stdout", pattern = "ready and listening" }}
+"#
+        ),
+    )
+    .unwrap();
+    // To stdout, as YAML.
+    let out = Command::new(PODRUN)
+        .args(["export", "kubernetes"])
+        .arg(&deployments)
+        .args(["--image", "registry.example/echo:1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let manifests = pod_actor::kubernetes::parse_yaml(&yaml).unwrap();
+    let kinds: Vec<&str> = manifests.iter().map(|m| m.kind()).collect();
+    assert_eq!(kinds, ["ConfigMap", "Deployment"]);
+
+    // To a directory, one file per object; the ConfigMap's config is one
+    // the runner runs.
+    let manifests_dir = dir.path("manifests");
+    let out = Command::new(PODRUN)
+        .args(["export", "kubernetes"])
+        .arg(&deployments)
+        .args(["--image", "registry.example/echo:1", "--out"])
+        .arg(&manifests_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut files: Vec<String> = std::fs::read_dir(&manifests_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["configmap-echo-pod.yaml", "deployment-echo.yaml"]);
+    let text = std::fs::read_to_string(manifests_dir.join("configmap-echo-pod.yaml")).unwrap();
+    let Some(pod_actor::kubernetes::Manifest::ConfigMap(map)) =
+        pod_actor::kubernetes::parse_yaml(&text).unwrap().pop()
+    else {
+        panic!("a ConfigMap in {text}");
+    };
+    let json = map.data.unwrap().remove("pod.json").unwrap();
+    let runner = Runner::start_file(&dir, "pod.json", &json);
+    runner.until_readyz(200);
+}
+
+#[test]
+fn export_refuses_what_kubernetes_cannot_run() {
+    let dir = TempDir::new();
+    let path = dir.path("pod.toml");
+    std::fs::write(
+        &path,
+        "name = \"x\"\nruntime = { kind = \"in-process\", name = \"echo\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(PODRUN)
+        .args(["export", "kubernetes"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("in-process runtime"), "{said}");
+    let out = Command::new(PODRUN)
+        .args(["export", "nomad", "x.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -145,6 +145,8 @@ mod stream;
 mod subscribers;
 
 pub mod deployment;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod typed;
 
 pub use crate::any::AnyPod;

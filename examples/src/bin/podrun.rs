@@ -15,6 +15,12 @@
 //! and `podrun` exits 0; a pod that gave up makes it exit 1. As a
 //! container's PID 1 it reaps the orphans its child leaves (it is their
 //! subreaper anywhere else too).
+//!
+//! `podrun export kubernetes CONFIG [--image IMAGE] [--namespace NS]
+//! [--out DIR]` writes the Kubernetes manifests of a deployments file (or
+//! of one pod's config) as YAML, to stdout or one file per object in DIR;
+//! what has no equivalent is said on stderr and at the top of the YAML.
+//! Process pods run `podrun` in IMAGE (see `pod_actor::kubernetes`).
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -30,7 +36,8 @@ use pod_actor::{Close, GetStatus, Pod, PodConfig, PodEvent, PodEvents, RuntimeSp
 use runtime_actor::ProcessRuntime;
 use tokio::signal::unix::{signal, SignalKind};
 
-const USAGE: &str = "usage: podrun CONFIG [--listen ADDR]   (ADDR is 0.0.0.0:8086 by default)";
+const USAGE: &str = "usage: podrun CONFIG [--listen ADDR]   (ADDR is 0.0.0.0:8086 by default)
+       podrun export kubernetes CONFIG [--image IMAGE] [--namespace NS] [--out DIR]";
 
 /// What the probes answer.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -78,6 +85,17 @@ async fn livez(probes: web::Data<Probes>) -> HttpResponse {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [export, target, rest @ ..] = args.as_slice() {
+        if export == "export" {
+            return match target.as_str() {
+                "kubernetes" => export_kubernetes(rest),
+                other => {
+                    eprintln!("podrun: cannot export to `{other}`: only `kubernetes`\n{USAGE}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+    }
     let (config, listen) = match args.as_slice() {
         [flag] if flag == "--help" || flag == "-h" => {
             println!("{USAGE}");
@@ -253,4 +271,78 @@ fn zombie_children() -> Vec<u32> {
         }
     }
     zombies
+}
+
+/// `podrun export kubernetes CONFIG [--image IMAGE] [--namespace NS] [--out DIR]`.
+fn export_kubernetes(args: &[String]) -> ExitCode {
+    use pod_actor::deployment::DeploymentsConfig;
+    use pod_actor::kubernetes::{export_deployments, export_pod, ExportOptions};
+
+    let mut path = None;
+    let mut out = None;
+    let mut options = ExportOptions::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = |args: &mut std::slice::Iter<'_, String>| args.next().cloned();
+        match arg.as_str() {
+            "--image" => options.image = value(&mut args),
+            "--namespace" => options.namespace = value(&mut args),
+            "--out" => out = value(&mut args),
+            flag if flag.starts_with('-') => {
+                eprintln!("podrun: unknown option `{flag}`\n{USAGE}");
+                return ExitCode::from(2);
+            }
+            config if path.is_none() => path = Some(config.to_owned()),
+            extra => {
+                eprintln!("podrun: one config only, got `{extra}` too\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(path) = path else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    options.origin = path.clone();
+    // A deployments file, or one pod's config.
+    let exported = match DeploymentsConfig::from_file(&path) {
+        Ok(config) => export_deployments(&config, &options).map_err(|e| e.to_string()),
+        Err(deployments) => match PodConfig::from_file(&path) {
+            Ok(pod) => export_pod(&pod, 1, &options).map_err(|e| e.to_string()),
+            Err(pod) => Err(format!(
+                "{path} is neither a deployments file ({deployments}) nor a pod config ({pod})"
+            )),
+        },
+    };
+    let export = match exported {
+        Ok(export) => export,
+        Err(e) => {
+            eprintln!("podrun: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &export.warnings {
+        eprintln!("podrun: warning: {warning}");
+    }
+    match out {
+        None => {
+            print!("{}", export.to_yaml());
+            let _ = std::io::stdout().flush();
+        }
+        Some(dir) => {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("podrun: cannot create {dir}: {e}");
+                return ExitCode::FAILURE;
+            }
+            for (name, text) in export.files() {
+                let file = std::path::Path::new(&dir).join(&name);
+                if let Err(e) = std::fs::write(&file, text) {
+                    eprintln!("podrun: cannot write {}: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("{}", file.display());
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
