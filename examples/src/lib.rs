@@ -9,6 +9,7 @@
 pub mod fmt;
 pub mod logging;
 pub mod metrics;
+pub mod rootfs;
 pub mod worker;
 
 /// The README's example, compiled and run as a doctest.

@@ -29,83 +29,37 @@ const LABEL_POD: &str = "io.pod-actor.pod";
 
 type ContainerPod = Addr<Pod<ProcessRuntime>>;
 
-/// A root filesystem for the worker: a static busybox as `/bin/sh`, mount
-/// points for the worker and its libraries (mounted read-only by the pod).
-struct Rootfs {
-    dir: TempDir,
-    /// `-v` entries: the worker and each library it loads.
-    volumes: Vec<String>,
-}
+/// The worker in a root filesystem of a static busybox (mounted read-only,
+/// with its libraries).
+struct Rootfs(examples::rootfs::Rootfs);
 
 impl Rootfs {
     fn build() -> Result<Rootfs, String> {
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .ok_or("no busybox (Debian's busybox-static) on this host")?;
-        let dir = TempDir::new();
-        let root = dir.path("rootfs");
-        for sub in ["bin", "proc", "sys", "dev", "etc", "tmp", "run"] {
-            std::fs::create_dir_all(root.join(sub)).map_err(|e| e.to_string())?;
-        }
-        std::fs::copy(busybox, root.join("bin/busybox")).map_err(|e| e.to_string())?;
-        for applet in ["sh", "sleep", "echo", "cat"] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))
-                .map_err(|e| e.to_string())?;
-        }
-        let mut volumes = vec![format!("{WORKER}:/bin/worker:ro")];
-        let ldd = Command::new("ldd")
-            .arg(WORKER)
-            .output()
-            .map_err(|e| format!("ldd: {e}"))?;
-        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or
-            // "/lib64/ld-linux-x86-64.so.2 (0x…)".
-            let path = match line.split_once("=>") {
-                Some((_, right)) => right.split_whitespace().next(),
-                None => line.split_whitespace().next(),
-            };
-            if let Some(path) = path.filter(|p| p.starts_with('/')) {
-                volumes.push(format!("{path}:{path}:ro"));
-            }
-        }
-        Ok(Rootfs { dir, volumes })
+        examples::rootfs::Rootfs::build(Path::new(WORKER), "/bin/worker").map(Rootfs)
     }
 
     fn path(&self) -> PathBuf {
-        self.dir.path("rootfs")
+        self.0.path().to_owned()
     }
 
     /// A pod config: the worker in this root filesystem.
     fn config(&self, name: &str, extra: &str, args: &[&str]) -> String {
-        let quote = |items: &[String]| {
-            items
-                .iter()
-                .map(|s| format!("{s:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let args: Vec<String> = args.iter().map(|s| format!("{s:?}")).collect();
         format!(
             r#"
 name = {name:?}
 timeout_ready = 20000
 timeout_ctrl = 5000
 [runtime]
-kind = "container"
-rootfs = "{rootfs}"
-command = "/bin/worker"
+{runtime}command = "/bin/worker"
 args = [{args}]
-volumes = [{volumes}]
-engine_args = ["--runtime", "runc"]
 {extra}
 [restart]
 max_restarts = 5
 backoff = {{ initial = 0, jitter = 0.0 }}
 "#,
-            rootfs = self.path().display(),
-            args = quote(&args),
-            volumes = quote(&self.volumes),
+            runtime = self.0.runtime_toml(),
+            args = args.join(", "),
         )
     }
 }
@@ -113,31 +67,7 @@ backoff = {{ initial = 0, jitter = 0.0 }}
 /// Whether podman can run a container here: the reason when it cannot.
 fn engine() -> Result<(), &'static str> {
     static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
-    let check = CHECK.get_or_init(|| {
-        let rootfs = Rootfs::build()?;
-        let out = Command::new("podman")
-            .args([
-                "run",
-                "--rm",
-                "--runtime",
-                "runc",
-                "--ulimit",
-                "nofile=1024:1024",
-            ])
-            .args(["--ulimit", "nproc=1024:1024", "--rootfs"])
-            .arg(rootfs.path())
-            .args(["/bin/sh", "-c", "echo ok"])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("podman: {e}"))?;
-        match String::from_utf8_lossy(&out.stdout).trim() {
-            "ok" => Ok(()),
-            _ => Err(format!(
-                "podman cannot run a container here: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-        }
-    });
+    let check = CHECK.get_or_init(|| Rootfs::build()?.0.check_engine());
     check.as_ref().map(|_| ()).map_err(String::as_str)
 }
 
@@ -160,6 +90,13 @@ fn container_pod(toml: &str) -> ContainerPod {
 async fn started(pod: &ContainerPod) -> Started {
     pod.send(Start).await.unwrap().unwrap();
     pod.send(WaitStartSuccess).await.unwrap().unwrap()
+}
+
+/// Why the pod's start failed, in words.
+async fn start_error(pod: &ContainerPod) -> String {
+    pod.send(Start).await.unwrap().unwrap();
+    let err = pod.send(WaitStartSuccess).await.unwrap();
+    err.expect_err("the start was to fail").to_string()
 }
 
 async fn container(pod: &ContainerPod) -> ContainerInfo {
@@ -381,9 +318,7 @@ async fn start_failures_say_why() {
         .config(&name, "", &[])
         .replace(&rootfs.path().display().to_string(), "/nonexistent/rootfs");
     let pod = container_pod(&missing);
-    pod.send(Start).await.unwrap().unwrap();
-    let err = pod.send(WaitStartSuccess).await.unwrap().unwrap_err();
-    let text = err.to_string();
+    let text = start_error(&pod).await;
     assert!(
         text.contains("/nonexistent/rootfs") && text.contains("No such file"),
         "{text}"
@@ -393,9 +328,7 @@ async fn start_failures_say_why() {
     let name = unique("failing");
     let _cleanup = Cleanup(name.clone());
     let pod = container_pod(&rootfs.config(&name, "", &["--fail-startup", "3"]));
-    pod.send(Start).await.unwrap().unwrap();
-    let err = pod.send(WaitStartSuccess).await.unwrap().unwrap_err();
-    let text = err.to_string();
+    let text = start_error(&pod).await;
     assert!(
         text.contains("code 3") || text.contains("status 3"),
         "{text}"
@@ -414,9 +347,7 @@ async fn start_failures_say_why() {
         "command = \"/bin/no-such-program\"",
     );
     let pod = container_pod(&config);
-    pod.send(Start).await.unwrap().unwrap();
-    let err = pod.send(WaitStartSuccess).await.unwrap().unwrap_err();
-    let text = err.to_string();
+    let text = start_error(&pod).await;
     assert!(text.contains("no-such-program"), "{text}");
     assert!(containers_of(&name).is_empty());
 }
@@ -427,13 +358,7 @@ async fn a_port_taken_on_the_host_and_a_missing_engine_say_so() {
     let toml = "name = \"noengine\"\n[runtime]\nkind = \"container\"\nimage = \"x\"\n\
                 engine = \"/nonexistent/podman\"\n";
     let pod = container_pod(toml);
-    pod.send(Start).await.unwrap().unwrap();
-    let text = pod
-        .send(WaitStartSuccess)
-        .await
-        .unwrap()
-        .unwrap_err()
-        .to_string();
+    let text = start_error(&pod).await;
     assert!(
         text.contains("container engine `/nonexistent/podman` does not exist"),
         "{text}"
@@ -446,13 +371,7 @@ async fn a_port_taken_on_the_host_and_a_missing_engine_say_so() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let pod = container_pod(&rootfs.config(&name, &format!("ports = [\"{port}:7000\"]"), &[]));
-    pod.send(Start).await.unwrap().unwrap();
-    let text = pod
-        .send(WaitStartSuccess)
-        .await
-        .unwrap()
-        .unwrap_err()
-        .to_string();
+    let text = start_error(&pod).await;
     assert!(text.contains("address already in use"), "{text}");
     assert!(
         containers_of(&name).is_empty(),
