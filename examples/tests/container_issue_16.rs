@@ -324,6 +324,18 @@ async fn start_failures_say_why() {
         "{text}"
     );
 
+    // An image the engine does not have: never pulled, said at once.
+    let name = unique("noimage");
+    let _cleanup = Cleanup(name.clone());
+    let config = rootfs.config(&name, "", &[]).replace(
+        &format!("rootfs = {:?}", rootfs.path().display().to_string()),
+        "image = \"localhost/no-such-image:1\"",
+    );
+    let pod = container_pod(&config);
+    let text = start_error(&pod).await;
+    assert!(text.contains("no-such-image"), "{text}");
+    assert!(containers_of(&name).is_empty());
+
     // A command that fails: its exit code and last lines.
     let name = unique("failing");
     let _cleanup = Cleanup(name.clone());
