@@ -439,7 +439,7 @@ const BAD: &[(&str, Option<&str>, &[&str])] = &[
     (
         "unknown_runtime_kind.toml",
         Some("runtime.kind"),
-        &["got string \"container\"", "one of `in-process`, `process`"],
+        &["got string \"vm\"", "one of `in-process`, `process`"],
     ),
     (
         "unknown_runtime_key.toml",
