@@ -78,38 +78,44 @@ impl Runner {
         }
     }
 
-    /// The runner's children that run the worker (not the cgroup keeper
-    /// that process pods start once per owner).
+    /// The processes under the runner that run the worker (not the cgroup
+    /// keeper that process pods start once per owner, nor podrun's own
+    /// second process).
     fn children(&self) -> Vec<u32> {
-        self.all_children()
-            .into_iter()
-            .filter(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/exe"))
-                    .is_ok_and(|exe| exe.ends_with("worker"))
-            })
-            .collect()
-    }
-
-    /// The runner's child processes.
-    fn all_children(&self) -> Vec<u32> {
-        let pid = self.child.id();
-        let mut all = Vec::new();
-        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-            .unwrap()
-            .flatten()
-        {
-            let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            all.extend(
-                text.split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
+        let mut found = Vec::new();
+        let mut queue = vec![self.child.id()];
+        while let Some(pid) = queue.pop() {
+            for child in children_of(pid) {
+                let exe = std::fs::read_link(format!("/proc/{child}/exe")).unwrap_or_default();
+                if exe.ends_with("worker") {
+                    found.push(child);
+                } else {
+                    queue.push(child);
+                }
+            }
         }
-        all
+        found
     }
 
     fn signal(&self, signal: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
     }
+}
+
+/// The children of `pid`, of every thread.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut all = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return all;
+    };
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        all.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    all
 }
 
 impl Drop for Runner {
@@ -327,4 +333,104 @@ fn export_refuses_what_kubernetes_cannot_run() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Runs podrun on `config` to its end (at most 20 s): its exit code, its
+/// stdout and its stderr.
+fn run_to_end(dir: &TempDir, config: &str) -> (Option<i32>, String, String) {
+    let path = dir.path("run.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(PODRUN)
+        .arg(&path)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut out, mut err) = (String::new(), String::new());
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut err = String::new();
+        stderr.read_to_string(&mut err).unwrap();
+        err
+    });
+    stdout.read_to_string(&mut out).unwrap();
+    err.push_str(&reader.join().unwrap());
+    let begun = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(20),
+            "podrun did not end"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (status.code(), out, err)
+}
+
+fn job(policy: &str, script: &str) -> String {
+    format!(
+        "name = \"job\"\nrestart = {{ policy = \"{policy}\" }}\n[runtime]\nkind = \"process\"\n\
+         command = \"/bin/sh\"\nargs = [\"-c\", {script:?}]\noutput_lines = 1\n\
+         probe = {{ kind = \"none\" }}\n"
+    )
+}
+
+#[test]
+fn a_pod_that_ends_by_itself_exits_with_its_programs_status() {
+    let dir = TempDir::new();
+    // Exported as Jobs: a program that succeeds completes the Job.
+    for policy in ["transient", "temporary"] {
+        let (code, _, err) = run_to_end(&dir, &job(policy, "sleep 0.1; exit 0"));
+        assert_eq!(code, Some(0), "{policy}: {err}");
+    }
+    let (code, _, err) = run_to_end(&dir, &job("temporary", "exit 3"));
+    assert_eq!(code, Some(3), "{err}");
+    let (code, _, err) = run_to_end(&dir, &job("temporary", "kill -9 $$"));
+    assert_eq!(code, Some(128 + 9), "{err}");
+}
+
+#[test]
+fn the_programs_output_is_podruns_output() {
+    let dir = TempDir::new();
+    let (_, out, err) = run_to_end(
+        &dir,
+        &job("temporary", "echo LINE-ONE; echo LINE-TWO >&2; exit 0"),
+    );
+    assert!(out.lines().any(|l| l == "LINE-ONE"), "stdout: {out}");
+    assert!(err.lines().any(|l| l == "LINE-TWO"), "stderr: {err}");
+}
+
+#[test]
+fn the_runners_own_children_are_not_taken_for_orphans() {
+    // The pod's first start sets up the cgroup containment with a probe
+    // child of its own, and the keeper: neither is an orphan to reap.
+    let dir = TempDir::new();
+    for run in 0..20 {
+        let (code, _, err) = run_to_end(&dir, &job("temporary", "exit 0"));
+        assert_eq!(code, Some(0), "run {run}: {err}");
+        assert!(!err.contains("reaped by someone else"), "run {run}: {err}");
+        assert!(!err.contains("process group only"), "run {run}: {err}");
+    }
+}
+
+#[test]
+fn killing_the_first_process_ends_the_pod() {
+    let dir = TempDir::new();
+    let mut runner = Runner::start(&dir, &config(r#""--announce", "stdout""#, ""));
+    runner.until_readyz(200);
+    let child = runner.children()[0];
+    runner.child.kill().unwrap();
+    runner.child.wait().unwrap();
+    let begun = Instant::now();
+    while alive(child) {
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "the pod's child outlived podrun"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -207,6 +207,7 @@ pub struct ProcessSpec {
     probe: ReadinessProbe,
     watchdog: Option<Duration>,
     output_lines: usize,
+    forward_output: bool,
     notify_access: NotifyAccess,
     user: Option<String>,
     group: Option<String>,
@@ -231,6 +232,7 @@ impl ProcessSpec {
             probe: ReadinessProbe::Notify,
             watchdog: None,
             output_lines: 20,
+            forward_output: false,
             notify_access: NotifyAccess::Main,
             user: None,
             group: None,
@@ -289,6 +291,15 @@ impl ProcessSpec {
     /// reports (20 by default).
     pub fn output_lines(mut self, lines: usize) -> Self {
         self.output_lines = lines;
+        self
+    }
+
+    /// Copies each line of the child's stdout and stderr to the owner's
+    /// (besides `tracing` and the output tail): for an owner whose own
+    /// output is the child's log, a container's main process say. Off by
+    /// default.
+    pub fn forward_output(mut self, forward: bool) -> Self {
+        self.forward_output = forward;
         self
     }
 
@@ -610,6 +621,7 @@ struct ChildState {
     readiness: Readiness,
     output: RefCell<VecDeque<String>>,
     output_lines: usize,
+    forward_output: bool,
     status: RefCell<Option<String>>,
     last_watchdog: Cell<Instant>,
     /// Datagrams refused by `notify_access`: how many, and the last sender.
@@ -684,6 +696,15 @@ impl Engine {
 impl ChildState {
     fn record(&self, stream: &'static str, line: String) {
         tracing::info!(pod = %self.name, pid = self.pid, stream, "{line}");
+        if self.forward_output {
+            use std::io::Write;
+            // A closed or full stdout of the owner is not the child's
+            // failure: the line is still in tracing and the tail.
+            let _ = match stream {
+                "stderr" => writeln!(std::io::stderr().lock(), "{line}"),
+                _ => writeln!(std::io::stdout().lock(), "{line}"),
+            };
+        }
         let mut output = self.output.borrow_mut();
         if output.len() == self.output_lines {
             output.pop_front();
@@ -1327,6 +1348,7 @@ impl Runtime for ProcessRuntime {
             readiness: Readiness::default(),
             output: RefCell::new(VecDeque::new()),
             output_lines: self.spec.output_lines,
+            forward_output: self.spec.forward_output,
             status: RefCell::new(None),
             last_watchdog: Cell::new(Instant::now()),
             refused: Cell::new((0, 0)),

@@ -12,9 +12,16 @@
 //!   restarting), 503 once it has given up.
 //!
 //! SIGTERM (or SIGINT) closes the pod, gracefully within its `timeout_ctrl`,
-//! and `podrun` exits 0; a pod that gave up makes it exit 1. As a
-//! container's PID 1 it reaps the orphans its child leaves (it is their
-//! subreaper anywhere else too).
+//! and `podrun` exits 0. A pod that ends by itself (a `transient` or
+//! `temporary` one whose program exited, or one that gave up) makes it exit
+//! with the program's status: its code, or 128 + its signal.
+//!
+//! Two processes, as tini does: the first is the container's PID 1 (or a
+//! subreaper elsewhere); it reaps every orphan that reaches it with
+//! `waitpid(-1)`, forwards SIGTERM and SIGINT, and exits with the status of
+//! the second, which runs the pod and never reaps what it did not start.
+//! The program's output lines are copied to podrun's stdout and stderr, for
+//! `kubectl logs`.
 //!
 //! `podrun export kubernetes CONFIG [--image IMAGE] [--namespace NS]
 //! [--out DIR]` writes the Kubernetes manifests of a deployments file (or
@@ -27,12 +34,11 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::Actor;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use futures::StreamExt;
-use pod_actor::{Close, GetStatus, Pod, PodConfig, PodEvent, PodEvents, RuntimeSpec, Start};
+use pod_actor::{Close, Pod, PodConfig, PodEvent, PodEvents, RuntimeSpec, Start};
 use runtime_actor::ProcessRuntime;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -108,16 +114,36 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    examples::logging::init();
-    let config = match load(&config) {
+    // Checked before anything is started, by the first process too.
+    let loaded = match load(&config) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("podrun: {e}");
             return ExitCode::from(2);
         }
     };
-    become_subreaper();
-    match actix::System::new().block_on(run(config, &listen)) {
+    if std::env::var_os(WORKER_VAR).is_none() {
+        return reaper::run();
+    }
+    // The first process blocks the signals it waits for; a child inherits
+    // its mask, and this one handles them.
+    if let Err(e) = reaper::waited().thread_unblock() {
+        eprintln!("podrun: cannot unblock signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    // Without the first process there is no one to reap or to say how the
+    // pod ended: its end closes the pod.
+    let first = std::env::var(WORKER_VAR)
+        .ok()
+        .and_then(|pid| pid.parse::<i32>().ok());
+    let orphaned = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).is_err()
+        || first != Some(nix::unistd::getppid().as_raw());
+    if orphaned {
+        eprintln!("podrun: its first process is gone");
+        return ExitCode::FAILURE;
+    }
+    examples::logging::init();
+    match actix::System::new().block_on(run(loaded, &listen)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("podrun: {e}");
@@ -137,18 +163,96 @@ fn load(path: &str) -> Result<PodConfig, String> {
     }
 }
 
-/// Orphans of the pod's processes become ours (as they would be PID 1's),
-/// so that [`reap_orphans`] can reap them.
-fn become_subreaper() {
-    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        eprintln!("podrun: cannot become a subreaper: {e}");
+/// Set in the environment of the second process: it runs the pod.
+const WORKER_VAR: &str = "PODRUN_WORKER";
+
+/// The first process: reaps orphans, forwards the stop signals, and exits
+/// as the second one does.
+mod reaper {
+    use std::process::{Command, ExitCode};
+
+    use nix::sys::signal::{kill, SigSet, Signal};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use nix::unistd::Pid;
+
+    pub(super) fn run() -> ExitCode {
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            eprintln!("podrun: cannot become a subreaper: {e}");
+        }
+        // Taken by sigwait below, not by handlers: blocked before the
+        // second process exists (which unblocks them for itself).
+        let signals = waited();
+        if let Err(e) = signals.thread_block() {
+            eprintln!("podrun: cannot block signals: {e}");
+            return ExitCode::FAILURE;
+        }
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => {
+                eprintln!("podrun: cannot find its own executable: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let worker = match Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env(super::WORKER_VAR, std::process::id().to_string())
+            .spawn()
+        {
+            Ok(child) => Pid::from_raw(child.id() as i32),
+            Err(e) => {
+                eprintln!("podrun: cannot start the pod's process: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        loop {
+            match signals.wait() {
+                Ok(Signal::SIGCHLD) => {
+                    if let Some(code) = reap(worker) {
+                        return code;
+                    }
+                }
+                Ok(signal) => {
+                    let _ = kill(worker, signal);
+                }
+                Err(e) => {
+                    eprintln!("podrun: sigwait: {e}");
+                    let _ = kill(worker, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+
+    /// The signals the first process waits for.
+    pub(super) fn waited() -> SigSet {
+        let mut signals = SigSet::empty();
+        for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
+            signals.add(signal);
+        }
+        signals
+    }
+
+    /// Reaps every child that has ended: the second process's end is ours.
+    fn reap(worker: Pid) -> Option<ExitCode> {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == worker => {
+                    return Some(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+                }
+                Ok(WaitStatus::Signaled(pid, signal, _)) if pid == worker => {
+                    return Some(ExitCode::from(128u8.saturating_add(signal as u8)));
+                }
+                Ok(WaitStatus::StillAlive) => return None,
+                Ok(_) => continue,
+                // No child left: the second process is gone too.
+                Err(_) => return Some(ExitCode::FAILURE),
+            }
+        }
     }
 }
 
 async fn run(config: PodConfig, listen: &str) -> Result<ExitCode, String> {
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut child_ended = signal(SignalKind::child()).map_err(|e| e.to_string())?;
 
     let probes = Probes(Arc::new(AtomicU8::new(Phase::Starting as u8)));
     let listener =
@@ -169,9 +273,12 @@ async fn run(config: PodConfig, listen: &str) -> Result<ExitCode, String> {
     let handle = server.handle();
     let serving = actix_web::rt::spawn(server);
 
-    let pod = Pod::from_process_config(config)
-        .map_err(|e| e.to_string())?
-        .start();
+    let spec = config
+        .runtime
+        .process_spec()
+        .ok_or("not a process pod")?
+        .forward_output(true);
+    let pod = Pod::new(config, ProcessRuntime::factory(spec)).start();
     let mut events = PodEvents::of(&pod);
     pod.send(Start)
         .await
@@ -180,7 +287,8 @@ async fn run(config: PodConfig, listen: &str) -> Result<ExitCode, String> {
     println!("podrun: serving /readyz and /livez on http://{address}");
     let _ = std::io::stdout().flush();
 
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The program's own status, for a pod that ends by itself.
+    let mut last_exit = None;
     let code = loop {
         tokio::select! {
             event = events.next() => match event {
@@ -188,27 +296,29 @@ async fn run(config: PodConfig, listen: &str) -> Result<ExitCode, String> {
                     tracing::info!(pid = ?started.pid, generation = started.generation, "ready");
                     probes.set(Phase::Ready);
                 }
-                Some(PodEvent::Failed { .. } | PodEvent::Restarting { .. }) => {
+                Some(PodEvent::Failed { cause, .. }) => {
+                    last_exit = exit_code(&cause);
                     probes.set(Phase::Restarting)
                 }
+                Some(PodEvent::Restarting { .. }) => probes.set(Phase::Restarting),
                 Some(PodEvent::Terminated { error }) => {
                     probes.set(Phase::Ended);
-                    if let Some(error) = error {
+                    if let Some(error) = &error {
                         eprintln!("podrun: the pod ended: {error}");
-                        break ExitCode::FAILURE;
                     }
-                    break ExitCode::SUCCESS;
+                    break match (last_exit, error) {
+                        (Some(code), _) => ExitCode::from(code),
+                        (None, None) => ExitCode::SUCCESS,
+                        (None, Some(_)) => ExitCode::FAILURE,
+                    };
                 }
                 Some(_) => {}
                 None => break ExitCode::FAILURE,
             },
             _ = terminate.recv() => break close(&pod, &probes).await,
             _ = interrupt.recv() => break close(&pod, &probes).await,
-            _ = child_ended.recv() => reap_orphans(&pod).await,
-            _ = tick.tick() => reap_orphans(&pod).await,
         }
     };
-    reap_orphans(&pod).await;
     handle.stop(true).await;
     let _ = serving.await;
     Ok(code)
@@ -231,46 +341,19 @@ async fn close(pod: &actix::Addr<Pod<ProcessRuntime>>, probes: &Probes) -> ExitC
     }
 }
 
-/// Reaps the zombies among this process's children, except the pod's
-/// main process, which its runtime reaps (through its pidfd) to read the
-/// exit status.
-async fn reap_orphans(pod: &actix::Addr<Pod<ProcessRuntime>>) {
-    let zombies = zombie_children();
-    if zombies.is_empty() {
-        return;
+/// The status a shell would give for the program's end: its code, or
+/// 128 + its signal; none for an end that was not an exit.
+fn exit_code(cause: &runtime_actor::FailureCause) -> Option<u8> {
+    match cause {
+        runtime_actor::FailureCause::Exited {
+            code: Some(code), ..
+        } => Some(u8::try_from(*code).unwrap_or(1)),
+        runtime_actor::FailureCause::Exited {
+            signal: Some(signal),
+            ..
+        } => Some(128u8.saturating_add(u8::try_from(*signal).unwrap_or(0))),
+        _ => None,
     }
-    let main = pod.send(GetStatus).await.ok().and_then(|status| status.pid);
-    for pid in zombies.into_iter().filter(|&pid| Some(pid) != main) {
-        let _ = nix::sys::wait::waitpid(
-            nix::unistd::Pid::from_raw(pid as i32),
-            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-        );
-        tracing::debug!(pid, "reaped an orphan");
-    }
-}
-
-/// This process's children (of every thread) that are zombies.
-fn zombie_children() -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    let mut zombies = Vec::new();
-    for task in tasks.flatten() {
-        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        for pid in children
-            .split_whitespace()
-            .filter_map(|p| p.parse::<u32>().ok())
-        {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let state = stat
-                .rfind(')')
-                .and_then(|end| stat[end + 1..].split_whitespace().next());
-            if state == Some("Z") {
-                zombies.push(pid);
-            }
-        }
-    }
-    zombies
 }
 
 /// `podrun export kubernetes CONFIG [--image IMAGE] [--namespace NS] [--out DIR]`.
