@@ -16,11 +16,14 @@
 //!
 //! Mapped in both: `replicas`; `permanent` → a `Deployment`, `transient` →
 //! a `Job` restarting `OnFailure`, `temporary` → a `Job` that restarts
-//! `Never`; the readiness probe (tcp → `tcpSocket`, http → `httpGet`,
-//! notify and stdout → the runner's `/readyz`); `timeout_ready` → a
-//! `startupProbe` budget; liveness → the runner's `/livez`;
-//! `timeout_ctrl` → `terminationGracePeriodSeconds`; env; labels and
-//! annotations naming the pod and the config. What has no equivalent is a
+//! `Never`; the readiness probe (for a process pod, every kind through the
+//! runner's `/readyz`: podrun probes from inside the container, where a
+//! program bound to 127.0.0.1 answers, and sees notify and stdout; for a
+//! container, tcp → `tcpSocket` and http → `httpGet` on the container's
+//! port); `timeout_ready` → a `startupProbe` budget; liveness → the
+//! runner's `/livez`; `timeout_ctrl` → `terminationGracePeriodSeconds`;
+//! env; labels and annotations naming the pod and the config. Names become
+//! DNS labels (two groups with the same one are refused). What has no equivalent is a
 //! warning in [`Export::warnings`] (and a comment at the top of the YAML),
 //! never dropped silently; an in-process runtime is an error.
 
@@ -209,6 +212,27 @@ pub enum ExportError {
         /// The pod group.
         pod: String,
     },
+    /// A process pod's program is probed on the port podrun serves on.
+    RunnerPort {
+        /// The pod group.
+        pod: String,
+        /// The port.
+        port: u16,
+    },
+    /// The namespace is not a DNS label.
+    Namespace {
+        /// As given.
+        namespace: String,
+    },
+    /// Two pod groups have the same name on Kubernetes.
+    NameClash {
+        /// The first group's own name.
+        first: String,
+        /// The second's.
+        second: String,
+        /// The name both would have.
+        name: String,
+    },
 }
 
 impl fmt::Display for ExportError {
@@ -223,6 +247,25 @@ impl fmt::Display for ExportError {
                 f,
                 "pod `{pod}` is a process pod: give the image that holds podrun and its program \
                  (--image)"
+            ),
+            ExportError::Namespace { namespace } => write!(
+                f,
+                "namespace `{namespace}` is not a DNS label (lowercase letters, digits and \
+                 `-`, starting with a letter, at most 63)"
+            ),
+            ExportError::RunnerPort { pod, port } => write!(
+                f,
+                "pod `{pod}` probes its program on port {port}, which podrun serves on; \
+                 give podrun another port"
+            ),
+            ExportError::NameClash {
+                first,
+                second,
+                name,
+            } => write!(
+                f,
+                "pods `{first}` and `{second}` would both be named `{name}` on Kubernetes \
+                 (lowercase letters, digits and `-`)"
             ),
             ExportError::Rootfs { pod } => write!(
                 f,
@@ -244,8 +287,18 @@ pub fn export_deployments(
     config: &DeploymentsConfig,
     options: &ExportOptions,
 ) -> Result<Export, ExportError> {
+    check_namespace(options)?;
     let mut export = Export::default();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
     for deployment in &config.deployments {
+        let name = dns_name(&deployment.name);
+        if let Some(first) = names.insert(name.clone(), deployment.name.clone()) {
+            return Err(ExportError::NameClash {
+                first,
+                second: deployment.name.clone(),
+                name,
+            });
+        }
         let mut pod = deployment.pod.clone();
         pod.name = deployment.name.clone();
         group(&pod, deployment.replicas, options, &mut export)?;
@@ -263,9 +316,19 @@ pub fn export_pod(
     replicas: usize,
     options: &ExportOptions,
 ) -> Result<Export, ExportError> {
+    check_namespace(options)?;
     let mut export = Export::default();
     group(config, replicas, options, &mut export)?;
     Ok(export)
+}
+
+fn check_namespace(options: &ExportOptions) -> Result<(), ExportError> {
+    match &options.namespace {
+        Some(ns) if dns_name(ns) != *ns || ns.is_empty() => Err(ExportError::Namespace {
+            namespace: ns.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn group(
@@ -351,27 +414,27 @@ fn group(
                 container_port: runner,
                 ..ContainerPort::default()
             }];
+            // The program's own port, when the probe names one, is the
+            // container's too; podrun's must not be it.
+            let program_port = match probe {
+                ProbeConfig::Tcp { address, .. } => Some(port_of(address)),
+                ProbeConfig::Http { url, .. } => Some(http_target(url).0),
+                _ => None,
+            };
+            if let Some(port) = program_port {
+                if port == options.runner_port {
+                    return Err(ExportError::RunnerPort {
+                        pod: pod.name.clone(),
+                        port,
+                    });
+                }
+                push_port(&mut ports, port);
+            }
+            // Every probe through podrun: it probes from inside the
+            // container, where a program bound to 127.0.0.1 answers, and
+            // knows notify and stdout readiness, which the kubelet cannot.
             let readiness = match probe {
-                ProbeConfig::Tcp {
-                    address,
-                    interval,
-                    timeout,
-                } => {
-                    let port = port_of(address);
-                    push_port(&mut ports, port);
-                    Some(tcp_probe(port, *interval, *timeout))
-                }
-                ProbeConfig::Http {
-                    url,
-                    interval,
-                    timeout,
-                } => {
-                    let (port, path) = http_target(url);
-                    push_port(&mut ports, port);
-                    Some(http_probe(port, &path, *interval, *timeout))
-                }
                 ProbeConfig::None => None,
-                // notify, stdout (and any later kind): the runner sees it.
                 _ => Some(http_probe(options.runner_port, "/readyz", 1000, 1000)),
             };
             let container = Container {
@@ -515,14 +578,18 @@ fn group(
                 args: (!args.is_empty()).then(|| args.clone()),
                 env: (!env.is_empty()).then(|| env.clone()),
                 ports: (!published.is_empty()).then(|| {
-                    published
-                        .iter()
-                        .map(|p| ContainerPort {
+                    let mut ports: Vec<ContainerPort> = Vec::new();
+                    for p in &published {
+                        let port = ContainerPort {
                             container_port: i32::from(p.container_port),
                             protocol: Some(protocol(p).into()),
                             ..ContainerPort::default()
-                        })
-                        .collect()
+                        };
+                        if !ports.contains(&port) {
+                            ports.push(port);
+                        }
+                    }
+                    ports
                 }),
                 resources: (!limits.is_empty()).then(|| ResourceRequirements {
                     limits: Some(limits),
@@ -697,10 +764,13 @@ fn port_of(address: &str) -> u16 {
 /// The port and path of a probe URL (`http://host[:port]/path`).
 fn http_target(url: &str) -> (u16, String) {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let (authority, path) = match rest.find('/') {
-        Some(at) => (&rest[..at], rest[at..].to_owned()),
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(at) if rest[at..].starts_with('/') => (&rest[..at], rest[at..].to_owned()),
+        Some(at) => (&rest[..at], format!("/{}", &rest[at..])),
         None => (rest, "/".to_owned()),
     };
+    // The fragment is the client's; the kubelet sends path and query.
+    let path = path.split('#').next().unwrap_or("/").to_owned();
     let port = match authority.rsplit_once(':') {
         Some((_, port)) => port.parse().unwrap_or(80),
         None => 80,
@@ -730,6 +800,10 @@ fn dns_name(name: &str) -> String {
             _ => '-',
         })
         .collect();
+    // A Service's name must start with a letter (DNS-1035).
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, "pod-");
+    }
     out.truncate(63);
     let out = out.trim_matches('-').to_owned();
     if out.is_empty() {
@@ -752,33 +826,136 @@ fn strip_nulls(value: &mut Value) {
 
 // ===== YAML, through yaml-rust2 (already the config reader's) =====
 
+/// One YAML document (`---` first) for a JSON value. Written here rather
+/// than by yaml-rust2's emitter, which leaves strings such as `0b1` or
+/// `1_000` plain (YAML 1.1 readers, kubectl's among them, take them for
+/// numbers) and writes block scalars some readers cannot read back: a
+/// string is plain only when no reader can take it for anything else,
+/// a block only when it is plain text, and double-quoted otherwise.
 fn yaml(value: &Value) -> String {
-    let mut out = String::new();
-    let mut emitter = yaml_rust2::YamlEmitter::new(&mut out);
-    // The pod's config in its ConfigMap as a block, readable.
-    emitter.multiline_strings(true);
-    // Writing into a String does not fail.
-    let _ = emitter.dump(&to_yaml(value));
+    let mut out = String::from("---");
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            out.push('\n');
+            emit_map(map, 0, &mut out);
+        }
+        other => {
+            out.push(' ');
+            out.push_str(&scalar(other, 0));
+        }
+    }
     out
 }
 
-fn to_yaml(value: &Value) -> yaml_rust2::Yaml {
-    use yaml_rust2::Yaml;
-    match value {
-        Value::Null => Yaml::Null,
-        Value::Bool(b) => Yaml::Boolean(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Yaml::Integer(i),
-            None => Yaml::Real(n.to_string()),
-        },
-        Value::String(s) => Yaml::String(s.clone()),
-        Value::Array(items) => Yaml::Array(items.iter().map(to_yaml).collect()),
-        Value::Object(map) => Yaml::Hash(
-            map.iter()
-                .map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v)))
-                .collect(),
-        ),
+fn emit_map(map: &serde_json::Map<String, Value>, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    let mut first = true;
+    for (key, value) in map {
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+        out.push_str(&pad);
+        out.push_str(&string(key, indent));
+        out.push(':');
+        emit_value(value, indent, out);
     }
+}
+
+/// After `key:` or `-`: a nested block on the next lines, or ` scalar`.
+fn emit_value(value: &Value, indent: usize, out: &mut String) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            out.push('\n');
+            emit_map(map, indent + 2, out);
+        }
+        Value::Array(items) if !items.is_empty() => {
+            let pad = " ".repeat(indent + 2);
+            for item in items {
+                out.push('\n');
+                out.push_str(&pad);
+                out.push('-');
+                match item {
+                    // The map's first key on the dash's line, the others
+                    // under it.
+                    Value::Object(map) if !map.is_empty() => {
+                        out.push(' ');
+                        let mut nested = String::new();
+                        emit_map(map, indent + 4, &mut nested);
+                        out.push_str(nested.trim_start());
+                    }
+                    other => emit_value(other, indent + 2, out),
+                }
+            }
+        }
+        other => {
+            out.push(' ');
+            out.push_str(&scalar(other, indent + 2));
+        }
+    }
+}
+
+fn scalar(value: &Value, indent: usize) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => string(s, indent),
+        Value::Array(_) => "[]".into(),
+        Value::Object(_) => "{}".into(),
+    }
+}
+
+/// Words YAML 1.1 readers take for booleans or null.
+const RESERVED_WORDS: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
+
+fn string(s: &str, indent: usize) -> String {
+    let plain = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'))
+        && !RESERVED_WORDS.contains(&s.to_ascii_lowercase().as_str());
+    if plain {
+        return s.to_owned();
+    }
+    let block = s.contains('\n')
+        && !s.ends_with('\n')
+        && !s.starts_with([' ', '\t'])
+        && s.chars()
+            .all(|c| c == '\n' || (!c.is_control() && !special(c)));
+    if block {
+        let pad = " ".repeat(indent + 2);
+        let mut out = String::from("|-");
+        for line in s.split('\n') {
+            out.push('\n');
+            if !line.is_empty() {
+                out.push_str(&pad);
+                out.push_str(line);
+            }
+        }
+        return out;
+    }
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\u{85}' => out.push_str("\\N"),
+            '\u{2028}' => out.push_str("\\L"),
+            '\u{2029}' => out.push_str("\\P"),
+            c if c.is_control() || special(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Characters YAML readers refuse raw, or read as line breaks.
+fn special(c: char) -> bool {
+    matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
 }
 
 fn json(yaml: &yaml_rust2::Yaml) -> Value {
@@ -814,10 +991,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn strings_that_a_reader_could_misread_are_quoted_and_read_back() {
+        for s in [
+            "0b1",
+            "0o17",
+            "1_000",
+            "685_230.15",
+            "0123",
+            "0x1F",
+            "1e3",
+            ".inf",
+            "yes",
+            "Off",
+            "~",
+            "null",
+            "<<",
+            "a: b",
+            "a #b",
+            "  indented first\nsecond",
+            "x\n\n\n",
+            "bell\u{7}",
+            "nel\u{85}",
+            "ls\u{2028}",
+            "quote\"back\\slash",
+            "",
+            "-",
+            "- x",
+            "plain/text-1.0",
+            "{\n  \"json\": 1\n}",
+        ] {
+            let value = serde_json::json!({ "k": s, "list": [s, { "n": s }] });
+            let text = yaml(&value);
+            let docs = yaml_rust2::YamlLoader::load_from_str(&text)
+                .unwrap_or_else(|e| panic!("{s:?}: {e}\n{text}"));
+            assert_eq!(json(&docs[0]), value, "{s:?}\n{text}");
+        }
+        assert_eq!(string("plain/text-1.0", 0), "plain/text-1.0");
+        assert_eq!(string("0b1", 0), "\"0b1\"");
+    }
+
+    #[test]
     fn names_become_dns_labels() {
         assert_eq!(dns_name("Encoder_0"), "encoder-0");
         assert_eq!(dns_name("--x--"), "x");
         assert_eq!(dns_name("???"), "pod");
+        assert_eq!(dns_name("0api"), "pod-0api");
         assert_eq!(dns_name(&"a".repeat(80)).len(), 63);
     }
 
@@ -830,6 +1048,11 @@ mod tests {
             (9000, "/health".into())
         );
         assert_eq!(http_target("http://:80/"), (80, "/".into()));
+        assert_eq!(
+            http_target("http://127.0.0.1:9000?ready=1"),
+            (9000, "/?ready=1".into())
+        );
+        assert_eq!(http_target("http://h:81/a?b=1#frag"), (81, "/a?b=1".into()));
         assert_eq!(memory_quantity("512m"), "512Mi");
         assert_eq!(memory_quantity("2G"), "2Gi");
         assert_eq!(memory_quantity("1048576"), "1048576");

@@ -153,6 +153,53 @@ fn what_cannot_be_exported_says_why() {
 }
 
 #[test]
+fn clashing_names_a_probe_on_podruns_port_and_a_bad_namespace_are_refused() {
+    let deployments = |names: [&str; 2]| {
+        let text = names
+            .iter()
+            .map(|name| {
+                format!(
+                    "[[deployment]]\nname = \"{name}\"\nreplicas = 1\n[deployment.pod.runtime]\n\
+                     kind = \"process\"\ncommand = \"/bin/p\"\n"
+                )
+            })
+            .collect::<String>();
+        DeploymentsConfig::from_str(&text, ConfigFormat::Toml, "test").unwrap()
+    };
+    let err = export_deployments(&deployments(["Encoder_0", "encoder-0"]), &options()).unwrap_err();
+    assert_eq!(
+        err,
+        ExportError::NameClash {
+            first: "Encoder_0".into(),
+            second: "encoder-0".into(),
+            name: "encoder-0".into()
+        }
+    );
+
+    let probe_on_8086 = PodConfig::from_str_with_env(
+        "name = \"p\"\n[runtime]\nkind = \"process\"\ncommand = \"/bin/p\"\n\
+         probe = { kind = \"tcp\", address = \"127.0.0.1:8086\" }\n",
+        ConfigFormat::Toml,
+        "test",
+        &Default::default(),
+    )
+    .unwrap();
+    let err = export_pod(&probe_on_8086, 1, &options()).unwrap_err();
+    assert_eq!(
+        err,
+        ExportError::RunnerPort {
+            pod: "p".into(),
+            port: 8086
+        }
+    );
+
+    let mut bad_namespace = options();
+    bad_namespace.namespace = Some("Prod_1".into());
+    let err = export_deployments(&deployments(["a", "b"]), &bad_namespace).unwrap_err();
+    assert!(matches!(err, ExportError::Namespace { .. }), "{err}");
+}
+
+#[test]
 fn yaml_that_is_not_a_manifest_is_refused() {
     assert!(parse_yaml("kind: Secret\nmetadata: {name: x}\n").is_err());
     assert!(parse_yaml("kind: Deployment\nspec: 3\n").is_err());

@@ -366,18 +366,26 @@ fn export_kubernetes(args: &[String]) -> ExitCode {
     let mut options = ExportOptions::default();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
-        let value = |args: &mut std::slice::Iter<'_, String>| args.next().cloned();
-        match arg.as_str() {
-            "--image" => options.image = value(&mut args),
-            "--namespace" => options.namespace = value(&mut args),
-            "--out" => out = value(&mut args),
-            flag if flag.starts_with('-') => {
-                eprintln!("podrun: unknown option `{flag}`\n{USAGE}");
-                return ExitCode::from(2);
+        let Some(value) = arg.starts_with("--").then(|| args.next().cloned()) else {
+            match (&path, arg.as_str()) {
+                (None, config) => path = Some(config.to_owned()),
+                (Some(_), extra) => {
+                    eprintln!("podrun: one config only, got `{extra}` too\n{USAGE}");
+                    return ExitCode::from(2);
+                }
             }
-            config if path.is_none() => path = Some(config.to_owned()),
-            extra => {
-                eprintln!("podrun: one config only, got `{extra}` too\n{USAGE}");
+            continue;
+        };
+        let Some(value) = value else {
+            eprintln!("podrun: `{arg}` needs a value\n{USAGE}");
+            return ExitCode::from(2);
+        };
+        match arg.as_str() {
+            "--image" => options.image = Some(value),
+            "--namespace" => options.namespace = Some(value),
+            "--out" => out = Some(value),
+            flag => {
+                eprintln!("podrun: unknown option `{flag}`\n{USAGE}");
                 return ExitCode::from(2);
             }
         }

@@ -344,6 +344,20 @@ impl ContainerSpec {
             }
         }
         check_engine_args(&self.engine_args).map_err(|reason| invalid("engine_args", reason))?;
+        if let Some(memory) = self.memory.as_deref().filter(|m| !memory_ok(m)) {
+            return Err(invalid(
+                "memory",
+                format!(
+                    "must be a number with an optional unit b, k, m or g (`512m`), got `{memory}`"
+                ),
+            ));
+        }
+        if let Some(cpus) = self.cpus.as_deref().filter(|c| !cpus_ok(c)) {
+            return Err(invalid(
+                "cpus",
+                format!("must be a positive number of CPUs (`1.5`), got `{cpus}`"),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         if let Some(port) = self
             .ports
@@ -545,6 +559,32 @@ fn check_engine_args(args: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A decimal number, `1` or `1.5`.
+fn decimal(text: &str) -> bool {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
+    !whole.is_empty()
+        && !fraction.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// podman's `--memory`: a number and an optional unit (`b`, `k`, `m`, `g`,
+/// either case, with an optional `b` after the last three).
+fn memory_ok(memory: &str) -> bool {
+    let lower = memory.to_ascii_lowercase();
+    let number = lower
+        .strip_suffix("kb")
+        .or_else(|| lower.strip_suffix("mb"))
+        .or_else(|| lower.strip_suffix("gb"))
+        .or_else(|| lower.strip_suffix(['b', 'k', 'm', 'g']))
+        .unwrap_or(&lower);
+    decimal(number)
+}
+
+fn cpus_ok(cpus: &str) -> bool {
+    decimal(cpus) && cpus.bytes().any(|b| b.is_ascii_digit() && b != b'0')
 }
 
 /// What one start adds to the spec.
@@ -878,6 +918,10 @@ mod tests {
             (ContainerSpec::rootfs("relative/dir"), "rootfs"),
             (ContainerSpec::image("x").volume("-v"), "volumes"),
             (ContainerSpec::image("x").network(""), "network"),
+            (ContainerSpec::image("x").memory("2t"), "memory"),
+            (ContainerSpec::image("x").memory("lots"), "memory"),
+            (ContainerSpec::image("x").cpus("abc"), "cpus"),
+            (ContainerSpec::image("x").cpus("0"), "cpus"),
             (
                 ContainerSpec::image("x").engine_args(["--name", "other"]),
                 "engine_args",
@@ -913,6 +957,13 @@ mod tests {
             assert_eq!(spec.validate().unwrap_err().field, field);
         }
         assert!(ContainerSpec::image("alpine").validate().is_ok());
+        for memory in ["512m", "1.5g", "512M", "100kb", "1048576", "2GB"] {
+            assert!(
+                ContainerSpec::image("x").memory(memory).validate().is_ok(),
+                "{memory}"
+            );
+        }
+        assert!(ContainerSpec::image("x").cpus("0.5").validate().is_ok());
         let allowed =
             ContainerSpec::image("x").engine_args(["--runtime", "runc", "--label", "team=ml"]);
         assert!(allowed.validate().is_ok());
