@@ -434,3 +434,45 @@ fn killing_the_first_process_ends_the_pod() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn a_podrun_in_its_own_pid_namespace_is_not_taken_for_a_dead_owner() {
+    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/usr/bin/unshare").exists() {
+        println!("skipped: a pid namespace needs root and unshare");
+        return;
+    }
+    // podrun as PID 1 of its own pid namespace, sharing this host's
+    // cgroups: its owner mark (pid 1 or 2, a start time) means nothing
+    // out here, and another owner must not judge it dead.
+    let dir = TempDir::new();
+    let path = dir.path("long.toml");
+    std::fs::write(&path, config(r#""--announce", "stdout""#, "")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut first = Command::new("/usr/bin/unshare")
+        .args(["--pid", "--fork", "--kill-child", "--mount-proc", PODRUN])
+        .arg(&path)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(first.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let runner = Runner { child: first, port };
+    runner.until_readyz(200);
+    let child = runner.children();
+    assert_eq!(child.len(), 1, "{child:?}");
+
+    // Another owner on the host starts (and sweeps what dead owners left).
+    let (code, _, err) = run_to_end(&dir, &job("temporary", "exit 0"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("removed what owners that died"), "{err}");
+    assert!(alive(child[0]), "the namespaced pod's child was killed");
+    assert_eq!(runner.get("/readyz"), 200);
+}

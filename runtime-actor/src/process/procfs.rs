@@ -71,10 +71,35 @@ pub(crate) fn group_members(group: u32, session: u32) -> Vec<u32> {
 }
 
 /// This process as an owner of what it leaves on the host: `<pid>-<start
-/// time>`, which no other process will ever be.
+/// time>`, which no other process will ever be; in a pid namespace other
+/// than the host's, with its tag first (see [`namespace_tag`]).
 pub(crate) fn owner_mark() -> Option<String> {
     let me = std::process::id();
-    stat(me).map(|s| format!("{me}-{}", s.start))
+    stat(me).map(|s| format!("{}{me}-{}", namespace_tag(), s.start))
+}
+
+/// `""` in the host's pid namespace, `n<inode>-` in any other. A pid and
+/// start time name a process in one pid namespace only: an owner judges
+/// (and may remove) only what owners of its own namespace left, and a
+/// container's PID 1 is never taken for the host's.
+pub(crate) fn namespace_tag() -> &'static str {
+    /// The kernel's inode number of the initial pid namespace.
+    const INITIAL: u64 = 0xEFFF_FFFC;
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let link = std::fs::read_link("/proc/self/ns/pid").unwrap_or_default();
+        let inode = link
+            .to_str()
+            .and_then(|l| l.strip_prefix("pid:["))
+            .and_then(|l| l.strip_suffix(']'))
+            .and_then(|n| n.parse::<u64>().ok());
+        match inode {
+            Some(INITIAL) => String::new(),
+            Some(inode) => format!("n{inode}-"),
+            // No namespace to read: judge nothing of the host's.
+            None => "n0-".into(),
+        }
+    })
 }
 
 /// Whether `name`, `<prefix><pid>-<start time>` (then `-…` when
@@ -83,6 +108,7 @@ pub(crate) fn owner_mark() -> Option<String> {
 pub(crate) fn left_by_dead_owner(name: &OsStr, prefix: &str, suffixed: bool) -> bool {
     let owner = || {
         let rest = name.to_str()?.strip_prefix(prefix)?;
+        let rest = rest.strip_prefix(namespace_tag())?;
         let mut parts = rest.splitn(3, '-');
         let pid: u32 = parts.next()?.parse().ok()?;
         let start: u64 = parts.next()?.parse().ok()?;
@@ -132,6 +158,8 @@ mod tests {
         for other in others {
             assert!(!dead(other, "pod-actor-", false), "{other}");
         }
+        // An owner of another pid namespace is never judged from this one.
+        assert!(!dead("pod-actor-n4026532999-1-1", "pod-actor-", false));
         assert!(!dead("pod-notify-4294967295-1", "pod-notify-", true));
     }
 }
