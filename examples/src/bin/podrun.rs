@@ -90,6 +90,12 @@ async fn livez(probes: web::Data<Probes>) -> HttpResponse {
 }
 
 fn main() -> ExitCode {
+    // First of all, in the first process: a SIGTERM that comes while the
+    // config loads waits for the loop that forwards it (a PID 1 ignores
+    // signals it has no handler for).
+    if std::env::var_os(WORKER_VAR).is_none() {
+        let _ = reaper::waited().thread_block();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let [export, target, rest @ ..] = args.as_slice() {
         if export == "export" {
