@@ -82,12 +82,17 @@ impl Runner {
     /// keeper that process pods start once per owner, nor podrun's own
     /// second process).
     fn children(&self) -> Vec<u32> {
+        self.children_named("worker")
+    }
+
+    /// The processes under the runner whose executable is `name`.
+    fn children_named(&self, name: &str) -> Vec<u32> {
         let mut found = Vec::new();
         let mut queue = vec![self.child.id()];
         while let Some(pid) = queue.pop() {
             for child in children_of(pid) {
                 let exe = std::fs::read_link(format!("/proc/{child}/exe")).unwrap_or_default();
-                if exe.ends_with("worker") {
+                if exe.ends_with(name) {
                     found.push(child);
                 } else {
                     queue.push(child);
@@ -475,4 +480,63 @@ fn a_podrun_in_its_own_pid_namespace_is_not_taken_for_a_dead_owner() {
     assert!(!err.contains("removed what owners that died"), "{err}");
     assert!(alive(child[0]), "the namespaced pod's child was killed");
     assert_eq!(runner.get("/readyz"), 200);
+}
+
+#[test]
+fn a_last_line_without_a_newline_is_not_lost() {
+    let dir = TempDir::new();
+    let (code, out, err) = run_to_end(&dir, &job("temporary", "printf 'last words'; exit 3"));
+    assert_eq!(code, Some(3), "{err}");
+    assert!(out.lines().any(|l| l == "last words"), "stdout: {out}");
+}
+
+#[test]
+fn a_stdout_nobody_reads_does_not_stop_the_close() {
+    // The program floods stdout and nobody reads podrun's: the lines wait
+    // (and so does the program), but the close goes through.
+    let dir = TempDir::new();
+    let config = "name = \"flood\"\ntimeout_ctrl = 3000\n[runtime]\nkind = \"process\"\n\
+                  command = \"/bin/sh\"\nargs = [\"-c\", \"echo ready; exec yes flood\"]\n\
+                  probe = { kind = \"stdout\", pattern = \"ready\" }\n";
+    // Its first line read, podrun's stdout is then left alone.
+    let runner = Runner::start_file(&dir, "flood.toml", config);
+    runner.until_readyz(200);
+    let program = runner.children_named("yes");
+    assert_eq!(program.len(), 1, "{program:?}");
+    runner.signal(nix::sys::signal::Signal::SIGTERM);
+    let begun = Instant::now();
+    while alive(program[0]) {
+        assert!(
+            begun.elapsed() < Duration::from_secs(10),
+            "a full stdout held the close"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_sigterm_while_podrun_starts_never_kills_it_by_the_signal() {
+    // Forwarded to the second process before it handles signals, a SIGTERM
+    // waits (blocked) instead of killing it: podrun then exits 0, never
+    // 128 + 15.
+    let dir = TempDir::new();
+    let path = dir.path("pod.toml");
+    std::fs::write(&path, config(r#""--announce", "stdout""#, "")).unwrap();
+    for delay in [5u64, 10, 20, 40] {
+        let mut child = Command::new(PODRUN)
+            .arg(&path)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = child.wait().unwrap();
+        assert_ne!(status.code(), Some(128 + 15), "{delay} ms: {status}");
+    }
 }

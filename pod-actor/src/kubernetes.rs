@@ -839,6 +839,12 @@ fn yaml(value: &Value) -> String {
             out.push('\n');
             emit_map(map, 0, &mut out);
         }
+        Value::Array(items) if !items.is_empty() => {
+            // emit_value indents a sequence by two under its parent.
+            let mut nested = String::new();
+            emit_value(value, 0, &mut nested);
+            out.push_str(&nested);
+        }
         other => {
             out.push(' ');
             out.push_str(&scalar(other, 0));
@@ -856,7 +862,21 @@ fn emit_map(map: &serde_json::Map<String, Value>, indent: usize, out: &mut Strin
         }
         first = false;
         out.push_str(&pad);
-        out.push_str(&string(key, indent));
+        // A key is never a block scalar, and an implicit key is at most
+        // 1024 characters: longer ones are explicit (`? key` / `: value`).
+        let text = if key.contains('\n') {
+            quoted(key)
+        } else {
+            string(key, indent)
+        };
+        if text.chars().count() > 1000 {
+            out.push_str("? ");
+            out.push_str(&text);
+            out.push('\n');
+            out.push_str(&pad);
+        } else {
+            out.push_str(&text);
+        }
         out.push(':');
         emit_value(value, indent, out);
     }
@@ -899,6 +919,7 @@ fn scalar(value: &Value, indent: usize) -> String {
     match value {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
+        Value::Number(n) if n.is_f64() => float(&n.to_string()),
         Value::Number(n) => n.to_string(),
         Value::String(s) => string(s, indent),
         Value::Array(_) => "[]".into(),
@@ -919,7 +940,7 @@ fn string(s: &str, indent: usize) -> String {
     }
     let block = s.contains('\n')
         && !s.ends_with('\n')
-        && !s.starts_with([' ', '\t'])
+        && !s.starts_with([' ', '\t', '\n'])
         && s.chars()
             .all(|c| c == '\n' || (!c.is_control() && !special(c)));
     if block {
@@ -934,6 +955,11 @@ fn string(s: &str, indent: usize) -> String {
         }
         return out;
     }
+    quoted(s)
+}
+
+/// A double-quoted scalar, escaped.
+fn quoted(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -955,7 +981,31 @@ fn string(s: &str, indent: usize) -> String {
 
 /// Characters YAML readers refuse raw, or read as line breaks.
 fn special(c: char) -> bool {
-    matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
+    matches!(
+        c,
+        '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+    )
+}
+
+/// A float as YAML 1.1 readers (PyYAML) take it: a dot in the mantissa
+/// and a sign in the exponent (`1e300` is a string to them).
+fn float(text: &str) -> String {
+    match text.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => {
+            let mantissa = if mantissa.contains('.') {
+                mantissa.to_owned()
+            } else {
+                format!("{mantissa}.0")
+            };
+            let exponent = if exponent.starts_with(['-', '+']) {
+                exponent.to_owned()
+            } else {
+                format!("+{exponent}")
+            };
+            format!("{mantissa}e{exponent}")
+        }
+        None => text.to_owned(),
+    }
 }
 
 fn json(yaml: &yaml_rust2::Yaml) -> Value {
@@ -1019,13 +1069,24 @@ mod tests {
             "- x",
             "plain/text-1.0",
             "{\n  \"json\": 1\n}",
+            "\n  x",
+            "\n \nx",
+            "\n  ",
+            "\u{fffe}",
+            "a\nb",
+            &"k".repeat(1500),
         ] {
-            let value = serde_json::json!({ "k": s, "list": [s, { "n": s }] });
+            // As a value, in lists, and as a key.
+            let value = serde_json::json!({ "k": s, "list": [s, { "n": s }], s: [s] });
             let text = yaml(&value);
             let docs = yaml_rust2::YamlLoader::load_from_str(&text)
                 .unwrap_or_else(|e| panic!("{s:?}: {e}\n{text}"));
             assert_eq!(json(&docs[0]), value, "{s:?}\n{text}");
         }
+        let numbers = serde_json::json!({ "big": 1e300, "small": 1e-7, "int": 42, "neg": -1.5 });
+        let docs = yaml_rust2::YamlLoader::load_from_str(&yaml(&numbers)).unwrap();
+        assert_eq!(json(&docs[0]), numbers);
+        assert_eq!(float("1e300"), "1.0e+300");
         assert_eq!(string("plain/text-1.0", 0), "plain/text-1.0");
         assert_eq!(string("0b1", 0), "\"0b1\"");
     }

@@ -75,7 +75,8 @@ impl NotifySocket {
     /// directory.
     pub(crate) fn bind() -> io::Result<NotifySocket> {
         let base = std::env::temp_dir();
-        let mark = owner_mark().unwrap_or_else(|| format!("{}-0", std::process::id()));
+        // Without a start time, a mark that no sweep can judge.
+        let mark = owner_mark().unwrap_or_else(|| format!("x{}", std::process::id()));
         let template = base.join(format!("{DIR_PREFIX}{mark}-XXXXXX"));
         let dir = nix::unistd::mkdtemp(&template).map_err(|e| {
             io::Error::new(

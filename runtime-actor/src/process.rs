@@ -696,15 +696,6 @@ impl Engine {
 impl ChildState {
     fn record(&self, stream: &'static str, line: String) {
         tracing::info!(pod = %self.name, pid = self.pid, stream, "{line}");
-        if self.forward_output {
-            use std::io::Write;
-            // A closed or full stdout of the owner is not the child's
-            // failure: the line is still in tracing and the tail.
-            let _ = match stream {
-                "stderr" => writeln!(std::io::stderr().lock(), "{line}"),
-                _ => writeln!(std::io::stdout().lock(), "{line}"),
-            };
-        }
         let mut output = self.output.borrow_mut();
         if output.len() == self.output_lines {
             output.pop_front();
@@ -1683,6 +1674,30 @@ fn spawn_watcher(mut child: Spawned, pidfd: PidFd, state: Rc<ChildState>) {
     });
 }
 
+/// The queue of the thread that copies children's lines to this process's
+/// stdout and stderr (detached: a stdout nobody reads never holds the exit).
+fn forwarder() -> &'static tokio::sync::mpsc::Sender<(bool, String)> {
+    static FORWARDER: std::sync::OnceLock<tokio::sync::mpsc::Sender<(bool, String)>> =
+        std::sync::OnceLock::new();
+    FORWARDER.get_or_init(|| {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(bool, String)>(1024);
+        let _ = std::thread::Builder::new()
+            .name("output-forwarder".into())
+            .spawn(move || {
+                use std::io::Write;
+                while let Some((err, line)) = rx.blocking_recv() {
+                    // A closed stdout is not the child's failure.
+                    let _ = if err {
+                        writeln!(std::io::stderr().lock(), "{line}")
+                    } else {
+                        writeln!(std::io::stdout().lock(), "{line}")
+                    };
+                }
+            });
+        tx
+    })
+}
+
 fn spawn_reader(
     stream: impl AsyncRead + Unpin + 'static,
     name: &'static str,
@@ -1694,7 +1709,13 @@ fn spawn_reader(
         let mut line = Vec::new();
         loop {
             let chunk = match reader.fill_buf().await {
-                Ok([]) | Err(_) => break,
+                Ok([]) | Err(_) => {
+                    // The last line, without its newline.
+                    if !line.is_empty() {
+                        take_line(&state, name, pattern.as_deref(), &line).await;
+                    }
+                    break;
+                }
                 Ok(chunk) => chunk,
             };
             let (taken, ended) = match chunk.iter().position(|&b| b == b'\n') {
@@ -1705,12 +1726,8 @@ fn spawn_reader(
             line.extend_from_slice(&chunk[..taken.min(room)]);
             reader.consume(taken);
             if ended {
-                let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+                take_line(&state, name, pattern.as_deref(), &line).await;
                 line.clear();
-                if pattern.as_deref().is_some_and(|p| text.contains(p)) {
-                    state.readiness.set_ready();
-                }
-                state.record(name, text);
                 // A line from the buffer costs no read, so tokio's budget
                 // would not see it: a child that floods its output would
                 // hold the arbiter, which may be its owner's, for
@@ -1719,6 +1736,22 @@ fn spawn_reader(
             }
         }
     })
+}
+
+/// One line of the child's `name` stream: the stdout probe's, the output
+/// tail's and `tracing`'s, and copied to the owner's own stream when the
+/// spec forwards output.
+async fn take_line(state: &ChildState, name: &'static str, pattern: Option<&str>, line: &[u8]) {
+    let text = String::from_utf8_lossy(line).trim_end().to_owned();
+    if pattern.is_some_and(|p| text.contains(p)) {
+        state.readiness.set_ready();
+    }
+    if state.forward_output {
+        // Written by a thread of its own: a full stdout holds this reader
+        // (and so the child), never the arbiter.
+        let _ = forwarder().send((name == "stderr", text.clone())).await;
+    }
+    state.record(name, text);
 }
 
 fn spawn_notify(socket: NotifySocket, state: Rc<ChildState>) -> JoinHandle<()> {

@@ -131,12 +131,9 @@ fn main() -> ExitCode {
     if std::env::var_os(WORKER_VAR).is_none() {
         return reaper::run();
     }
-    // The first process blocks the signals it waits for; a child inherits
-    // its mask, and this one handles them.
-    if let Err(e) = reaper::waited().thread_unblock() {
-        eprintln!("podrun: cannot unblock signals: {e}");
-        return ExitCode::FAILURE;
-    }
+    // The first process blocks the signals it waits for and a child
+    // inherits its mask: they stay blocked (a SIGTERM forwarded now stays
+    // pending) until `run` has its handlers.
     // Without the first process there is no one to reap or to say how the
     // pod ended: its end closes the pod.
     let first = std::env::var(WORKER_VAR)
@@ -259,6 +256,9 @@ mod reaper {
 async fn run(config: PodConfig, listen: &str) -> Result<ExitCode, String> {
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    reaper::waited()
+        .thread_unblock()
+        .map_err(|e| format!("cannot unblock signals: {e}"))?;
 
     let probes = Probes(Arc::new(AtomicU8::new(Phase::Starting as u8)));
     let listener =
@@ -290,8 +290,9 @@ async fn run(config: PodConfig, listen: &str) -> Result<ExitCode, String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    println!("podrun: serving /readyz and /livez on http://{address}");
-    let _ = std::io::stdout().flush();
+    say(&format!(
+        "podrun: serving /readyz and /livez on http://{address}"
+    ));
 
     // The program's own status, for a pod that ends by itself.
     let mut last_exit = None;
@@ -336,8 +337,10 @@ async fn close(pod: &actix::Addr<Pod<ProcessRuntime>>, probes: &Probes) -> ExitC
         Ok(report) => {
             probes.set(Phase::Ended);
             let how = if report.forced { "forced" } else { "graceful" };
-            println!("podrun: closed ({how}, {} ms)", report.took.as_millis());
-            let _ = std::io::stdout().flush();
+            say(&format!(
+                "podrun: closed ({how}, {} ms)",
+                report.took.as_millis()
+            ));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -345,6 +348,13 @@ async fn close(pod: &actix::Addr<Pod<ProcessRuntime>>, probes: &Probes) -> ExitC
             ExitCode::FAILURE
         }
     }
+}
+
+/// A line of podrun's own on stdout, which is also the program's log: a
+/// closed stdout is not a reason to panic.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 /// The status a shell would give for the program's end: its code, or

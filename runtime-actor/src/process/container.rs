@@ -622,7 +622,10 @@ pub(crate) fn name_for(pod: &str) -> String {
         _ => format!("pod{safe}"),
     };
     let n = RUNS.fetch_add(1, Ordering::Relaxed);
-    format!("{safe}-{}-{n}", std::process::id())
+    // The owner's mark, not its pid alone: owners in other pid namespaces
+    // may share the engine, and have the same pids.
+    let owner = procfs::owner_mark().unwrap_or_else(|| std::process::id().to_string());
+    format!("{safe}-{owner}-{n}")
 }
 
 /// The container's id and main pid, read from the host's `/proc` without
