@@ -29,16 +29,21 @@ impl Runner {
     fn start_file(dir: &TempDir, file: &str, config: &str) -> Runner {
         let path = dir.path(file);
         std::fs::write(&path, config).unwrap();
+        Runner::spawn(Command::new(PODRUN).arg(&path))
+    }
+
+    /// Runs `command` (podrun, or what starts it) with `--listen` on a free
+    /// port, until podrun says it serves.
+    fn spawn(command: &mut Command) -> Runner {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut child = Command::new(PODRUN)
-            .arg(&path)
+        let mut child = command
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -452,24 +457,11 @@ fn a_podrun_in_its_own_pid_namespace_is_not_taken_for_a_dead_owner() {
     let dir = TempDir::new();
     let path = dir.path("long.toml");
     std::fs::write(&path, config(r#""--announce", "stdout""#, "")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut first = Command::new("/usr/bin/unshare")
-        .args(["--pid", "--fork", "--kill-child", "--mount-proc", PODRUN])
-        .arg(&path)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(first.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let runner = Runner { child: first, port };
+    let runner = Runner::spawn(
+        Command::new("/usr/bin/unshare")
+            .args(["--pid", "--fork", "--kill-child", "--mount-proc", PODRUN])
+            .arg(&path),
+    );
     runner.until_readyz(200);
     let child = runner.children();
     assert_eq!(child.len(), 1, "{child:?}");

@@ -1055,20 +1055,8 @@ impl PodConfig {
                 if let Some(umask) = umask {
                     parse_umask(umask).map_err(|r| invalid("runtime.umask", r))?;
                 }
-                parse_signal(stop_signal).map_err(|r| invalid("runtime.stop_signal", r))?;
-                if *output_lines > MAX_OUTPUT_LINES {
-                    return Err(invalid(
-                        "runtime.output_lines",
-                        format!("must be at most {MAX_OUTPUT_LINES}, got {output_lines}"),
-                    ));
-                }
-                // What the runtime checks, once: probe targets that can
-                // never answer, signals that do not end a process, ids the
-                // kernel refuses, too many groups.
-                if let Some(spec) = self.runtime.process_spec() {
-                    spec.validate()
-                        .map_err(|e| invalid(&format!("runtime.{}", e.field), e.reason))?;
-                }
+                self.check_child(stop_signal, *output_lines)
+                    .map_err(|(key, r)| invalid(&key, r))?;
             }
             RuntimeSpec::Container {
                 image,
@@ -1112,17 +1100,8 @@ impl PodConfig {
                         .map_err(|r| invalid(&format!("runtime.ports[{index}]"), r))?;
                 }
                 check_probe(probe).map_err(|(key, r)| invalid(&key, r))?;
-                parse_signal(stop_signal).map_err(|r| invalid("runtime.stop_signal", r))?;
-                if *output_lines > MAX_OUTPUT_LINES {
-                    return Err(invalid(
-                        "runtime.output_lines",
-                        format!("must be at most {MAX_OUTPUT_LINES}, got {output_lines}"),
-                    ));
-                }
-                if let Some(spec) = self.runtime.process_spec() {
-                    spec.validate()
-                        .map_err(|e| invalid(&format!("runtime.{}", e.field), e.reason))?;
-                }
+                self.check_child(stop_signal, *output_lines)
+                    .map_err(|(key, r)| invalid(&key, r))?;
             }
         }
         let restart = &self.restart;
@@ -1183,6 +1162,26 @@ impl PodConfig {
             }
             other => invalid("restart", other.to_string()),
         })
+    }
+
+    /// What a process and a container both check: the stop signal, the
+    /// output tail, and, once, what the runtime checks (probe targets that
+    /// can never answer, signals that do not end a process, ids the kernel
+    /// refuses, too many groups, a container's options); the key and why.
+    fn check_child(&self, stop_signal: &str, output_lines: u64) -> Result<(), (String, String)> {
+        parse_signal(stop_signal).map_err(|r| ("runtime.stop_signal".to_owned(), r))?;
+        if output_lines > MAX_OUTPUT_LINES {
+            return Err((
+                "runtime.output_lines".to_owned(),
+                format!("must be at most {MAX_OUTPUT_LINES}, got {output_lines}"),
+            ));
+        }
+        match self.runtime.process_spec() {
+            Some(spec) => spec
+                .validate()
+                .map_err(|e| (format!("runtime.{}", e.field), e.reason)),
+            None => Ok(()),
+        }
     }
 
     /// How long to wait for readiness; `None` (for ever) when
