@@ -9,13 +9,17 @@
 //!
 //! - **Readiness by notify** through `--sdnotify=container`: the engine sends
 //!   `MAINPID=` naming its monitor (conmon), and the container's `READY=1`
-//!   comes from that monitor. The runtime trusts the pid the engine names
-//!   for notifications, and keeps watching the engine's CLI, whose exit
-//!   status is the container's.
-//! - **Names and labels**: `<pod>-<owner pid>-<n>`, labelled with the pod's
-//!   name, the owner (pid and start time) and the generation.
-//! - **Leftovers**: before each start, containers with the pod's label whose
-//!   owner process is dead are removed, and reported.
+//!   comes from that monitor (sometimes before the `MAINPID=`: kept until
+//!   then). The runtime trusts the pid the engine names for notifications,
+//!   and keeps watching the engine's CLI, whose exit status is the
+//!   container's. With another probe, `--sdnotify=conmon` still names the
+//!   monitor, whose child is the container's main process.
+//! - **Names and labels**: `<pod>-<owner mark>-<n>`, labelled with the pod's
+//!   name, the owner's mark (pid and start time, and the pid namespace when
+//!   it is not the host's) and the generation.
+//! - **Leftovers**: before the first start of a pod name in an owner,
+//!   containers with that label whose owner process is dead are removed,
+//!   and reported.
 //! - **Stop through the engine** (`stop -t`, with the stop signal given at
 //!   `run`), then a forced removal, on close, on restart and when the
 //!   runtime is dropped: a container is never left behind by a live owner.
@@ -37,7 +41,7 @@ use super::procfs;
 
 /// The label keys the runtime sets; [`LABEL_POD`] selects a pod's containers.
 pub(crate) const LABEL_POD: &str = "io.pod-actor.pod";
-/// The owner process, as `<pid>-<start time>`.
+/// The owner process, as its mark (`<pid>-<start time>`).
 pub(crate) const LABEL_OWNER: &str = "io.pod-actor.owner";
 /// The runtime generation that started the container.
 pub(crate) const LABEL_GENERATION: &str = "io.pod-actor.generation";
