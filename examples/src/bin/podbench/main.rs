@@ -877,6 +877,10 @@ fn many_probe(side: &str, count: usize) -> ExitCode {
     let (took, bytes) = System::new().block_on(async move {
         match side {
             "pods" => many_pods(count, async {}).await,
+            #[cfg(feature = "peers")]
+            "kameo" => peers::many_kameo(count).await,
+            #[cfg(feature = "peers")]
+            "ractor" => peers::many_ractor(count).await,
             _ => many_bare(count).await,
         }
     });
@@ -920,7 +924,7 @@ async fn probe(args: &[&str]) -> (f64, f64) {
 }
 
 /// Runs one side of the 10,000 rows in a fresh process.
-async fn many_in_child(side: &str) -> (f64, f64) {
+pub(crate) async fn many_in_child(side: &str) -> (f64, f64) {
     probe(&["many", side]).await
 }
 
@@ -1305,7 +1309,7 @@ async fn run(quick: bool, run_index: u32, only: &[String]) -> Vec<Row> {
             "fanout" => fanout_rows(10_000, fanout_n, &mut rows).await,
             "container" => container::container_rows(container_n, &mut rows).await,
             #[cfg(feature = "peers")]
-            "peers" => peers::peer_rows(n, n * 10, &mut rows).await,
+            "peers" => peers::peer_rows(n, n * 10, run_index, &mut rows).await,
             other => unreachable!("the group {other} has no rows"),
         }
     }
@@ -1324,7 +1328,9 @@ fn main() -> ExitCode {
         Some("many") => {
             return match args.get(1).map(String::as_str) {
                 Some(side @ ("pods" | "bare")) => many_probe(side, 10_000),
-                _ => usage("podbench many pods|bare"),
+                #[cfg(feature = "peers")]
+                Some(side @ ("kameo" | "ractor")) => many_probe(side, 10_000),
+                _ => usage("podbench many pods|bare (and kameo|ractor with the peers feature)"),
             }
         }
         Some("spawn") => {

@@ -342,7 +342,7 @@ async fn ractor_call<T: Send + 'static>(
 
 /// The `peers` group: `n` samples of each start and restart row, `calls`
 /// of each round trip row, after a tenth as many of warm-up.
-pub(super) async fn peer_rows(n: usize, calls: usize, rows: &mut Vec<Row>) {
+pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<Row>) {
     let warmup = n / 10;
 
     // Spawn -> ready, each side torn down (and its end awaited) after the
@@ -459,4 +459,88 @@ pub(super) async fn peer_rows(n: usize, calls: usize, rows: &mut Vec<Row>) {
     ractor_actor.stop(None);
     ractor_ended.await.unwrap();
     pod.send(Close::default()).await.unwrap();
+    many_peer_rows(run, rows).await;
+}
+
+/// `count` kameo actors spawned, each until it answered one ask: the time
+/// and the RSS growth per actor (a fresh process: `podbench many kameo`).
+pub(super) async fn many_kameo(count: usize) -> (Duration, f64) {
+    use kameo::actor::Spawn;
+    let rss_before = super::rss_bytes();
+    let begun = Instant::now();
+    let actors: Vec<_> = (0..count).map(|_| KameoEcho::spawn(KameoEcho)).collect();
+    for actor in &actors {
+        assert_eq!(actor.ask(KameoPing(1)).await.unwrap(), 2);
+    }
+    let took = begun.elapsed();
+    let bytes = super::rss_bytes().saturating_sub(rss_before) as f64 / count as f64;
+    (took, bytes)
+}
+
+/// `count` ractor actors spawned, each until it answered one call, as
+/// [`many_kameo`].
+pub(super) async fn many_ractor(count: usize) -> (Duration, f64) {
+    use ractor::Actor;
+    let rss_before = super::rss_bytes();
+    let begun = Instant::now();
+    let mut actors = Vec::with_capacity(count);
+    for _ in 0..count {
+        actors.push(RactorEcho::spawn(None, RactorEcho, ()).await.unwrap());
+    }
+    for (actor, _) in &actors {
+        assert_eq!(ractor_ping(actor, 1).await, 2);
+    }
+    let took = begun.elapsed();
+    let bytes = super::rss_bytes().saturating_sub(rss_before) as f64 / count as f64;
+    (took, bytes)
+}
+
+/// 10,000 pods (under one supervisor, as the `many` rows) against 10,000
+/// kameo and ractor actors: until all answered, and memory per actor; each
+/// side in a fresh process, the first side alternating by run.
+pub(super) async fn many_peer_rows(run: u32, rows: &mut Vec<Row>) {
+    for (peer, started, memory) in [
+        (
+            "kameo",
+            "10,000 ready: pods (Start, Started) / kameo (spawn, one ask)",
+            "memory per actor: pod / kameo",
+        ),
+        (
+            "ractor",
+            "10,000 ready: pods (Start, Started) / ractor (spawn, one call)",
+            "memory per actor: pod / ractor",
+        ),
+    ] {
+        let (pods, other) = if run % 2 == 0 {
+            let pods = super::many_in_child("pods").await;
+            (pods, super::many_in_child(peer).await)
+        } else {
+            let other = super::many_in_child(peer).await;
+            (super::many_in_child("pods").await, other)
+        };
+        rows.push(Row {
+            figure: started,
+            unit: "ms",
+            ours: pods.0,
+            baseline_name: if peer == "kameo" {
+                "kameo: 10,000 actors spawned, one ask each; a fresh process"
+            } else {
+                "ractor: 10,000 actors spawned, one call each; a fresh process"
+            },
+            baseline: other.0,
+            aim: "(reference)",
+        });
+        rows.push(Row {
+            figure: memory,
+            unit: "bytes",
+            ours: pods.1,
+            baseline_name: if peer == "kameo" {
+                "kameo: RSS growth per actor"
+            } else {
+                "ractor: RSS growth per actor"
+            },
+            baseline: other.1,
+            aim: "(reference)",
+        });
+    }
 }
