@@ -116,18 +116,10 @@ impl Rootfs {
     pub fn run_args(&self) -> Vec<String> {
         let mut args: Vec<String> = vec!["run".into(), "--rm".into(), "--pull=never".into()];
         args.extend(self.engine_args.iter().cloned());
-        for (flag, resource, cap) in [
-            (
-                "nofile",
-                nix::sys::resource::Resource::RLIMIT_NOFILE,
-                u64::MAX,
-            ),
-            ("nproc", nix::sys::resource::Resource::RLIMIT_NPROC, 32_768),
-        ] {
-            if let Ok((soft, hard)) = nix::sys::resource::getrlimit(resource) {
-                args.push("--ulimit".into());
-                args.push(format!("{flag}={}:{}", soft.min(cap), hard.min(cap)));
-            }
+        // The limits a pod passes where its config gives none.
+        for ulimit in runtime_actor::ContainerSpec::owner_ulimits() {
+            args.push("--ulimit".into());
+            args.push(ulimit);
         }
         for volume in &self.volumes {
             args.push("--volume".into());

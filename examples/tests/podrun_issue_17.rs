@@ -112,6 +112,16 @@ impl Runner {
     }
 }
 
+/// Waits (at most 10 s, polling) until process `pid` is no longer alive;
+/// fails saying `why` otherwise.
+fn until_gone(pid: u32, why: &str) {
+    let begun = Instant::now();
+    while alive(pid) {
+        assert!(begun.elapsed() < Duration::from_secs(10), "{why}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The children of `pid`, of every thread.
 fn children_of(pid: u32) -> Vec<u32> {
     let mut all = Vec::new();
@@ -435,14 +445,7 @@ fn killing_the_first_process_ends_the_pod() {
     let child = runner.children()[0];
     runner.child.kill().unwrap();
     runner.child.wait().unwrap();
-    let begun = Instant::now();
-    while alive(child) {
-        assert!(
-            begun.elapsed() < Duration::from_secs(10),
-            "the pod's child outlived podrun"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    until_gone(child, "the pod's child outlived podrun");
 }
 
 #[test]
@@ -496,14 +499,7 @@ fn a_stdout_nobody_reads_does_not_stop_the_close() {
     let program = runner.children_named("yes");
     assert_eq!(program.len(), 1, "{program:?}");
     runner.signal(nix::sys::signal::Signal::SIGTERM);
-    let begun = Instant::now();
-    while alive(program[0]) {
-        assert!(
-            begun.elapsed() < Duration::from_secs(10),
-            "a full stdout held the close"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    until_gone(program[0], "a full stdout held the close");
 }
 
 #[test]

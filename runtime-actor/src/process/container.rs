@@ -288,6 +288,34 @@ impl ContainerSpec {
         self
     }
 
+    /// The `nofile` and `nproc` limits a container gets where its spec
+    /// gives none, as `--ulimit` values (`nofile=SOFT:HARD`): the owner's
+    /// own. An engine's defaults (podman: a million descriptors) can be
+    /// more than the host allows, and the container then fails in its
+    /// runtime's init; podman runs its monitor, whose limits the
+    /// container's init starts with, with at most 32,768 processes.
+    pub fn owner_ulimits() -> Vec<String> {
+        use nix::sys::resource::{getrlimit, Resource, RLIM_INFINITY};
+        let limit = |v: u64| match v {
+            RLIM_INFINITY => "-1".to_owned(),
+            v => v.to_string(),
+        };
+        [
+            ("nofile", Resource::RLIMIT_NOFILE, u64::MAX),
+            ("nproc", Resource::RLIMIT_NPROC, NPROC_CAP),
+        ]
+        .into_iter()
+        .filter_map(|(name, resource, cap)| {
+            let (soft, hard) = getrlimit(resource).ok()?;
+            Some(format!(
+                "{name}={}:{}",
+                limit(soft.min(cap)),
+                limit(hard.min(cap))
+            ))
+        })
+        .collect()
+    }
+
     pub(crate) fn stop_timeout_value(&self) -> Duration {
         self.stop_timeout
     }
@@ -470,34 +498,11 @@ impl ContainerSpec {
             push("--ulimit");
             push(ulimit);
         }
-        // An engine's own defaults (podman: a million descriptors) can be
-        // more than the host allows, and the container then fails in its
-        // runtime's init. The owner's limits are allowed; podman runs its
-        // monitor, whose limits the container's init starts with, with at
-        // most 32,768 processes.
-        for (name, resource, cap) in [
-            (
-                "nofile",
-                nix::sys::resource::Resource::RLIMIT_NOFILE,
-                u64::MAX,
-            ),
-            (
-                "nproc",
-                nix::sys::resource::Resource::RLIMIT_NPROC,
-                NPROC_CAP,
-            ),
-        ] {
-            if given(name) {
-                continue;
-            }
-            if let Ok((soft, hard)) = nix::sys::resource::getrlimit(resource) {
-                let (soft, hard) = (soft.min(cap), hard.min(cap));
-                let limit = |v: u64| match v {
-                    nix::sys::resource::RLIM_INFINITY => "-1".to_owned(),
-                    v => v.to_string(),
-                };
+        for ulimit in ContainerSpec::owner_ulimits() {
+            let name = ulimit.split('=').next().unwrap_or_default();
+            if !given(name) {
                 push("--ulimit");
-                push(&format!("{name}={}:{}", limit(soft), limit(hard)));
+                push(&ulimit);
             }
         }
         match &self.source {

@@ -499,16 +499,20 @@ pub(super) async fn many_ractor(count: usize) -> (Duration, f64) {
 /// kameo and ractor actors: until all answered, and memory per actor; each
 /// side in a fresh process, the first side alternating by run.
 pub(super) async fn many_peer_rows(run: u32, rows: &mut Vec<Row>) {
-    for (peer, started, memory) in [
+    for (peer, started, started_baseline, memory, memory_baseline) in [
         (
             "kameo",
             "10,000 ready: pods (Start, Started) / kameo (spawn, one ask)",
+            "kameo: 10,000 actors spawned, one ask each; a fresh process",
             "memory per actor: pod / kameo",
+            "kameo: RSS growth per actor",
         ),
         (
             "ractor",
             "10,000 ready: pods (Start, Started) / ractor (spawn, one call)",
+            "ractor: 10,000 actors spawned, one call each; a fresh process",
             "memory per actor: pod / ractor",
+            "ractor: RSS growth per actor",
         ),
     ] {
         let (pods, other) = if run % 2 == 0 {
@@ -522,11 +526,7 @@ pub(super) async fn many_peer_rows(run: u32, rows: &mut Vec<Row>) {
             figure: started,
             unit: "ms",
             ours: pods.0,
-            baseline_name: if peer == "kameo" {
-                "kameo: 10,000 actors spawned, one ask each; a fresh process"
-            } else {
-                "ractor: 10,000 actors spawned, one call each; a fresh process"
-            },
+            baseline_name: started_baseline,
             baseline: other.0,
             aim: "(reference)",
         });
@@ -534,11 +534,7 @@ pub(super) async fn many_peer_rows(run: u32, rows: &mut Vec<Row>) {
             figure: memory,
             unit: "bytes",
             ours: pods.1,
-            baseline_name: if peer == "kameo" {
-                "kameo: RSS growth per actor"
-            } else {
-                "ractor: RSS growth per actor"
-            },
+            baseline_name: memory_baseline,
             baseline: other.1,
             aim: "(reference)",
         });
