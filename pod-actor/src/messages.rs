@@ -298,6 +298,14 @@ pub(crate) struct HealthTick {
     pub(crate) generation: u64,
 }
 
+/// Time for a standalone pod's restart after `generation` failed. Sent by
+/// the pod's restart timer, which holds the pod weakly.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct RestartDue {
+    pub(crate) generation: u64,
+}
+
 /// Wakes the pod so that it polls what it spawned in `stopping`. Sent by the
 /// pod to itself.
 #[derive(Debug, Clone, Copy, Message)]

@@ -11,7 +11,8 @@ use runtime_actor::{
 };
 use supervisor::{
     AddChild, ChildExit, ChildLeft, ChildReporter, ChildSpec, ChildStopped, ChildVerdict,
-    NoRestart, Registration, RestartChild, StartChild, StopChild, StopReason, Supervisor, Verdict,
+    NoRestart, Registration, RestartChild, Solo, StartChild, StopChild, StopReason, Supervisor,
+    Verdict,
 };
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -20,7 +21,7 @@ use crate::config::{PlacementKind, PodConfig, RuntimeSpec};
 use crate::error::{CallError, PodError};
 use crate::messages::{
     Call, Close, CloseReport, ForcedBy, GetRole, GetStatus, HealthTick, Join, Nudge, PodEvent,
-    PodState, PodStatus, Start, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
+    PodState, PodStatus, RestartDue, Start, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
 };
 use crate::metrics::PodMetrics;
 use crate::registry::RuntimeRegistry;
@@ -33,11 +34,12 @@ const STOP_MARGIN: Duration = Duration::from_secs(2);
 /// A pod: the actor that owns one runtime's lifecycle, as Jina's
 /// `jina.orchestrate.pods.Pod` does, with every step a message.
 ///
-/// The runtime is started and restarted by a [`Supervisor`]: a standalone pod
-/// makes one of its own from its config's `restart` section; a pod built with
-/// [`Pod::supervised_by`] registers with an existing one (a deployment's).
-/// Whether a failed runtime is restarted is the supervisor's decision alone:
-/// the pod reports the exit and acts on the [`ChildVerdict`] it gets back.
+/// Whether a failed runtime is restarted is a supervisor's decision. A pod
+/// built with [`Pod::supervised_by`] registers with that [`Supervisor`] (a
+/// deployment's): it reports each exit and acts on the [`ChildVerdict`] it
+/// gets back. A standalone pod decides by the same rules itself, from its
+/// config's `restart` section ([`Solo`]: a supervisor of one child, with no
+/// actor and no message in between).
 ///
 /// # Lifecycle
 ///
@@ -85,7 +87,8 @@ pub struct Pod<R: Runtime> {
     factory: RuntimeFactory<R>,
     placement: Option<Placement>,
     external: Option<Addr<Supervisor>>,
-    own: Option<Addr<Supervisor>>,
+    /// A standalone pod's own restart decisions, from its start on.
+    standalone: Option<Box<Standalone>>,
     /// The registration with a supervisor, until the pod leaves it.
     registration: Option<Registration>,
     state: PodState,
@@ -115,6 +118,23 @@ pub struct Pod<R: Runtime> {
     health: Health,
 }
 
+/// How a pod without a supervisor restarts its runtime.
+#[derive(Debug)]
+struct Standalone {
+    solo: Solo,
+    /// The timer of the restart to come: a task holding the pod weakly, so
+    /// that a backoff does not keep a pod nobody holds alive.
+    timer: Option<JoinHandle<()>>,
+}
+
+impl Standalone {
+    fn cancel_timer(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Health {
     ticker: Option<JoinHandle<()>>,
@@ -132,7 +152,7 @@ impl<R: Runtime> Pod<R> {
             factory,
             placement: None,
             external: None,
-            own: None,
+            standalone: None,
             registration: None,
             state: PodState::Idle,
             runtime: None,
@@ -326,15 +346,16 @@ impl<R: Runtime> Pod<R> {
     }
 
     fn begin(&mut self, ctx: &mut Context<Self>) -> Result<(), PodError> {
-        let supervisor = match &self.external {
-            Some(supervisor) => supervisor.clone(),
-            None => {
-                let own = Supervisor::new(self.config.supervisor_config())
-                    .map_err(PodError::Supervisor)?
-                    .start();
-                self.own = Some(own.clone());
-                own
-            }
+        let Some(supervisor) = self.external.clone() else {
+            let solo = Solo::new(
+                self.config.supervisor_config(),
+                self.config.restart_policy(),
+                self.config.restart.on_start_failure,
+            )
+            .map_err(PodError::Supervisor)?;
+            self.standalone = Some(Box::new(Standalone { solo, timer: None }));
+            self.spawn_generation(ctx);
+            return Ok(());
         };
         if !supervisor.connected() {
             return Err(PodError::Supervisor(supervisor::Error::ShuttingDown));
@@ -356,14 +377,16 @@ impl<R: Runtime> Pod<R> {
         Ok(())
     }
 
-    /// Leaves the supervisor: a removal, never an exit. Our own supervisor,
-    /// left with no child and no address, then stops by itself. Idempotent.
+    /// Leaves the supervisor: a removal, never an exit. A standalone pod
+    /// drops the restart it was waiting for. Idempotent.
     fn leave(&mut self) {
-        let own = self.own.take();
+        if let Some(standalone) = &mut self.standalone {
+            standalone.cancel_timer();
+        }
         let Some(registration) = self.registration.take() else {
             return;
         };
-        if let Some(supervisor) = self.external.as_ref().or(own.as_ref()) {
+        if let Some(supervisor) = &self.external {
             supervisor.do_send(ChildLeft {
                 id: self.config.name.clone(),
                 registration,
@@ -371,11 +394,10 @@ impl<R: Runtime> Pod<R> {
         }
     }
 
-    fn spawn_generation(&mut self, reporter: ChildReporter, ctx: &mut Context<Self>) {
+    fn spawn_generation(&mut self, ctx: &mut Context<Self>) {
         let generation = self.spawned;
         self.spawned += 1;
         self.generation = generation;
-        self.reporter = Some(reporter);
         let config = RuntimeConfig::new(self.config.name.as_str())
             .generation(generation)
             .env(self.config.runtime_env())
@@ -404,6 +426,9 @@ impl<R: Runtime> Pod<R> {
         self.current = Some(started.clone());
         if let Some(reporter) = &self.reporter {
             reporter.ready();
+        }
+        if let Some(standalone) = &mut self.standalone {
+            standalone.solo.ready(Instant::now());
         }
         self.subscribers.send(&started);
         for waiter in self.waiters.drain(..) {
@@ -450,13 +475,13 @@ impl<R: Runtime> Pod<R> {
             runtime
                 .stop(self.config.timeout_ctrl())
                 .into_actor(self)
-                .map(move |_, act, _| act.report_exit(generation, cause)),
+                .map(move |_, act, ctx| act.report_exit(generation, cause, ctx)),
         );
     }
 
     /// The failed runtime has ended: tell the supervisor, whose verdict
-    /// decides what comes next.
-    fn report_exit(&mut self, generation: u64, cause: FailureCause) {
+    /// decides what comes next (at once, for a standalone pod).
+    fn report_exit(&mut self, generation: u64, cause: FailureCause, ctx: &mut Context<Self>) {
         if self.generation != generation || self.state != PodState::Failing {
             return;
         }
@@ -472,7 +497,10 @@ impl<R: Runtime> Pod<R> {
                 cause: cause.to_string(),
             },
         };
-        if let Some(reporter) = &self.reporter {
+        if let Some(standalone) = &mut self.standalone {
+            let verdict = standalone.solo.exited(&exit, Instant::now());
+            self.apply_verdict(verdict, ctx);
+        } else if let Some(reporter) = &self.reporter {
             reporter.exited(exit);
         }
     }
@@ -490,10 +518,16 @@ impl<R: Runtime> Pod<R> {
         if msg.generation != current {
             return;
         }
-        match msg.verdict {
+        self.apply_verdict(msg.verdict, ctx);
+    }
+
+    /// Acts on the verdict about the current generation's exit.
+    fn apply_verdict(&mut self, verdict: Verdict, ctx: &mut Context<Self>) {
+        match verdict {
             Verdict::Restart { attempt, delay } => {
                 self.set_state(PodState::Restarting);
                 self.emit(PodEvent::Restarting { attempt, delay });
+                self.schedule_restart(delay, ctx);
             }
             Verdict::NoRestart(why) => {
                 let error = self.no_restart_error(why);
@@ -501,6 +535,36 @@ impl<R: Runtime> Pod<R> {
             }
             _ => {}
         }
+    }
+
+    /// A standalone pod restarts after `delay` itself (a supervised one
+    /// waits for its supervisor's [`RestartChild`]).
+    fn schedule_restart(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        let Some(standalone) = &mut self.standalone else {
+            return;
+        };
+        standalone.cancel_timer();
+        if delay.is_zero() {
+            self.restart(ctx);
+            return;
+        }
+        let pod = ctx.address().downgrade();
+        let generation = self.generation;
+        standalone.timer = Some(actix_rt::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(pod) = pod.upgrade() {
+                pod.do_send(RestartDue { generation });
+            }
+        }));
+    }
+
+    /// The next generation, after a restart verdict.
+    fn restart(&mut self, ctx: &mut Context<Self>) {
+        if self.state != PodState::Restarting {
+            return;
+        }
+        self.restarts += 1;
+        self.spawn_generation(ctx);
     }
 
     /// A refused registration was never a registration: nothing to leave.
@@ -582,8 +646,7 @@ impl<R: Runtime> Pod<R> {
         self.set_state(PodState::Terminated);
         self.suspend();
         self.leave();
-        // Nothing more to report; and our own supervisor, no longer
-        // referenced, can stop.
+        // Nothing more to report.
         self.reporter = None;
         let terminal = error.clone().unwrap_or(PodError::Closed);
         self.terminal = Some(terminal.clone());
@@ -934,6 +997,16 @@ impl<R: Runtime> Handler<Nudge> for Pod<R> {
     fn handle(&mut self, _: Nudge, _: &mut Context<Self>) {}
 }
 
+impl<R: Runtime> Handler<RestartDue> for Pod<R> {
+    type Result = ();
+
+    fn handle(&mut self, due: RestartDue, ctx: &mut Context<Self>) {
+        if due.generation == self.generation {
+            self.restart(ctx);
+        }
+    }
+}
+
 impl<R: Runtime> Handler<HealthTick> for Pod<R> {
     type Result = ();
 
@@ -979,7 +1052,8 @@ impl<R: Runtime> Handler<StartChild> for Pod<R> {
         if matches!(self.state, PodState::Closing | PodState::Terminated) {
             return;
         }
-        self.spawn_generation(msg.reporter, ctx);
+        self.reporter = Some(msg.reporter);
+        self.spawn_generation(ctx);
     }
 }
 
@@ -991,7 +1065,8 @@ impl<R: Runtime> Handler<RestartChild> for Pod<R> {
             return;
         }
         self.restarts += 1;
-        self.spawn_generation(msg.reporter, ctx);
+        self.reporter = Some(msg.reporter);
+        self.spawn_generation(ctx);
     }
 }
 

@@ -193,6 +193,37 @@ async fn dropping_the_last_address_closes_the_pod_gracefully_and_frees_it() {
     assert_eq!(script.built.load(Ordering::SeqCst), 1);
 }
 
+/// A standalone pod waits out its backoff with a timer that holds it
+/// weakly: dropped meanwhile, it ends at once and restarts nothing.
+#[actix::test]
+async fn a_standalone_pod_dropped_during_its_backoff_ends_and_restarts_nothing() {
+    tokio::time::pause();
+    let script = Script::new(Setup::Ok);
+    let mut config = config("backing-off");
+    config.restart.backoff.initial = 30_000;
+    config.restart.backoff.jitter = 0.0;
+    let pod = pod(config, &script);
+    let mut events = subscribe_events(&pod).await;
+    pod.send(Start).await.unwrap().unwrap();
+    pod.send(WaitStartSuccess).await.unwrap().unwrap();
+    let _ = pod.send(Call(Req::Panic)).await;
+    loop {
+        if let PodEvent::Restarting { delay, .. } = events.next().await {
+            assert_eq!(delay, Duration::from_secs(30));
+            break;
+        }
+    }
+    drop(pod);
+    assert!(matches!(
+        events.next().await,
+        PodEvent::Terminated { error: None }
+    ));
+    support::idle_for(Duration::from_secs(60)).await;
+    assert_eq!(script.built.load(Ordering::SeqCst), 1);
+    assert_eq!(script.live(), 0);
+    assert!(events.try_next().is_none());
+}
+
 #[actix::test]
 async fn a_dropped_replica_leaves_its_shared_supervisor() {
     tokio::time::pause();

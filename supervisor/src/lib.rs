@@ -174,6 +174,7 @@ mod machine;
 mod messages;
 pub mod millis;
 mod policy;
+mod solo;
 mod spec;
 mod status;
 mod supervisor;
@@ -189,6 +190,7 @@ pub use crate::messages::{
     Subscribe, SubscribeChild, Verdict, WhichChildren,
 };
 pub use crate::policy::{RestartPolicy, Strategy};
+pub use crate::solo::Solo;
 pub use crate::spec::{ChildReporter, ChildSpec, Registration};
 pub use crate::status::{
     ChildState, ChildStatus, ShutdownReport, SupervisorPhase, SupervisorStatus,

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::intensity::RestartLog;
+use crate::solo::{Decision, Pacing};
 use crate::{
     ChildExit, ChildState, ChildStatus, ChildStopped, Error, NoRestart, RestartPolicy,
     ShutdownReport, StartOrder, StopOutcome, StopReason, Strategy, SupervisorConfig,
@@ -325,14 +325,14 @@ impl<T> Job<T> {
 /// The supervisor's state and decisions.
 pub(crate) struct Machine<T> {
     config: SupervisorConfig,
-    rng: fastrand::Rng,
     children: HashMap<Arc<str>, Child<T>>,
     order: BTreeMap<u64, Arc<str>>,
     next_order: u64,
     phase: SupervisorPhase,
     /// Why children are not restarted while shutting down.
     closing: Option<NoRestart>,
-    restarts: RestartLog,
+    /// Restarts in the intensity window, and the jitter's generator.
+    pacing: Pacing,
     has_parent: bool,
     queue: VecDeque<Task<T>>,
     current: Option<Job<T>>,
@@ -347,19 +347,14 @@ pub(crate) struct Machine<T> {
 
 impl<T: fmt::Debug> Machine<T> {
     pub(crate) fn new(config: SupervisorConfig, now: Instant) -> Self {
-        let rng = match config.seed {
-            Some(seed) => fastrand::Rng::with_seed(seed),
-            None => fastrand::Rng::new(),
-        };
         Machine {
+            pacing: Pacing::new(config.seed),
             config,
-            rng,
             children: HashMap::new(),
             order: BTreeMap::new(),
             next_order: 0,
             phase: SupervisorPhase::Idle,
             closing: None,
-            restarts: RestartLog::default(),
             has_parent: false,
             queue: VecDeque::new(),
             current: None,
@@ -412,7 +407,7 @@ impl<T: fmt::Debug> Machine<T> {
         SupervisorStatus {
             phase: self.phase,
             strategy: self.config.strategy,
-            restarts_in_window: self.restarts.count(&self.config.intensity, now) as u64,
+            restarts_in_window: self.pacing.restarts.count(&self.config.intensity, now) as u64,
             children: self
                 .order
                 .values()
@@ -801,48 +796,44 @@ impl<T: fmt::Debug> Machine<T> {
             self.pump();
             return;
         }
-        if !policy.should_restart(&exit) {
-            let why = match policy {
-                RestartPolicy::Temporary => NoRestart::Temporary,
-                _ => NoRestart::NormalExit,
-            };
-            self.verdict(id, generation, Verdict::NoRestart(why));
-            if policy == RestartPolicy::Temporary {
-                self.forget(id, StopOutcome::NotRunning);
-            }
-            self.pump();
-            return;
-        }
-        let limit = self.config.intensity;
-        if !self.restarts.record(&limit, now) {
-            let reason = format!(
-                "more than {} restarts within {:?}",
-                limit.max_restarts, limit.within
-            );
-            self.verdict(
-                id,
-                generation,
-                Verdict::NoRestart(NoRestart::GaveUp {
-                    reason: reason.clone(),
-                }),
-            );
-            self.begin_shutdown(Task::GiveUp {
-                reason,
-                restarts: limit.max_restarts.saturating_add(1),
-            });
-            return;
-        }
-        let backoff = self.config.backoff;
-        let unit = self.rng.f64();
+        let (limit, backoff) = (self.config.intensity, self.config.backoff);
         let Some(child) = self.children.get_mut(id) else {
             return;
         };
-        if ready_for.is_some_and(|d| backoff.resets_after(d)) {
-            child.attempt = 0;
-        }
-        child.attempt = child.attempt.saturating_add(1);
-        let attempt = child.attempt;
-        let delay = backoff.delay(attempt, unit);
+        let decision = self.pacing.decide(
+            policy,
+            &exit,
+            &limit,
+            &backoff,
+            &mut child.attempt,
+            ready_for,
+            now,
+        );
+        let (attempt, delay) = match decision {
+            Decision::Keep(why) => {
+                self.verdict(id, generation, Verdict::NoRestart(why));
+                if policy == RestartPolicy::Temporary {
+                    self.forget(id, StopOutcome::NotRunning);
+                }
+                self.pump();
+                return;
+            }
+            Decision::GiveUp { reason } => {
+                self.verdict(
+                    id,
+                    generation,
+                    Verdict::NoRestart(NoRestart::GaveUp {
+                        reason: reason.clone(),
+                    }),
+                );
+                self.begin_shutdown(Task::GiveUp {
+                    reason,
+                    restarts: limit.max_restarts.saturating_add(1),
+                });
+                return;
+            }
+            Decision::Restart { attempt, delay } => (attempt, delay),
+        };
         child.state = State::Failed {
             info: RestartInfo {
                 attempt,
@@ -953,7 +944,7 @@ impl<T: fmt::Debug> Machine<T> {
             Task::StartAll => {
                 let mut steps = VecDeque::new();
                 if self.phase == SupervisorPhase::Idle {
-                    self.restarts.clear();
+                    self.pacing.restarts.clear();
                     steps.extend(self.order.values().map(|id| Step::Start {
                         id: id.to_string(),
                         cycle: None,
@@ -1257,7 +1248,7 @@ impl<T: fmt::Debug> Machine<T> {
                 if self.has_parent {
                     self.phase = SupervisorPhase::Idle;
                     self.closing = None;
-                    self.restarts.clear();
+                    self.pacing.restarts.clear();
                     self.out.push(Command::FailToParent {
                         reason: format!("gave up: {reason}"),
                     });
