@@ -2,6 +2,7 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, Arbiter, AsyncContext, Context, Handler, ResponseFuture,
@@ -10,13 +11,14 @@ use actix::{
 use futures::channel::oneshot;
 use futures::future::{self, Either, LocalBoxFuture};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use local_channel::mpsc::{self as local, Receiver as OpsReceiver, Sender as OpsSender};
 use tokio::time::Instant;
 
 use crate::context::{FailureReporter, ReportFailure, RuntimeContext, Signal};
 use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError, RuntimeError};
 use crate::messages::{Ask, AskHealth, CheckHealth, KillRuntime, Request, StopRuntime};
+use crate::monitor::{self, Signals};
 use crate::panic;
 use crate::runtime::{Dispatch, Runtime, RuntimeFactory};
 
@@ -26,7 +28,11 @@ use crate::runtime::{Dispatch, Runtime, RuntimeFactory};
 /// [`Placement::Dedicated`](crate::Placement::Dedicated), or a shared one) and
 /// is started with [`RuntimeActor::spawn`], which also starts a monitor on the
 /// caller's arbiter. The monitor enforces the start deadline and reports to the
-/// watcher, so a runtime that blocks its thread cannot hide its failure.
+/// watcher, so a runtime that blocks its thread cannot hide its failure. A
+/// runtime started in place ([`Placement::Current`](crate::Placement::Current))
+/// shares the caller's thread, where a monitor could see nothing more: it
+/// reports to the watcher and keeps its deadline itself, with no task and
+/// no hop in between.
 ///
 /// # Lifecycle
 ///
@@ -54,11 +60,12 @@ use crate::runtime::{Dispatch, Runtime, RuntimeFactory};
 /// the runtime fails, [`RequestError::Exited`] with the cause.
 pub struct RuntimeActor<R: Runtime> {
     phase: Rc<Cell<Phase>>,
-    ops: UnboundedSender<Op<R>>,
+    ops: OpsSender<Op<R>>,
     pending: Option<Pending<R>>,
     abandon_setup: Option<oneshot::Sender<()>>,
     guard: DeathGuard,
     dedicated: bool,
+    stop_timeout: Duration,
     _runtime: PhantomData<fn() -> R>,
 }
 
@@ -84,7 +91,10 @@ pub(crate) struct Launch<R: Runtime> {
     pub(crate) env: RuntimeEnv,
     pub(crate) name: Arc<str>,
     pub(crate) generation: u64,
-    pub(crate) signals: UnboundedSender<Signal>,
+    pub(crate) signals: Signals,
+    /// How long a runtime that missed its start deadline has to stop
+    /// gracefully; kept by the actor itself when its signals are direct.
+    pub(crate) stop_timeout: Duration,
     pub(crate) cause: Arc<OnceLock<FailureCause>>,
     /// The arbiter is the runtime's own: stopped with the actor.
     pub(crate) dedicated: bool,
@@ -93,7 +103,7 @@ pub(crate) struct Launch<R: Runtime> {
 /// What `started` moves into the serve loop.
 struct Pending<R: Runtime> {
     launch: Launch<R>,
-    ops: UnboundedReceiver<Op<R>>,
+    ops: OpsReceiver<Op<R>>,
     abandoned: oneshot::Receiver<()>,
 }
 
@@ -105,7 +115,7 @@ enum Served {
 
 /// Reports the end of the actor from `Drop`, whatever ended it.
 struct DeathGuard {
-    signals: UnboundedSender<Signal>,
+    signals: Signals,
     cause: Arc<OnceLock<FailureCause>>,
     stop_requested: bool,
 }
@@ -115,7 +125,7 @@ impl Drop for DeathGuard {
         if !self.stop_requested && self.cause.get().is_none() {
             let _ = self.cause.set(FailureCause::Lost);
         }
-        let _ = self.signals.send(Signal::Exited {
+        self.signals.send(Signal::Exited {
             cause: self.cause.get().cloned(),
         });
     }
@@ -130,9 +140,10 @@ impl<R: Runtime> RuntimeActor<R> {
             cause: Arc::clone(&launch.cause),
             stop_requested: false,
         };
-        let (ops, ops_rx) = mpsc::unbounded_channel();
+        let (ops, ops_rx) = local::channel();
         let (abandon, abandoned) = oneshot::channel();
         let dedicated = launch.dedicated;
+        let stop_timeout = launch.stop_timeout;
         RuntimeActor {
             phase: Rc::new(Cell::new(Phase::Starting)),
             ops,
@@ -144,15 +155,77 @@ impl<R: Runtime> RuntimeActor<R> {
             abandon_setup: Some(abandon),
             guard,
             dedicated,
+            stop_timeout,
             _runtime: PhantomData,
         }
+    }
+
+    /// Asks for the graceful stop: setup abandoned, or teardown queued
+    /// behind the requests already taken.
+    fn stop(&mut self) {
+        self.guard.stop_requested = true;
+        match self.phase.get() {
+            Phase::Starting => {
+                if let Some(abandon) = self.abandon_setup.take() {
+                    let _ = abandon.send(());
+                }
+            }
+            Phase::Ready => {
+                let _ = self.ops.send(Op::Teardown);
+            }
+            Phase::Stopping => {}
+        }
+        self.phase.set(Phase::Stopping);
+    }
+
+    /// Stops at once, without teardown.
+    fn kill(&mut self, ctx: &mut Context<Self>) {
+        self.guard.stop_requested = true;
+        self.phase.set(Phase::Stopping);
+        ctx.stop();
+    }
+
+    /// In place, the actor keeps its own start deadline (a monitor does
+    /// elsewhere): a timer in its context, moved on as setup extends it.
+    fn arm_deadline(&mut self, ctx: &mut Context<Self>) {
+        let Signals::Direct(report) = &self.guard.signals else {
+            return;
+        };
+        let Some(at) = monitor::lock(report).deadline else {
+            return;
+        };
+        let wait = at.saturating_duration_since(Instant::now());
+        ctx.run_later(wait, |act, ctx| act.deadline_passed(ctx));
+    }
+
+    /// The start deadline's timer fired: unless setup moved it on or
+    /// finished, the runtime fails with `TimedOut` and is stopped, the
+    /// graceful way first and by force after the stop timeout.
+    fn deadline_passed(&mut self, ctx: &mut Context<Self>) {
+        let Signals::Direct(report) = &self.guard.signals else {
+            return;
+        };
+        {
+            let mut report = monitor::lock(report);
+            match report.deadline {
+                None => return,
+                Some(at) if at > Instant::now() => {
+                    drop(report);
+                    self.arm_deadline(ctx);
+                    return;
+                }
+                Some(_) => report.time_out(),
+            }
+        }
+        self.stop();
+        ctx.run_later(self.stop_timeout, |act, ctx| act.kill(ctx));
     }
 
     /// Records the first failure, tells the monitor and stops the actor.
     fn fail(&mut self, cause: FailureCause, ctx: &mut Context<Self>) {
         if self.guard.cause.set(cause.clone()).is_ok() {
             tracing::debug!(%cause, "runtime failed");
-            let _ = self.guard.signals.send(Signal::Failed { cause });
+            self.guard.signals.send(Signal::Failed { cause });
         }
         self.phase.set(Phase::Stopping);
         ctx.stop();
@@ -205,7 +278,7 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
         if let Some(cause) = launch.cause.get().cloned() {
             // Failed before it could run (its arbiter could not be made):
             // the factory is never called.
-            let _ = self.guard.signals.send(Signal::Failed { cause });
+            self.guard.signals.send(Signal::Failed { cause });
             self.phase.set(Phase::Stopping);
             ctx.stop();
             return;
@@ -226,6 +299,7 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
                     Ok(Served::Failed(cause)) | Err(cause) => act.fail(cause, ctx),
                 }),
         );
+        self.arm_deadline(ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -289,19 +363,7 @@ impl<R: Runtime> Handler<StopRuntime> for RuntimeActor<R> {
     type Result = ();
 
     fn handle(&mut self, _: StopRuntime, _: &mut Context<Self>) {
-        self.guard.stop_requested = true;
-        match self.phase.get() {
-            Phase::Starting => {
-                if let Some(abandon) = self.abandon_setup.take() {
-                    let _ = abandon.send(());
-                }
-            }
-            Phase::Ready => {
-                let _ = self.ops.send(Op::Teardown);
-            }
-            Phase::Stopping => {}
-        }
-        self.phase.set(Phase::Stopping);
+        self.stop();
     }
 }
 
@@ -311,11 +373,7 @@ impl<R: Runtime> Handler<KillRuntime> for RuntimeActor<R> {
     fn handle(&mut self, kill: KillRuntime, ctx: &mut Context<Self>) {
         match kill.cause {
             Some(cause) => self.fail(cause, ctx),
-            None => {
-                self.guard.stop_requested = true;
-                self.phase.set(Phase::Stopping);
-                ctx.stop();
-            }
+            None => self.kill(ctx),
         }
     }
 }
@@ -346,7 +404,7 @@ impl<R: Runtime> std::fmt::Debug for RuntimeActor<R> {
 /// panic's cause.
 async fn serve<R: Runtime>(
     launch: Launch<R>,
-    mut ops: UnboundedReceiver<Op<R>>,
+    mut ops: OpsReceiver<Op<R>>,
     abandoned: oneshot::Receiver<()>,
     phase: Rc<Cell<Phase>>,
     reporter: FailureReporter,
@@ -379,7 +437,7 @@ async fn serve<R: Runtime>(
     // teardown op; it is run below too.
     if ready && phase.get() != Phase::Stopping {
         phase.set(Phase::Ready);
-        let _ = signals.send(Signal::Ready {
+        signals.send(Signal::Ready {
             setup: begun.elapsed(),
             pid: ctx.pid(),
         });

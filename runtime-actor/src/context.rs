@@ -3,13 +3,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Message, Recipient};
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RuntimeError};
+use crate::monitor::Signals;
 
-/// What the actor tells its monitor; the monitor turns these into
-/// [`RuntimeEvent`](crate::RuntimeEvent)s for the watcher.
+/// What the actor tells its monitor (or its report, in place), which turns
+/// these into [`RuntimeEvent`](crate::RuntimeEvent)s for the watcher.
 #[derive(Debug)]
 pub(crate) enum Signal {
     Progressed { note: String, extend: Duration },
@@ -26,7 +26,7 @@ pub struct RuntimeContext {
     name: Arc<str>,
     generation: u64,
     env: RuntimeEnv,
-    signals: UnboundedSender<Signal>,
+    signals: Signals,
     reporter: FailureReporter,
     pid: Option<u32>,
 }
@@ -36,7 +36,7 @@ impl RuntimeContext {
         name: Arc<str>,
         generation: u64,
         env: RuntimeEnv,
-        signals: UnboundedSender<Signal>,
+        signals: Signals,
         reporter: FailureReporter,
     ) -> Self {
         RuntimeContext {
@@ -69,7 +69,7 @@ impl RuntimeContext {
     /// moves earlier. The watcher sees
     /// [`RuntimeEvent::Progressed`](crate::RuntimeEvent::Progressed).
     pub fn extend_deadline(&self, extend: Duration, note: impl Into<String>) {
-        let _ = self.signals.send(Signal::Progressed {
+        self.signals.send(Signal::Progressed {
             note: note.into(),
             extend,
         });
@@ -80,7 +80,7 @@ impl RuntimeContext {
     /// is kept and named by [`FailureCause::TimedOut`] if the start deadline
     /// passes.
     pub fn waiting_for(&self, what: impl Into<String>) {
-        let _ = self.signals.send(Signal::Waiting { what: what.into() });
+        self.signals.send(Signal::Waiting { what: what.into() });
     }
 
     /// Records the OS process the runtime runs in, when it is a child
@@ -89,7 +89,7 @@ impl RuntimeContext {
     /// with [`RuntimeEvent::Ready`](crate::RuntimeEvent::Ready).
     pub fn set_pid(&mut self, pid: u32) {
         self.pid = Some(pid);
-        let _ = self.signals.send(Signal::Process { pid });
+        self.signals.send(Signal::Process { pid });
     }
 
     /// A handle that tasks spawned by the runtime use to report a new main
@@ -114,13 +114,13 @@ impl RuntimeContext {
 /// [`RuntimeContext::pid_reporter`].
 #[derive(Debug, Clone)]
 pub struct PidReporter {
-    signals: UnboundedSender<Signal>,
+    signals: Signals,
 }
 
 impl PidReporter {
     /// The runtime's main process is now `pid`.
     pub fn report(&self, pid: u32) {
-        let _ = self.signals.send(Signal::Process { pid });
+        self.signals.send(Signal::Process { pid });
     }
 }
 

@@ -1,11 +1,10 @@
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, Recipient, WeakRecipient};
 use futures::channel::oneshot;
-use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::time::{self, Instant};
 
@@ -13,7 +12,7 @@ use crate::actor::{Launch, RuntimeActor};
 use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError, RuntimeError};
 use crate::messages::{Ask, AskHealth, KillRuntime, RuntimeEvent, StopRuntime};
-use crate::monitor::{monitor, Monitor, Watcher};
+use crate::monitor::{monitor, Monitor, Outcome, Report, Signals, Watcher};
 use crate::runtime::{Runtime, RuntimeFactory};
 
 /// Where a runtime's actor runs.
@@ -161,8 +160,7 @@ pub struct RuntimeHandle<R: Runtime> {
     generation: u64,
     arbiter: Option<ArbiterHandle>,
     cause: Arc<OnceLock<FailureCause>>,
-    ready: watch::Receiver<Option<Result<Duration, RequestError>>>,
-    exit: watch::Receiver<Option<Option<FailureCause>>>,
+    outcome: watch::Receiver<Outcome>,
     kill_grace: Duration,
 }
 
@@ -174,7 +172,9 @@ impl<R: Runtime> RuntimeActor<R> {
     /// The runtime is built by `factory` on its arbiter and set up there. The
     /// monitor runs on the caller's arbiter: it enforces the start deadline,
     /// sends [`RuntimeEvent`]s to the config's watcher, and joins a dedicated
-    /// arbiter's thread before it reports `Exited`.
+    /// arbiter's thread before it reports `Exited`. In place
+    /// ([`Placement::Current`]) there is no monitor task: the runtime's actor,
+    /// on the same thread, does the same itself.
     ///
     /// # Panics
     ///
@@ -184,7 +184,6 @@ impl<R: Runtime> RuntimeActor<R> {
     /// not panic: the generation fails at once with
     /// [`FailureCause::Error`] giving the OS's reason.
     pub fn spawn(config: RuntimeConfig, factory: RuntimeFactory<R>) -> RuntimeHandle<R> {
-        let (signals, signals_rx) = mpsc::unbounded_channel();
         let cause = Arc::new(OnceLock::new());
         // A dedicated arbiter can fail to start (no thread, no descriptors
         // left): the generation then fails at once, with the OS's reason,
@@ -209,12 +208,31 @@ impl<R: Runtime> RuntimeActor<R> {
             Placement::Shared(handle) => (None, handle),
             Placement::Current => (None, Arbiter::current()),
         };
+        let (outcome_tx, outcome) = watch::channel(Outcome::default());
+        let report = Report::new(
+            config.watcher,
+            config.generation,
+            config.start_timeout,
+            Arc::clone(&cause),
+            outcome_tx,
+        );
+        // In place, the signals go straight into the report; elsewhere, to
+        // a monitor on this arbiter, which sees the runtime fail even when
+        // its thread is blocked.
+        let (signals, monitored) = match in_place {
+            true => (Signals::Direct(Arc::new(Mutex::new(report))), None),
+            false => {
+                let (signals, signals_rx) = futures::channel::mpsc::unbounded();
+                (Signals::Monitor(signals), Some((signals_rx, report)))
+            }
+        };
         let launch = Launch {
             factory,
             env: config.env,
             name: Arc::clone(&config.name),
             generation: config.generation,
             signals,
+            stop_timeout: config.stop_timeout,
             cause: Arc::clone(&cause),
             dedicated: dedicated.is_some(),
         };
@@ -223,28 +241,21 @@ impl<R: Runtime> RuntimeActor<R> {
             false => RuntimeActor::start_in_arbiter(&arbiter, move |_| RuntimeActor::new(launch)),
         };
         let dedicated_handle = dedicated.as_ref().map(|_| arbiter);
-        let (ready_tx, ready) = watch::channel(None);
-        let (exit_tx, exit) = watch::channel(None);
-        actix_rt::spawn(monitor(Monitor {
-            signals: signals_rx,
-            watcher: config.watcher,
-            generation: config.generation,
-            start_timeout: config.start_timeout,
-            stop_timeout: config.stop_timeout,
-            stop: addr.clone().recipient(),
-            kill: addr.clone().recipient(),
-            arbiter: dedicated,
-            cause: Arc::clone(&cause),
-            ready: ready_tx,
-            exit: exit_tx,
-        }));
+        if let Some((signals, report)) = monitored {
+            actix_rt::spawn(monitor(Monitor {
+                signals,
+                report,
+                stop_timeout: config.stop_timeout,
+                runtime: addr.clone(),
+                arbiter: dedicated,
+            }));
+        }
         RuntimeHandle {
             addr,
             generation: config.generation,
             arbiter: dedicated_handle,
             cause,
-            ready,
-            exit,
+            outcome,
             kill_grace: config.kill_grace,
         }
     }
@@ -275,10 +286,11 @@ impl<R: Runtime> RuntimeHandle<R> {
     /// [`RequestError::Exited`] with the cause when it failed (or was
     /// stopped) before it was ready.
     pub fn ready(&self) -> impl Future<Output = Result<Duration, RequestError>> + 'static {
-        let mut ready = self.ready.clone();
+        let mut outcome = self.outcome.clone();
         async move {
-            match ready.wait_for(Option::is_some).await {
+            match outcome.wait_for(|o| o.ready.is_some()).await {
                 Ok(outcome) => outcome
+                    .ready
                     .clone()
                     .unwrap_or(Err(RequestError::Exited { cause: None })),
                 Err(_) => Err(RequestError::Exited { cause: None }),
@@ -288,7 +300,7 @@ impl<R: Runtime> RuntimeHandle<R> {
 
     /// Whether the runtime has ended and its monitor reported `Exited`.
     pub fn has_exited(&self) -> bool {
-        self.exit.borrow().is_some()
+        self.outcome.borrow().exit.is_some()
     }
 
     /// Sends a request to the runtime and resolves with its answer.
@@ -311,7 +323,7 @@ impl<R: Runtime> RuntimeHandle<R> {
     ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
         let (reply, answer) = oneshot::channel();
         self.addr.do_send(Ask { req, reply });
-        answered(answer, Arc::clone(&self.cause), self.exit.clone())
+        answered(answer, Arc::clone(&self.cause), self.outcome.clone())
     }
 
     /// Runs [`Runtime::health`] between requests, waiting at most `timeout`.
@@ -326,7 +338,7 @@ impl<R: Runtime> RuntimeHandle<R> {
     ) -> impl Future<Output = Result<(), RequestError>> + 'static {
         let (reply, answer) = oneshot::channel();
         self.addr.do_send(AskHealth { reply });
-        let check = answered(answer, Arc::clone(&self.cause), self.exit.clone());
+        let check = answered(answer, Arc::clone(&self.cause), self.outcome.clone());
         async move {
             time::timeout(timeout, check)
                 .await
@@ -355,7 +367,7 @@ impl<R: Runtime> RuntimeHandle<R> {
     pub fn stop(&self, timeout: Duration) -> impl Future<Output = StopReport> + 'static {
         let addr = self.addr.clone();
         let arbiter = self.arbiter.clone();
-        let mut exit = self.exit.clone();
+        let mut exit = self.outcome.clone();
         let kill_grace = self.kill_grace;
         async move {
             let begun = Instant::now();
@@ -387,8 +399,7 @@ impl<R: Runtime> Clone for RuntimeHandle<R> {
             generation: self.generation,
             arbiter: self.arbiter.clone(),
             cause: Arc::clone(&self.cause),
-            ready: self.ready.clone(),
-            exit: self.exit.clone(),
+            outcome: self.outcome.clone(),
             kill_grace: self.kill_grace,
         }
     }
@@ -410,7 +421,7 @@ impl<R: Runtime> fmt::Debug for RuntimeHandle<R> {
 async fn answered<T>(
     answer: oneshot::Receiver<Result<T, RequestError>>,
     cause: Arc<OnceLock<FailureCause>>,
-    mut exit: watch::Receiver<Option<Option<FailureCause>>>,
+    mut exit: watch::Receiver<Outcome>,
 ) -> Result<T, RequestError> {
     match answer.await {
         Ok(answer) => answer,
@@ -427,11 +438,9 @@ async fn answered<T>(
 }
 
 /// Resolves with the exit cause once the monitor has reported `Exited`.
-async fn wait_exit(
-    exit: &mut watch::Receiver<Option<Option<FailureCause>>>,
-) -> Option<FailureCause> {
-    match exit.wait_for(Option::is_some).await {
-        Ok(ended) => ended.clone().flatten(),
+async fn wait_exit(exit: &mut watch::Receiver<Outcome>) -> Option<FailureCause> {
+    match exit.wait_for(|o| o.exit.is_some()).await {
+        Ok(ended) => ended.exit.clone().flatten(),
         // The monitor is gone with its arbiter: nothing will report any more.
         Err(_) => None,
     }

@@ -1,14 +1,17 @@
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use actix::{Arbiter, Recipient, WeakRecipient};
-use tokio::sync::mpsc::UnboundedReceiver;
+use actix::{Addr, Arbiter, Recipient, WeakRecipient};
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
+use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::time::{self, Instant};
 
+use crate::actor::RuntimeActor;
 use crate::context::Signal;
 use crate::error::{FailureCause, RequestError};
 use crate::messages::{KillRuntime, RuntimeEvent, StopRuntime};
+use crate::runtime::Runtime;
 
 /// Who receives a generation's [`RuntimeEvent`]s: held strongly, or weakly
 /// by an owner that must not be kept alive by its own runtime.
@@ -42,22 +45,89 @@ impl Watcher {
     }
 }
 
-/// What the monitor of one generation holds; it runs on the owner's arbiter.
-pub(crate) struct Monitor {
-    pub(crate) signals: UnboundedReceiver<Signal>,
-    pub(crate) watcher: Option<Watcher>,
-    pub(crate) generation: u64,
-    pub(crate) start_timeout: Option<Duration>,
-    pub(crate) stop_timeout: Duration,
-    pub(crate) stop: Recipient<StopRuntime>,
-    pub(crate) kill: Recipient<KillRuntime>,
-    pub(crate) arbiter: Option<Arbiter>,
-    pub(crate) cause: Arc<OnceLock<FailureCause>>,
-    pub(crate) ready: watch::Sender<Option<Result<Duration, RequestError>>>,
-    pub(crate) exit: watch::Sender<Option<Option<FailureCause>>>,
+/// What a generation's handles wait for: its readiness (or why it never
+/// came), then its exit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Outcome {
+    pub(crate) ready: Option<Result<Duration, RequestError>>,
+    /// The exit, with its failure if it failed.
+    pub(crate) exit: Option<Option<FailureCause>>,
 }
 
-impl Monitor {
+/// Where a generation's [`Signal`]s go.
+#[derive(Clone)]
+pub(crate) enum Signals {
+    /// To its monitor, a task on the owner's arbiter: the runtime runs on
+    /// another one.
+    Monitor(UnboundedSender<Signal>),
+    /// Into its report at once: the runtime runs in place, on its owner's
+    /// arbiter, where a monitor task would only add a task and a hop to
+    /// every start. The actor then keeps the start deadline itself.
+    Direct(Arc<Mutex<Report>>),
+}
+
+impl Signals {
+    pub(crate) fn send(&self, signal: Signal) {
+        match self {
+            Signals::Monitor(monitor) => {
+                let _ = monitor.unbounded_send(signal);
+            }
+            Signals::Direct(report) => lock(report).on(signal),
+        }
+    }
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signals::Monitor(_) => "Signals::Monitor",
+            Signals::Direct(_) => "Signals::Direct",
+        })
+    }
+}
+
+/// The report of a direct generation. Held only for the length of one
+/// signal, by code that calls nothing of the user's: a panic cannot poison
+/// it, and a poisoned one would still hold a consistent report.
+pub(crate) fn lock(report: &Mutex<Report>) -> MutexGuard<'_, Report> {
+    report.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What one generation tells its watcher and its handles, from its
+/// signals: the events, the start deadline, readiness and the exit.
+pub(crate) struct Report {
+    watcher: Option<Watcher>,
+    generation: u64,
+    begun: Instant,
+    /// The start deadline, until the runtime is ready or has failed.
+    pub(crate) deadline: Option<Instant>,
+    waiting_for: Option<String>,
+    failed: bool,
+    cause: Arc<OnceLock<FailureCause>>,
+    outcome: watch::Sender<Outcome>,
+}
+
+impl Report {
+    pub(crate) fn new(
+        watcher: Option<Watcher>,
+        generation: u64,
+        start_timeout: Option<Duration>,
+        cause: Arc<OnceLock<FailureCause>>,
+        outcome: watch::Sender<Outcome>,
+    ) -> Self {
+        let begun = Instant::now();
+        Report {
+            watcher,
+            generation,
+            begun,
+            deadline: start_timeout.map(|t| begun + t),
+            waiting_for: None,
+            failed: false,
+            cause,
+            outcome,
+        }
+    }
+
     fn tell(&self, event: RuntimeEvent) {
         if let Some(watcher) = &self.watcher {
             watcher.tell(event);
@@ -67,14 +137,121 @@ impl Monitor {
     /// Settles the outcome [`RuntimeHandle::ready`](crate::RuntimeHandle::ready)
     /// waits for, once.
     fn settle(&self, outcome: Result<Duration, RequestError>) {
-        self.ready.send_if_modified(|ready| {
-            let unset = ready.is_none();
+        self.outcome.send_if_modified(|o| {
+            let unset = o.ready.is_none();
             if unset {
-                *ready = Some(outcome);
+                o.ready = Some(outcome);
             }
             unset
         });
     }
+
+    pub(crate) fn on(&mut self, signal: Signal) {
+        let generation = self.generation;
+        match signal {
+            Signal::Progressed { note, extend } => {
+                if let Some(at) = self.deadline.as_mut() {
+                    *at = (*at).max(Instant::now() + extend);
+                }
+                self.tell(RuntimeEvent::Progressed {
+                    generation,
+                    note,
+                    extend,
+                });
+            }
+            Signal::Waiting { what } => self.waiting_for = Some(what),
+            Signal::Process { pid } => {
+                if !self.failed {
+                    self.tell(RuntimeEvent::Process { generation, pid });
+                }
+            }
+            Signal::Ready { setup, pid } => {
+                self.deadline = None;
+                if !self.failed {
+                    self.settle(Ok(setup));
+                    self.tell(RuntimeEvent::Ready {
+                        generation,
+                        setup,
+                        pid,
+                    });
+                }
+            }
+            Signal::Failed { cause } => {
+                self.deadline = None;
+                if !self.failed {
+                    if let Some(watcher) = &mut self.watcher {
+                        watcher.hold();
+                    }
+                    self.fail(cause);
+                }
+            }
+            Signal::Exited { cause } => {
+                self.ending(&cause);
+                self.ended(cause);
+            }
+        }
+    }
+
+    fn fail(&mut self, cause: FailureCause) {
+        self.failed = true;
+        self.settle(Err(RequestError::Exited {
+            cause: Some(cause.clone()),
+        }));
+        self.tell(RuntimeEvent::Failed {
+            generation: self.generation,
+            cause,
+        });
+    }
+
+    /// The start deadline has passed: the runtime fails with
+    /// [`FailureCause::TimedOut`] unless it already failed. The caller
+    /// stops it.
+    pub(crate) fn time_out(&mut self) {
+        self.deadline = None;
+        let cause = FailureCause::TimedOut {
+            after: self.begun.elapsed(),
+            waiting_for: self.waiting_for.take(),
+        };
+        // Set here, not by the actor: its thread may be the thing that is
+        // blocked.
+        if self.cause.set(cause.clone()).is_ok() {
+            self.fail(cause);
+        }
+    }
+
+    /// The actor has ended: a failure nobody reported yet is told, and
+    /// readiness settled for good.
+    fn ending(&mut self, cause: &Option<FailureCause>) {
+        if let (Some(cause), false) = (cause, self.failed) {
+            self.tell(RuntimeEvent::Failed {
+                generation: self.generation,
+                cause: cause.clone(),
+            });
+        }
+        self.settle(Err(RequestError::Exited {
+            cause: cause.clone(),
+        }));
+    }
+
+    /// The generation is over (its thread joined, when it had one): the
+    /// handles and the watcher hear of it, and the watcher is let go.
+    fn ended(&mut self, cause: Option<FailureCause>) {
+        self.outcome.send_modify(|o| o.exit = Some(cause.clone()));
+        self.tell(RuntimeEvent::Exited {
+            generation: self.generation,
+            cause,
+        });
+        self.watcher = None;
+    }
+}
+
+/// What the monitor of one generation holds; it runs on the owner's arbiter.
+pub(crate) struct Monitor<R: Runtime> {
+    pub(crate) signals: UnboundedReceiver<Signal>,
+    pub(crate) report: Report,
+    pub(crate) stop_timeout: Duration,
+    pub(crate) runtime: Addr<RuntimeActor<R>>,
+    pub(crate) arbiter: Option<Arbiter>,
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -84,97 +261,44 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// Watches one generation from the owner's arbiter until it has exited.
+/// Watches one generation that runs on another arbiter, from the owner's,
+/// until it has exited.
 ///
 /// A start deadline that passes fails the runtime with
 /// [`FailureCause::TimedOut`] and stops it the graceful way first (setup
 /// abandoned, `teardown` run), then by force once the stop timeout has
 /// passed too.
-pub(crate) async fn monitor(mut m: Monitor) {
-    let generation = m.generation;
-    let begun = Instant::now();
-    let mut deadline = m.start_timeout.map(|t| begun + t);
+pub(crate) async fn monitor<R: Runtime>(mut m: Monitor<R>) {
     let mut kill_at: Option<Instant> = None;
-    let mut failed = false;
-    let mut waiting_for: Option<String> = None;
     let cause = loop {
         tokio::select! {
             biased;
-            signal = m.signals.recv() => match signal {
-                Some(Signal::Progressed { note, extend }) => {
-                    if let Some(at) = deadline.as_mut() {
-                        *at = (*at).max(Instant::now() + extend);
-                    }
-                    m.tell(RuntimeEvent::Progressed { generation, note, extend });
-                }
-                Some(Signal::Waiting { what }) => waiting_for = Some(what),
-                Some(Signal::Process { pid }) => {
-                    if !failed {
-                        m.tell(RuntimeEvent::Process { generation, pid });
-                    }
-                }
-                Some(Signal::Ready { setup, pid }) => {
-                    deadline = None;
-                    if !failed {
-                        m.settle(Ok(setup));
-                        m.tell(RuntimeEvent::Ready { generation, setup, pid });
-                    }
-                }
-                Some(Signal::Failed { cause }) => {
-                    deadline = None;
-                    if !failed {
-                        failed = true;
-                        if let Some(watcher) = &mut m.watcher {
-                            watcher.hold();
-                        }
-                        m.settle(Err(RequestError::Exited { cause: Some(cause.clone()) }));
-                        m.tell(RuntimeEvent::Failed { generation, cause });
-                    }
-                }
+            signal = m.signals.next() => match signal {
                 Some(Signal::Exited { cause }) => break cause,
+                Some(signal) => m.report.on(signal),
                 // The actor was never built: its arbiter was already gone.
-                None => break Some(m.cause.get_or_init(|| FailureCause::Lost).clone()),
+                None => break Some(m.report.cause.get_or_init(|| FailureCause::Lost).clone()),
             },
-            () = sleep_until(deadline) => {
-                deadline = None;
-                let cause = FailureCause::TimedOut {
-                    after: begun.elapsed(),
-                    waiting_for: waiting_for.take(),
-                };
-                // Set here, not by the actor: its thread may be the thing
-                // that is blocked.
-                if m.cause.set(cause.clone()).is_ok() {
-                    failed = true;
-                    m.settle(Err(RequestError::Exited { cause: Some(cause.clone()) }));
-                    m.tell(RuntimeEvent::Failed { generation, cause });
-                }
-                m.stop.do_send(StopRuntime);
+            () = sleep_until(m.report.deadline) => {
+                m.report.time_out();
+                m.runtime.do_send(StopRuntime);
                 kill_at = Some(Instant::now() + m.stop_timeout);
             }
             () = sleep_until(kill_at) => {
                 kill_at = None;
-                m.kill.do_send(KillRuntime { cause: None });
+                m.runtime.do_send(KillRuntime { cause: None });
                 if let Some(arbiter) = &m.arbiter {
                     arbiter.stop();
                 }
             }
         }
     };
-    if let (Some(cause), false) = (&cause, failed) {
-        m.tell(RuntimeEvent::Failed {
-            generation,
-            cause: cause.clone(),
-        });
-    }
-    m.settle(Err(RequestError::Exited {
-        cause: cause.clone(),
-    }));
+    m.report.ending(&cause);
     if let Some(arbiter) = m.arbiter.take() {
         arbiter.stop();
         join_off_thread(arbiter).await;
     }
-    let _ = m.exit.send(Some(cause.clone()));
-    m.tell(RuntimeEvent::Exited { generation, cause });
+    m.report.ended(cause);
 }
 
 /// Joins a stopped arbiter's thread without blocking the caller's.

@@ -5,8 +5,41 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use runtime_actor::{FailureCause, RequestError, RuntimeEvent};
-use support::{config, spawn_dedicated, spawn_here, Gate, Req, Script, Step};
+use actix::Arbiter;
+use runtime_actor::{FailureCause, Placement, RequestError, RuntimeEvent};
+use support::{config, spawn_at, spawn_dedicated, Gate, Req, Script, Step};
+
+/// Each case runs twice on this arbiter: watched by a monitor task
+/// (`Shared`), and in place (`Current`), where the runtime's actor keeps
+/// its own deadline and stop timers.
+macro_rules! on_this_arbiter {
+    ($($case:ident),* $(,)?) => {
+        mod monitored {
+            $(
+                #[actix::test]
+                async fn $case() {
+                    super::$case(super::Placement::Shared(super::Arbiter::current())).await
+                }
+            )*
+        }
+        mod in_place {
+            $(
+                #[actix::test]
+                async fn $case() {
+                    super::$case(super::Placement::Current).await
+                }
+            )*
+        }
+    };
+}
+
+on_this_arbiter!(
+    a_runtime_not_ready_by_its_deadline_times_out_and_is_torn_down_issue_10,
+    a_timed_out_start_whose_teardown_hangs_is_killed_after_the_stop_timeout,
+    progress_extends_the_start_deadline,
+    an_extension_too_short_still_times_out_at_the_extended_deadline,
+    a_teardown_that_never_finishes_is_forced_after_the_deadline,
+);
 
 /// On the paused clock a duration is exact but for tokio's 1 ms timer tick.
 fn assert_about(actual: Duration, expected: Duration) {
@@ -16,14 +49,16 @@ fn assert_about(actual: Duration, expected: Duration) {
     );
 }
 
-#[actix::test]
-async fn a_runtime_not_ready_by_its_deadline_times_out_and_is_torn_down_issue_10() {
+async fn a_runtime_not_ready_by_its_deadline_times_out_and_is_torn_down_issue_10(
+    placement: Placement,
+) {
     tokio::time::pause();
     let script = Script {
         setup: Step::Sleep(Duration::from_secs(10)),
         ..Script::default()
     };
-    let (runtime, mut events) = spawn_here(
+    let (runtime, mut events) = spawn_at(
+        placement.clone(),
         script.clone(),
         config().start_timeout(Some(Duration::from_secs(2))),
     );
@@ -49,8 +84,9 @@ async fn a_runtime_not_ready_by_its_deadline_times_out_and_is_torn_down_issue_10
     assert_eq!(script.calls.teardowns.load(Ordering::SeqCst), 1);
 }
 
-#[actix::test]
-async fn a_timed_out_start_whose_teardown_hangs_is_killed_after_the_stop_timeout() {
+async fn a_timed_out_start_whose_teardown_hangs_is_killed_after_the_stop_timeout(
+    placement: Placement,
+) {
     tokio::time::pause();
     let script = Script {
         setup: Step::Pending,
@@ -58,7 +94,8 @@ async fn a_timed_out_start_whose_teardown_hangs_is_killed_after_the_stop_timeout
         ..Script::default()
     };
     let begun = tokio::time::Instant::now();
-    let (_runtime, mut events) = spawn_here(
+    let (_runtime, mut events) = spawn_at(
+        placement.clone(),
         script.clone(),
         config()
             .start_timeout(Some(Duration::from_secs(2)))
@@ -76,15 +113,17 @@ async fn a_timed_out_start_whose_teardown_hangs_is_killed_after_the_stop_timeout
     assert_eq!(script.calls.teardowns.load(Ordering::SeqCst), 1);
 }
 
-#[actix::test]
-async fn progress_extends_the_start_deadline() {
+async fn progress_extends_the_start_deadline(placement: Placement) {
     tokio::time::pause();
     let script = Script {
         setup: Step::ExtendThenSleep(Duration::from_secs(10), Duration::from_secs(5)),
         ..Script::default()
     };
-    let (runtime, mut events) =
-        spawn_here(script, config().start_timeout(Some(Duration::from_secs(2))));
+    let (runtime, mut events) = spawn_at(
+        placement.clone(),
+        script,
+        config().start_timeout(Some(Duration::from_secs(2))),
+    );
     match events.next().await {
         RuntimeEvent::Progressed { note, extend, .. } => {
             assert_eq!(note, "loading weights");
@@ -99,15 +138,17 @@ async fn progress_extends_the_start_deadline() {
     assert_eq!(runtime.call(Req::Echo(5)).await.unwrap(), "5");
 }
 
-#[actix::test]
-async fn an_extension_too_short_still_times_out_at_the_extended_deadline() {
+async fn an_extension_too_short_still_times_out_at_the_extended_deadline(placement: Placement) {
     tokio::time::pause();
     let script = Script {
         setup: Step::ExtendThenSleep(Duration::from_secs(3), Duration::from_secs(5)),
         ..Script::default()
     };
-    let (_runtime, mut events) =
-        spawn_here(script, config().start_timeout(Some(Duration::from_secs(2))));
+    let (_runtime, mut events) = spawn_at(
+        placement.clone(),
+        script,
+        config().start_timeout(Some(Duration::from_secs(2))),
+    );
     assert!(matches!(
         events.next().await,
         RuntimeEvent::Progressed { .. }
@@ -118,14 +159,13 @@ async fn an_extension_too_short_still_times_out_at_the_extended_deadline() {
     }
 }
 
-#[actix::test]
-async fn a_teardown_that_never_finishes_is_forced_after_the_deadline() {
+async fn a_teardown_that_never_finishes_is_forced_after_the_deadline(placement: Placement) {
     tokio::time::pause();
     let script = Script {
         teardown: Step::Pending,
         ..Script::default()
     };
-    let (runtime, mut events) = spawn_here(script, config());
+    let (runtime, mut events) = spawn_at(placement.clone(), script, config());
     events.ready().await;
     let report = runtime.stop(Duration::from_secs(5)).await;
     assert!(report.forced && !report.stuck, "{report:?}");

@@ -108,7 +108,9 @@ impl Pacing {
 ///
 /// let config = SupervisorConfig::default()
 ///     .with_intensity(Intensity::new(1, Duration::from_secs(10)))
-///     .with_backoff(Backoff::new(Duration::from_millis(100), 2.0, Duration::from_secs(1)));
+///     .with_backoff(
+///         Backoff::new(Duration::from_millis(100), 2.0, Duration::from_secs(1)).with_jitter(0.0),
+///     );
 /// let mut solo = Solo::new(config, RestartPolicy::Permanent, false)?;
 /// let now = Instant::now();
 /// let crash = ChildExit::Failed { cause: "boom".into() };

@@ -255,6 +255,22 @@ pub fn spawn_here(script: Script, config: RuntimeConfig) -> (RuntimeHandle<Scrip
     )
 }
 
+/// Spawns a scripted runtime on this arbiter, placed as `placement` says:
+/// `Current` (in place, the actor keeps its own deadline) or
+/// `Shared(Arbiter::current())` (watched by a monitor task).
+pub fn spawn_at(
+    placement: Placement,
+    script: Script,
+    config: RuntimeConfig,
+) -> (RuntimeHandle<Scripted>, Events) {
+    let (watcher, events) = watcher();
+    let config = config.placement(placement);
+    (
+        RuntimeActor::spawn(config.watcher(watcher), factory(script)),
+        events,
+    )
+}
+
 /// Spawns a scripted runtime on a dedicated arbiter.
 pub fn spawn_dedicated(script: Script, config: RuntimeConfig) -> (RuntimeHandle<Scripted>, Events) {
     let (watcher, events) = watcher();
