@@ -1,10 +1,14 @@
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use actix::dev::{MessageResponse, OneshotSender};
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MessageResult, ResponseActFuture,
     ResponseFuture, Running, WrapFuture,
 };
 use futures::channel::oneshot;
+use futures::future::Either;
 use runtime_actor::{
     FailureCause, Placement, ProcessRuntime, RequestError, Runtime, RuntimeActor, RuntimeConfig,
     RuntimeEvent, RuntimeFactory, RuntimeHandle, StopReport,
@@ -111,7 +115,7 @@ pub struct Pod<R: Runtime> {
     close_report: Option<CloseReport>,
     subscribers: Subscribers<Started>,
     event_subscribers: Subscribers<PodEvent>,
-    waiters: Vec<oneshot::Sender<Result<Started, PodError>>>,
+    waiters: Waiters,
     closers: Vec<oneshot::Sender<CloseReport>>,
     stop_replies: Vec<oneshot::Sender<ChildStopped>>,
     joiners: Vec<oneshot::Sender<Result<(), PodError>>>,
@@ -171,7 +175,7 @@ impl<R: Runtime> Pod<R> {
             close_report: None,
             subscribers: Subscribers::new(),
             event_subscribers: Subscribers::new(),
-            waiters: Vec::new(),
+            waiters: Waiters::default(),
             closers: Vec::new(),
             stop_replies: Vec::new(),
             joiners: Vec::new(),
@@ -431,7 +435,7 @@ impl<R: Runtime> Pod<R> {
             standalone.solo.ready(Instant::now());
         }
         self.subscribers.send(&started);
-        for waiter in self.waiters.drain(..) {
+        for waiter in self.waiters.take() {
             let _ = waiter.send(Ok(started.clone()));
         }
         self.emit(PodEvent::Started(started));
@@ -628,7 +632,7 @@ impl<R: Runtime> Pod<R> {
     fn begin_close(&mut self, timeout: Option<Duration>, ctx: &mut Context<Self>) {
         self.set_state(PodState::Closing);
         self.suspend();
-        for waiter in self.waiters.drain(..) {
+        for waiter in self.waiters.take() {
             let _ = waiter.send(Err(PodError::Closed));
         }
         self.leave();
@@ -650,7 +654,7 @@ impl<R: Runtime> Pod<R> {
         self.reporter = None;
         let terminal = error.clone().unwrap_or(PodError::Closed);
         self.terminal = Some(terminal.clone());
-        for waiter in self.waiters.drain(..) {
+        for waiter in self.waiters.take() {
             let _ = waiter.send(Err(terminal.clone()));
         }
         let report = self
@@ -801,6 +805,61 @@ impl<R: Runtime> Pod<R> {
     }
 }
 
+/// Who waits for the start's outcome: the askers' own reply channels,
+/// answered by the pod when the start is decided, with no task in between.
+/// Shared with [`StartAnswer`], which files each asker's channel.
+#[derive(Debug, Clone, Default)]
+struct Waiters(Arc<Mutex<Vec<Waiter>>>);
+
+/// One asker's reply channel.
+type Waiter = OneshotSender<Result<Started, PodError>>;
+
+impl Waiters {
+    fn push(&self, waiter: Waiter) {
+        self.lock().push(waiter);
+    }
+
+    fn take(&self) -> Vec<Waiter> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Held only to push or take: never poisoned by a panic of ours, and a
+    /// poisoned list is still a list.
+    fn lock(&self) -> MutexGuard<'_, Vec<Waiter>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The answer to [`WaitStartSuccess`]: given at once when the start is
+/// decided, or else the asker's reply channel joins the pod's waiters.
+pub struct StartAnswer {
+    now: Option<Result<Started, PodError>>,
+    waiters: Waiters,
+}
+
+impl<R: Runtime> MessageResponse<Pod<R>, WaitStartSuccess> for StartAnswer {
+    fn handle(self, _: &mut Context<Pod<R>>, tx: Option<OneshotSender<Result<Started, PodError>>>) {
+        // Nobody asked for the answer (do_send): nothing to file.
+        let Some(tx) = tx else {
+            return;
+        };
+        match self.now {
+            Some(answer) => {
+                let _ = tx.send(answer);
+            }
+            None => self.waiters.push(tx),
+        }
+    }
+}
+
+impl std::fmt::Debug for StartAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartAnswer")
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: Runtime> std::fmt::Debug for Pod<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pod")
@@ -826,7 +885,7 @@ impl<R: Runtime> Handler<Start> for Pod<R> {
 }
 
 impl<R: Runtime> Handler<WaitStartSuccess> for Pod<R> {
-    type Result = ResponseFuture<Result<Started, PodError>>;
+    type Result = StartAnswer;
 
     fn handle(&mut self, _: WaitStartSuccess, _: &mut Context<Self>) -> Self::Result {
         let now = match (&self.state, &self.current, &self.terminal) {
@@ -836,12 +895,10 @@ impl<R: Runtime> Handler<WaitStartSuccess> for Pod<R> {
             (PodState::Closing | PodState::Terminated, _, _) => Some(Err(PodError::Closed)),
             _ => None,
         };
-        if let Some(answer) = now {
-            return Box::pin(async move { answer });
+        StartAnswer {
+            now,
+            waiters: self.waiters.clone(),
         }
-        let (tx, rx) = oneshot::channel();
-        self.waiters.push(tx);
-        Box::pin(async move { rx.await.unwrap_or(Err(PodError::ArbiterStopped)) })
     }
 }
 
@@ -875,45 +932,57 @@ impl<R: Runtime> Handler<SubscribeEvents> for Pod<R> {
     }
 }
 
+impl<R: Runtime> Pod<R> {
+    /// Takes a call: queued with the runtime now, so that a Close right
+    /// behind it cannot overtake it, and answered by the future returned;
+    /// refused at once when the pod does not serve.
+    pub(crate) fn take_call(
+        &mut self,
+        req: R::Request,
+    ) -> Result<impl Future<Output = Result<R::Response, CallError>> + 'static, CallError> {
+        let runtime = match (&self.state, &self.runtime) {
+            (PodState::Running, Some(runtime)) => runtime,
+            (PodState::Closing | PodState::Terminated, _) => return Err(CallError::Closed),
+            _ => return Err(CallError::NotReady),
+        };
+        let call = runtime.call(req);
+        let answer = async move {
+            call.await.map_err(|e| match e {
+                RequestError::Exited { cause } => CallError::RuntimeExited { cause },
+                RequestError::Runtime(e) => CallError::Runtime(e),
+                RequestError::TimedOut { after } => CallError::TimedOut { after },
+                RequestError::Busy { limit } => CallError::Busy { limit },
+                RequestError::TooLarge { size, limit } => CallError::TooLarge { size, limit },
+                // Refused after this pod took the call: the runtime is
+                // stopping under it (a restart or a close).
+                _ => CallError::NotReady,
+            })
+        };
+        // Timed only when measured: an unmeasured call's future stays as
+        // small as it was.
+        let Some(histogram) = self.metrics.as_ref().map(|m| m.call()) else {
+            return Ok(Either::Left(answer));
+        };
+        let begun = Instant::now();
+        Ok(Either::Right(async move {
+            let answer = answer.await;
+            histogram.record(begun.elapsed().as_secs_f64());
+            answer
+        }))
+    }
+}
+
 impl<R: Runtime> Handler<Call<R>> for Pod<R> {
     type Result = ResponseFuture<Result<R::Response, CallError>>;
 
+    /// The answer is awaited in a task of its own, not in the pod's
+    /// context: a call in flight must not keep a pod whose last address was
+    /// dropped from closing (and so from stopping its runtime).
     fn handle(&mut self, Call(req): Call<R>, _: &mut Context<Self>) -> Self::Result {
-        let refusal = match (&self.state, &self.runtime) {
-            (PodState::Running, Some(runtime)) => {
-                // Queued with the runtime now, so a Close right behind this
-                // call cannot overtake it.
-                let call = runtime.call(req);
-                let answer = async move {
-                    call.await.map_err(|e| match e {
-                        RequestError::Exited { cause } => CallError::RuntimeExited { cause },
-                        RequestError::Runtime(e) => CallError::Runtime(e),
-                        RequestError::TimedOut { after } => CallError::TimedOut { after },
-                        RequestError::Busy { limit } => CallError::Busy { limit },
-                        RequestError::TooLarge { size, limit } => {
-                            CallError::TooLarge { size, limit }
-                        }
-                        // Refused after this pod took the call: the runtime
-                        // is stopping under it (a restart or a close).
-                        _ => CallError::NotReady,
-                    })
-                };
-                // Timed only when measured: an unmeasured call's future stays
-                // as small as it was.
-                let Some(histogram) = self.metrics.as_ref().map(|m| m.call()) else {
-                    return Box::pin(answer);
-                };
-                let begun = Instant::now();
-                return Box::pin(async move {
-                    let answer = answer.await;
-                    histogram.record(begun.elapsed().as_secs_f64());
-                    answer
-                });
-            }
-            (PodState::Closing | PodState::Terminated, _) => CallError::Closed,
-            _ => CallError::NotReady,
-        };
-        Box::pin(async move { Err(refusal) })
+        match self.take_call(req) {
+            Ok(answer) => Box::pin(answer),
+            Err(refusal) => Box::pin(async move { Err(refusal) }),
+        }
     }
 }
 

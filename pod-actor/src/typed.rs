@@ -45,7 +45,6 @@ use serde::Serialize;
 
 use crate::deployment::{Deployment, Route};
 use crate::error::CallError;
-use crate::messages::Call;
 use crate::pod::Pod;
 
 /// How typed values become the channel's bytes and back.
@@ -188,7 +187,7 @@ impl<Resp, C> Encoded<Resp, C> {
 
 /// A typed request for one process pod: a value encoded by `C` when the
 /// request is made, the child's answer decoded as `Resp`. Answered as
-/// [`Call`] is, plus [`CallError::Codec`] for an answer that does not
+/// [`Call`](crate::Call) is, plus [`CallError::Codec`] for an answer that does not
 /// decode.
 pub struct TypedCall<Resp, C = Json>(Encoded<Resp, C>);
 
@@ -258,10 +257,11 @@ where
 {
     type Result = ResponseFuture<Result<Resp, CallError>>;
 
-    fn handle(&mut self, msg: TypedCall<Resp, C>, ctx: &mut Context<Self>) -> Self::Result {
-        let call = Call(ProcessRequest::Call(msg.0.payload));
-        let answer = <Self as Handler<Call<ProcessRuntime>>>::handle(self, call, ctx);
-        Box::pin(async move { decode::<Resp, C>(answer.await) })
+    fn handle(&mut self, msg: TypedCall<Resp, C>, _: &mut Context<Self>) -> Self::Result {
+        match self.take_call(ProcessRequest::Call(msg.0.payload)) {
+            Ok(answer) => Box::pin(async move { decode::<Resp, C>(answer.await) }),
+            Err(refusal) => Box::pin(async move { Err(refusal) }),
+        }
     }
 }
 

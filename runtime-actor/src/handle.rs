@@ -428,9 +428,11 @@ async fn answered<T>(
         Err(_) => {
             // The reply can be dropped (by an unwinding panic) before the
             // runtime's thread records why; the exit report always knows.
+            // Boxed: this rare wait would otherwise make every call's future
+            // as large as itself.
             let cause = match cause.get() {
                 Some(cause) => Some(cause.clone()),
-                None => wait_exit(&mut exit).await,
+                None => Box::pin(async move { wait_exit(&mut exit).await }).await,
             };
             Err(RequestError::Exited { cause })
         }
