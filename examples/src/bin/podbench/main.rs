@@ -957,6 +957,84 @@ async fn many_rows(run: u32, rows: &mut Vec<Row>) {
     });
 }
 
+/// Pods (or bare arbiters) kept on dedicated arbiters by `podbench
+/// threads`: enough for thread and descriptor costs to show.
+const THREADS: usize = 2_000;
+/// How many starts each end of the `threads` rows takes its median over.
+const THREADS_WINDOW: usize = 100;
+
+/// `podbench threads pods|bare [COUNT]`: `COUNT` (`THREADS`) dedicated
+/// pods (or bare actors on arbiters of their own, answering one message)
+/// started one after the other and kept, in this fresh process; prints the
+/// median start of the first `THREADS_WINDOW` and of the last, in µs.
+fn threads_probe(side: &str, count: usize) -> ExitCode {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    // Four descriptors a dedicated runtime: the usual 1,024 fits 250.
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    let (first, last) = System::new().block_on(async move {
+        let mut starts = Vec::with_capacity(count);
+        let mut pods = Vec::new();
+        let mut arbiters = Vec::new();
+        for i in 0..count {
+            let begun = Instant::now();
+            if side == "pods" {
+                let mut config = config(PlacementKind::Dedicated);
+                config.name = format!("pod-{i}");
+                let pod = Pod::new(config, RuntimeFactory::new(|_| Echo)).start();
+                pod.send(Start).await.unwrap().unwrap();
+                pod.send(WaitStartSuccess).await.unwrap().unwrap();
+                pods.push(pod);
+            } else {
+                let arbiter = Arbiter::new();
+                let addr = Bare::start_in_arbiter(&arbiter.handle(), |_| Bare);
+                addr.send(Ping(1)).await.unwrap();
+                arbiters.push((arbiter, addr));
+            }
+            starts.push(begun.elapsed());
+        }
+        let last = median(starts.split_off(count - THREADS_WINDOW));
+        let first = median(starts[..THREADS_WINDOW].to_vec());
+        for pod in pods.iter().rev() {
+            pod.send(Close::default()).await.unwrap();
+        }
+        for (arbiter, _) in &arbiters {
+            arbiter.stop();
+        }
+        (micros(first), micros(last))
+    });
+    println!("{first} {last}");
+    ExitCode::SUCCESS
+}
+
+async fn threads_rows(run: u32, rows: &mut Vec<Row>) {
+    // Each side in a fresh process; which goes first alternates by run.
+    let (pods, bare) = if run % 2 == 0 {
+        let pods = probe(&["threads", "pods"]).await;
+        (pods, probe(&["threads", "bare"]).await)
+    } else {
+        let bare = probe(&["threads", "bare"]).await;
+        (probe(&["threads", "pods"]).await, bare)
+    };
+    rows.push(Row {
+        figure: "dedicated pod start, first 100 of 2,000 kept (median)",
+        unit: "us",
+        ours: pods.0,
+        baseline_name: "a bare actor on a new arbiter + 1 round trip, first 100 of 2,000 kept",
+        baseline: bare.0,
+        aim: "(reference)",
+    });
+    rows.push(Row {
+        figure: "dedicated pod start, last 100 of 2,000 kept (median)",
+        unit: "us",
+        ours: pods.1,
+        baseline_name: "a bare actor on a new arbiter + 1 round trip, last 100 of 2,000 kept",
+        baseline: bare.1,
+        aim: "<= the first 100's ratio",
+    });
+}
+
 /// From a pod's `Start` until `count` subscribers have its `Started`, less
 /// the pod's start measured alone just before: only the broadcast.
 async fn fanout(count: usize) -> Duration {
@@ -1258,6 +1336,7 @@ const GROUPS: &[&str] = &[
     "deployment",
     "many",
     "fanout",
+    "threads",
     "container",
     // kameo and ractor beside the pod: only with the `peers` feature, so
     // that a default build compiles neither.
@@ -1309,6 +1388,7 @@ async fn run(quick: bool, run_index: u32, only: &[String]) -> Vec<Row> {
             "deployment" => deployment_rows(if quick { 3 } else { 10 }, &mut rows).await,
             "many" => many_rows(run_index, &mut rows).await,
             "fanout" => fanout_rows(10_000, fanout_n, &mut rows).await,
+            "threads" => threads_rows(run_index, &mut rows).await,
             "container" => container::container_rows(container_n, &mut rows).await,
             #[cfg(feature = "peers")]
             "peers" => peers::peer_rows(n, n * 10, run_index, &mut rows).await,
@@ -1333,6 +1413,17 @@ fn main() -> ExitCode {
                 #[cfg(feature = "peers")]
                 Some(side @ ("kameo" | "ractor")) => many_probe(side, 10_000),
                 _ => usage("podbench many pods|bare (and kameo|ractor with the peers feature)"),
+            }
+        }
+        Some("threads") => {
+            return match args.get(1).map(String::as_str) {
+                Some(side @ ("pods" | "bare")) => {
+                    match args.get(2).map_or(Ok(THREADS), |n| n.parse::<usize>()) {
+                        Ok(count @ THREADS_WINDOW..) => threads_probe(side, count),
+                        _ => usage("podbench threads pods|bare [COUNT, at least 100]"),
+                    }
+                }
+                _ => usage("podbench threads pods|bare [COUNT, at least 100]"),
             }
         }
         Some("spawn") => {
