@@ -821,23 +821,31 @@ async fn channel_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
 /// kind (see BENCHMARKS.md); a reference, not measured by this run.
 const JINA_GRPC_ROUND_TRIP_US: f64 = 1300.0;
 
-/// `count` pods under one shared supervisor (as a deployment runs them) on
-/// this arbiter, all started; how long until every one answered
-/// `WaitStartSuccess`, and the RSS they added per pod. They are closed
-/// after `then` ran.
-async fn many_pods(count: usize, then: impl std::future::Future<Output = ()>) -> (Duration, f64) {
-    let supervisor = Supervisor::new(SupervisorConfig::default())
-        .unwrap()
-        .start();
+/// `count` pods on this arbiter, all started: under one shared supervisor
+/// (as a deployment runs them), or each standalone (deciding its restarts
+/// itself); how long until every one answered `WaitStartSuccess`, and the
+/// RSS they added per pod. They are closed after `then` ran.
+async fn many_pods(
+    count: usize,
+    standalone: bool,
+    then: impl std::future::Future<Output = ()>,
+) -> (Duration, f64) {
+    let supervisor = (!standalone).then(|| {
+        Supervisor::new(SupervisorConfig::default())
+            .unwrap()
+            .start()
+    });
     let rss_before = rss_bytes();
     let begun = Instant::now();
     let mut pods = Vec::with_capacity(count);
     for i in 0..count {
         let mut config = config(PlacementKind::Shared);
         config.name = format!("pod-{i}");
-        let pod = Pod::new(config, RuntimeFactory::new(|_| Echo))
-            .supervised_by(supervisor.clone())
-            .start();
+        let mut pod = Pod::new(config, RuntimeFactory::new(|_| Echo));
+        if let Some(supervisor) = &supervisor {
+            pod = pod.supervised_by(supervisor.clone());
+        }
+        let pod = pod.start();
         pod.do_send(Start);
         pods.push(pod);
     }
@@ -878,7 +886,8 @@ async fn many_bare(count: usize) -> (Duration, f64) {
 fn many_probe(side: &str, count: usize) -> ExitCode {
     let (took, bytes) = System::new().block_on(async move {
         match side {
-            "pods" => many_pods(count, async {}).await,
+            "pods" => many_pods(count, false, async {}).await,
+            "standalone" => many_pods(count, true, async {}).await,
             #[cfg(feature = "peers")]
             "kameo" => peers::many_kameo(count).await,
             #[cfg(feature = "peers")]
@@ -932,29 +941,42 @@ pub(crate) async fn many_in_child(side: &str) -> (f64, f64) {
 
 async fn many_rows(run: u32, rows: &mut Vec<Row>) {
     // Each side in a fresh process; which goes first alternates by run.
-    let (pods, bare) = if run % 2 == 0 {
-        let pods = many_in_child("pods").await;
-        (pods, many_in_child("bare").await)
-    } else {
-        let bare = many_in_child("bare").await;
-        (many_in_child("pods").await, bare)
-    };
-    rows.push(Row {
-        figure: "10,000 pods on a shared arbiter, all Started",
-        unit: "ms",
-        ours: pods.0,
-        baseline_name: "10,000 bare actors started + 1 round trip each",
-        baseline: bare.0,
-        aim: "< 1000 ms",
-    });
-    rows.push(Row {
-        figure: "memory per pod (RSS delta / 10,000)",
-        unit: "bytes",
-        ours: pods.1,
-        baseline_name: "memory per bare actor",
-        baseline: bare.1,
-        aim: "< 16 KiB",
-    });
+    let sides = ["pods", "standalone", "bare"];
+    let mut measured = std::collections::HashMap::new();
+    for i in 0..sides.len() {
+        let side = sides[(i + run as usize) % sides.len()];
+        measured.insert(side, many_in_child(side).await);
+    }
+    let (pods, standalone, bare) = (measured["pods"], measured["standalone"], measured["bare"]);
+    for (figure, memory, ours) in [
+        (
+            "10,000 pods under one supervisor on a shared arbiter, all Started",
+            "memory per pod under one supervisor (RSS delta / 10,000)",
+            pods,
+        ),
+        (
+            "10,000 standalone pods on a shared arbiter, all Started",
+            "memory per standalone pod (RSS delta / 10,000)",
+            standalone,
+        ),
+    ] {
+        rows.push(Row {
+            figure,
+            unit: "ms",
+            ours: ours.0,
+            baseline_name: "10,000 bare actors started + 1 round trip each",
+            baseline: bare.0,
+            aim: "< 1000 ms",
+        });
+        rows.push(Row {
+            figure: memory,
+            unit: "bytes",
+            ours: ours.1,
+            baseline_name: "memory per bare actor",
+            baseline: bare.1,
+            aim: "< 16 KiB",
+        });
+    }
 }
 
 /// Pods (or bare arbiters) kept on dedicated arbiters by `podbench
@@ -1409,10 +1431,12 @@ fn main() -> ExitCode {
         Some("worker") => examples::worker::run(args[1..].to_vec()),
         Some("many") => {
             return match args.get(1).map(String::as_str) {
-                Some(side @ ("pods" | "bare")) => many_probe(side, 10_000),
+                Some(side @ ("pods" | "standalone" | "bare")) => many_probe(side, 10_000),
                 #[cfg(feature = "peers")]
                 Some(side @ ("kameo" | "ractor")) => many_probe(side, 10_000),
-                _ => usage("podbench many pods|bare (and kameo|ractor with the peers feature)"),
+                _ => usage(
+                    "podbench many pods|standalone|bare (and kameo|ractor with the peers feature)",
+                ),
             }
         }
         Some("threads") => {

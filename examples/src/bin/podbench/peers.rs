@@ -495,32 +495,34 @@ pub(super) async fn many_ractor(count: usize) -> (Duration, f64) {
     (took, bytes)
 }
 
-/// 10,000 pods (under one supervisor, as the `many` rows) against 10,000
-/// kameo and ractor actors: until all answered, and memory per actor; each
-/// side in a fresh process, the first side alternating by run.
+/// 10,000 standalone pods (each deciding its own restarts; the peers'
+/// actors are spawned under no supervisor at all) against 10,000 kameo and
+/// ractor actors: until all answered, and memory per actor; each side in a
+/// fresh process, the first side alternating by run. The `many` group
+/// measures pods under one shared supervisor, as a deployment runs them.
 pub(super) async fn many_peer_rows(run: u32, rows: &mut Vec<Row>) {
     for (peer, started, started_baseline, memory, memory_baseline) in [
         (
             "kameo",
-            "10,000 ready: pods (Start, Started) / kameo (spawn, one ask)",
+            "10,000 ready: standalone pods (Start, Started) / kameo (spawn, one ask)",
             "kameo: 10,000 actors spawned, one ask each; a fresh process",
-            "memory per actor: pod / kameo",
+            "memory per actor: standalone pod / kameo",
             "kameo: RSS growth per actor",
         ),
         (
             "ractor",
-            "10,000 ready: pods (Start, Started) / ractor (spawn, one call)",
+            "10,000 ready: standalone pods (Start, Started) / ractor (spawn, one call)",
             "ractor: 10,000 actors spawned, one call each; a fresh process",
-            "memory per actor: pod / ractor",
+            "memory per actor: standalone pod / ractor",
             "ractor: RSS growth per actor",
         ),
     ] {
         let (pods, other) = if run % 2 == 0 {
-            let pods = super::many_in_child("pods").await;
+            let pods = super::many_in_child("standalone").await;
             (pods, super::many_in_child(peer).await)
         } else {
             let other = super::many_in_child(peer).await;
-            (super::many_in_child("pods").await, other)
+            (super::many_in_child("standalone").await, other)
         };
         rows.push(Row {
             figure: started,
