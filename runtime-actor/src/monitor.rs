@@ -120,7 +120,7 @@ impl Report {
             watcher,
             generation,
             begun,
-            deadline: start_timeout.map(|t| begun + t),
+            deadline: start_timeout.and_then(|t| begun.checked_add(t)),
             waiting_for: None,
             failed: false,
             cause,
@@ -150,8 +150,13 @@ impl Report {
         let generation = self.generation;
         match signal {
             Signal::Progressed { note, extend } => {
-                if let Some(at) = self.deadline.as_mut() {
-                    *at = (*at).max(Instant::now() + extend);
+                if let Some(at) = self.deadline {
+                    // An extension past what the clock can count (say
+                    // `Duration::MAX`, "as long as it takes") lifts the
+                    // deadline instead of overflowing.
+                    self.deadline = Instant::now()
+                        .checked_add(extend)
+                        .map(|until| at.max(until));
                 }
                 self.tell(RuntimeEvent::Progressed {
                     generation,
@@ -282,7 +287,9 @@ pub(crate) async fn monitor<R: Runtime>(mut m: Monitor<R>) {
             () = sleep_until(m.report.deadline) => {
                 m.report.time_out();
                 m.runtime.do_send(StopRuntime);
-                kill_at = Some(Instant::now() + m.stop_timeout);
+                // None, a stop timeout past what the clock can count: never
+                // forced.
+                kill_at = Instant::now().checked_add(m.stop_timeout);
             }
             () = sleep_until(kill_at) => {
                 kill_at = None;

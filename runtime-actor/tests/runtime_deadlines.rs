@@ -39,7 +39,59 @@ on_this_arbiter!(
     progress_extends_the_start_deadline,
     an_extension_too_short_still_times_out_at_the_extended_deadline,
     a_teardown_that_never_finishes_is_forced_after_the_deadline,
+    an_extension_past_the_end_of_time_lifts_the_deadline,
+    a_timed_out_start_with_an_endless_stop_timeout_is_torn_down,
 );
+
+/// `extend_deadline(Duration::MAX)` ("as long as it takes") must not
+/// overflow the clock: the deadline is lifted, the runtime becomes ready.
+async fn an_extension_past_the_end_of_time_lifts_the_deadline(placement: Placement) {
+    tokio::time::pause();
+    let script = Script {
+        setup: Step::ExtendThenSleep(Duration::MAX, Duration::from_secs(5)),
+        ..Script::default()
+    };
+    let (runtime, mut events) = spawn_at(
+        placement.clone(),
+        script,
+        config().start_timeout(Some(Duration::from_secs(2))),
+    );
+    assert!(matches!(
+        events.next().await,
+        RuntimeEvent::Progressed { .. }
+    ));
+    match events.next().await {
+        RuntimeEvent::Ready { setup, .. } => assert_about(setup, Duration::from_secs(5)),
+        other => panic!("expected Ready past the original deadline, got {other:?}"),
+    }
+    assert_eq!(runtime.call(Req::Echo(5)).await.unwrap(), "5");
+}
+
+/// A stop timeout of `Duration::MAX` ("never force") must not overflow the
+/// clock when the start deadline passes.
+async fn a_timed_out_start_with_an_endless_stop_timeout_is_torn_down(placement: Placement) {
+    tokio::time::pause();
+    let script = Script {
+        setup: Step::Pending,
+        ..Script::default()
+    };
+    let (_runtime, mut events) = spawn_at(
+        placement.clone(),
+        script.clone(),
+        config()
+            .start_timeout(Some(Duration::from_secs(2)))
+            .stop_timeout(Duration::MAX),
+    );
+    assert!(matches!(
+        events.failed().await,
+        FailureCause::TimedOut { .. }
+    ));
+    assert!(matches!(
+        events.exited().await,
+        Some(FailureCause::TimedOut { .. })
+    ));
+    assert_eq!(script.calls.teardowns.load(Ordering::SeqCst), 1);
+}
 
 /// On the paused clock a duration is exact but for tokio's 1 ms timer tick.
 fn assert_about(actual: Duration, expected: Duration) {
