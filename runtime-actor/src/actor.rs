@@ -299,7 +299,15 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
                     Ok(Served::Failed(cause)) | Err(cause) => act.fail(cause, ctx),
                 }),
         );
-        self.arm_deadline(ctx);
+        // Armed right after setup's first poll, in the same pass over this
+        // context's futures: a setup that is done at once (most in-process
+        // runtimes) then needs no timer, and a start no timer registration
+        // (on an idle runtime, a write to its driver's waker).
+        ctx.spawn(
+            async {}
+                .into_actor(self)
+                .map(|(), act, ctx| act.arm_deadline(ctx)),
+        );
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
