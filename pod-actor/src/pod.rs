@@ -815,8 +815,12 @@ struct Waiters(Arc<Mutex<Vec<Waiter>>>);
 type Waiter = OneshotSender<Result<Started, PodError>>;
 
 impl Waiters {
+    /// Files `waiter`, forgetting askers who stopped waiting: a start that
+    /// takes long keeps no channel of an ask that timed out.
     fn push(&self, waiter: Waiter) {
-        self.lock().push(waiter);
+        let mut waiters = self.lock();
+        waiters.retain(|w| !w.is_closed());
+        waiters.push(waiter);
     }
 
     fn take(&self) -> Vec<Waiter> {
@@ -1247,6 +1251,19 @@ mod tests {
                 Pod::new(config, RuntimeFactory::new(|_| Idle)).runtime_placement()
             }
         }
+    }
+
+    #[test]
+    fn waiters_forget_askers_who_stopped_waiting() {
+        let waiters = Waiters::default();
+        let (gone, asker) = tokio::sync::oneshot::channel();
+        drop(asker);
+        waiters.push(gone);
+        let (waiting, _asker) = tokio::sync::oneshot::channel();
+        waiters.push(waiting);
+        let filed = waiters.take();
+        assert_eq!(filed.len(), 1);
+        assert!(!filed[0].is_closed());
     }
 
     #[actix::test]
