@@ -371,6 +371,17 @@ impl<R: Runtime> RuntimeHandle<R> {
         let kill_grace = self.kill_grace;
         async move {
             let begun = Instant::now();
+            // Already ended (a failed runtime usually is by the time its
+            // owner hears of it): no stop to send, and no timer to arm.
+            let ended = exit.borrow().exit.clone();
+            if let Some(cause) = ended {
+                return StopReport {
+                    forced: false,
+                    stuck: false,
+                    took: begun.elapsed(),
+                    cause,
+                };
+            }
             addr.do_send(StopRuntime);
             let mut forced = false;
             let mut ended = time::timeout(timeout, wait_exit(&mut exit)).await.ok();
