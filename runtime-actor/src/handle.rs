@@ -5,14 +5,13 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, Recipient, WeakRecipient};
 use futures::channel::oneshot;
-use tokio::sync::watch;
 use tokio::time::{self, Instant};
 
 use crate::actor::{Launch, RuntimeActor};
 use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError, RuntimeError};
 use crate::messages::{Ask, AskHealth, KillRuntime, RuntimeEvent, StopRuntime};
-use crate::monitor::{monitor, Monitor, Outcome, Report, Signals, Watcher};
+use crate::monitor::{self, monitor, Await, Monitor, Report, Signals, Watcher};
 use crate::runtime::{Runtime, RuntimeFactory};
 
 /// Where a runtime's actor runs.
@@ -160,7 +159,7 @@ pub struct RuntimeHandle<R: Runtime> {
     generation: u64,
     arbiter: Option<ArbiterHandle>,
     cause: Arc<OnceLock<FailureCause>>,
-    outcome: watch::Receiver<Outcome>,
+    outcome: Await,
     kill_grace: Duration,
 }
 
@@ -208,7 +207,7 @@ impl<R: Runtime> RuntimeActor<R> {
             Placement::Shared(handle) => (None, handle),
             Placement::Current => (None, Arbiter::current()),
         };
-        let (outcome_tx, outcome) = watch::channel(Outcome::default());
+        let (outcome_tx, outcome) = monitor::outcome();
         let report = Report::new(
             config.watcher,
             config.generation,
@@ -286,21 +285,18 @@ impl<R: Runtime> RuntimeHandle<R> {
     /// [`RequestError::Exited`] with the cause when it failed (or was
     /// stopped) before it was ready.
     pub fn ready(&self) -> impl Future<Output = Result<Duration, RequestError>> + 'static {
-        let mut outcome = self.outcome.clone();
+        let outcome = self.outcome.clone();
         async move {
-            match outcome.wait_for(|o| o.ready.is_some()).await {
-                Ok(outcome) => outcome
-                    .ready
-                    .clone()
-                    .unwrap_or(Err(RequestError::Exited { cause: None })),
-                Err(_) => Err(RequestError::Exited { cause: None }),
-            }
+            outcome
+                .wait_for(|o| o.ready.clone())
+                .await
+                .unwrap_or(Err(RequestError::Exited { cause: None }))
         }
     }
 
     /// Whether the runtime has ended and its monitor reported `Exited`.
     pub fn has_exited(&self) -> bool {
-        self.outcome.borrow().exit.is_some()
+        self.outcome.peek(|o| o.exit.is_some())
     }
 
     /// Sends a request to the runtime and resolves with its answer.
@@ -367,13 +363,13 @@ impl<R: Runtime> RuntimeHandle<R> {
     pub fn stop(&self, timeout: Duration) -> impl Future<Output = StopReport> + 'static {
         let addr = self.addr.clone();
         let arbiter = self.arbiter.clone();
-        let mut exit = self.outcome.clone();
+        let exit = self.outcome.clone();
         let kill_grace = self.kill_grace;
         async move {
             let begun = Instant::now();
             // Already ended (a failed runtime usually is by the time its
             // owner hears of it): no stop to send, and no timer to arm.
-            let ended = exit.borrow().exit.clone();
+            let ended = exit.peek(|o| o.exit.clone());
             if let Some(cause) = ended {
                 return StopReport {
                     forced: false,
@@ -384,14 +380,14 @@ impl<R: Runtime> RuntimeHandle<R> {
             }
             addr.do_send(StopRuntime);
             let mut forced = false;
-            let mut ended = time::timeout(timeout, wait_exit(&mut exit)).await.ok();
+            let mut ended = time::timeout(timeout, wait_exit(&exit)).await.ok();
             if ended.is_none() {
                 forced = true;
                 addr.do_send(KillRuntime { cause: None });
                 if let Some(arbiter) = &arbiter {
                     arbiter.stop();
                 }
-                ended = time::timeout(kill_grace, wait_exit(&mut exit)).await.ok();
+                ended = time::timeout(kill_grace, wait_exit(&exit)).await.ok();
             }
             StopReport {
                 forced,
@@ -432,7 +428,7 @@ impl<R: Runtime> fmt::Debug for RuntimeHandle<R> {
 async fn answered<T>(
     answer: oneshot::Receiver<Result<T, RequestError>>,
     cause: Arc<OnceLock<FailureCause>>,
-    mut exit: watch::Receiver<Outcome>,
+    exit: Await,
 ) -> Result<T, RequestError> {
     match answer.await {
         Ok(answer) => answer,
@@ -443,7 +439,7 @@ async fn answered<T>(
             // as large as itself.
             let cause = match cause.get() {
                 Some(cause) => Some(cause.clone()),
-                None => Box::pin(async move { wait_exit(&mut exit).await }).await,
+                None => Box::pin(async move { wait_exit(&exit).await }).await,
             };
             Err(RequestError::Exited { cause })
         }
@@ -451,10 +447,8 @@ async fn answered<T>(
 }
 
 /// Resolves with the exit cause once the monitor has reported `Exited`.
-async fn wait_exit(exit: &mut watch::Receiver<Outcome>) -> Option<FailureCause> {
-    match exit.wait_for(|o| o.exit.is_some()).await {
-        Ok(ended) => ended.exit.clone().flatten(),
-        // The monitor is gone with its arbiter: nothing will report any more.
-        Err(_) => None,
-    }
+async fn wait_exit(exit: &Await) -> Option<FailureCause> {
+    // None: the monitor is gone with its arbiter, nothing will report any
+    // more.
+    exit.wait_for(|o| o.exit.clone()).await.flatten()
 }

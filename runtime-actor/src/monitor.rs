@@ -4,7 +4,7 @@ use std::time::Duration;
 use actix::{Addr, Arbiter, Recipient, WeakRecipient};
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::time::{self, Instant};
 
 use crate::actor::RuntimeActor;
@@ -52,6 +52,89 @@ pub(crate) struct Outcome {
     pub(crate) ready: Option<Result<Duration, RequestError>>,
     /// The exit, with its failure if it failed.
     pub(crate) exit: Option<Option<FailureCause>>,
+    /// Its report is gone (with the arbiter of its monitor): nothing more
+    /// will be settled.
+    closed: bool,
+}
+
+/// A generation's outcome, settled by its report and awaited by its
+/// handles: a mutex and one wait list (tokio's watch channel keeps eight,
+/// 448 B a runtime).
+#[derive(Debug, Default)]
+struct Outcomes {
+    state: Mutex<Outcome>,
+    changed: Notify,
+}
+
+impl Outcomes {
+    /// Held only to read or settle, never across user code.
+    fn lock(&self) -> MutexGuard<'_, Outcome> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The report's side of a generation's [`Outcome`].
+#[derive(Debug)]
+pub(crate) struct Settle(Arc<Outcomes>);
+
+/// The handles' side of a generation's [`Outcome`].
+#[derive(Debug, Clone)]
+pub(crate) struct Await(Arc<Outcomes>);
+
+/// A new outcome, nothing settled yet.
+pub(crate) fn outcome() -> (Settle, Await) {
+    let outcomes = Arc::new(Outcomes::default());
+    (Settle(Arc::clone(&outcomes)), Await(outcomes))
+}
+
+impl Settle {
+    /// Changes the outcome; the waiters hear of it when `change` says it
+    /// changed anything.
+    fn modify(&self, change: impl FnOnce(&mut Outcome) -> bool) {
+        let changed = change(&mut self.0.lock());
+        if changed {
+            self.0.changed.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.changed.notify_waiters();
+    }
+}
+
+impl Await {
+    /// Reads the outcome as it is now.
+    pub(crate) fn peek<T>(&self, read: impl FnOnce(&Outcome) -> T) -> T {
+        read(&self.0.lock())
+    }
+
+    /// Waits until `read` finds what it looks for; `None` when the report
+    /// went away without settling it.
+    pub(crate) async fn wait_for<T>(
+        &self,
+        mut read: impl FnMut(&Outcome) -> Option<T>,
+    ) -> Option<T> {
+        loop {
+            // Registered before the outcome is read, so that a change
+            // between the read and the wait is not missed.
+            let notified = self.0.changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let outcome = self.0.lock();
+                if let Some(found) = read(&outcome) {
+                    return Some(found);
+                }
+                if outcome.closed {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Where a generation's [`Signal`]s go.
@@ -104,7 +187,7 @@ pub(crate) struct Report {
     waiting_for: Option<String>,
     failed: bool,
     cause: Arc<OnceLock<FailureCause>>,
-    outcome: watch::Sender<Outcome>,
+    outcome: Settle,
 }
 
 impl Report {
@@ -113,7 +196,7 @@ impl Report {
         generation: u64,
         start_timeout: Option<Duration>,
         cause: Arc<OnceLock<FailureCause>>,
-        outcome: watch::Sender<Outcome>,
+        outcome: Settle,
     ) -> Self {
         let begun = Instant::now();
         Report {
@@ -137,7 +220,7 @@ impl Report {
     /// Settles the outcome [`RuntimeHandle::ready`](crate::RuntimeHandle::ready)
     /// waits for, once.
     fn settle(&self, outcome: Result<Duration, RequestError>) {
-        self.outcome.send_if_modified(|o| {
+        self.outcome.modify(|o| {
             let unset = o.ready.is_none();
             if unset {
                 o.ready = Some(outcome);
@@ -241,7 +324,10 @@ impl Report {
     /// The generation is over (its thread joined, when it had one): the
     /// handles and the watcher hear of it, and the watcher is let go.
     fn ended(&mut self, cause: Option<FailureCause>) {
-        self.outcome.send_modify(|o| o.exit = Some(cause.clone()));
+        self.outcome.modify(|o| {
+            o.exit = Some(cause.clone());
+            true
+        });
         self.tell(RuntimeEvent::Exited {
             generation: self.generation,
             cause,

@@ -283,3 +283,34 @@ async fn a_call_made_before_a_stop_is_answered_before_teardown_issue_10() {
         "{late:?}"
     );
 }
+
+/// The owner's arbiter, where the monitor runs, stops while the runtime
+/// (on a thread of its own) is still in setup: nothing will report on it
+/// any more, and a handle held elsewhere hears so instead of waiting for
+/// ever.
+#[actix::test]
+async fn handles_hear_when_the_monitor_is_gone_without_a_word() {
+    let owner = Arbiter::new();
+    let (handle_tx, handle_rx) = futures::channel::oneshot::channel();
+    owner.spawn(async move {
+        let script = Script {
+            setup: Step::Pending,
+            ..Script::default()
+        };
+        let runtime = RuntimeActor::spawn(
+            config().placement(Placement::Dedicated),
+            support::factory(script),
+        );
+        let _ = handle_tx.send(runtime);
+    });
+    let runtime = handle_rx.await.unwrap();
+    owner.stop();
+    let ready = tokio::time::timeout(Duration::from_secs(30), runtime.ready()).await;
+    assert!(
+        matches!(ready, Ok(Err(RequestError::Exited { cause: None }))),
+        "{ready:?}"
+    );
+    let report = tokio::time::timeout(Duration::from_secs(30), runtime.stop(STOP)).await;
+    assert!(report.is_ok(), "a stop must not wait for ever");
+    owner.join().unwrap();
+}
