@@ -111,15 +111,23 @@ pub struct Pod<R: Runtime> {
     ever_started: bool,
     running_since: Option<(Instant, SystemTime)>,
     last_failure: Option<FailureCause>,
-    terminal: Option<PodError>,
-    close_report: Option<CloseReport>,
     subscribers: Subscribers<Started>,
     event_subscribers: Subscribers<PodEvent>,
     waiters: Waiters,
+    /// Boxed, and made at the first close: a running pod stays small.
+    ending: Option<Box<Ending>>,
+    health: Health,
+}
+
+/// What a pod holds only once it closes or ends: how it ended, and who
+/// waits for that.
+#[derive(Debug, Default)]
+struct Ending {
+    terminal: Option<PodError>,
+    close_report: Option<CloseReport>,
     closers: Vec<oneshot::Sender<CloseReport>>,
     stop_replies: Vec<oneshot::Sender<ChildStopped>>,
     joiners: Vec<oneshot::Sender<Result<(), PodError>>>,
-    health: Health,
 }
 
 /// How a pod without a supervisor restarts its runtime.
@@ -171,14 +179,10 @@ impl<R: Runtime> Pod<R> {
             ever_started: false,
             running_since: None,
             last_failure: None,
-            terminal: None,
-            close_report: None,
             subscribers: Subscribers::new(),
             event_subscribers: Subscribers::new(),
             waiters: Waiters::default(),
-            closers: Vec::new(),
-            stop_replies: Vec::new(),
-            joiners: Vec::new(),
+            ending: None,
             health: Health::default(),
         }
     }
@@ -223,6 +227,19 @@ impl<R: Runtime> Pod<R> {
 
     fn name(&self) -> &str {
         &self.config.name
+    }
+
+    fn ending(&mut self) -> &mut Ending {
+        self.ending.get_or_insert_with(Box::default)
+    }
+
+    /// Why the pod ended, once it has.
+    fn terminal(&self) -> Option<&PodError> {
+        self.ending.as_ref()?.terminal.as_ref()
+    }
+
+    fn close_report(&self) -> Option<&CloseReport> {
+        self.ending.as_ref()?.close_report.as_ref()
     }
 
     fn runtime_placement(&self) -> Placement {
@@ -335,7 +352,7 @@ impl<R: Runtime> Pod<R> {
                 "restarting"
             ),
             PodEvent::Terminated { error: None } => {
-                let report = self.close_report.as_ref();
+                let report = self.close_report();
                 tracing::info!(
                     parent: span,
                     forced = report.map(|r| r.forced),
@@ -460,7 +477,7 @@ impl<R: Runtime> Pod<R> {
             // The runtime's arbiter was stopped under it: the System is
             // stopping (or whoever owns a shared arbiter stopped it).
             // Nothing can be restarted there; this is not a crash.
-            self.close_report = Some(CloseReport::forced(ForcedBy::ArbiterStopped));
+            self.ending().close_report = Some(CloseReport::forced(ForcedBy::ArbiterStopped));
             self.terminate(Some(PodError::ArbiterStopped));
             return;
         }
@@ -621,7 +638,7 @@ impl<R: Runtime> Pod<R> {
                 .stop(timeout)
                 .into_actor(self)
                 .map(|report, act, _| {
-                    act.close_report = Some(CloseReport::from_stop(&report));
+                    act.ending().close_report = Some(CloseReport::from_stop(&report));
                     act.terminate(error);
                 }),
         );
@@ -653,15 +670,21 @@ impl<R: Runtime> Pod<R> {
         // Nothing more to report.
         self.reporter = None;
         let terminal = error.clone().unwrap_or(PodError::Closed);
-        self.terminal = Some(terminal.clone());
+        self.ending().terminal = Some(terminal.clone());
         for waiter in self.waiters.take() {
             let _ = waiter.send(Err(terminal.clone()));
         }
-        let report = self
+        let ending = self.ending();
+        let report = ending
             .close_report
             .get_or_insert_with(CloseReport::graceful_now)
             .clone();
-        for closer in self.closers.drain(..) {
+        let (closers, stop_replies, joiners) = (
+            std::mem::take(&mut ending.closers),
+            std::mem::take(&mut ending.stop_replies),
+            std::mem::take(&mut ending.joiners),
+        );
+        for closer in closers {
             let _ = closer.send(report.clone());
         }
         let stopped = if report.forced {
@@ -669,10 +692,10 @@ impl<R: Runtime> Pod<R> {
         } else {
             ChildStopped::Gracefully
         };
-        for reply in self.stop_replies.drain(..) {
+        for reply in stop_replies {
             let _ = reply.send(stopped);
         }
-        for joiner in self.joiners.drain(..) {
+        for joiner in joiners {
             let _ = joiner.send(error.clone().map_or(Ok(()), Err));
         }
         self.emit(PodEvent::Terminated { error });
@@ -800,7 +823,7 @@ impl<R: Runtime> Pod<R> {
         if matches!(self.state, PodState::Idle | PodState::Terminated) {
             return;
         }
-        self.close_report = Some(CloseReport::forced(ForcedBy::ArbiterStopped));
+        self.ending().close_report = Some(CloseReport::forced(ForcedBy::ArbiterStopped));
         self.terminate(Some(PodError::ArbiterStopped));
     }
 }
@@ -892,7 +915,7 @@ impl<R: Runtime> Handler<WaitStartSuccess> for Pod<R> {
     type Result = StartAnswer;
 
     fn handle(&mut self, _: WaitStartSuccess, _: &mut Context<Self>) -> Self::Result {
-        let now = match (&self.state, &self.current, &self.terminal) {
+        let now = match (&self.state, &self.current, self.terminal()) {
             (PodState::Idle, _, _) => Some(Err(PodError::NotStarted)),
             (PodState::Running, Some(started), _) => Some(Ok(started.clone())),
             (PodState::Terminated, _, Some(terminal)) => Some(Err(terminal.clone())),
@@ -925,7 +948,7 @@ impl<R: Runtime> Handler<SubscribeEvents> for Pod<R> {
     fn handle(&mut self, SubscribeEvents(subscriber): SubscribeEvents, _: &mut Context<Self>) {
         if self.state == PodState::Terminated {
             // Nothing more will happen: the end, at once.
-            let error = match &self.terminal {
+            let error = match self.terminal() {
                 Some(PodError::Closed) | None => None,
                 Some(e) => Some(e.clone()),
             };
@@ -994,7 +1017,7 @@ impl<R: Runtime> Handler<GetStatus> for Pod<R> {
     type Result = MessageResult<GetStatus>;
 
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
-        let error = match (&self.state, &self.terminal) {
+        let error = match (&self.state, self.terminal()) {
             (PodState::Terminated, Some(PodError::Closed)) => None,
             (PodState::Terminated, Some(e)) => Some(e.to_string()),
             _ => None,
@@ -1033,13 +1056,13 @@ impl<R: Runtime> Handler<Close> for Pod<R> {
         }
         if self.state == PodState::Terminated {
             let report = self
-                .close_report
-                .clone()
+                .close_report()
+                .cloned()
                 .unwrap_or_else(CloseReport::graceful_now);
             return Box::pin(async move { report });
         }
         let (tx, rx) = oneshot::channel();
-        self.closers.push(tx);
+        self.ending().closers.push(tx);
         Box::pin(async move { rx.await.unwrap_or_else(|_| CloseReport::reply_lost()) })
     }
 }
@@ -1048,7 +1071,7 @@ impl<R: Runtime> Handler<Join> for Pod<R> {
     type Result = ResponseFuture<Result<(), PodError>>;
 
     fn handle(&mut self, _: Join, _: &mut Context<Self>) -> Self::Result {
-        match (self.state, &self.terminal) {
+        match (self.state, self.terminal()) {
             (PodState::Idle, _) => Box::pin(async { Err(PodError::NotStarted) }),
             (PodState::Terminated, Some(PodError::Closed) | None) => Box::pin(async { Ok(()) }),
             (PodState::Terminated, Some(e)) => {
@@ -1057,7 +1080,7 @@ impl<R: Runtime> Handler<Join> for Pod<R> {
             }
             _ => {
                 let (tx, rx) = oneshot::channel();
-                self.joiners.push(tx);
+                self.ending().joiners.push(tx);
                 Box::pin(async move { rx.await.unwrap_or(Err(PodError::ArbiterStopped)) })
             }
         }
@@ -1162,7 +1185,7 @@ impl<R: Runtime> Handler<StopChild> for Pod<R> {
         }
         if matches!(self.state, PodState::Closing | PodState::Terminated) {
             if self.state == PodState::Terminated {
-                let forced = self.close_report.as_ref().is_some_and(|r| r.forced);
+                let forced = self.close_report().is_some_and(|r| r.forced);
                 let stopped = if forced {
                     ChildStopped::Forced
                 } else {
@@ -1171,7 +1194,7 @@ impl<R: Runtime> Handler<StopChild> for Pod<R> {
                 return Box::pin(actix::fut::ready(stopped));
             }
             let (tx, rx) = oneshot::channel();
-            self.stop_replies.push(tx);
+            self.ending().stop_replies.push(tx);
             return Box::pin(
                 async move { rx.await.unwrap_or(ChildStopped::Forced) }.into_actor(self),
             );
