@@ -1642,14 +1642,30 @@ fn describe(probe: &ReadinessProbe, state: &ChildState) -> String {
 fn spawn_watcher(mut child: Spawned, pidfd: PidFd, state: Rc<ChildState>) {
     tokio::task::spawn_local(async move {
         pidfd.exited().await;
-        // Readable, the pidfd says the child is a zombie: reaping it does
-        // not wait.
-        let status = match child.reap() {
-            Ok(Some(status)) => Ok(status),
-            Ok(None) => tokio::task::spawn_blocking(move || child.wait_blocking())
-                .await
-                .unwrap_or_else(|e| Err(io::Error::other(e))),
-            Err(e) => Err(e),
+        // Readable, the pidfd says the child has exited; a moment may pass
+        // before it can be reaped. That wait happens off this thread and
+        // reaps nothing: the reap and the group's last look below stay one
+        // step here, so a pid freed in between is never taken by a
+        // stranger's group that this pod would then list or signal.
+        let status = loop {
+            match child.reap() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) => {
+                    let waited = match child.pidfd() {
+                        Ok(fd) => tokio::task::spawn_blocking(move || Spawned::wait_reapable(&fd))
+                            .await
+                            .unwrap_or_else(|e| Err(io::Error::other(e))),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = waited {
+                        tracing::debug!(pod = %state.name, error = %e, "waiting for the child to be reapable");
+                        break tokio::task::spawn_blocking(move || child.wait_blocking())
+                            .await
+                            .unwrap_or_else(|e| Err(io::Error::other(e)));
+                    }
+                }
+                Err(e) => break Err(e),
+            }
         };
         let status = status.ok().flatten();
         state.reaped.set(true);

@@ -767,6 +767,35 @@ impl Spawned {
         self.wait(libc::WNOHANG)
     }
 
+    /// Waits, blocking, until the child can be reaped, without reaping it.
+    /// Its pidfd turns readable a moment before that; reaping stays a
+    /// non-blocking step for the owner's thread (see [`Spawned::reap`]).
+    pub(crate) fn wait_reapable(pidfd: &OwnedFd) -> io::Result<()> {
+        loop {
+            #[allow(unsafe_code)]
+            // SAFETY: an all-zero siginfo_t is valid; waitid writes into it only.
+            let mut info = unsafe { std::mem::zeroed::<libc::siginfo_t>() };
+            #[allow(unsafe_code)]
+            // SAFETY: waitid reads the pidfd's number and writes `info` only;
+            // WNOWAIT leaves the child to be reaped.
+            let rc = unsafe {
+                libc::waitid(
+                    P_PIDFD,
+                    pidfd.as_raw_fd() as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                )
+            };
+            if rc == 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
     /// Reaps the child, waiting for it (for a probe run to its end).
     pub(crate) fn wait_blocking(&mut self) -> io::Result<Option<ExitStatus>> {
         loop {
