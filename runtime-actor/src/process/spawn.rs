@@ -750,6 +750,28 @@ unsafe fn child_steps(args: &ChildArgs) -> (Step, c_int) {
 /// `waitid`'s id type for a pidfd (Linux 5.4); not in the libc crate.
 const P_PIDFD: libc::idtype_t = 3;
 
+/// `waitid` on a pidfd for its exit (`WEXITED | flags`): what it filled in,
+/// zeroed when `WNOHANG` found the child running.
+fn waitid(pidfd: &OwnedFd, flags: c_int) -> io::Result<libc::siginfo_t> {
+    #[allow(unsafe_code)]
+    // SAFETY: an all-zero siginfo_t is valid; waitid writes into it only.
+    let mut info = unsafe { std::mem::zeroed::<libc::siginfo_t>() };
+    #[allow(unsafe_code)]
+    // SAFETY: waitid reads the pidfd's number and writes `info` only.
+    let rc = unsafe {
+        libc::waitid(
+            P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            &mut info,
+            libc::WEXITED | flags,
+        )
+    };
+    match rc {
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(info),
+    }
+}
+
 impl Spawned {
     pub(crate) fn pid(&self) -> u32 {
         self.pid
@@ -772,26 +794,9 @@ impl Spawned {
     /// non-blocking step for the owner's thread (see [`Spawned::reap`]).
     pub(crate) fn wait_reapable(pidfd: &OwnedFd) -> io::Result<()> {
         loop {
-            #[allow(unsafe_code)]
-            // SAFETY: an all-zero siginfo_t is valid; waitid writes into it only.
-            let mut info = unsafe { std::mem::zeroed::<libc::siginfo_t>() };
-            #[allow(unsafe_code)]
-            // SAFETY: waitid reads the pidfd's number and writes `info` only;
-            // WNOWAIT leaves the child to be reaped.
-            let rc = unsafe {
-                libc::waitid(
-                    P_PIDFD,
-                    pidfd.as_raw_fd() as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::WNOWAIT,
-                )
-            };
-            if rc == 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            match waitid(pidfd, libc::WNOWAIT) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                waited => return waited.map(drop),
             }
         }
     }
@@ -812,27 +817,14 @@ impl Spawned {
         if self.reaped {
             return Ok(Some(None));
         }
-        #[allow(unsafe_code)]
-        // SAFETY: an all-zero siginfo_t is valid; waitid writes into it only.
-        let mut info = unsafe { std::mem::zeroed::<libc::siginfo_t>() };
-        #[allow(unsafe_code)]
-        // SAFETY: waitid reads the pidfd's number and writes `info` only.
-        let rc = unsafe {
-            libc::waitid(
-                P_PIDFD,
-                self.pidfd.as_raw_fd() as libc::id_t,
-                &mut info,
-                libc::WEXITED | flags,
-            )
-        };
-        if rc == -1 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ECHILD) {
+        let info = match waitid(&self.pidfd, flags) {
+            Ok(info) => info,
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
                 self.reaped = true;
                 return Ok(Some(None));
             }
-            return Err(e);
-        }
+            Err(e) => return Err(e),
+        };
         #[allow(unsafe_code)]
         // SAFETY: waitid filled `info` for a child (or left it zeroed).
         let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
