@@ -47,7 +47,7 @@ impl Watcher {
 
 /// What a generation's handles wait for: its readiness (or why it never
 /// came), then its exit.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Outcome {
     pub(crate) ready: Option<Result<Duration, RequestError>>,
     /// The exit, with its failure if it failed.
@@ -64,13 +64,6 @@ pub(crate) struct Outcome {
 struct Outcomes {
     state: Mutex<Outcome>,
     changed: Notify,
-}
-
-impl Outcomes {
-    /// Held only to read or settle, never across user code.
-    fn lock(&self) -> MutexGuard<'_, Outcome> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// The report's side of a generation's [`Outcome`].
@@ -91,7 +84,7 @@ impl Settle {
     /// Changes the outcome; the waiters hear of it when `change` says it
     /// changed anything.
     fn modify(&self, change: impl FnOnce(&mut Outcome) -> bool) {
-        let changed = change(&mut self.0.lock());
+        let changed = change(&mut lock(&self.0.state));
         if changed {
             self.0.changed.notify_waiters();
         }
@@ -100,7 +93,7 @@ impl Settle {
 
 impl Drop for Settle {
     fn drop(&mut self) {
-        self.0.lock().closed = true;
+        lock(&self.0.state).closed = true;
         self.0.changed.notify_waiters();
     }
 }
@@ -108,7 +101,7 @@ impl Drop for Settle {
 impl Await {
     /// Reads the outcome as it is now.
     pub(crate) fn peek<T>(&self, read: impl FnOnce(&Outcome) -> T) -> T {
-        read(&self.0.lock())
+        read(&lock(&self.0.state))
     }
 
     /// Waits until `read` finds what it looks for; `None` when the report
@@ -124,7 +117,7 @@ impl Await {
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             {
-                let outcome = self.0.lock();
+                let outcome = lock(&self.0.state);
                 if let Some(found) = read(&outcome) {
                     return Some(found);
                 }
@@ -169,11 +162,12 @@ impl std::fmt::Debug for Signals {
     }
 }
 
-/// The report of a direct generation. Held only for the length of one
-/// signal, by code that calls nothing of the user's: a panic cannot poison
-/// it, and a poisoned one would still hold a consistent report.
-pub(crate) fn lock(report: &Mutex<Report>) -> MutexGuard<'_, Report> {
-    report.lock().unwrap_or_else(PoisonError::into_inner)
+/// A generation's report or outcome. Each is held only for the length of
+/// one signal or one read, by code that calls nothing of the user's: a
+/// panic cannot poison it, and a poisoned one would still hold a
+/// consistent value.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What one generation tells its watcher and its handles, from its
