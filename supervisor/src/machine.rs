@@ -796,15 +796,13 @@ impl<T: fmt::Debug> Machine<T> {
             self.pump();
             return;
         }
-        let (limit, backoff) = (self.config.intensity, self.config.backoff);
         let Some(child) = self.children.get_mut(id) else {
             return;
         };
         let decision = self.pacing.decide(
+            &self.config,
             policy,
             &exit,
-            &limit,
-            &backoff,
             &mut child.attempt,
             ready_for,
             now,
@@ -828,7 +826,7 @@ impl<T: fmt::Debug> Machine<T> {
                 );
                 self.begin_shutdown(Task::GiveUp {
                     reason,
-                    restarts: limit.max_restarts.saturating_add(1),
+                    restarts: self.config.intensity.max_restarts.saturating_add(1),
                 });
                 return;
             }

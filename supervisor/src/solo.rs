@@ -5,9 +5,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::intensity::RestartLog;
-use crate::{
-    Backoff, ChildExit, Error, Intensity, NoRestart, RestartPolicy, SupervisorConfig, Verdict,
-};
+use crate::{ChildExit, Error, NoRestart, RestartPolicy, SupervisorConfig, Verdict};
 
 /// What one exit asks for, by the child's restart type, the intensity and
 /// the backoff. The one rule behind both [`Solo`] and the
@@ -45,20 +43,20 @@ impl Pacing {
         }
     }
 
-    /// Decides an exit of a child restarted as `policy`. `attempt` is the
-    /// child's restart attempt since its last backoff reset, updated here;
-    /// `ready_for` is how long it had been ready, when it was.
-    #[allow(clippy::too_many_arguments)]
+    /// Decides an exit of a child restarted as `policy`, by `config`'s
+    /// intensity and backoff. `attempt` is the child's restart attempt since
+    /// its last backoff reset, updated here; `ready_for` is how long it had
+    /// been ready, when it was.
     pub(crate) fn decide(
         &mut self,
+        config: &SupervisorConfig,
         policy: RestartPolicy,
         exit: &ChildExit,
-        intensity: &Intensity,
-        backoff: &Backoff,
         attempt: &mut u32,
         ready_for: Option<Duration>,
         now: Instant,
     ) -> Decision {
+        let (intensity, backoff) = (&config.intensity, &config.backoff);
         if !policy.should_restart(exit) {
             return Decision::Keep(match policy {
                 RestartPolicy::Temporary => NoRestart::Temporary,
@@ -129,8 +127,7 @@ impl Pacing {
 /// ```
 #[derive(Debug)]
 pub struct Solo {
-    intensity: Intensity,
-    backoff: Backoff,
+    config: SupervisorConfig,
     restart: RestartPolicy,
     restart_on_start_failure: bool,
     pacing: Pacing,
@@ -158,11 +155,10 @@ impl Solo {
     ) -> Result<Self, Error> {
         config.validate()?;
         Ok(Solo {
-            intensity: config.intensity,
-            backoff: config.backoff,
+            pacing: Pacing::new(config.seed),
+            config,
             restart,
             restart_on_start_failure,
-            pacing: Pacing::new(config.seed),
             attempt: 0,
             ready_since: None,
             first_start: true,
@@ -186,10 +182,9 @@ impl Solo {
             return Verdict::NoRestart(NoRestart::FailedToStart);
         }
         let decision = self.pacing.decide(
+            &self.config,
             self.restart,
             exit,
-            &self.intensity,
-            &self.backoff,
             &mut self.attempt,
             ready_for,
             now,
@@ -208,6 +203,7 @@ mod tests {
 
     use super::*;
     use crate::machine::{ChildPlan, Command, Input, Machine};
+    use crate::{Backoff, Intensity};
 
     /// One start of the child: whether it became ready, how long it ran,
     /// and how it ended.
