@@ -787,6 +787,17 @@ impl ChildState {
         members
     }
 
+    /// Gives the group up if the spawned child, exited but not yet reaped,
+    /// is all that is left of it.
+    fn last_look_at_group(&self) {
+        if group_members(self.pid, self.session)
+            .iter()
+            .all(|&pid| pid == self.pid)
+        {
+            self.group_gone.set(true);
+        }
+    }
+
     /// Sends `signal` to the spawned child's process group, while it is
     /// provably still that group.
     fn signal_group(&self, signal: Signal) {
@@ -1643,29 +1654,34 @@ fn spawn_watcher(mut child: Spawned, pidfd: PidFd, state: Rc<ChildState>) {
     tokio::task::spawn_local(async move {
         pidfd.exited().await;
         // Readable, the pidfd says the child has exited; a moment may pass
-        // before it can be reaped. That wait happens off this thread and
-        // reaps nothing: the reap and the group's last look below stay one
-        // step here, so a pid freed in between is never taken by a
-        // stranger's group that this pod would then list or signal.
-        let status = loop {
-            match child.reap() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) => {
-                    let waited = match child.pidfd() {
-                        Ok(fd) => tokio::task::spawn_blocking(move || Spawned::wait_reapable(&fd))
-                            .await
-                            .unwrap_or_else(|e| Err(io::Error::other(e))),
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = waited {
-                        tracing::debug!(pod = %state.name, error = %e, "waiting for the child to be reapable");
-                        break tokio::task::spawn_blocking(move || child.wait_blocking())
-                            .await
-                            .unwrap_or_else(|e| Err(io::Error::other(e)));
-                    }
-                }
-                Err(e) => break Err(e),
-            }
+        // before it is a zombie that can be reaped. That wait happens off
+        // this thread and reaps nothing.
+        let reapable = match child.reapable() {
+            Ok(true) => Ok(()),
+            Ok(false) => match child.pidfd() {
+                Ok(fd) => tokio::task::spawn_blocking(move || Spawned::wait_reapable(&fd))
+                    .await
+                    .unwrap_or_else(|e| Err(io::Error::other(e))),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &reapable {
+            tracing::debug!(pod = %state.name, error = %e, "waiting for the child to be reapable");
+        }
+        if reapable.is_ok() && state.cgroup.is_none() {
+            // The group's last look, while the zombie still holds its pid:
+            // no other process can have taken that id for a group of its
+            // own yet. Once it is reaped, one may (and the group would
+            // seem alive again, to be listed and signalled).
+            state.last_look_at_group();
+        }
+        let status = match child.reap() {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => tokio::task::spawn_blocking(move || child.wait_blocking())
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(e))),
+            Err(e) => Err(e),
         };
         let status = status.ok().flatten();
         state.reaped.set(true);

@@ -789,6 +789,17 @@ impl Spawned {
         self.wait(libc::WNOHANG)
     }
 
+    /// Whether the child can be reaped now (a zombie), without reaping it.
+    pub(crate) fn reapable(&self) -> io::Result<bool> {
+        if self.reaped {
+            return Ok(false);
+        }
+        let info = waitid(&self.pidfd, libc::WNOHANG | libc::WNOWAIT)?;
+        #[allow(unsafe_code)]
+        // SAFETY: waitid filled `info` for a child (or left it zeroed).
+        Ok(unsafe { info.si_pid() } != 0)
+    }
+
     /// Waits, blocking, until the child can be reaped, without reaping it.
     /// Its pidfd turns readable a moment before that; reaping stays a
     /// non-blocking step for the owner's thread (see [`Spawned::reap`]).
