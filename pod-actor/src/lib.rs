@@ -160,6 +160,6 @@ pub use crate::messages::{
     Call, Close, CloseReport, ForcedBy, GetRole, GetStatus, Join, PodEvent, PodState, PodStatus,
     Start, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
 };
-pub use crate::pod::{Pod, StartAnswer};
+pub use crate::pod::{CallAnswer, Pod, StartAnswer};
 pub use crate::registry::RuntimeRegistry;
 pub use crate::stream::PodEvents;

@@ -1,4 +1,3 @@
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -8,7 +7,7 @@ use actix::{
     ResponseFuture, Running, WrapFuture,
 };
 use futures::channel::oneshot;
-use futures::future::Either;
+use metrics::Histogram;
 use runtime_actor::{
     FailureCause, Placement, ProcessRuntime, RequestError, Runtime, RuntimeActor, RuntimeConfig,
     RuntimeEvent, RuntimeFactory, RuntimeHandle, StopReport,
@@ -960,56 +959,111 @@ impl<R: Runtime> Handler<SubscribeEvents> for Pod<R> {
 }
 
 impl<R: Runtime> Pod<R> {
-    /// Takes a call: queued with the runtime now, so that a Close right
-    /// behind it cannot overtake it, and answered by the future returned;
-    /// refused at once when the pod does not serve.
-    pub(crate) fn take_call(
-        &mut self,
-        req: R::Request,
-    ) -> Result<impl Future<Output = Result<R::Response, CallError>> + 'static, CallError> {
+    /// Takes a call, or refuses it at once when the pod does not serve.
+    pub(crate) fn take_call(&mut self, req: R::Request) -> Result<TakenCall<R>, CallError> {
         let runtime = match (&self.state, &self.runtime) {
             (PodState::Running, Some(runtime)) => runtime,
             (PodState::Closing | PodState::Terminated, _) => return Err(CallError::Closed),
             _ => return Err(CallError::NotReady),
         };
-        let call = runtime.call(req);
-        let answer = async move {
-            call.await.map_err(|e| match e {
-                RequestError::Exited { cause } => CallError::RuntimeExited { cause },
-                RequestError::Runtime(e) => CallError::Runtime(e),
-                RequestError::TimedOut { after } => CallError::TimedOut { after },
-                RequestError::Busy { limit } => CallError::Busy { limit },
-                RequestError::TooLarge { size, limit } => CallError::TooLarge { size, limit },
-                // Refused after this pod took the call: the runtime is
-                // stopping under it (a restart or a close).
-                _ => CallError::NotReady,
-            })
+        Ok(TakenCall {
+            runtime: runtime.clone(),
+            req,
+            // Timed only when measured.
+            timed: self.metrics.as_ref().map(|m| (m.call(), Instant::now())),
+        })
+    }
+}
+
+/// A call the pod took, to be queued with its runtime.
+pub(crate) struct TakenCall<R: Runtime> {
+    runtime: RuntimeHandle<R>,
+    req: R::Request,
+    timed: Option<(Histogram, Instant)>,
+}
+
+/// The answer to a [`Call`] (or a typed call): the request is queued with
+/// the runtime as the message is handled, so that a `Close` right behind it
+/// cannot overtake it, and the runtime answers straight into the caller's
+/// reply channel. No task sits in between, and nothing holds the pod: a
+/// call in flight does not keep a pod whose last address was dropped from
+/// closing (and so from stopping its runtime).
+pub struct CallAnswer<R: Runtime, T> {
+    call: Result<TakenCall<R>, CallError>,
+    /// From the runtime's answer to the message's (a typed call decodes).
+    map: fn(Result<R::Response, CallError>) -> Result<T, CallError>,
+}
+
+impl<R: Runtime, T> CallAnswer<R, T> {
+    pub(crate) fn new(
+        call: Result<TakenCall<R>, CallError>,
+        map: fn(Result<R::Response, CallError>) -> Result<T, CallError>,
+    ) -> Self {
+        CallAnswer { call, map }
+    }
+}
+
+impl<R, M, T> MessageResponse<Pod<R>, M> for CallAnswer<R, T>
+where
+    R: Runtime,
+    M: actix::Message<Result = Result<T, CallError>>,
+    T: Send + 'static,
+{
+    fn handle(self, _: &mut Context<Pod<R>>, tx: Option<OneshotSender<Result<T, CallError>>>) {
+        let TakenCall {
+            runtime,
+            req,
+            timed,
+        } = match self.call {
+            Ok(call) => call,
+            Err(refusal) => {
+                if let Some(tx) = tx {
+                    let _ = tx.send(Err(refusal));
+                }
+                return;
+            }
         };
-        // Timed only when measured: an unmeasured call's future stays as
-        // small as it was.
-        let Some(histogram) = self.metrics.as_ref().map(|m| m.call()) else {
-            return Ok(Either::Left(answer));
-        };
-        let begun = Instant::now();
-        Ok(Either::Right(async move {
-            let answer = answer.await;
-            histogram.record(begun.elapsed().as_secs_f64());
-            answer
-        }))
+        let map = self.map;
+        // Queued even when nobody waits for the answer (do_send).
+        runtime.call_with(req, move |answer| {
+            if let Some((histogram, begun)) = timed {
+                histogram.record(begun.elapsed().as_secs_f64());
+            }
+            if let Some(tx) = tx {
+                let _ = tx.send(map(answer.map_err(call_error)));
+            }
+        });
+    }
+}
+
+impl<R: Runtime, T> std::fmt::Debug for CallAnswer<R, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let refused = self.call.as_ref().err();
+        f.debug_struct("CallAnswer")
+            .field("refused", &refused)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A runtime's answer to a call, as the pod's caller hears it.
+fn call_error(e: RequestError) -> CallError {
+    match e {
+        RequestError::Exited { cause } => CallError::RuntimeExited { cause },
+        RequestError::Runtime(e) => CallError::Runtime(e),
+        RequestError::TimedOut { after } => CallError::TimedOut { after },
+        RequestError::Busy { limit } => CallError::Busy { limit },
+        RequestError::TooLarge { size, limit } => CallError::TooLarge { size, limit },
+        // Refused after this pod took the call: the runtime is stopping
+        // under it (a restart or a close).
+        _ => CallError::NotReady,
     }
 }
 
 impl<R: Runtime> Handler<Call<R>> for Pod<R> {
-    type Result = ResponseFuture<Result<R::Response, CallError>>;
+    type Result = CallAnswer<R, R::Response>;
 
-    /// The answer is awaited in a task of its own, not in the pod's
-    /// context: a call in flight must not keep a pod whose last address was
-    /// dropped from closing (and so from stopping its runtime).
     fn handle(&mut self, Call(req): Call<R>, _: &mut Context<Self>) -> Self::Result {
-        match self.take_call(req) {
-            Ok(answer) => Box::pin(answer),
-            Err(refusal) => Box::pin(async move { Err(refusal) }),
-        }
+        CallAnswer::new(self.take_call(req), |answer| answer)
     }
 }
 

@@ -35,7 +35,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use actix::{ActorFutureExt, Context, Handler, Message, ResponseActFuture, ResponseFuture};
+use actix::{ActorFutureExt, Context, Handler, Message, ResponseActFuture};
 /// The bytes a [`Codec`] encodes into (`bytes::Bytes`, re-exported so
 /// that a codec needs no dependency of its own).
 pub use bytes::Bytes;
@@ -45,7 +45,7 @@ use serde::Serialize;
 
 use crate::deployment::{Deployment, Route};
 use crate::error::CallError;
-use crate::pod::Pod;
+use crate::pod::{CallAnswer, Pod};
 
 /// How typed values become the channel's bytes and back.
 pub trait Codec: 'static {
@@ -255,13 +255,11 @@ where
     Resp: DeserializeOwned + Send + 'static,
     C: Codec,
 {
-    type Result = ResponseFuture<Result<Resp, CallError>>;
+    type Result = CallAnswer<ProcessRuntime, Resp>;
 
     fn handle(&mut self, msg: TypedCall<Resp, C>, _: &mut Context<Self>) -> Self::Result {
-        match self.take_call(ProcessRequest::Call(msg.0.payload)) {
-            Ok(answer) => Box::pin(async move { decode::<Resp, C>(answer.await) }),
-            Err(refusal) => Box::pin(async move { Err(refusal) }),
-        }
+        let call = self.take_call(ProcessRequest::Call(msg.0.payload));
+        CallAnswer::new(call, decode::<Resp, C>)
     }
 }
 

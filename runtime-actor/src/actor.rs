@@ -4,6 +4,7 @@ use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use actix::dev::{MessageResponse, OneshotSender};
 use actix::{
     Actor, ActorContext, ActorFutureExt, Arbiter, AsyncContext, Context, Handler, ResponseFuture,
     WrapFuture,
@@ -20,6 +21,7 @@ use crate::error::{FailureCause, RequestError, RuntimeError};
 use crate::messages::{Ask, AskHealth, CheckHealth, KillRuntime, Request, StopRuntime};
 use crate::monitor::{self, Signals};
 use crate::panic;
+use crate::reply::Reply;
 use crate::runtime::{Dispatch, Runtime, RuntimeFactory};
 
 /// The actor that hosts one generation of a [`Runtime`].
@@ -77,12 +79,24 @@ enum Phase {
 }
 
 enum Op<R: Runtime> {
-    Request(
-        R::Request,
-        oneshot::Sender<Result<R::Response, RequestError>>,
-    ),
-    Health(oneshot::Sender<Result<(), RequestError>>),
+    Request(R::Request, Reply<R::Response>),
+    Health(Reply<()>),
     Teardown,
+}
+
+/// Answers still to come from requests sent on (`Dispatch::Later`); each
+/// yields the failure it caused, if any.
+type InFlight = FuturesUnordered<LocalBoxFuture<'static, Option<FailureCause>>>;
+
+/// What the serve loop has taken and not yet answered. It is kept outside
+/// the loop's future, so that a failure (even a panic that unwinds through
+/// the loop) is recorded before any of it is dropped: a request dropped
+/// unanswered then tells its caller why.
+struct Queue<R: Runtime> {
+    ops: OpsReceiver<Op<R>>,
+    /// Made at the first answer sent on, so that a runtime that answers at
+    /// once pays nothing for it.
+    in_flight: Option<InFlight>,
 }
 
 /// What the actor needs to build and run its runtime, moved to its thread.
@@ -222,6 +236,8 @@ impl<R: Runtime> RuntimeActor<R> {
     }
 
     /// Records the first failure, tells the monitor and stops the actor.
+    /// What the serve loop still held is dropped after this, so its
+    /// requests' replies carry the cause.
     fn fail(&mut self, cause: FailureCause, ctx: &mut Context<Self>) {
         if self.guard.cause.set(cause.clone()).is_ok() {
             tracing::debug!(%cause, "runtime failed");
@@ -239,27 +255,14 @@ impl<R: Runtime> RuntimeActor<R> {
         }
     }
 
-    /// Queues `op` for the serve loop and answers from its reply.
-    fn enqueue<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(oneshot::Sender<Result<T, RequestError>>) -> Op<R>,
-    ) -> ResponseFuture<Result<T, RequestError>> {
-        if let Some(refused) = self.not_serving() {
-            return Box::pin(future::ready(Err(refused)));
+    /// Queues `op` for the serve loop, or refuses it through its reply.
+    fn queue<T>(&self, reply: Reply<T>, op: impl FnOnce(Reply<T>) -> Op<R>) {
+        match self.not_serving() {
+            Some(refused) => reply.send(Err(refused)),
+            None => {
+                let _ = self.ops.send(op(reply));
+            }
         }
-        let (tx, rx) = oneshot::channel();
-        let _ = self.ops.send(op(tx));
-        // A task of its own (which actix gives a `ResponseFuture`), not a
-        // future in this actor's context: an answer already given must reach
-        // the caller even when the runtime fails right after giving it.
-        let cause = Arc::clone(&self.guard.cause);
-        Box::pin(async move {
-            rx.await.unwrap_or_else(|_| {
-                Err(RequestError::Exited {
-                    cause: cause.get().cloned(),
-                })
-            })
-        })
     }
 }
 
@@ -284,21 +287,24 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
             return;
         }
         let reporter = FailureReporter::new(ctx.address().recipient());
-        let served = panic::catch_async(serve(
-            launch,
-            ops_rx,
-            abandoned,
-            Rc::clone(&self.phase),
-            reporter,
-        ));
-        ctx.spawn(
-            served
-                .into_actor(self)
-                .map(|served, act, ctx| match served {
-                    Ok(Served::Stopped) => ctx.stop(),
-                    Ok(Served::Failed(cause)) | Err(cause) => act.fail(cause, ctx),
-                }),
-        );
+        let phase = Rc::clone(&self.phase);
+        let served = async move {
+            let mut queue = Queue {
+                ops: ops_rx,
+                in_flight: None,
+            };
+            let served =
+                panic::catch_async(serve(launch, &mut queue, abandoned, phase, reporter)).await;
+            (served, queue)
+        };
+        ctx.spawn(served.into_actor(self).map(|(served, queue), act, ctx| {
+            match served {
+                Ok(Served::Stopped) => ctx.stop(),
+                Ok(Served::Failed(cause)) | Err(cause) => act.fail(cause, ctx),
+            }
+            // Only now, with the cause recorded.
+            drop(queue);
+        }));
         // Armed right after setup's first poll, in the same pass over this
         // context's futures: a setup that is done at once (most in-process
         // runtimes) then needs no timer, and a start no timer registration
@@ -321,11 +327,55 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
     }
 }
 
+/// The answer to a [`Request`] sent straight to a [`RuntimeActor`]: the
+/// request is queued for the runtime as its message is handled (so it keeps
+/// its place before a later stop), and the runtime answers straight into
+/// the sender's reply channel, with no task in between.
+pub struct Queued<R: Runtime> {
+    req: R::Request,
+    refused: Option<RequestError>,
+    ops: OpsSender<Op<R>>,
+    cause: Arc<OnceLock<FailureCause>>,
+}
+
+impl<R: Runtime> MessageResponse<RuntimeActor<R>, Request<R>> for Queued<R> {
+    fn handle(
+        self,
+        _: &mut Context<RuntimeActor<R>>,
+        tx: Option<OneshotSender<Result<R::Response, RequestError>>>,
+    ) {
+        // Sent with `do_send`: still served, the answer dropped.
+        let reply = match tx {
+            Some(tx) => Reply::channel(tx, self.cause),
+            None => Reply::nobody(self.cause),
+        };
+        match self.refused {
+            Some(refused) => reply.send(Err(refused)),
+            None => {
+                let _ = self.ops.send(Op::Request(self.req, reply));
+            }
+        }
+    }
+}
+
+impl<R: Runtime> std::fmt::Debug for Queued<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queued")
+            .field("refused", &self.refused)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: Runtime> Handler<Request<R>> for RuntimeActor<R> {
-    type Result = ResponseFuture<Result<R::Response, RequestError>>;
+    type Result = Queued<R>;
 
     fn handle(&mut self, Request(req): Request<R>, _: &mut Context<Self>) -> Self::Result {
-        self.enqueue(|reply| Op::Request(req, reply))
+        Queued {
+            req,
+            refused: self.not_serving(),
+            ops: self.ops.clone(),
+            cause: Arc::clone(&self.guard.cause),
+        }
     }
 }
 
@@ -333,14 +383,7 @@ impl<R: Runtime> Handler<Ask<R>> for RuntimeActor<R> {
     type Result = ();
 
     fn handle(&mut self, Ask { req, reply }: Ask<R>, _: &mut Context<Self>) {
-        match self.not_serving() {
-            Some(refused) => {
-                let _ = reply.send(Err(refused));
-            }
-            None => {
-                let _ = self.ops.send(Op::Request(req, reply));
-            }
-        }
+        self.queue(reply, |reply| Op::Request(req, reply));
     }
 }
 
@@ -348,14 +391,7 @@ impl<R: Runtime> Handler<AskHealth> for RuntimeActor<R> {
     type Result = ();
 
     fn handle(&mut self, AskHealth { reply }: AskHealth, _: &mut Context<Self>) {
-        match self.not_serving() {
-            Some(refused) => {
-                let _ = reply.send(Err(refused));
-            }
-            None => {
-                let _ = self.ops.send(Op::Health(reply));
-            }
-        }
+        self.queue(reply, Op::Health);
     }
 }
 
@@ -363,7 +399,17 @@ impl<R: Runtime> Handler<CheckHealth> for RuntimeActor<R> {
     type Result = ResponseFuture<Result<(), RequestError>>;
 
     fn handle(&mut self, _: CheckHealth, _: &mut Context<Self>) -> Self::Result {
-        self.enqueue(Op::Health)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let cause = Arc::clone(&self.guard.cause);
+        self.queue(Reply::channel(tx, Arc::clone(&cause)), Op::Health);
+        // The reply is always given, if only by its drop.
+        Box::pin(async move {
+            rx.await.unwrap_or_else(|_| {
+                Err(RequestError::Exited {
+                    cause: cause.get().cloned(),
+                })
+            })
+        })
     }
 }
 
@@ -412,7 +458,7 @@ impl<R: Runtime> std::fmt::Debug for RuntimeActor<R> {
 /// panic's cause.
 async fn serve<R: Runtime>(
     launch: Launch<R>,
-    mut ops: OpsReceiver<Op<R>>,
+    queue: &mut Queue<R>,
     abandoned: oneshot::Receiver<()>,
     phase: Rc<Cell<Phase>>,
     reporter: FailureReporter,
@@ -449,16 +495,12 @@ async fn serve<R: Runtime>(
             setup: begun.elapsed(),
             pid: ctx.pid(),
         });
-        // Answers still to come from requests sent on (`Dispatch::Later`);
-        // each yields the failure it caused, if any. Made at the first, so
-        // that a runtime that answers at once pays nothing for it.
-        let mut in_flight: Option<FuturesUnordered<LocalBoxFuture<'static, Option<FailureCause>>>> =
-            None;
+        let Queue { ops, in_flight } = queue;
         loop {
             let waiting = in_flight.as_ref().is_some_and(|f| !f.is_empty());
             let op = tokio::select! {
                 biased;
-                Some(fatal) = next_answer(&mut in_flight), if waiting => {
+                Some(fatal) = next_answer(in_flight), if waiting => {
                     match fatal {
                         Some(cause) => return Served::Failed(cause),
                         None => continue,
@@ -492,7 +534,7 @@ async fn serve<R: Runtime>(
                 },
                 // A graceful end answers what is in flight first.
                 Some(Op::Teardown) | None => {
-                    while let Some(fatal) = next_answer(&mut in_flight).await {
+                    while let Some(fatal) = next_answer(in_flight).await {
                         if let Some(cause) = fatal {
                             return Served::Failed(cause);
                         }
@@ -511,16 +553,14 @@ async fn serve<R: Runtime>(
 }
 
 /// The next of the answers in flight to be given; `None` when there is none.
-async fn next_answer(
-    in_flight: &mut Option<FuturesUnordered<LocalBoxFuture<'static, Option<FailureCause>>>>,
-) -> Option<Option<FailureCause>> {
+async fn next_answer(in_flight: &mut Option<InFlight>) -> Option<Option<FailureCause>> {
     in_flight.as_mut()?.next().await
 }
 
 /// Awaits an answer sent on by [`Runtime::dispatch`] and gives it to the
 /// caller; returns the failure it caused (a panic, a fatal error).
 async fn answer_later<T>(
-    reply: oneshot::Sender<Result<T, RequestError>>,
+    reply: Reply<T>,
     answer: LocalBoxFuture<'static, Result<T, RequestError>>,
 ) -> Option<FailureCause> {
     match panic::catch_async(answer).await {
@@ -531,7 +571,7 @@ async fn answer_later<T>(
                 }
                 _ => None,
             };
-            let _ = reply.send(answer);
+            reply.send(answer);
             fatal
         }
         Err(cause) => Some(answer_panic(reply, cause)),
@@ -539,25 +579,19 @@ async fn answer_later<T>(
 }
 
 /// Answers a request whose handler panicked; returns the panic's cause.
-fn answer_panic<T>(
-    reply: oneshot::Sender<Result<T, RequestError>>,
-    cause: FailureCause,
-) -> FailureCause {
-    let _ = reply.send(Err(RequestError::Exited {
+fn answer_panic<T>(reply: Reply<T>, cause: FailureCause) -> FailureCause {
+    reply.send(Err(RequestError::Exited {
         cause: Some(cause.clone()),
     }));
     cause
 }
 
 /// Sends the answer; returns the error when it is fatal to the runtime.
-fn answer_with<T>(
-    reply: oneshot::Sender<Result<T, RequestError>>,
-    answer: Result<T, RuntimeError>,
-) -> Option<RuntimeError> {
+fn answer_with<T>(reply: Reply<T>, answer: Result<T, RuntimeError>) -> Option<RuntimeError> {
     let fatal = match &answer {
         Err(e) if e.is_fatal() => Some(e.clone()),
         _ => None,
     };
-    let _ = reply.send(answer.map_err(RequestError::Runtime));
+    reply.send(answer.map_err(RequestError::Runtime));
     fatal
 }

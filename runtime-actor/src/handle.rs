@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, Recipient, WeakRecipient};
-use futures::channel::oneshot;
+use tokio::sync::oneshot;
 use tokio::time::{self, Instant};
 
 use crate::actor::{Launch, RuntimeActor};
@@ -12,6 +12,7 @@ use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError, RuntimeError};
 use crate::messages::{Ask, AskHealth, KillRuntime, RuntimeEvent, StopRuntime};
 use crate::monitor::{self, monitor, Await, Monitor, Report, Signals, Watcher};
+use crate::reply::Reply;
 use crate::runtime::{Runtime, RuntimeFactory};
 
 /// Where a runtime's actor runs.
@@ -317,9 +318,32 @@ impl<R: Runtime> RuntimeHandle<R> {
         &self,
         req: R::Request,
     ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
-        let (reply, answer) = oneshot::channel();
-        self.addr.do_send(Ask { req, reply });
-        answered(answer, Arc::clone(&self.cause), self.outcome.clone())
+        let (tx, answer) = oneshot::channel();
+        self.addr.do_send(Ask {
+            req,
+            reply: Reply::channel(tx, Arc::clone(&self.cause)),
+        });
+        answered(answer, Arc::clone(&self.cause))
+    }
+
+    /// Sends a request to the runtime and hands its answer to `answer`,
+    /// which runs exactly once, with the same answers as
+    /// [`call`](RuntimeHandle::call)'s future.
+    ///
+    /// It is the cheaper way when the answer only has to be passed on (into
+    /// an actix reply channel, say): no future, no task. The request is
+    /// queued at once, like `call`'s. `answer` runs where the answer is
+    /// given, usually on the runtime's thread, so it must be short and must
+    /// not block; it runs here when the runtime's actor is already gone.
+    pub fn call_with(
+        &self,
+        req: R::Request,
+        answer: impl FnOnce(Result<R::Response, RequestError>) + Send + 'static,
+    ) {
+        self.addr.do_send(Ask {
+            req,
+            reply: Reply::callback(answer, Arc::clone(&self.cause)),
+        });
     }
 
     /// Runs [`Runtime::health`] between requests, waiting at most `timeout`.
@@ -332,9 +356,11 @@ impl<R: Runtime> RuntimeHandle<R> {
         &self,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), RequestError>> + 'static {
-        let (reply, answer) = oneshot::channel();
-        self.addr.do_send(AskHealth { reply });
-        let check = answered(answer, Arc::clone(&self.cause), self.outcome.clone());
+        let (tx, answer) = oneshot::channel();
+        self.addr.do_send(AskHealth {
+            reply: Reply::channel(tx, Arc::clone(&self.cause)),
+        });
+        let check = answered(answer, Arc::clone(&self.cause));
         async move {
             time::timeout(timeout, check)
                 .await
@@ -422,28 +448,18 @@ impl<R: Runtime> fmt::Debug for RuntimeHandle<R> {
     }
 }
 
-/// Waits for an answer; a dropped reply (the actor ended with the request
-/// still queued, or a panic unwound through it) becomes
-/// [`RequestError::Exited`] with the cause.
+/// Waits for an answer. Every reply is given, if only by its drop (as
+/// [`RequestError::Exited`] with the cause); the same answer stands in for a
+/// sender that vanished without one.
 async fn answered<T>(
     answer: oneshot::Receiver<Result<T, RequestError>>,
     cause: Arc<OnceLock<FailureCause>>,
-    exit: Await,
 ) -> Result<T, RequestError> {
-    match answer.await {
-        Ok(answer) => answer,
-        Err(_) => {
-            // The reply can be dropped (by an unwinding panic) before the
-            // runtime's thread records why; the exit report always knows.
-            // Boxed: this rare wait would otherwise make every call's future
-            // as large as itself.
-            let cause = match cause.get() {
-                Some(cause) => Some(cause.clone()),
-                None => Box::pin(async move { wait_exit(&exit).await }).await,
-            };
-            Err(RequestError::Exited { cause })
-        }
-    }
+    answer.await.unwrap_or_else(|_| {
+        Err(RequestError::Exited {
+            cause: cause.get().cloned(),
+        })
+    })
 }
 
 /// Resolves with the exit cause once the monitor has reported `Exited`.

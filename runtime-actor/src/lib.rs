@@ -110,9 +110,10 @@ mod monitor;
 mod notify;
 mod panic;
 mod process;
+mod reply;
 mod runtime;
 
-pub use actor::RuntimeActor;
+pub use actor::{Queued, RuntimeActor};
 /// The bytes of a request channel's frames (`bytes::Bytes`), re-exported so
 /// that users need no dependency of their own.
 pub use bytes::Bytes;

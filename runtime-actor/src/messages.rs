@@ -2,9 +2,9 @@ use std::fmt;
 use std::time::Duration;
 
 use actix::Message;
-use futures::channel::oneshot;
 
 use crate::error::{FailureCause, RequestError};
+use crate::reply::Reply;
 use crate::runtime::Runtime;
 
 /// The lifecycle of one runtime generation, sent to the watcher given to
@@ -116,19 +116,20 @@ pub(crate) struct KillRuntime {
     pub(crate) cause: Option<FailureCause>,
 }
 
-/// A request with its reply channel, queued with `do_send` so that it keeps
-/// its place before a later [`StopRuntime`]. Sent by
-/// [`RuntimeHandle::call`](crate::RuntimeHandle::call).
+/// A request with its way back, queued with `do_send` so that it keeps its
+/// place before a later [`StopRuntime`]. Sent by
+/// [`RuntimeHandle::call`](crate::RuntimeHandle::call) and
+/// [`RuntimeHandle::call_with`](crate::RuntimeHandle::call_with).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Ask<R: Runtime> {
     pub(crate) req: R::Request,
-    pub(crate) reply: oneshot::Sender<Result<R::Response, RequestError>>,
+    pub(crate) reply: Reply<R::Response>,
 }
 
-/// A health check with its reply channel, queued like [`Ask`].
+/// A health check with its way back, queued like [`Ask`].
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub(crate) struct AskHealth {
-    pub(crate) reply: oneshot::Sender<Result<(), RequestError>>,
+    pub(crate) reply: Reply<()>,
 }

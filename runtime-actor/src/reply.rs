@@ -1,0 +1,141 @@
+//! Where one request's answer goes.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::oneshot;
+
+use crate::error::{FailureCause, RequestError};
+
+/// The answer's way back to whoever asked, given exactly once.
+///
+/// It carries the runtime's answer or a refusal; or, when the request is
+/// dropped unanswered (the runtime failed or was stopped with it queued or in
+/// flight, or its actor was already gone), [`RequestError::Exited`] with the
+/// runtime's failure cause. The actor records that cause before anything it
+/// queued is dropped, so the answer is given from the drop itself: no task
+/// waits for the exit, and none sits between the runtime and the caller.
+pub(crate) struct Reply<T> {
+    to: To<T>,
+    cause: Arc<OnceLock<FailureCause>>,
+}
+
+enum To<T> {
+    /// An answer awaited as a future.
+    Channel(oneshot::Sender<Result<T, RequestError>>),
+    /// An answer handed on where it arrives (into an actix reply channel,
+    /// with the owner's own mapping).
+    Callback(Box<dyn FnOnce(Result<T, RequestError>) + Send>),
+    /// Nobody waits (a request sent with `do_send`), or it was given.
+    Nobody,
+}
+
+impl<T> Reply<T> {
+    pub(crate) fn channel(
+        tx: oneshot::Sender<Result<T, RequestError>>,
+        cause: Arc<OnceLock<FailureCause>>,
+    ) -> Self {
+        Reply {
+            to: To::Channel(tx),
+            cause,
+        }
+    }
+
+    pub(crate) fn callback(
+        answer: impl FnOnce(Result<T, RequestError>) + Send + 'static,
+        cause: Arc<OnceLock<FailureCause>>,
+    ) -> Self {
+        Reply {
+            to: To::Callback(Box::new(answer)),
+            cause,
+        }
+    }
+
+    /// A reply nobody waits for: the request is still served.
+    pub(crate) fn nobody(cause: Arc<OnceLock<FailureCause>>) -> Self {
+        Reply {
+            to: To::Nobody,
+            cause,
+        }
+    }
+
+    /// Gives the answer.
+    pub(crate) fn send(mut self, answer: Result<T, RequestError>) {
+        self.give(answer);
+    }
+
+    fn give(&mut self, answer: Result<T, RequestError>) {
+        match std::mem::replace(&mut self.to, To::Nobody) {
+            To::Channel(tx) => {
+                let _ = tx.send(answer);
+            }
+            To::Callback(answer_to) => answer_to(answer),
+            To::Nobody => {}
+        }
+    }
+}
+
+impl<T> Drop for Reply<T> {
+    fn drop(&mut self) {
+        if matches!(self.to, To::Nobody) {
+            return;
+        }
+        let cause = self.cause.get().cloned();
+        self.give(Err(RequestError::Exited { cause }));
+    }
+}
+
+impl<T> fmt::Debug for Reply<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let to = match self.to {
+            To::Channel(_) => "channel",
+            To::Callback(_) => "callback",
+            To::Nobody => "nobody",
+        };
+        f.debug_struct("Reply").field("to", &to).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cause() -> Arc<OnceLock<FailureCause>> {
+        Arc::new(OnceLock::new())
+    }
+
+    #[test]
+    fn an_answer_is_given_once_and_the_drop_adds_nothing() {
+        let (tx, mut rx) = oneshot::channel::<Result<u8, RequestError>>();
+        Reply::channel(tx, cause()).send(Ok(7));
+        assert!(matches!(rx.try_recv(), Ok(Ok(7))));
+    }
+
+    #[test]
+    fn a_reply_dropped_unanswered_says_why_the_runtime_ended() {
+        let ended = cause();
+        let _ = ended.set(FailureCause::Lost);
+        let (tx, answer) = std::sync::mpsc::channel();
+        drop(Reply::<u8>::callback(
+            move |a| tx.send(a).expect("receiver kept"),
+            Arc::clone(&ended),
+        ));
+        match answer.try_recv() {
+            Ok(Err(RequestError::Exited { cause })) => {
+                assert!(matches!(cause, Some(FailureCause::Lost)), "{cause:?}")
+            }
+            other => panic!("expected Exited, got {other:?}"),
+        }
+        assert!(answer.try_recv().is_err(), "answered once");
+    }
+
+    #[test]
+    fn a_reply_dropped_after_a_graceful_stop_names_no_cause() {
+        let (tx, mut rx) = oneshot::channel::<Result<u8, RequestError>>();
+        drop(Reply::channel(tx, cause()));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Err(RequestError::Exited { cause: None }))
+        ));
+    }
+}

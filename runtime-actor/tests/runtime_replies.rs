@@ -1,0 +1,177 @@
+//! How answers get back: through a `Request` sent straight to the actor,
+//! through `call`, and through `call_with`. Every request gets one answer,
+//! and one dropped unanswered says why the runtime ended.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use actix::Arbiter;
+use runtime_actor::{FailureCause, Placement, Request, RequestError, RuntimeActor};
+use support::{assert_panicked, config, factory, spawn_here, watcher, Req, Script, Step};
+
+const STOP: Duration = Duration::from_secs(5);
+
+/// What `call_with` hands on, as the test sees it.
+type Answers = std_mpsc::Receiver<Result<String, RequestError>>;
+
+/// Collects what `call_with` hands on.
+fn answers() -> (
+    impl FnOnce(Result<String, RequestError>) + Send + 'static,
+    Answers,
+) {
+    let (tx, rx) = std_mpsc::channel();
+    (move |answer| tx.send(answer).expect("the test listens"), rx)
+}
+
+/// The one answer `call_with` gave, once the runtime had time to give it.
+async fn only_answer(rx: &Answers) -> Result<String, RequestError> {
+    for _ in 0..1_000 {
+        if let Ok(answer) = rx.try_recv() {
+            // Given once: the sender went with the callback that used it.
+            assert!(
+                matches!(rx.try_recv(), Err(std_mpsc::TryRecvError::Disconnected)),
+                "a second answer, or a callback kept"
+            );
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("no answer from call_with");
+}
+
+#[actix::test]
+async fn a_request_sent_to_the_actor_is_refused_before_ready_and_after_a_stop() {
+    tokio::time::pause();
+    let script = Script {
+        setup: Step::Sleep(Duration::from_secs(1)),
+        // Still stopping when the last request comes.
+        teardown: Step::Sleep(Duration::from_secs(1)),
+        ..Script::default()
+    };
+    let (runtime, mut events) = spawn_here(script, config());
+    let early = runtime.addr().send(Request(Req::Echo(1))).await;
+    assert!(
+        matches!(early, Ok(Err(RequestError::NotReady))),
+        "{early:?}"
+    );
+    events.ready().await;
+    let served = runtime.addr().send(Request(Req::Echo(2))).await;
+    assert_eq!(served.unwrap().unwrap(), "2");
+    // Taken before the stop, so answered before teardown.
+    let before = runtime.addr().send(Request(Req::Echo(3)));
+    let stopping = actix::spawn(runtime.stop(STOP));
+    tokio::task::yield_now().await;
+    let after = runtime.addr().send(Request(Req::Echo(4))).await;
+    assert!(
+        matches!(after, Ok(Err(RequestError::Stopping))),
+        "{after:?}"
+    );
+    assert_eq!(before.await.unwrap().unwrap(), "3");
+    let report = stopping.await.unwrap();
+    assert!(report.graceful(), "{report:?}");
+}
+
+#[actix::test]
+async fn a_request_sent_with_do_send_is_still_served() {
+    tokio::time::pause();
+    let script = Script::default();
+    let (runtime, mut events) = spawn_here(script.clone(), config());
+    events.ready().await;
+    runtime.addr().do_send(Request(Req::Echo(1)));
+    // Answered in order: the first was handled before this one.
+    assert_eq!(runtime.call(Req::Echo(2)).await.unwrap(), "2");
+    assert_eq!(script.calls.handled.load(Ordering::SeqCst), 2);
+    runtime.stop(STOP).await;
+}
+
+#[actix::test]
+async fn requests_queued_behind_a_panic_get_its_cause_whichever_way_they_came() {
+    tokio::time::pause();
+    let (runtime, mut events) = spawn_here(Script::default(), config());
+    events.ready().await;
+    let panics = runtime.call(Req::Panic);
+    let sent = runtime.addr().send(Request(Req::Echo(1)));
+    let called = runtime.call(Req::Echo(2));
+    let (answer, handed_on) = answers();
+    runtime.call_with(Req::Echo(3), answer);
+    let (panics, sent, called) = tokio::join!(panics, sent, called);
+    let handed_on = only_answer(&handed_on).await;
+    for answer in [panics, sent.expect("the actor took it"), called, handed_on] {
+        match answer {
+            Err(RequestError::Exited { cause: Some(cause) }) => {
+                assert_panicked(&cause, "handler exploded")
+            }
+            other => panic!("expected Exited with the panic, got {other:?}"),
+        }
+    }
+}
+
+#[actix::test]
+async fn call_with_hands_on_one_answer_and_after_the_end_the_cause_at_once() {
+    tokio::time::pause();
+    let (runtime, mut events) = spawn_here(Script::default(), config());
+    events.ready().await;
+    let (answer, handed_on) = answers();
+    runtime.call_with(Req::Echo(7), answer);
+    assert_eq!(only_answer(&handed_on).await.unwrap(), "7");
+    let (answer, handed_on) = answers();
+    runtime.call_with(Req::Fail, answer);
+    assert!(matches!(
+        only_answer(&handed_on).await,
+        Err(RequestError::Runtime(e)) if !e.is_fatal()
+    ));
+
+    let fatal = runtime.call(Req::Fatal).await;
+    assert!(matches!(fatal, Err(RequestError::Runtime(e)) if e.is_fatal()));
+    assert!(matches!(events.failed().await, FailureCause::Error(_)));
+    assert!(events.exited().await.is_some());
+    // The actor is gone: the request is dropped where it is sent, and its
+    // answer names the failure.
+    let (answer, handed_on) = answers();
+    runtime.call_with(Req::Echo(8), answer);
+    match only_answer(&handed_on).await {
+        Err(RequestError::Exited {
+            cause: Some(FailureCause::Error(e)),
+        }) => assert_eq!(e.message(), "device lost"),
+        other => panic!("expected the failure, got {other:?}"),
+    }
+}
+
+#[actix::test]
+async fn requests_lost_with_their_arbiter_are_answered_lost() {
+    let arbiter = Arbiter::new();
+    let (watcher, mut events) = watcher();
+    let runtime = RuntimeActor::spawn(
+        config()
+            .placement(Placement::Shared(arbiter.handle()))
+            .watcher(watcher),
+        factory(Script::default()),
+    );
+    events.ready().await;
+    // One in the runtime's hands, one queued behind it, one handed on.
+    let sleeping = runtime.call(Req::Sleep(Duration::from_secs(3_600)));
+    let queued = runtime.call(Req::Echo(1));
+    let (answer, handed_on) = answers();
+    runtime.call_with(Req::Echo(2), answer);
+    // Nobody asked the runtime to stop: its thread went away under it.
+    arbiter.stop();
+    let (sleeping, queued) = tokio::join!(sleeping, queued);
+    let handed_on = only_answer(&handed_on).await;
+    for answer in [sleeping, queued, handed_on] {
+        assert!(
+            matches!(
+                answer,
+                Err(RequestError::Exited {
+                    cause: Some(FailureCause::Lost)
+                })
+            ),
+            "{answer:?}"
+        );
+    }
+    assert!(matches!(events.failed().await, FailureCause::Lost));
+    assert!(matches!(events.exited().await, Some(FailureCause::Lost)));
+    let _ = std::thread::spawn(move || arbiter.join()).join();
+}
