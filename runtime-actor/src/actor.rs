@@ -508,6 +508,11 @@ async fn serve<R: Runtime>(
                 }
                 op = ops.recv() => op,
             };
+            // A share of the task's budget per request, as tokio's own
+            // channels take: a flood of requests is answered in turns, so
+            // that the neighbours on this arbiter, and the callers the
+            // answers wake, run in between.
+            tokio::task::coop::consume_budget().await;
             // Caught here, next to user code: the request that panicked is
             // answered with its cause, and the unwinding stays short.
             let fatal = match op {

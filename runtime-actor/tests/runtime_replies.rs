@@ -1,15 +1,20 @@
 //! How answers get back: through a `Request` sent straight to the actor,
 //! through `call`, and through `call_with`. Every request gets one answer,
-//! and one dropped unanswered says why the runtime ended.
+//! one dropped unanswered says why the runtime ended, and a flood of them
+//! is answered in turns with the rest of the arbiter.
 
 mod support;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Arbiter;
-use runtime_actor::{FailureCause, Placement, Request, RequestError, RuntimeActor};
+use runtime_actor::{
+    FailureCause, Placement, Request, RequestError, Runtime, RuntimeActor, RuntimeContext,
+    RuntimeError, RuntimeFactory,
+};
 use support::{assert_panicked, config, factory, spawn_here, watcher, Req, Script, Step};
 
 const STOP: Duration = Duration::from_secs(5);
@@ -174,4 +179,53 @@ async fn requests_lost_with_their_arbiter_are_answered_lost() {
     assert!(matches!(events.failed().await, FailureCause::Lost));
     assert!(matches!(events.exited().await, Some(FailureCause::Lost)));
     let _ = std::thread::spawn(move || arbiter.join()).join();
+}
+
+/// Answers each request with how often its neighbour has run so far.
+struct Watching(Arc<AtomicU64>);
+
+impl Runtime for Watching {
+    type Request = ();
+    type Response = u64;
+
+    async fn setup(&mut self, _: &mut RuntimeContext) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    async fn handle(&mut self, (): ()) -> Result<u64, RuntimeError> {
+        Ok(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[actix::test]
+async fn a_flood_of_requests_is_served_in_turns_with_the_neighbours() {
+    let turns = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&turns);
+    let runtime = RuntimeActor::spawn(
+        config().placement(Placement::Current),
+        RuntimeFactory::new(move |_| Watching(Arc::clone(&seen))),
+    );
+    runtime.ready().await.unwrap();
+    // A neighbour on the same thread, counting the turns it gets.
+    let counting = Arc::clone(&turns);
+    let neighbour = actix::spawn(async move {
+        loop {
+            counting.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+        }
+    });
+    let calls: Vec<_> = (0..1_000).map(|_| runtime.call(())).collect();
+    let answers: Vec<u64> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    neighbour.abort();
+    assert!(
+        answers.last() > answers.first(),
+        "the neighbour never ran while 1,000 requests were served: {:?}..{:?}",
+        answers.first(),
+        answers.last()
+    );
+    runtime.stop(STOP).await;
 }
