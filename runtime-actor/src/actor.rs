@@ -88,17 +88,6 @@ enum Op<R: Runtime> {
 /// yields the failure it caused, if any.
 type InFlight = FuturesUnordered<LocalBoxFuture<'static, Option<FailureCause>>>;
 
-/// What the serve loop has taken and not yet answered. It is kept outside
-/// the loop's future, so that a failure (even a panic that unwinds through
-/// the loop) is recorded before any of it is dropped: a request dropped
-/// unanswered then tells its caller why.
-struct Queue<R: Runtime> {
-    ops: OpsReceiver<Op<R>>,
-    /// Made at the first answer sent on, so that a runtime that answers at
-    /// once pays nothing for it.
-    in_flight: Option<InFlight>,
-}
-
 /// What the actor needs to build and run its runtime, moved to its thread.
 pub(crate) struct Launch<R: Runtime> {
     pub(crate) factory: RuntimeFactory<R>,
@@ -236,13 +225,8 @@ impl<R: Runtime> RuntimeActor<R> {
     }
 
     /// Records the first failure, tells the monitor and stops the actor.
-    /// What the serve loop still held is dropped after this, so its
-    /// requests' replies carry the cause.
     fn fail(&mut self, cause: FailureCause, ctx: &mut Context<Self>) {
-        if self.guard.cause.set(cause.clone()).is_ok() {
-            tracing::debug!(%cause, "runtime failed");
-            self.guard.signals.send(Signal::Failed { cause });
-        }
+        record_failure(&self.guard.cause, &self.guard.signals, cause);
         self.phase.set(Phase::Stopping);
         ctx.stop();
     }
@@ -287,24 +271,21 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
             return;
         }
         let reporter = FailureReporter::new(ctx.address().recipient());
-        let phase = Rc::clone(&self.phase);
-        let served = async move {
-            let mut queue = Queue {
-                ops: ops_rx,
-                in_flight: None,
-            };
-            let served =
-                panic::catch_async(serve(launch, &mut queue, abandoned, phase, reporter)).await;
-            (served, queue)
-        };
-        ctx.spawn(served.into_actor(self).map(|(served, queue), act, ctx| {
-            match served {
-                Ok(Served::Stopped) => ctx.stop(),
-                Ok(Served::Failed(cause)) | Err(cause) => act.fail(cause, ctx),
-            }
-            // Only now, with the cause recorded.
-            drop(queue);
-        }));
+        let served = panic::catch_async(serve(
+            launch,
+            ops_rx,
+            abandoned,
+            Rc::clone(&self.phase),
+            reporter,
+        ));
+        ctx.spawn(
+            served
+                .into_actor(self)
+                .map(|served, act, ctx| match served {
+                    Ok(Served::Stopped) => ctx.stop(),
+                    Ok(Served::Failed(cause)) | Err(cause) => act.fail(cause, ctx),
+                }),
+        );
         // Armed right after setup's first poll, in the same pass over this
         // context's futures: a setup that is done at once (most in-process
         // runtimes) then needs no timer, and a start no timer registration
@@ -456,9 +437,15 @@ impl<R: Runtime> std::fmt::Debug for RuntimeActor<R> {
 /// Runs inside one panic guard, so a panic anywhere in user code (factory,
 /// setup, handle, health, teardown, or the runtime's `Drop`) ends it with the
 /// panic's cause.
+///
+/// A failure is recorded before the loop returns, so that the requests it
+/// still holds (queued, or with answers in flight) are dropped with their
+/// cause: each reply says why. A panic that unwinds out of the loop itself
+/// (from setup or teardown) leaves no request behind: none is taken before
+/// the runtime is ready, nor after its teardown was queued.
 async fn serve<R: Runtime>(
     launch: Launch<R>,
-    queue: &mut Queue<R>,
+    mut ops: OpsReceiver<Op<R>>,
     abandoned: oneshot::Receiver<()>,
     phase: Rc<Cell<Phase>>,
     reporter: FailureReporter,
@@ -482,7 +469,9 @@ async fn serve<R: Runtime>(
     };
     let ready = match setup {
         Some(Ok(())) => true,
-        Some(Err(e)) => return Served::Failed(FailureCause::Error(e)),
+        Some(Err(e)) => {
+            return failed(&launch.cause, &signals, FailureCause::Error(e));
+        }
         // Stopped during setup: what setup already made (a child process,
         // say) is undone by teardown, the graceful way.
         None => false,
@@ -495,14 +484,16 @@ async fn serve<R: Runtime>(
             setup: begun.elapsed(),
             pid: ctx.pid(),
         });
-        let Queue { ops, in_flight } = queue;
+        // Made at the first answer sent on, so that a runtime that answers
+        // at once pays nothing for it.
+        let mut in_flight: Option<InFlight> = None;
         loop {
             let waiting = in_flight.as_ref().is_some_and(|f| !f.is_empty());
             let op = tokio::select! {
                 biased;
-                Some(fatal) = next_answer(in_flight), if waiting => {
+                Some(fatal) = next_answer(&mut in_flight), if waiting => {
                     match fatal {
-                        Some(cause) => return Served::Failed(cause),
+                        Some(cause) => return failed(&launch.cause, &signals, cause),
                         None => continue,
                     }
                 }
@@ -539,22 +530,38 @@ async fn serve<R: Runtime>(
                 },
                 // A graceful end answers what is in flight first.
                 Some(Op::Teardown) | None => {
-                    while let Some(fatal) = next_answer(in_flight).await {
+                    while let Some(fatal) = next_answer(&mut in_flight).await {
                         if let Some(cause) = fatal {
-                            return Served::Failed(cause);
+                            return failed(&launch.cause, &signals, cause);
                         }
                     }
                     break;
                 }
             };
             if let Some(cause) = fatal {
-                return Served::Failed(cause);
+                return failed(&launch.cause, &signals, cause);
             }
         }
     }
     // One teardown for every graceful end.
     runtime.teardown().await;
     Served::Stopped
+}
+
+/// Records the runtime's first failure and tells the monitor (or the
+/// report); a later failure changes nothing.
+fn record_failure(recorded: &OnceLock<FailureCause>, signals: &Signals, cause: FailureCause) {
+    if recorded.set(cause.clone()).is_ok() {
+        tracing::debug!(%cause, "runtime failed");
+        signals.send(Signal::Failed { cause });
+    }
+}
+
+/// The serve loop's failed end, recorded before the loop lets go of what it
+/// holds.
+fn failed(recorded: &OnceLock<FailureCause>, signals: &Signals, cause: FailureCause) -> Served {
+    record_failure(recorded, signals, cause.clone());
+    Served::Failed(cause)
 }
 
 /// The next of the answers in flight to be given; `None` when there is none.
