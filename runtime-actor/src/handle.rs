@@ -154,8 +154,11 @@ impl StopReport {
 }
 
 /// The owner's side of one runtime generation: requests, health checks and
-/// stop. Cloning it is cheap; every clone addresses the same runtime.
-pub struct RuntimeHandle<R: Runtime> {
+/// stop. Cloning it is cheap (one reference count: an actix `Addr` clone
+/// allocates); every clone addresses the same runtime.
+pub struct RuntimeHandle<R: Runtime>(Arc<Shared<R>>);
+
+struct Shared<R: Runtime> {
     addr: Addr<RuntimeActor<R>>,
     generation: u64,
     arbiter: Option<ArbiterHandle>,
@@ -250,14 +253,14 @@ impl<R: Runtime> RuntimeActor<R> {
                 arbiter: dedicated,
             }));
         }
-        RuntimeHandle {
+        RuntimeHandle(Arc::new(Shared {
             addr,
             generation: config.generation,
             arbiter: dedicated_handle,
             cause,
             outcome,
             kill_grace: config.kill_grace,
-        }
+        }))
     }
 }
 
@@ -266,17 +269,17 @@ impl<R: Runtime> RuntimeActor<R> {
 impl<R: Runtime> RuntimeHandle<R> {
     /// The generation this handle addresses.
     pub fn generation(&self) -> u64 {
-        self.generation
+        self.0.generation
     }
 
     /// The runtime actor's address, for sending [`Request`](crate::Request)s directly.
     pub fn addr(&self) -> &Addr<RuntimeActor<R>> {
-        &self.addr
+        &self.0.addr
     }
 
     /// The failure that ended (or is ending) the runtime, once there is one.
     pub fn failure(&self) -> Option<FailureCause> {
-        self.cause.get().cloned()
+        self.0.cause.get().cloned()
     }
 
     /// Resolves when the runtime is ready, with how long its setup took.
@@ -286,7 +289,7 @@ impl<R: Runtime> RuntimeHandle<R> {
     /// [`RequestError::Exited`] with the cause when it failed (or was
     /// stopped) before it was ready.
     pub fn ready(&self) -> impl Future<Output = Result<Duration, RequestError>> + 'static {
-        let outcome = self.outcome.clone();
+        let outcome = self.0.outcome.clone();
         async move {
             outcome
                 .wait_for(|o| o.ready.clone())
@@ -297,7 +300,7 @@ impl<R: Runtime> RuntimeHandle<R> {
 
     /// Whether the runtime has ended and its monitor reported `Exited`.
     pub fn has_exited(&self) -> bool {
-        self.outcome.peek(|o| o.exit.is_some())
+        self.0.outcome.peek(|o| o.exit.is_some())
     }
 
     /// Sends a request to the runtime and resolves with its answer.
@@ -319,11 +322,11 @@ impl<R: Runtime> RuntimeHandle<R> {
         req: R::Request,
     ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
         let (tx, answer) = oneshot::channel();
-        self.addr.do_send(Ask {
+        self.0.addr.do_send(Ask {
             req,
-            reply: Reply::channel(tx, Arc::clone(&self.cause)),
+            reply: Reply::channel(tx, Arc::clone(&self.0.cause)),
         });
-        answered(answer, Arc::clone(&self.cause))
+        answered(answer, Arc::clone(&self.0.cause))
     }
 
     /// Sends a request to the runtime and hands its answer to `answer`,
@@ -340,9 +343,9 @@ impl<R: Runtime> RuntimeHandle<R> {
         req: R::Request,
         answer: impl FnOnce(Result<R::Response, RequestError>) + Send + 'static,
     ) {
-        self.addr.do_send(Ask {
+        self.0.addr.do_send(Ask {
             req,
-            reply: Reply::callback(answer, Arc::clone(&self.cause)),
+            reply: Reply::callback(answer, Arc::clone(&self.0.cause)),
         });
     }
 
@@ -357,10 +360,10 @@ impl<R: Runtime> RuntimeHandle<R> {
         timeout: Duration,
     ) -> impl Future<Output = Result<(), RequestError>> + 'static {
         let (tx, answer) = oneshot::channel();
-        self.addr.do_send(AskHealth {
-            reply: Reply::channel(tx, Arc::clone(&self.cause)),
+        self.0.addr.do_send(AskHealth {
+            reply: Reply::channel(tx, Arc::clone(&self.0.cause)),
         });
-        let check = answered(answer, Arc::clone(&self.cause));
+        let check = answered(answer, Arc::clone(&self.0.cause));
         async move {
             time::timeout(timeout, check)
                 .await
@@ -376,7 +379,7 @@ impl<R: Runtime> RuntimeHandle<R> {
     /// health checks. A runtime whose thread is blocked ends when it unblocks;
     /// follow with [`stop`](RuntimeHandle::stop) to bound the wait.
     pub fn fail(&self, cause: FailureCause) {
-        self.addr.do_send(KillRuntime { cause: Some(cause) });
+        self.0.addr.do_send(KillRuntime { cause: Some(cause) });
     }
 
     /// Stops the runtime: gracefully within `timeout`, then by force.
@@ -387,11 +390,16 @@ impl<R: Runtime> RuntimeHandle<R> {
     /// kill grace, its thread is blocked and the report says it is stuck.
     /// Stopping a runtime that has already ended returns at once.
     pub fn stop(&self, timeout: Duration) -> impl Future<Output = StopReport> + 'static {
-        let addr = self.addr.clone();
-        let arbiter = self.arbiter.clone();
-        let exit = self.outcome.clone();
-        let kill_grace = self.kill_grace;
+        let shared = Arc::clone(&self.0);
         async move {
+            let Shared {
+                addr,
+                arbiter,
+                outcome: exit,
+                kill_grace,
+                ..
+            } = &*shared;
+            let kill_grace = *kill_grace;
             let begun = Instant::now();
             // Already ended (a failed runtime usually is by the time its
             // owner hears of it): no stop to send, and no timer to arm.
@@ -406,14 +414,14 @@ impl<R: Runtime> RuntimeHandle<R> {
             }
             addr.do_send(StopRuntime);
             let mut forced = false;
-            let mut ended = time::timeout(timeout, wait_exit(&exit)).await.ok();
+            let mut ended = time::timeout(timeout, wait_exit(exit)).await.ok();
             if ended.is_none() {
                 forced = true;
                 addr.do_send(KillRuntime { cause: None });
-                if let Some(arbiter) = &arbiter {
+                if let Some(arbiter) = arbiter {
                     arbiter.stop();
                 }
-                ended = time::timeout(kill_grace, wait_exit(&exit)).await.ok();
+                ended = time::timeout(kill_grace, wait_exit(exit)).await.ok();
             }
             StopReport {
                 forced,
@@ -427,14 +435,7 @@ impl<R: Runtime> RuntimeHandle<R> {
 
 impl<R: Runtime> Clone for RuntimeHandle<R> {
     fn clone(&self) -> Self {
-        RuntimeHandle {
-            addr: self.addr.clone(),
-            generation: self.generation,
-            arbiter: self.arbiter.clone(),
-            cause: Arc::clone(&self.cause),
-            outcome: self.outcome.clone(),
-            kill_grace: self.kill_grace,
-        }
+        RuntimeHandle(Arc::clone(&self.0))
     }
 }
 
@@ -442,7 +443,7 @@ impl<R: Runtime> fmt::Debug for RuntimeHandle<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RuntimeHandle")
             .field("runtime", &std::any::type_name::<R>())
-            .field("generation", &self.generation)
+            .field("generation", &self.0.generation)
             .field("exited", &self.has_exited())
             .finish()
     }
