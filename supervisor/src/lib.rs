@@ -195,4 +195,4 @@ pub use crate::spec::{ChildReporter, ChildSpec, Registration};
 pub use crate::status::{
     ChildState, ChildStatus, ShutdownReport, SupervisorPhase, SupervisorStatus,
 };
-pub use crate::supervisor::Supervisor;
+pub use crate::supervisor::{AddAnswer, Supervisor};

@@ -2,6 +2,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
+use actix::dev::{MessageResponse, OneshotSender};
 use actix::fut::wrap_future;
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, MessageResult, Recipient,
@@ -437,8 +438,40 @@ impl Handler<ChildLeft> for Supervisor {
     }
 }
 
+/// The answer to [`AddChild`]: a refusal at once, or the supervisor's
+/// answer once the child is in. A child that registers itself with
+/// `do_send` (as a pod does) asks for no answer, and none is awaited: no
+/// task is spent on it.
+pub struct AddAnswer(Result<oneshot::Receiver<Result<(), Error>>, Error>);
+
+impl MessageResponse<Supervisor, AddChild> for AddAnswer {
+    fn handle(self, _: &mut Context<Supervisor>, tx: Option<OneshotSender<Result<(), Error>>>) {
+        let Some(tx) = tx else {
+            return;
+        };
+        match self.0 {
+            Err(refused) => {
+                let _ = tx.send(Err(refused));
+            }
+            Ok(answer) => {
+                actix_rt::spawn(async move {
+                    let _ = tx.send(answer.await.unwrap_or(Err(Error::ShuttingDown)));
+                });
+            }
+        }
+    }
+}
+
+impl fmt::Debug for AddAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("AddAnswer")
+            .field(&self.0.as_ref().map(|_| "pending"))
+            .finish()
+    }
+}
+
 impl Handler<AddChild> for Supervisor {
-    type Result = ResponseFuture<Result<(), Error>>;
+    type Result = AddAnswer;
 
     fn handle(&mut self, AddChild(mut spec): AddChild, ctx: &mut Context<Self>) -> Self::Result {
         if let Err(e) = self.machine.admits(&spec.id) {
@@ -451,7 +484,7 @@ impl Handler<AddChild> for Supervisor {
                     verdict: Verdict::NoRestart(NoRestart::Refused(e.clone())),
                 });
             }
-            return Box::pin(async move { Err(e) });
+            return AddAnswer(Err(e));
         }
         let plan = self.plan(spec);
         let (tx, rx) = oneshot::channel();
@@ -462,7 +495,7 @@ impl Handler<AddChild> for Supervisor {
             },
             ctx,
         );
-        Box::pin(async move { rx.await.unwrap_or(Err(Error::ShuttingDown)) })
+        AddAnswer(Ok(rx))
     }
 }
 
