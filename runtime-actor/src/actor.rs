@@ -1,4 +1,4 @@
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
@@ -61,11 +61,13 @@ use crate::runtime::{Dispatch, Runtime, RuntimeFactory};
 /// was asked for, [`RequestError::Stopping`]; requests queued or in flight when
 /// the runtime fails, [`RequestError::Exited`] with the cause.
 pub struct RuntimeActor<R: Runtime> {
-    phase: Rc<Cell<Phase>>,
     ops: OpsSender<Op<R>>,
     pending: Option<Pending<R>>,
     abandon_setup: Option<oneshot::Sender<()>>,
     guard: DeathGuard,
+    /// After the guard: when the actor goes, the guard records why before
+    /// the requests still held here can be dropped.
+    serving: Rc<Serving<R>>,
     dedicated: bool,
     stop_timeout: Duration,
     _runtime: PhantomData<fn() -> R>,
@@ -88,6 +90,25 @@ enum Op<R: Runtime> {
 /// yields the failure it caused, if any.
 type InFlight = FuturesUnordered<LocalBoxFuture<'static, Option<FailureCause>>>;
 
+/// What the actor and its serve loop share.
+///
+/// The requests the loop has taken and not yet answered live here rather
+/// than in the loop's future, and the actor holds them too: a panic that
+/// unwinds out of the loop (from user code outside the guards around each
+/// call, such as a response's `Drop`) then cannot drop them before the
+/// actor records the failure, and each reply still says why.
+struct Serving<R: Runtime> {
+    phase: Cell<Phase>,
+    queue: RefCell<Queue<R>>,
+}
+
+struct Queue<R: Runtime> {
+    ops: OpsReceiver<Op<R>>,
+    /// Made at the first answer sent on, so that a runtime that answers at
+    /// once pays nothing for it.
+    in_flight: Option<InFlight>,
+}
+
 /// What the actor needs to build and run its runtime, moved to its thread.
 pub(crate) struct Launch<R: Runtime> {
     pub(crate) factory: RuntimeFactory<R>,
@@ -106,7 +127,6 @@ pub(crate) struct Launch<R: Runtime> {
 /// What `started` moves into the serve loop.
 struct Pending<R: Runtime> {
     launch: Launch<R>,
-    ops: OpsReceiver<Op<R>>,
     abandoned: oneshot::Receiver<()>,
 }
 
@@ -148,15 +168,17 @@ impl<R: Runtime> RuntimeActor<R> {
         let dedicated = launch.dedicated;
         let stop_timeout = launch.stop_timeout;
         RuntimeActor {
-            phase: Rc::new(Cell::new(Phase::Starting)),
             ops,
-            pending: Some(Pending {
-                launch,
-                ops: ops_rx,
-                abandoned,
-            }),
+            pending: Some(Pending { launch, abandoned }),
             abandon_setup: Some(abandon),
             guard,
+            serving: Rc::new(Serving {
+                phase: Cell::new(Phase::Starting),
+                queue: RefCell::new(Queue {
+                    ops: ops_rx,
+                    in_flight: None,
+                }),
+            }),
             dedicated,
             stop_timeout,
             _runtime: PhantomData,
@@ -167,7 +189,7 @@ impl<R: Runtime> RuntimeActor<R> {
     /// behind the requests already taken.
     fn stop(&mut self) {
         self.guard.stop_requested = true;
-        match self.phase.get() {
+        match self.serving.phase.get() {
             Phase::Starting => {
                 if let Some(abandon) = self.abandon_setup.take() {
                     let _ = abandon.send(());
@@ -178,13 +200,13 @@ impl<R: Runtime> RuntimeActor<R> {
             }
             Phase::Stopping => {}
         }
-        self.phase.set(Phase::Stopping);
+        self.serving.phase.set(Phase::Stopping);
     }
 
     /// Stops at once, without teardown.
     fn kill(&mut self, ctx: &mut Context<Self>) {
         self.guard.stop_requested = true;
-        self.phase.set(Phase::Stopping);
+        self.serving.phase.set(Phase::Stopping);
         ctx.stop();
     }
 
@@ -226,13 +248,16 @@ impl<R: Runtime> RuntimeActor<R> {
 
     /// Records the first failure, tells the monitor and stops the actor.
     fn fail(&mut self, cause: FailureCause, ctx: &mut Context<Self>) {
-        record_failure(&self.guard.cause, &self.guard.signals, cause);
-        self.phase.set(Phase::Stopping);
+        if self.guard.cause.set(cause.clone()).is_ok() {
+            tracing::debug!(%cause, "runtime failed");
+            self.guard.signals.send(Signal::Failed { cause });
+        }
+        self.serving.phase.set(Phase::Stopping);
         ctx.stop();
     }
 
     fn not_serving(&self) -> Option<RequestError> {
-        match self.phase.get() {
+        match self.serving.phase.get() {
             Phase::Ready => None,
             Phase::Starting => Some(RequestError::NotReady),
             Phase::Stopping => Some(RequestError::Stopping),
@@ -240,7 +265,7 @@ impl<R: Runtime> RuntimeActor<R> {
     }
 
     /// Queues `op` for the serve loop, or refuses it through its reply.
-    fn queue<T>(&self, reply: Reply<T>, op: impl FnOnce(Reply<T>) -> Op<R>) {
+    fn enqueue<T>(&self, reply: Reply<T>, op: impl FnOnce(Reply<T>) -> Op<R>) {
         match self.not_serving() {
             Some(refused) => reply.send(Err(refused)),
             None => {
@@ -254,30 +279,20 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let Some(Pending {
-            launch,
-            ops: ops_rx,
-            abandoned,
-        }) = self.pending.take()
-        else {
+        let Some(Pending { launch, abandoned }) = self.pending.take() else {
             return;
         };
         if let Some(cause) = launch.cause.get().cloned() {
             // Failed before it could run (its arbiter could not be made):
             // the factory is never called.
             self.guard.signals.send(Signal::Failed { cause });
-            self.phase.set(Phase::Stopping);
+            self.serving.phase.set(Phase::Stopping);
             ctx.stop();
             return;
         }
         let reporter = FailureReporter::new(ctx.address().recipient());
-        let served = panic::catch_async(serve(
-            launch,
-            ops_rx,
-            abandoned,
-            Rc::clone(&self.phase),
-            reporter,
-        ));
+        let served =
+            panic::catch_async(serve(launch, Rc::clone(&self.serving), abandoned, reporter));
         ctx.spawn(
             served
                 .into_actor(self)
@@ -364,7 +379,7 @@ impl<R: Runtime> Handler<Ask<R>> for RuntimeActor<R> {
     type Result = ();
 
     fn handle(&mut self, Ask { req, reply }: Ask<R>, _: &mut Context<Self>) {
-        self.queue(reply, |reply| Op::Request(req, reply));
+        self.enqueue(reply, |reply| Op::Request(req, reply));
     }
 }
 
@@ -372,7 +387,7 @@ impl<R: Runtime> Handler<AskHealth> for RuntimeActor<R> {
     type Result = ();
 
     fn handle(&mut self, AskHealth { reply }: AskHealth, _: &mut Context<Self>) {
-        self.queue(reply, Op::Health);
+        self.enqueue(reply, Op::Health);
     }
 }
 
@@ -382,7 +397,7 @@ impl<R: Runtime> Handler<CheckHealth> for RuntimeActor<R> {
     fn handle(&mut self, _: CheckHealth, _: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let cause = Arc::clone(&self.guard.cause);
-        self.queue(Reply::channel(tx, Arc::clone(&cause)), Op::Health);
+        self.enqueue(Reply::channel(tx, Arc::clone(&cause)), Op::Health);
         // The reply is always given, if only by its drop.
         Box::pin(async move {
             rx.await.unwrap_or_else(|_| {
@@ -425,7 +440,7 @@ impl<R: Runtime> std::fmt::Debug for RuntimeActor<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuntimeActor")
             .field("runtime", &std::any::type_name::<R>())
-            .field("phase", &self.phase.get())
+            .field("phase", &self.serving.phase.get())
             .finish()
     }
 }
@@ -438,18 +453,17 @@ impl<R: Runtime> std::fmt::Debug for RuntimeActor<R> {
 /// setup, handle, health, teardown, or the runtime's `Drop`) ends it with the
 /// panic's cause.
 ///
-/// A failure is recorded before the loop returns, so that the requests it
-/// still holds (queued, or with answers in flight) are dropped with their
-/// cause: each reply says why. A panic that unwinds out of the loop itself
-/// (from setup or teardown) leaves no request behind: none is taken before
-/// the runtime is ready, nor after its teardown was queued.
+/// The requests it takes stay in `serving`, which the actor holds too, until
+/// the actor has recorded how the loop ended. Only this loop borrows the
+/// queue, for as long as it serves; the actor merely holds it.
+#[allow(clippy::await_holding_refcell_ref)]
 async fn serve<R: Runtime>(
     launch: Launch<R>,
-    mut ops: OpsReceiver<Op<R>>,
+    serving: Rc<Serving<R>>,
     abandoned: oneshot::Receiver<()>,
-    phase: Rc<Cell<Phase>>,
     reporter: FailureReporter,
 ) -> Served {
+    let phase = &serving.phase;
     let begun = Instant::now();
     let signals = launch.signals.clone();
     let mut ctx = RuntimeContext::new(
@@ -461,17 +475,14 @@ async fn serve<R: Runtime>(
     );
     let mut runtime = launch.factory.build(&launch.env);
     let setup = {
-        let setup = runtime.setup(&mut ctx);
-        match future::select(std::pin::pin!(setup), abandoned).await {
+        match future::select(std::pin::pin!(runtime.setup(&mut ctx)), abandoned).await {
             Either::Left((result, _)) => Some(result),
             Either::Right(_) => None,
         }
     };
     let ready = match setup {
         Some(Ok(())) => true,
-        Some(Err(e)) => {
-            return failed(&launch.cause, &signals, FailureCause::Error(e));
-        }
+        Some(Err(e)) => return Served::Failed(FailureCause::Error(e)),
         // Stopped during setup: what setup already made (a child process,
         // say) is undone by teardown, the graceful way.
         None => false,
@@ -484,16 +495,15 @@ async fn serve<R: Runtime>(
             setup: begun.elapsed(),
             pid: ctx.pid(),
         });
-        // Made at the first answer sent on, so that a runtime that answers
-        // at once pays nothing for it.
-        let mut in_flight: Option<InFlight> = None;
+        let mut queue = serving.queue.borrow_mut();
+        let Queue { ops, in_flight } = &mut *queue;
         loop {
             let waiting = in_flight.as_ref().is_some_and(|f| !f.is_empty());
             let op = tokio::select! {
                 biased;
-                Some(fatal) = next_answer(&mut in_flight), if waiting => {
+                Some(fatal) = next_answer(in_flight), if waiting => {
                     match fatal {
-                        Some(cause) => return failed(&launch.cause, &signals, cause),
+                        Some(cause) => return Served::Failed(cause),
                         None => continue,
                     }
                 }
@@ -530,38 +540,22 @@ async fn serve<R: Runtime>(
                 },
                 // A graceful end answers what is in flight first.
                 Some(Op::Teardown) | None => {
-                    while let Some(fatal) = next_answer(&mut in_flight).await {
+                    while let Some(fatal) = next_answer(in_flight).await {
                         if let Some(cause) = fatal {
-                            return failed(&launch.cause, &signals, cause);
+                            return Served::Failed(cause);
                         }
                     }
                     break;
                 }
             };
             if let Some(cause) = fatal {
-                return failed(&launch.cause, &signals, cause);
+                return Served::Failed(cause);
             }
         }
     }
     // One teardown for every graceful end.
     runtime.teardown().await;
     Served::Stopped
-}
-
-/// Records the runtime's first failure and tells the monitor (or the
-/// report); a later failure changes nothing.
-fn record_failure(recorded: &OnceLock<FailureCause>, signals: &Signals, cause: FailureCause) {
-    if recorded.set(cause.clone()).is_ok() {
-        tracing::debug!(%cause, "runtime failed");
-        signals.send(Signal::Failed { cause });
-    }
-}
-
-/// The serve loop's failed end, recorded before the loop lets go of what it
-/// holds.
-fn failed(recorded: &OnceLock<FailureCause>, signals: &Signals, cause: FailureCause) -> Served {
-    record_failure(recorded, signals, cause.clone());
-    Served::Failed(cause)
 }
 
 /// The next of the answers in flight to be given; `None` when there is none.

@@ -337,7 +337,9 @@ impl<R: Runtime> RuntimeHandle<R> {
     /// an actix reply channel, say): no future, no task. The request is
     /// queued at once, like `call`'s. `answer` runs where the answer is
     /// given, usually on the runtime's thread, so it must be short and must
-    /// not block; it runs here when the runtime's actor is already gone.
+    /// not block; it runs here when the runtime's actor is already gone. A
+    /// panic in it is caught and logged (an ERROR event), and the runtime
+    /// goes on serving.
     pub fn call_with(
         &self,
         req: R::Request,

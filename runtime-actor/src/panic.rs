@@ -156,6 +156,18 @@ impl<F: Future> Future for Caught<F> {
     }
 }
 
+/// Runs the code of whoever asked, where a runtime gives its answer: a panic
+/// there is that code's, not the runtime's, so it is caught without being
+/// taken for the runtime's (`panic_is_caught` is false while it runs) and
+/// comes back as its message.
+pub(crate) fn catch_callback(callback: impl FnOnce()) -> Result<(), String> {
+    let outside = depth();
+    set_depth(0);
+    let caught = panic::catch_unwind(AssertUnwindSafe(callback));
+    set_depth(outside);
+    caught.map_err(|payload| payload_message(&*payload))
+}
+
 /// Forgets a location left by a panic someone else caught, so that a later
 /// payload raised without the hook (`resume_unwind`) is not given it.
 fn clear_location() {

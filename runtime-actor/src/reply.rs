@@ -24,7 +24,8 @@ enum To<T> {
     /// An answer awaited as a future.
     Channel(oneshot::Sender<Result<T, RequestError>>),
     /// An answer handed on where it arrives (into an actix reply channel,
-    /// with the owner's own mapping).
+    /// with the owner's own mapping). A panic in it is the caller's, caught
+    /// and logged: it does not fail the runtime.
     Callback(Box<dyn FnOnce(Result<T, RequestError>) + Send>),
     /// Nobody waits (a request sent with `do_send`), or it was given.
     Nobody,
@@ -69,7 +70,11 @@ impl<T> Reply<T> {
             To::Channel(tx) => {
                 let _ = tx.send(answer);
             }
-            To::Callback(answer_to) => answer_to(answer),
+            To::Callback(answer_to) => {
+                if let Err(panic) = crate::panic::catch_callback(move || answer_to(answer)) {
+                    tracing::error!(%panic, "a request's answer callback panicked; its answer is lost");
+                }
+            }
             To::Nobody => {}
         }
     }

@@ -229,3 +229,101 @@ async fn a_flood_of_requests_is_served_in_turns_with_the_neighbours() {
     );
     runtime.stop(STOP).await;
 }
+
+#[actix::test]
+async fn a_panic_in_an_answer_callback_is_the_callers_not_the_runtimes() {
+    tokio::time::pause();
+    let (runtime, mut events) = spawn_here(Script::default(), config());
+    events.ready().await;
+    runtime.call_with(Req::Echo(1), |_| panic!("the caller's own bug"));
+    runtime.call_with(Req::Echo(2), |_| panic!("and another"));
+    assert_eq!(runtime.call(Req::Echo(3)).await.unwrap(), "3");
+    assert!(runtime.failure().is_none(), "{:?}", runtime.failure());
+    assert!(events.try_next().is_none(), "no Failed, no Exited");
+    runtime.stop(STOP).await;
+}
+
+/// A runtime whose answer panics when it is dropped unread.
+struct Fragile;
+
+#[derive(Debug)]
+enum Fragility {
+    /// An answer that panics if nobody takes it.
+    Armed,
+    Plain,
+}
+
+#[derive(Debug)]
+struct Answer {
+    armed: bool,
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if self.armed {
+            panic!("an answer nobody read");
+        }
+    }
+}
+
+impl Runtime for Fragile {
+    type Request = Fragility;
+    type Response = Answer;
+
+    async fn setup(&mut self, _: &mut RuntimeContext) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    async fn handle(&mut self, req: Fragility) -> Result<Answer, RuntimeError> {
+        Ok(Answer {
+            armed: matches!(req, Fragility::Armed),
+        })
+    }
+}
+
+#[actix::test]
+async fn requests_queued_when_a_panic_unwinds_out_of_the_loop_still_get_its_cause() {
+    let runtime = RuntimeActor::spawn(
+        config().placement(Placement::Current),
+        RuntimeFactory::new(|_| Fragile),
+    );
+    runtime.ready().await.unwrap();
+    // Its caller hangs up: the answer is dropped in the serve loop, outside
+    // the guard around the handler, and its panic unwinds out of the loop.
+    drop(runtime.call(Fragility::Armed));
+    let queued: Vec<_> = (0..3).map(|_| runtime.call(Fragility::Plain)).collect();
+    for answer in futures::future::join_all(queued).await {
+        match answer {
+            Err(RequestError::Exited {
+                cause: Some(FailureCause::Panicked { message, .. }),
+            }) => assert_eq!(message, "an answer nobody read"),
+            other => panic!("expected Exited with the panic, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        runtime.failure(),
+        Some(FailureCause::Panicked { .. })
+    ));
+}
+
+#[actix::test]
+async fn callbacks_that_panic_on_requests_dropped_unanswered_harm_nothing() {
+    tokio::time::pause();
+    let (runtime, mut events) = spawn_here(Script::default(), config());
+    events.ready().await;
+    let ran = Arc::new(AtomicU64::new(0));
+    runtime.call_with(Req::Panic, |_| {});
+    for n in 0..2 {
+        let ran = Arc::clone(&ran);
+        runtime.call_with(Req::Echo(n), move |answer| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            panic!("a callback panics on {answer:?}");
+        });
+    }
+    assert!(matches!(
+        events.failed().await,
+        FailureCause::Panicked { .. }
+    ));
+    events.exited().await;
+    assert_eq!(ran.load(Ordering::SeqCst), 2, "each callback ran once");
+}
