@@ -10,7 +10,7 @@ use actix::{
     WrapFuture,
 };
 use futures::channel::oneshot;
-use futures::future::{self, Either, LocalBoxFuture};
+use futures::future::{self, Either, FutureExt, LocalBoxFuture};
 use futures::stream::{FuturesUnordered, StreamExt};
 use local_channel::mpsc::{self as local, Receiver as OpsReceiver, Sender as OpsSender};
 use tokio::time::Instant;
@@ -107,6 +107,28 @@ struct Queue<R: Runtime> {
     /// Made at the first answer sent on, so that a runtime that answers at
     /// once pays nothing for it.
     in_flight: Option<InFlight>,
+}
+
+impl<R: Runtime> Drop for Queue<R> {
+    /// Drops what is still held one at a time, each under a guard: a request
+    /// or an answer in flight whose drop panics (user code) then cannot keep
+    /// the others from being answered, as `FuturesUnordered` would by leaking
+    /// the rest, nor abort the process with a second panic.
+    fn drop(&mut self) {
+        for answer in self.in_flight.take().into_iter().flatten() {
+            drop_aside(answer);
+        }
+        while let Some(Some(op)) = self.ops.recv().now_or_never() {
+            drop_aside(op);
+        }
+    }
+}
+
+/// Drops something a runtime held, catching (and logging) a panic in it.
+fn drop_aside<T>(held: T) {
+    if let Err(panic) = panic::catch_outside(move || drop(held)) {
+        tracing::error!(%panic, "dropping a request the runtime still held panicked");
+    }
 }
 
 /// What the actor needs to build and run its runtime, moved to its thread.

@@ -113,54 +113,79 @@ fn install_hook() {
 }
 
 /// Polls `fut` to completion, turning a panic in any poll into its cause.
+/// The future is dropped under the same guard, as soon as it is done (or
+/// has panicked): a panic in its `Drop` is caught as well.
 pub(crate) fn catch_async<F: Future>(fut: F) -> Caught<F> {
-    Caught { fut, outside: None }
+    Caught::Polling { fut, outside: None }
 }
 
 pin_project! {
-    /// The future of [`catch_async`]. A plain struct rather than an `async`
+    /// The future of [`catch_async`]. A plain future rather than an `async`
     /// fn: an async fn would keep its argument and the pinned copy it polls
     /// side by side, so every runtime's serve loop (and each request's
     /// handler future inside it) would take twice its size.
-    pub(crate) struct Caught<F> {
-        #[pin]
-        fut: F,
-        // The thread's depth before the first poll.
-        outside: Option<usize>,
+    #[project = CaughtProj]
+    #[project_replace = CaughtGone]
+    pub(crate) enum Caught<F> {
+        Polling {
+            #[pin]
+            fut: F,
+            // The thread's depth before the first poll.
+            outside: Option<usize>,
+        },
+        Done,
     }
 }
 
 impl<F: Future> Future for Caught<F> {
     type Output = Result<F::Output, FailureCause>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let outside = *this.outside.get_or_insert_with(|| {
-            install_hook();
-            clear_location();
-            depth()
-        });
-        let fut = this.fut;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let outside = match self.as_mut().project() {
+            CaughtProj::Polling { outside, .. } => *outside.get_or_insert_with(|| {
+                install_hook();
+                clear_location();
+                depth()
+            }),
+            // Each caller awaits it once; it is never polled again.
+            CaughtProj::Done => return Poll::Pending,
+        };
         // Each poll of user code is marked, for `panic_is_caught`. No drop
         // guard unmarks it: a guard adds a landing pad to every panic's
         // unwinding (0.7 µs of a 15 µs restart); the mark is reset after
         // the poll, panic or not.
         set_depth(outside + 1);
-        let polled = panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
-        set_depth(outside);
-        match polled {
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| {
+            let CaughtProj::Polling { fut, .. } = self.as_mut().project() else {
+                return Poll::Pending;
+            };
+            let output = std::task::ready!(fut.poll(cx));
+            self.as_mut().project_replace(Caught::Done);
+            Poll::Ready(output)
+        }));
+        let polled = match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(payload) => Poll::Ready(Err(cause_of(payload))),
-        }
+            Err(payload) => {
+                let cause = cause_of(payload);
+                // What the panic left of the future goes under the guard
+                // too; a second panic there adds nothing to the first.
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+                    self.as_mut().project_replace(Caught::Done);
+                }));
+                Poll::Ready(Err(cause))
+            }
+        };
+        set_depth(outside);
+        polled
     }
 }
 
-/// Runs the code of whoever asked, where a runtime gives its answer: a panic
-/// there is that code's, not the runtime's, so it is caught without being
-/// taken for the runtime's (`panic_is_caught` is false while it runs) and
-/// comes back as its message.
-pub(crate) fn catch_callback(callback: impl FnOnce()) -> Result<(), String> {
+/// Runs code outside a runtime's calls: a caller's callback, run where the
+/// runtime gives its answer, or the drop of what a runtime held when it
+/// ended. A panic there is not taken for the runtime's (`panic_is_caught`
+/// is false while it runs); it is caught and comes back as its message.
+pub(crate) fn catch_outside(callback: impl FnOnce()) -> Result<(), String> {
     let outside = depth();
     set_depth(0);
     let caught = panic::catch_unwind(AssertUnwindSafe(callback));

@@ -71,7 +71,7 @@ impl<T> Reply<T> {
                 let _ = tx.send(answer);
             }
             To::Callback(answer_to) => {
-                if let Err(panic) = crate::panic::catch_callback(move || answer_to(answer)) {
+                if let Err(panic) = crate::panic::catch_outside(move || answer_to(answer)) {
                     tracing::error!(%panic, "a request's answer callback panicked; its answer is lost");
                 }
             }

@@ -5,46 +5,51 @@
 
 mod support;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use actix::Arbiter;
 use runtime_actor::{
-    FailureCause, Placement, Request, RequestError, Runtime, RuntimeActor, RuntimeContext,
-    RuntimeError, RuntimeFactory,
+    Dispatch, FailureCause, Placement, Request, RequestError, Runtime, RuntimeActor,
+    RuntimeContext, RuntimeError, RuntimeFactory, RuntimeHandle,
 };
+use tokio::sync::mpsc;
+
 use support::{assert_panicked, config, factory, spawn_here, watcher, Req, Script, Step};
 
 const STOP: Duration = Duration::from_secs(5);
 
 /// What `call_with` hands on, as the test sees it.
-type Answers = std_mpsc::Receiver<Result<String, RequestError>>;
+type Answers<T = String> = mpsc::UnboundedReceiver<Result<T, RequestError>>;
 
 /// Collects what `call_with` hands on.
-fn answers() -> (
-    impl FnOnce(Result<String, RequestError>) + Send + 'static,
-    Answers,
+fn answers<T: Send + 'static>() -> (
+    impl FnOnce(Result<T, RequestError>) + Send + 'static,
+    Answers<T>,
 ) {
-    let (tx, rx) = std_mpsc::channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     (move |answer| tx.send(answer).expect("the test listens"), rx)
 }
 
-/// The one answer `call_with` gave, once the runtime had time to give it.
-async fn only_answer(rx: &Answers) -> Result<String, RequestError> {
-    for _ in 0..1_000 {
-        if let Ok(answer) = rx.try_recv() {
-            // Given once: the sender went with the callback that used it.
-            assert!(
-                matches!(rx.try_recv(), Err(std_mpsc::TryRecvError::Disconnected)),
-                "a second answer, or a callback kept"
-            );
-            return answer;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("no answer from call_with");
+/// The one answer `call_with` gave. The wait is only a guard against a
+/// hang (the answer may come from another thread).
+async fn only_answer<T>(rx: &mut Answers<T>) -> Result<T, RequestError> {
+    const HANG: Duration = Duration::from_secs(60);
+    let answer = tokio::time::timeout(HANG, rx.recv())
+        .await
+        .expect("an answer from call_with")
+        .expect("the callback ran");
+    // Given once: the callback, and its sender with it, is gone.
+    let more = tokio::time::timeout(HANG, rx.recv()).await;
+    assert!(
+        matches!(more, Ok(None)),
+        "a second answer, or a callback kept"
+    );
+    answer
 }
 
 #[actix::test]
@@ -100,10 +105,10 @@ async fn requests_queued_behind_a_panic_get_its_cause_whichever_way_they_came() 
     let panics = runtime.call(Req::Panic);
     let sent = runtime.addr().send(Request(Req::Echo(1)));
     let called = runtime.call(Req::Echo(2));
-    let (answer, handed_on) = answers();
+    let (answer, mut handed_on) = answers();
     runtime.call_with(Req::Echo(3), answer);
     let (panics, sent, called) = tokio::join!(panics, sent, called);
-    let handed_on = only_answer(&handed_on).await;
+    let handed_on = only_answer(&mut handed_on).await;
     for answer in [panics, sent.expect("the actor took it"), called, handed_on] {
         match answer {
             Err(RequestError::Exited { cause: Some(cause) }) => {
@@ -119,13 +124,13 @@ async fn call_with_hands_on_one_answer_and_after_the_end_the_cause_at_once() {
     tokio::time::pause();
     let (runtime, mut events) = spawn_here(Script::default(), config());
     events.ready().await;
-    let (answer, handed_on) = answers();
+    let (answer, mut handed_on) = answers();
     runtime.call_with(Req::Echo(7), answer);
-    assert_eq!(only_answer(&handed_on).await.unwrap(), "7");
-    let (answer, handed_on) = answers();
+    assert_eq!(only_answer(&mut handed_on).await.unwrap(), "7");
+    let (answer, mut handed_on) = answers();
     runtime.call_with(Req::Fail, answer);
     assert!(matches!(
-        only_answer(&handed_on).await,
+        only_answer(&mut handed_on).await,
         Err(RequestError::Runtime(e)) if !e.is_fatal()
     ));
 
@@ -135,9 +140,9 @@ async fn call_with_hands_on_one_answer_and_after_the_end_the_cause_at_once() {
     assert!(events.exited().await.is_some());
     // The actor is gone: the request is dropped where it is sent, and its
     // answer names the failure.
-    let (answer, handed_on) = answers();
+    let (answer, mut handed_on) = answers();
     runtime.call_with(Req::Echo(8), answer);
-    match only_answer(&handed_on).await {
+    match only_answer(&mut handed_on).await {
         Err(RequestError::Exited {
             cause: Some(FailureCause::Error(e)),
         }) => assert_eq!(e.message(), "device lost"),
@@ -159,12 +164,12 @@ async fn requests_lost_with_their_arbiter_are_answered_lost() {
     // One in the runtime's hands, one queued behind it, one handed on.
     let sleeping = runtime.call(Req::Sleep(Duration::from_secs(3_600)));
     let queued = runtime.call(Req::Echo(1));
-    let (answer, handed_on) = answers();
+    let (answer, mut handed_on) = answers();
     runtime.call_with(Req::Echo(2), answer);
     // Nobody asked the runtime to stop: its thread went away under it.
     arbiter.stop();
     let (sleeping, queued) = tokio::join!(sleeping, queued);
-    let handed_on = only_answer(&handed_on).await;
+    let handed_on = only_answer(&mut handed_on).await;
     for answer in [sleeping, queued, handed_on] {
         assert!(
             matches!(
@@ -326,4 +331,163 @@ async fn callbacks_that_panic_on_requests_dropped_unanswered_harm_nothing() {
     ));
     events.exited().await;
     assert_eq!(ran.load(Ordering::SeqCst), 2, "each callback ran once");
+}
+
+/// A runtime whose futures panic when they are dropped: after answering
+/// (`handle`), or unfinished (`dispatch`, when `armed`).
+struct DropsBadly;
+
+#[derive(Debug)]
+enum Badly {
+    /// Answered at once by a future that panics when it is dropped.
+    AnswerThenPanic,
+    /// Sent on to a future that never finishes; `true`: it panics when it
+    /// is dropped.
+    Pending(bool),
+    /// A request that panics when it is dropped unanswered.
+    Grenade(Grenade),
+}
+
+#[derive(Debug)]
+struct Grenade;
+
+impl Drop for Grenade {
+    fn drop(&mut self) {
+        panic!("a request panicked when dropped");
+    }
+}
+
+/// Ready at once with its value; its drop panics.
+struct ReadyThenPanics(u32);
+
+impl Future for ReadyThenPanics {
+    type Output = Result<u32, RuntimeError>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        Poll::Ready(Ok(self.0))
+    }
+}
+
+impl Drop for ReadyThenPanics {
+    fn drop(&mut self) {
+        panic!("a finished future panicked when dropped");
+    }
+}
+
+/// Never ready; its drop panics when armed.
+struct PendingThenPanics(bool);
+
+impl Future for PendingThenPanics {
+    type Output = Result<u32, RequestError>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        Poll::Pending
+    }
+}
+
+impl Drop for PendingThenPanics {
+    fn drop(&mut self) {
+        if self.0 {
+            panic!("an unfinished answer panicked when dropped");
+        }
+    }
+}
+
+impl Runtime for DropsBadly {
+    type Request = Badly;
+    type Response = u32;
+
+    async fn setup(&mut self, _: &mut RuntimeContext) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    fn handle(&mut self, _: Badly) -> impl Future<Output = Result<u32, RuntimeError>> {
+        ReadyThenPanics(7)
+    }
+
+    fn dispatch(&mut self, req: Badly) -> Dispatch<Badly, u32> {
+        match req {
+            Badly::Pending(armed) => Dispatch::Later(Box::pin(PendingThenPanics(armed))),
+            answered => Dispatch::Handle(answered),
+        }
+    }
+}
+
+fn drops_badly() -> RuntimeHandle<DropsBadly> {
+    RuntimeActor::spawn(
+        config().placement(Placement::Current),
+        RuntimeFactory::new(|_| DropsBadly),
+    )
+}
+
+#[actix::test]
+async fn a_handler_future_that_panics_when_dropped_fails_with_its_panic_told_to_its_caller() {
+    let runtime = drops_badly();
+    runtime.ready().await.unwrap();
+    let answer = runtime.call(Badly::AnswerThenPanic).await;
+    match answer {
+        Err(RequestError::Exited {
+            cause: Some(FailureCause::Panicked { message, .. }),
+        }) => assert_eq!(message, "a finished future panicked when dropped"),
+        other => panic!("expected Exited with the panic, got {other:?}"),
+    }
+}
+
+#[actix::test]
+async fn answers_in_flight_are_all_given_when_one_of_them_panics_as_it_is_dropped() {
+    let runtime = drops_badly();
+    runtime.ready().await.unwrap();
+    let (first, mut first_answer) = answers();
+    runtime.call_with(Badly::Pending(false), first);
+    let second = runtime.call(Badly::Pending(false));
+    // Sent on last, so dropped first.
+    let (armed, mut armed_answer) = answers();
+    runtime.call_with(Badly::Pending(true), armed);
+    tokio::task::yield_now().await;
+    runtime.fail(FailureCause::Unhealthy {
+        reason: "judged by its owner".into(),
+    });
+    let second = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("answered, not leaked");
+    for answer in [
+        second,
+        only_answer(&mut first_answer).await,
+        only_answer(&mut armed_answer).await,
+    ] {
+        assert!(
+            matches!(
+                answer,
+                Err(RequestError::Exited {
+                    cause: Some(FailureCause::Unhealthy { .. })
+                })
+            ),
+            "{answer:?}"
+        );
+    }
+}
+
+#[actix::test]
+async fn requests_that_panic_when_dropped_unanswered_do_not_take_the_others_down() {
+    let runtime = drops_badly();
+    runtime.ready().await.unwrap();
+    // Queued behind a request that fails the runtime: dropped unanswered.
+    let fails = runtime.call(Badly::AnswerThenPanic);
+    let grenades = [
+        runtime.call(Badly::Grenade(Grenade)),
+        runtime.call(Badly::Grenade(Grenade)),
+    ];
+    let plain = runtime.call(Badly::Pending(false));
+    let (fails, grenades, plain) = tokio::join!(fails, futures::future::join_all(grenades), plain);
+    for answer in std::iter::once(fails).chain(grenades).chain([plain]) {
+        assert!(
+            matches!(
+                answer,
+                Err(RequestError::Exited {
+                    cause: Some(FailureCause::Panicked { .. })
+                })
+            ),
+            "{answer:?}"
+        );
+    }
 }
