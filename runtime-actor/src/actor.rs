@@ -289,7 +289,11 @@ impl<R: Runtime> RuntimeActor<R> {
     /// Queues `op` for the serve loop, or refuses it through its reply.
     fn enqueue<T>(&self, reply: Reply<T>, op: impl FnOnce(Reply<T>) -> Op<R>) {
         match self.not_serving() {
-            Some(refused) => reply.send(Err(refused)),
+            Some(refused) => {
+                reply.send(Err(refused));
+                // The request goes unserved, and its drop is user code.
+                drop_aside(op);
+            }
             None => {
                 let _ = self.ops.send(op(reply));
             }
@@ -368,7 +372,10 @@ impl<R: Runtime> MessageResponse<RuntimeActor<R>, Request<R>> for Queued<R> {
             None => Reply::nobody(self.cause),
         };
         match self.refused {
-            Some(refused) => reply.send(Err(refused)),
+            Some(refused) => {
+                reply.send(Err(refused));
+                drop_aside(self.req);
+            }
             None => {
                 let _ = self.ops.send(Op::Request(self.req, reply));
             }
@@ -542,7 +549,7 @@ async fn serve<R: Runtime>(
                 Some(Op::Request(req, reply)) => {
                     match panic::catch_async(async { runtime.dispatch(req) }).await {
                         Ok(Dispatch::Handle(req)) => {
-                            match panic::catch_async(runtime.handle(req)).await {
+                            match panic::catch_async(async { runtime.handle(req).await }).await {
                                 Ok(answer) => answer_with(reply, answer).map(FailureCause::Error),
                                 Err(cause) => Some(answer_panic(reply, cause)),
                             }
@@ -556,10 +563,12 @@ async fn serve<R: Runtime>(
                         Err(cause) => Some(answer_panic(reply, cause)),
                     }
                 }
-                Some(Op::Health(reply)) => match panic::catch_async(runtime.health()).await {
-                    Ok(answer) => answer_with(reply, answer).map(FailureCause::Error),
-                    Err(cause) => Some(answer_panic(reply, cause)),
-                },
+                Some(Op::Health(reply)) => {
+                    match panic::catch_async(async { runtime.health().await }).await {
+                        Ok(answer) => answer_with(reply, answer).map(FailureCause::Error),
+                        Err(cause) => Some(answer_panic(reply, cause)),
+                    }
+                }
                 // A graceful end answers what is in flight first.
                 Some(Op::Teardown) | None => {
                     while let Some(fatal) = next_answer(in_flight).await {

@@ -491,3 +491,35 @@ async fn requests_that_panic_when_dropped_unanswered_do_not_take_the_others_down
         );
     }
 }
+
+#[actix::test]
+async fn a_refused_request_that_panics_when_dropped_leaves_the_runtime_be() {
+    let runtime = drops_badly();
+    // Before the runtime is ready: refused, and dropped unserved.
+    let refused = runtime.call(Badly::Grenade(Grenade));
+    let sent = runtime.addr().send(Request(Badly::Grenade(Grenade)));
+    let (refused, sent) = tokio::join!(refused, sent);
+    assert!(
+        matches!(refused, Err(RequestError::NotReady)),
+        "{refused:?}"
+    );
+    assert!(matches!(sent, Ok(Err(RequestError::NotReady))), "{sent:?}");
+    runtime.ready().await.unwrap();
+    assert!(runtime.failure().is_none(), "{:?}", runtime.failure());
+    let report = runtime.stop(STOP).await;
+    assert!(report.graceful() && report.cause.is_none(), "{report:?}");
+}
+
+#[actix::test]
+async fn a_request_that_panics_as_the_handler_takes_it_is_answered_with_its_panic() {
+    let runtime = drops_badly();
+    runtime.ready().await.unwrap();
+    // `handle` takes the request and drops it before it returns its future.
+    let answer = runtime.call(Badly::Grenade(Grenade)).await;
+    match answer {
+        Err(RequestError::Exited {
+            cause: Some(FailureCause::Panicked { message, .. }),
+        }) => assert_eq!(message, "a request panicked when dropped"),
+        other => panic!("expected Exited with the panic, got {other:?}"),
+    }
+}
