@@ -1026,11 +1026,14 @@ where
         let map = self.map;
         // Queued even when nobody waits for the answer (do_send).
         runtime.call_with(req, move |answer| {
-            if let Some((histogram, begun)) = timed {
-                histogram.record(begun.elapsed().as_secs_f64());
-            }
+            let took = timed.map(|(histogram, begun)| (histogram, begun.elapsed()));
+            // The caller first: a recorder that panics cannot cost it its
+            // answer.
             if let Some(tx) = tx {
                 let _ = tx.send(map(answer.map_err(call_error)));
+            }
+            if let Some((histogram, took)) = took {
+                histogram.record(took.as_secs_f64());
             }
         });
     }
