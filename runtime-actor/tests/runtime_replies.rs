@@ -23,6 +23,16 @@ use support::{assert_panicked, config, factory, spawn_here, watcher, Req, Script
 
 const STOP: Duration = Duration::from_secs(5);
 
+/// The message of the panic an answer says ended the runtime.
+fn panic_told<T: std::fmt::Debug>(answer: Result<T, RequestError>) -> String {
+    match answer {
+        Err(RequestError::Exited {
+            cause: Some(FailureCause::Panicked { message, .. }),
+        }) => message,
+        other => panic!("expected Exited with a panic, got {other:?}"),
+    }
+}
+
 /// What `call_with` hands on, as the test sees it.
 type Answers<T = String> = mpsc::UnboundedReceiver<Result<T, RequestError>>;
 
@@ -298,12 +308,7 @@ async fn requests_queued_when_a_panic_unwinds_out_of_the_loop_still_get_its_caus
     drop(runtime.call(Fragility::Armed));
     let queued: Vec<_> = (0..3).map(|_| runtime.call(Fragility::Plain)).collect();
     for answer in futures::future::join_all(queued).await {
-        match answer {
-            Err(RequestError::Exited {
-                cause: Some(FailureCause::Panicked { message, .. }),
-            }) => assert_eq!(message, "an answer nobody read"),
-            other => panic!("expected Exited with the panic, got {other:?}"),
-        }
+        assert_eq!(panic_told(answer), "an answer nobody read");
     }
     assert!(matches!(
         runtime.failure(),
@@ -425,12 +430,10 @@ async fn a_handler_future_that_panics_when_dropped_fails_with_its_panic_told_to_
     let runtime = drops_badly();
     runtime.ready().await.unwrap();
     let answer = runtime.call(Badly::AnswerThenPanic).await;
-    match answer {
-        Err(RequestError::Exited {
-            cause: Some(FailureCause::Panicked { message, .. }),
-        }) => assert_eq!(message, "a finished future panicked when dropped"),
-        other => panic!("expected Exited with the panic, got {other:?}"),
-    }
+    assert_eq!(
+        panic_told(answer),
+        "a finished future panicked when dropped"
+    );
 }
 
 #[actix::test]
@@ -516,10 +519,5 @@ async fn a_request_that_panics_as_the_handler_takes_it_is_answered_with_its_pani
     runtime.ready().await.unwrap();
     // `handle` takes the request and drops it before it returns its future.
     let answer = runtime.call(Badly::Grenade(Grenade)).await;
-    match answer {
-        Err(RequestError::Exited {
-            cause: Some(FailureCause::Panicked { message, .. }),
-        }) => assert_eq!(message, "a request panicked when dropped"),
-        other => panic!("expected Exited with the panic, got {other:?}"),
-    }
+    assert_eq!(panic_told(answer), "a request panicked when dropped");
 }
