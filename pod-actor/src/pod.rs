@@ -961,17 +961,28 @@ impl<R: Runtime> Handler<SubscribeEvents> for Pod<R> {
 impl<R: Runtime> Pod<R> {
     /// Takes a call, or refuses it at once when the pod does not serve.
     pub(crate) fn take_call(&mut self, req: R::Request) -> Result<TakenCall<R>, CallError> {
-        let runtime = match (&self.state, &self.runtime) {
-            (PodState::Running, Some(runtime)) => runtime,
-            (PodState::Closing | PodState::Terminated, _) => return Err(CallError::Closed),
-            _ => return Err(CallError::NotReady),
+        let refusal = match (&self.state, &self.runtime) {
+            (PodState::Running, Some(runtime)) => {
+                return Ok(TakenCall {
+                    runtime: runtime.clone(),
+                    req,
+                    // Timed only when measured.
+                    timed: self.metrics.as_ref().map(|m| (m.call(), Instant::now())),
+                });
+            }
+            (PodState::Closing | PodState::Terminated, _) => CallError::Closed,
+            _ => CallError::NotReady,
         };
-        Ok(TakenCall {
-            runtime: runtime.clone(),
-            req,
-            // Timed only when measured.
-            timed: self.metrics.as_ref().map(|m| (m.call(), Instant::now())),
-        })
+        drop_refused(req);
+        Err(refusal)
+    }
+}
+
+/// Drops a request the pod refused. Its `Drop` is the program's code: a
+/// panic there is logged, and the pod goes on.
+fn drop_refused<T>(req: T) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(req))).is_err() {
+        tracing::error!("dropping the request of a refused call panicked");
     }
 }
 
