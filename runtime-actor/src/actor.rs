@@ -288,15 +288,26 @@ impl<R: Runtime> RuntimeActor<R> {
 
     /// Queues `op` for the serve loop, or refuses it through its reply.
     fn enqueue<T>(&self, reply: Reply<T>, op: impl FnOnce(Reply<T>) -> Op<R>) {
-        match self.not_serving() {
-            Some(refused) => {
-                reply.send(Err(refused));
-                // The request goes unserved, and its drop is user code.
-                drop_aside(op);
-            }
-            None => {
-                let _ = self.ops.send(op(reply));
-            }
+        queue_or_refuse(&self.ops, self.not_serving(), reply, op);
+    }
+}
+
+/// Queues `op` for the serve loop, or, `refused`, gives its reply the
+/// refusal.
+fn queue_or_refuse<R: Runtime, T>(
+    ops: &OpsSender<Op<R>>,
+    refused: Option<RequestError>,
+    reply: Reply<T>,
+    op: impl FnOnce(Reply<T>) -> Op<R>,
+) {
+    match refused {
+        Some(refused) => {
+            reply.send(Err(refused));
+            // The request goes unserved, and its drop is user code.
+            drop_aside(op);
+        }
+        None => {
+            let _ = ops.send(op(reply));
         }
     }
 }
@@ -371,15 +382,10 @@ impl<R: Runtime> MessageResponse<RuntimeActor<R>, Request<R>> for Queued<R> {
             Some(tx) => Reply::channel(tx, self.cause),
             None => Reply::nobody(self.cause),
         };
-        match self.refused {
-            Some(refused) => {
-                reply.send(Err(refused));
-                drop_aside(self.req);
-            }
-            None => {
-                let _ = self.ops.send(Op::Request(self.req, reply));
-            }
-        }
+        let req = self.req;
+        queue_or_refuse(&self.ops, self.refused, reply, |reply| {
+            Op::Request(req, reply)
+        });
     }
 }
 
@@ -424,17 +430,9 @@ impl<R: Runtime> Handler<CheckHealth> for RuntimeActor<R> {
     type Result = ResponseFuture<Result<(), RequestError>>;
 
     fn handle(&mut self, _: CheckHealth, _: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let cause = Arc::clone(&self.guard.cause);
-        self.enqueue(Reply::channel(tx, Arc::clone(&cause)), Op::Health);
-        // The reply is always given, if only by its drop.
-        Box::pin(async move {
-            rx.await.unwrap_or_else(|_| {
-                Err(RequestError::Exited {
-                    cause: cause.get().cloned(),
-                })
-            })
-        })
+        let (reply, answer) = Reply::awaited(Arc::clone(&self.guard.cause));
+        self.enqueue(reply, Op::Health);
+        Box::pin(answer)
     }
 }
 

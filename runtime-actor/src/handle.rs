@@ -4,7 +4,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, Recipient, WeakRecipient};
-use tokio::sync::oneshot;
 use tokio::time::{self, Instant};
 
 use crate::actor::{Launch, RuntimeActor};
@@ -321,12 +320,9 @@ impl<R: Runtime> RuntimeHandle<R> {
         &self,
         req: R::Request,
     ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
-        let (tx, answer) = oneshot::channel();
-        self.0.addr.do_send(Ask {
-            req,
-            reply: Reply::channel(tx, Arc::clone(&self.0.cause)),
-        });
-        answered(answer, Arc::clone(&self.0.cause))
+        let (reply, answer) = Reply::awaited(Arc::clone(&self.0.cause));
+        self.0.addr.do_send(Ask { req, reply });
+        answer
     }
 
     /// Sends a request to the runtime and hands its answer to `answer`,
@@ -361,11 +357,8 @@ impl<R: Runtime> RuntimeHandle<R> {
         &self,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), RequestError>> + 'static {
-        let (tx, answer) = oneshot::channel();
-        self.0.addr.do_send(AskHealth {
-            reply: Reply::channel(tx, Arc::clone(&self.0.cause)),
-        });
-        let check = answered(answer, Arc::clone(&self.0.cause));
+        let (reply, check) = Reply::awaited(Arc::clone(&self.0.cause));
+        self.0.addr.do_send(AskHealth { reply });
         async move {
             time::timeout(timeout, check)
                 .await
@@ -449,20 +442,6 @@ impl<R: Runtime> fmt::Debug for RuntimeHandle<R> {
             .field("exited", &self.has_exited())
             .finish()
     }
-}
-
-/// Waits for an answer. Every reply is given, if only by its drop (as
-/// [`RequestError::Exited`] with the cause); the same answer stands in for a
-/// sender that vanished without one.
-async fn answered<T>(
-    answer: oneshot::Receiver<Result<T, RequestError>>,
-    cause: Arc<OnceLock<FailureCause>>,
-) -> Result<T, RequestError> {
-    answer.await.unwrap_or_else(|_| {
-        Err(RequestError::Exited {
-            cause: cause.get().cloned(),
-        })
-    })
 }
 
 /// Resolves with the exit cause once the monitor has reported `Exited`.

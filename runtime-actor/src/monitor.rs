@@ -294,8 +294,8 @@ impl Report {
             after: self.begun.elapsed(),
             waiting_for: self.waiting_for.take(),
         };
-        // Set here, not by the actor: its thread may be the thing that is
-        // blocked.
+        // Set here, by whoever keeps the deadline: a monitor must not wait
+        // for the actor, whose thread may be the thing that is blocked.
         if self.cause.set(cause.clone()).is_ok() {
             self.fail(cause);
         }

@@ -1,6 +1,7 @@
 //! Where one request's answer goes.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::oneshot;
@@ -40,6 +41,30 @@ impl<T> Reply<T> {
             to: To::Channel(tx),
             cause,
         }
+    }
+
+    /// A reply awaited as a future, and that future. Every reply is given,
+    /// if only by its drop; should the sender vanish without one all the
+    /// same, the future gives what the drop would have.
+    pub(crate) fn awaited(
+        cause: Arc<OnceLock<FailureCause>>,
+    ) -> (
+        Self,
+        impl Future<Output = Result<T, RequestError>> + 'static,
+    )
+    where
+        T: 'static,
+    {
+        let (tx, answer) = oneshot::channel();
+        let reply = Reply::channel(tx, Arc::clone(&cause));
+        let answered = async move {
+            answer.await.unwrap_or_else(|_| {
+                Err(RequestError::Exited {
+                    cause: cause.get().cloned(),
+                })
+            })
+        };
+        (reply, answered)
     }
 
     pub(crate) fn callback(
