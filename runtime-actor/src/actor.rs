@@ -1,23 +1,26 @@
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::task::{self, Poll, Waker};
 use std::time::Duration;
 
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Arbiter, AsyncContext, Context, Handler, ResponseFuture,
-    WrapFuture,
+    Actor, ActorContext, ActorFuture, Arbiter, AsyncContext, Context, Handler, ResponseFuture,
 };
-use futures::channel::oneshot;
-use futures::future::{self, Either, FutureExt, LocalBoxFuture};
+use futures::future::{self, Either, LocalBoxFuture};
 use futures::stream::{FuturesUnordered, StreamExt};
-use local_channel::mpsc::{self as local, Receiver as OpsReceiver, Sender as OpsSender};
+use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use crate::context::{FailureReporter, ReportFailure, RuntimeContext, Signal};
+use crate::context::{FailureReporter, RuntimeContext, Signal};
 use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError, RuntimeError};
+use crate::fate::Fate;
 use crate::messages::{Ask, AskHealth, CheckHealth, KillRuntime, Request, StopRuntime};
 use crate::monitor::{self, Signals};
 use crate::panic;
@@ -44,7 +47,7 @@ use crate::runtime::{Dispatch, Runtime, RuntimeFactory};
 ///    │   (Ready event)  │  (queued requests answered,    ▲
 ///    │                  │   then teardown)               │
 ///    │ StopRuntime      │ panic, fatal error,            │
-///    │ (setup dropped,  │ ReportFailure                  │
+///    │ (setup dropped,  │ a FailureReporter's report     │
 ///    │  then teardown)  │                                │
 ///    └──────────────────┴─────► Failed (Failed event) ───┘
 /// ```
@@ -61,9 +64,8 @@ use crate::runtime::{Dispatch, Runtime, RuntimeFactory};
 /// was asked for, [`RequestError::Stopping`]; requests queued or in flight when
 /// the runtime fails, [`RequestError::Exited`] with the cause.
 pub struct RuntimeActor<R: Runtime> {
-    ops: OpsSender<Op<R>>,
-    pending: Option<Pending<R>>,
-    abandon_setup: Option<oneshot::Sender<()>>,
+    /// What `started` moves into the serve loop.
+    pending: Option<Launch<R>>,
     guard: DeathGuard,
     /// After the guard: when the actor goes, the guard records why before
     /// the requests still held here can be dropped.
@@ -90,35 +92,102 @@ enum Op<R: Runtime> {
 /// yields the failure it caused, if any.
 type InFlight = FuturesUnordered<LocalBoxFuture<'static, Option<FailureCause>>>;
 
-/// What the actor and its serve loop share.
+/// What the actor and its serve loop share: the requests queued for the
+/// loop, and those it has taken and not yet answered.
 ///
-/// The requests the loop has taken and not yet answered live here rather
-/// than in the loop's future, and the actor holds them too: a panic that
-/// unwinds out of the loop (from user code outside the guards around each
-/// call, such as a response's `Drop`) then cannot drop them before the
-/// actor records the failure, and each reply still says why.
+/// Both live here rather than in the loop's future, and the actor holds
+/// them too: a panic that unwinds out of the loop (from user code outside
+/// the guards around each call, such as a response's `Drop`) then cannot
+/// drop them before the actor records the failure, and each reply still
+/// says why.
 struct Serving<R: Runtime> {
     phase: Cell<Phase>,
-    queue: RefCell<Queue<R>>,
+    /// Queued by the actor, taken by the loop; never borrowed across an
+    /// await, nor while user code runs.
+    ops: RefCell<VecDeque<Op<R>>>,
+    /// The loop's waker while it waits for an op.
+    parked: Cell<Option<Waker>>,
+    /// Answers still to come from requests sent on (`Dispatch::Later`),
+    /// made at the first: a runtime that answers at once pays nothing for
+    /// it. Borrowed by the loop for as long as it serves.
+    in_flight: RefCell<Option<InFlight>>,
 }
 
-struct Queue<R: Runtime> {
-    ops: OpsReceiver<Op<R>>,
-    /// Made at the first answer sent on, so that a runtime that answers at
-    /// once pays nothing for it.
-    in_flight: Option<InFlight>,
+impl<R: Runtime> Serving<R> {
+    fn new() -> Self {
+        Serving {
+            phase: Cell::new(Phase::Starting),
+            ops: RefCell::new(VecDeque::new()),
+            parked: Cell::new(None),
+            in_flight: RefCell::new(None),
+        }
+    }
+
+    /// Queues `op` from one of the actor's handlers, without waking the
+    /// loop.
+    ///
+    /// A handler runs while the actor's context reads its mailbox, and the
+    /// context polls its futures (the loop among them) right after, in the
+    /// same pass: the loop finds the op then. A wake would only have the
+    /// task polled once more for nothing, once per request.
+    fn queue(&self, op: Op<R>) {
+        self.ops.borrow_mut().push_back(op);
+    }
+
+    /// Queues `op` from anywhere on the actor's thread, and wakes the loop.
+    fn queue_and_wake(&self, op: Op<R>) {
+        self.queue(op);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if let Some(waker) = self.parked.take() {
+            waker.wake();
+        }
+    }
+
+    fn park(&self, cx: &task::Context<'_>) {
+        let waker = match self.parked.take() {
+            Some(parked) if parked.will_wake(cx.waker()) => parked,
+            _ => cx.waker().clone(),
+        };
+        self.parked.set(Some(waker));
+    }
+
+    /// The next op, once there is one.
+    fn next_op(&self) -> impl Future<Output = Op<R>> + '_ {
+        future::poll_fn(|cx| match self.ops.borrow_mut().pop_front() {
+            Some(op) => Poll::Ready(op),
+            None => {
+                self.park(cx);
+                Poll::Pending
+            }
+        })
+    }
+
+    /// Resolves once a stop was asked for, to abandon setup.
+    fn stop_asked(&self) -> impl Future<Output = ()> + '_ {
+        future::poll_fn(|cx| match self.phase.get() {
+            Phase::Stopping => Poll::Ready(()),
+            Phase::Starting | Phase::Ready => {
+                self.park(cx);
+                Poll::Pending
+            }
+        })
+    }
 }
 
-impl<R: Runtime> Drop for Queue<R> {
+impl<R: Runtime> Drop for Serving<R> {
     /// Drops what is still held one at a time, each under a guard: a request
     /// or an answer in flight whose drop panics (user code) then cannot keep
     /// the others from being answered, as `FuturesUnordered` would by leaking
     /// the rest, nor abort the process with a second panic.
     fn drop(&mut self) {
-        for answer in self.in_flight.take().into_iter().flatten() {
+        for answer in self.in_flight.get_mut().take().into_iter().flatten() {
             drop_aside(answer);
         }
-        while let Some(Some(op)) = self.ops.recv().now_or_never() {
+        let ops = self.ops.get_mut();
+        while let Some(op) = ops.pop_front() {
             drop_aside(op);
         }
     }
@@ -141,15 +210,9 @@ pub(crate) struct Launch<R: Runtime> {
     /// How long a runtime that missed its start deadline has to stop
     /// gracefully; kept by the actor itself when its signals are direct.
     pub(crate) stop_timeout: Duration,
-    pub(crate) cause: Arc<OnceLock<FailureCause>>,
+    pub(crate) cause: Arc<Fate>,
     /// The arbiter is the runtime's own: stopped with the actor.
     pub(crate) dedicated: bool,
-}
-
-/// What `started` moves into the serve loop.
-struct Pending<R: Runtime> {
-    launch: Launch<R>,
-    abandoned: oneshot::Receiver<()>,
 }
 
 /// How the serve loop ended when it did not panic.
@@ -161,7 +224,7 @@ enum Served {
 /// Reports the end of the actor from `Drop`, whatever ended it.
 struct DeathGuard {
     signals: Signals,
-    cause: Arc<OnceLock<FailureCause>>,
+    cause: Arc<Fate>,
     stop_requested: bool,
 }
 
@@ -185,22 +248,12 @@ impl<R: Runtime> RuntimeActor<R> {
             cause: Arc::clone(&launch.cause),
             stop_requested: false,
         };
-        let (ops, ops_rx) = local::channel();
-        let (abandon, abandoned) = oneshot::channel();
         let dedicated = launch.dedicated;
         let stop_timeout = launch.stop_timeout;
         RuntimeActor {
-            ops,
-            pending: Some(Pending { launch, abandoned }),
-            abandon_setup: Some(abandon),
+            pending: Some(launch),
             guard,
-            serving: Rc::new(Serving {
-                phase: Cell::new(Phase::Starting),
-                queue: RefCell::new(Queue {
-                    ops: ops_rx,
-                    in_flight: None,
-                }),
-            }),
+            serving: Rc::new(Serving::new()),
             dedicated,
             stop_timeout,
             _runtime: PhantomData,
@@ -211,18 +264,14 @@ impl<R: Runtime> RuntimeActor<R> {
     /// behind the requests already taken.
     fn stop(&mut self) {
         self.guard.stop_requested = true;
-        match self.serving.phase.get() {
-            Phase::Starting => {
-                if let Some(abandon) = self.abandon_setup.take() {
-                    let _ = abandon.send(());
-                }
-            }
-            Phase::Ready => {
-                let _ = self.ops.send(Op::Teardown);
-            }
+        // Also called from the start deadline's timer, outside the mailbox:
+        // the loop is woken either way.
+        match self.serving.phase.replace(Phase::Stopping) {
+            // Setup sees the phase and is abandoned.
+            Phase::Starting => self.serving.wake(),
+            Phase::Ready => self.serving.queue_and_wake(Op::Teardown),
             Phase::Stopping => {}
         }
-        self.serving.phase.set(Phase::Stopping);
     }
 
     /// Stops at once, without teardown.
@@ -288,14 +337,14 @@ impl<R: Runtime> RuntimeActor<R> {
 
     /// Queues `op` for the serve loop, or refuses it through its reply.
     fn enqueue<T>(&self, reply: Reply<T>, op: impl FnOnce(Reply<T>) -> Op<R>) {
-        queue_or_refuse(&self.ops, self.not_serving(), reply, op);
+        queue_or_refuse(&self.serving, self.not_serving(), reply, op);
     }
 }
 
 /// Queues `op` for the serve loop, or, `refused`, gives its reply the
-/// refusal.
+/// refusal. Called from the actor's handlers only (see [`Serving::queue`]).
 fn queue_or_refuse<R: Runtime, T>(
-    ops: &OpsSender<Op<R>>,
+    serving: &Serving<R>,
     refused: Option<RequestError>,
     reply: Reply<T>,
     op: impl FnOnce(Reply<T>) -> Op<R>,
@@ -306,9 +355,7 @@ fn queue_or_refuse<R: Runtime, T>(
             // The request goes unserved, and its drop is user code.
             drop_aside(op);
         }
-        None => {
-            let _ = ops.send(op(reply));
-        }
+        None => serving.queue(op(reply)),
     }
 }
 
@@ -316,7 +363,7 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let Some(Pending { launch, abandoned }) = self.pending.take() else {
+        let Some(launch) = self.pending.take() else {
             return;
         };
         if let Some(cause) = launch.cause.get().cloned() {
@@ -327,26 +374,10 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
             ctx.stop();
             return;
         }
-        let reporter = FailureReporter::new(ctx.address().recipient());
-        let served =
-            panic::catch_async(serve(launch, Rc::clone(&self.serving), abandoned, reporter));
-        ctx.spawn(
-            served
-                .into_actor(self)
-                .map(|served, act, ctx| match served {
-                    Ok(Served::Stopped) => ctx.stop(),
-                    Ok(Served::Failed(cause)) | Err(cause) => act.fail(cause, ctx),
-                }),
-        );
-        // Armed right after setup's first poll, in the same pass over this
-        // context's futures: a setup that is done at once (most in-process
-        // runtimes) then needs no timer, and a start no timer registration
-        // (on an idle runtime, a write to its driver's waker).
-        ctx.spawn(
-            async {}
-                .into_actor(self)
-                .map(|(), act, ctx| act.arm_deadline(ctx)),
-        );
+        ctx.spawn(Serve {
+            served: panic::catch_async(serve(launch, Rc::clone(&self.serving))),
+            armed: false,
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -367,8 +398,8 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
 pub struct Queued<R: Runtime> {
     req: R::Request,
     refused: Option<RequestError>,
-    ops: OpsSender<Op<R>>,
-    cause: Arc<OnceLock<FailureCause>>,
+    serving: Rc<Serving<R>>,
+    cause: Arc<Fate>,
 }
 
 impl<R: Runtime> MessageResponse<RuntimeActor<R>, Request<R>> for Queued<R> {
@@ -383,7 +414,7 @@ impl<R: Runtime> MessageResponse<RuntimeActor<R>, Request<R>> for Queued<R> {
             None => Reply::nobody(self.cause),
         };
         let req = self.req;
-        queue_or_refuse(&self.ops, self.refused, reply, |reply| {
+        queue_or_refuse(&self.serving, self.refused, reply, |reply| {
             Op::Request(req, reply)
         });
     }
@@ -404,7 +435,7 @@ impl<R: Runtime> Handler<Request<R>> for RuntimeActor<R> {
         Queued {
             req,
             refused: self.not_serving(),
-            ops: self.ops.clone(),
+            serving: Rc::clone(&self.serving),
             cause: Arc::clone(&self.guard.cause),
         }
     }
@@ -455,14 +486,6 @@ impl<R: Runtime> Handler<KillRuntime> for RuntimeActor<R> {
     }
 }
 
-impl<R: Runtime> Handler<ReportFailure> for RuntimeActor<R> {
-    type Result = ();
-
-    fn handle(&mut self, report: ReportFailure, ctx: &mut Context<Self>) {
-        self.fail(report.cause, ctx);
-    }
-}
-
 impl<R: Runtime> std::fmt::Debug for RuntimeActor<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuntimeActor")
@@ -474,6 +497,61 @@ impl<R: Runtime> std::fmt::Debug for RuntimeActor<R> {
 
 // ===== serve loop =====
 
+pin_project! {
+    /// The serve loop as one of the actor's futures: it arms the start
+    /// deadline after setup's first poll, fails the actor on a
+    /// [`FailureReporter`]'s report, and ends it the way the loop ended.
+    struct Serve<F> {
+        #[pin]
+        served: F,
+        armed: bool,
+    }
+}
+
+impl<R, F> ActorFuture<RuntimeActor<R>> for Serve<F>
+where
+    R: Runtime,
+    F: Future<Output = Result<Served, FailureCause>>,
+{
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut RuntimeActor<R>,
+        ctx: &mut Context<RuntimeActor<R>>,
+        task: &mut task::Context<'_>,
+    ) -> Poll<()> {
+        let this = self.project();
+        let fate = &act.guard.cause;
+        if !*this.armed {
+            fate.watch(task.waker());
+        }
+        if let Some(cause) = fate.take_report() {
+            act.fail(cause, ctx);
+            return Poll::Ready(());
+        }
+        let served = match this.served.poll(task) {
+            Poll::Ready(served) => served,
+            Poll::Pending => {
+                // Armed only now: a setup that is done at its first poll
+                // (most in-process runtimes) then needs no timer, and a
+                // start no timer registration (on an idle runtime, a write
+                // to its driver's waker).
+                if !*this.armed {
+                    *this.armed = true;
+                    act.arm_deadline(ctx);
+                }
+                return Poll::Pending;
+            }
+        };
+        match served {
+            Ok(Served::Stopped) => ctx.stop(),
+            Ok(Served::Failed(cause)) | Err(cause) => act.fail(cause, ctx),
+        }
+        Poll::Ready(())
+    }
+}
+
 /// Builds the runtime, sets it up and serves its queue until teardown.
 ///
 /// Runs inside one panic guard, so a panic anywhere in user code (factory,
@@ -482,14 +560,9 @@ impl<R: Runtime> std::fmt::Debug for RuntimeActor<R> {
 ///
 /// The requests it takes stay in `serving`, which the actor holds too, until
 /// the actor has recorded how the loop ended. Only this loop borrows the
-/// queue, for as long as it serves; the actor merely holds it.
+/// answers in flight, for as long as it serves; the actor merely holds them.
 #[allow(clippy::await_holding_refcell_ref)]
-async fn serve<R: Runtime>(
-    launch: Launch<R>,
-    serving: Rc<Serving<R>>,
-    abandoned: oneshot::Receiver<()>,
-    reporter: FailureReporter,
-) -> Served {
+async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served {
     let phase = &serving.phase;
     let begun = Instant::now();
     let signals = launch.signals.clone();
@@ -498,11 +571,12 @@ async fn serve<R: Runtime>(
         launch.generation,
         launch.env.clone(),
         launch.signals,
-        reporter,
+        FailureReporter::new(launch.cause),
     );
     let mut runtime = launch.factory.build(&launch.env);
     let setup = {
-        match future::select(std::pin::pin!(runtime.setup(&mut ctx)), abandoned).await {
+        let setup = std::pin::pin!(runtime.setup(&mut ctx));
+        match future::select(setup, std::pin::pin!(serving.stop_asked())).await {
             Either::Left((result, _)) => Some(result),
             Either::Right(_) => None,
         }
@@ -522,8 +596,8 @@ async fn serve<R: Runtime>(
             setup: begun.elapsed(),
             pid: ctx.pid(),
         });
-        let mut queue = serving.queue.borrow_mut();
-        let Queue { ops, in_flight } = &mut *queue;
+        let mut in_flight = serving.in_flight.borrow_mut();
+        let in_flight = &mut *in_flight;
         loop {
             let waiting = in_flight.as_ref().is_some_and(|f| !f.is_empty());
             let op = tokio::select! {
@@ -534,7 +608,7 @@ async fn serve<R: Runtime>(
                         None => continue,
                     }
                 }
-                op = ops.recv() => op,
+                op = serving.next_op() => op,
             };
             // A share of the task's budget per request, as tokio's own
             // channels take: a flood of requests is answered in turns, so
@@ -544,7 +618,7 @@ async fn serve<R: Runtime>(
             // Caught here, next to user code: the request that panicked is
             // answered with its cause, and the unwinding stays short.
             let fatal = match op {
-                Some(Op::Request(req, reply)) => {
+                Op::Request(req, reply) => {
                     match panic::catch_async(async { runtime.dispatch(req) }).await {
                         Ok(Dispatch::Handle(req)) => {
                             match panic::catch_async(async { runtime.handle(req).await }).await {
@@ -561,14 +635,14 @@ async fn serve<R: Runtime>(
                         Err(cause) => Some(answer_panic(reply, cause)),
                     }
                 }
-                Some(Op::Health(reply)) => {
+                Op::Health(reply) => {
                     match panic::catch_async(async { runtime.health().await }).await {
                         Ok(answer) => answer_with(reply, answer).map(FailureCause::Error),
                         Err(cause) => Some(answer_panic(reply, cause)),
                     }
                 }
                 // A graceful end answers what is in flight first.
-                Some(Op::Teardown) | None => {
+                Op::Teardown => {
                     while let Some(fatal) = next_answer(in_flight).await {
                         if let Some(cause) = fatal {
                             return Served::Failed(cause);

@@ -2,10 +2,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Message, Recipient};
-
 use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RuntimeError};
+use crate::fate::Fate;
 use crate::monitor::Signals;
 
 /// What the actor tells its monitor (or its report, in place), which turns
@@ -130,12 +129,12 @@ impl PidReporter {
 /// already ended are ignored.
 #[derive(Clone)]
 pub struct FailureReporter {
-    actor: Recipient<ReportFailure>,
+    fate: Arc<Fate>,
 }
 
 impl FailureReporter {
-    pub(crate) fn new(actor: Recipient<ReportFailure>) -> Self {
-        FailureReporter { actor }
+    pub(crate) fn new(fate: Arc<Fate>) -> Self {
+        FailureReporter { fate }
     }
 
     /// Fails the runtime with [`FailureCause::Error`].
@@ -146,22 +145,14 @@ impl FailureReporter {
     /// Fails the runtime with any cause (the process runtime reports exits
     /// this way).
     pub fn report(&self, cause: FailureCause) {
-        self.actor.do_send(ReportFailure { cause });
+        self.fate.report(cause);
     }
 }
 
 impl fmt::Debug for FailureReporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FailureReporter")
-            .field("connected", &self.actor.connected())
+            .field("reported", &self.fate.was_reported())
             .finish()
     }
-}
-
-/// Fails the runtime from outside the request path. Sent by a
-/// [`FailureReporter`].
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub(crate) struct ReportFailure {
-    pub(crate) cause: FailureCause,
 }

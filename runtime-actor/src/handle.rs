@@ -1,6 +1,6 @@
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, Recipient, WeakRecipient};
@@ -9,6 +9,7 @@ use tokio::time::{self, Instant};
 use crate::actor::{Launch, RuntimeActor};
 use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError, RuntimeError};
+use crate::fate::Fate;
 use crate::messages::{Ask, AskHealth, KillRuntime, RuntimeEvent, StopRuntime};
 use crate::monitor::{self, monitor, Await, Monitor, Report, Signals, Watcher};
 use crate::reply::Reply;
@@ -161,7 +162,7 @@ struct Shared<R: Runtime> {
     addr: Addr<RuntimeActor<R>>,
     generation: u64,
     arbiter: Option<ArbiterHandle>,
-    cause: Arc<OnceLock<FailureCause>>,
+    cause: Arc<Fate>,
     outcome: Await,
     kill_grace: Duration,
 }
@@ -186,7 +187,7 @@ impl<R: Runtime> RuntimeActor<R> {
     /// not panic: the generation fails at once with
     /// [`FailureCause::Error`] giving the OS's reason.
     pub fn spawn(config: RuntimeConfig, factory: RuntimeFactory<R>) -> RuntimeHandle<R> {
-        let cause = Arc::new(OnceLock::new());
+        let cause = Arc::new(Fate::default());
         // A dedicated arbiter can fail to start (no thread, no descriptors
         // left): the generation then fails at once, with the OS's reason,
         // on the caller's arbiter instead.

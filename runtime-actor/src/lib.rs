@@ -104,6 +104,7 @@ mod actor;
 mod context;
 mod env;
 mod error;
+mod fate;
 mod handle;
 mod messages;
 mod monitor;

@@ -1,4 +1,4 @@
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use actix::{Addr, Arbiter, Recipient, WeakRecipient};
@@ -10,6 +10,7 @@ use tokio::time::{self, Instant};
 use crate::actor::RuntimeActor;
 use crate::context::Signal;
 use crate::error::{FailureCause, RequestError};
+use crate::fate::Fate;
 use crate::messages::{KillRuntime, RuntimeEvent, StopRuntime};
 use crate::runtime::Runtime;
 
@@ -180,7 +181,7 @@ pub(crate) struct Report {
     pub(crate) deadline: Option<Instant>,
     waiting_for: Option<String>,
     failed: bool,
-    cause: Arc<OnceLock<FailureCause>>,
+    cause: Arc<Fate>,
     outcome: Settle,
 }
 
@@ -189,7 +190,7 @@ impl Report {
         watcher: Option<Watcher>,
         generation: u64,
         start_timeout: Option<Duration>,
-        cause: Arc<OnceLock<FailureCause>>,
+        cause: Arc<Fate>,
         outcome: Settle,
     ) -> Self {
         let begun = Instant::now();

@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use crate::error::{FailureCause, RequestError};
+use crate::error::RequestError;
+use crate::fate::Fate;
 
 /// The answer's way back to whoever asked, given exactly once.
 ///
@@ -18,7 +19,7 @@ use crate::error::{FailureCause, RequestError};
 /// waits for the exit, and none sits between the runtime and the caller.
 pub(crate) struct Reply<T> {
     to: To<T>,
-    cause: Arc<OnceLock<FailureCause>>,
+    cause: Arc<Fate>,
 }
 
 enum To<T> {
@@ -33,10 +34,7 @@ enum To<T> {
 }
 
 impl<T> Reply<T> {
-    pub(crate) fn channel(
-        tx: oneshot::Sender<Result<T, RequestError>>,
-        cause: Arc<OnceLock<FailureCause>>,
-    ) -> Self {
+    pub(crate) fn channel(tx: oneshot::Sender<Result<T, RequestError>>, cause: Arc<Fate>) -> Self {
         Reply {
             to: To::Channel(tx),
             cause,
@@ -47,7 +45,7 @@ impl<T> Reply<T> {
     /// if only by its drop; should the sender vanish without one all the
     /// same, the future gives what the drop would have.
     pub(crate) fn awaited(
-        cause: Arc<OnceLock<FailureCause>>,
+        cause: Arc<Fate>,
     ) -> (
         Self,
         impl Future<Output = Result<T, RequestError>> + 'static,
@@ -69,7 +67,7 @@ impl<T> Reply<T> {
 
     pub(crate) fn callback(
         answer: impl FnOnce(Result<T, RequestError>) + Send + 'static,
-        cause: Arc<OnceLock<FailureCause>>,
+        cause: Arc<Fate>,
     ) -> Self {
         Reply {
             to: To::Callback(Box::new(answer)),
@@ -78,7 +76,7 @@ impl<T> Reply<T> {
     }
 
     /// A reply nobody waits for: the request is still served.
-    pub(crate) fn nobody(cause: Arc<OnceLock<FailureCause>>) -> Self {
+    pub(crate) fn nobody(cause: Arc<Fate>) -> Self {
         Reply {
             to: To::Nobody,
             cause,
@@ -129,9 +127,10 @@ impl<T> fmt::Debug for Reply<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::FailureCause;
 
-    fn cause() -> Arc<OnceLock<FailureCause>> {
-        Arc::new(OnceLock::new())
+    fn cause() -> Arc<Fate> {
+        Arc::new(Fate::default())
     }
 
     #[test]

@@ -1,0 +1,83 @@
+//! How one generation ends: its failure cause, and the failures reported
+//! to it from outside its request path.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::task::Waker;
+
+use futures::task::AtomicWaker;
+
+use crate::error::FailureCause;
+use crate::monitor::lock;
+
+/// One generation's failure, shared by all who record, report or read it:
+/// the actor, its report, its handles, each reply, and every
+/// [`FailureReporter`](crate::FailureReporter).
+///
+/// A reporter hands its cause to the actor through here rather than through
+/// the actor's mailbox: a generation then makes no address of its own actor
+/// (two allocations and a boxed recipient in actix) for reporters that most
+/// runtimes never use.
+#[derive(Debug, Default)]
+pub(crate) struct Fate {
+    /// The failure that ended (or is ending) the generation; the first one
+    /// recorded stands.
+    cause: OnceLock<FailureCause>,
+    /// The first failure reported from outside, until the actor takes it.
+    reported: Mutex<Option<FailureCause>>,
+    /// Whether `reported` holds one: read on every poll of the actor's
+    /// serve loop, where the lock would cost more.
+    has_report: AtomicBool,
+    /// The actor's task, woken by a report.
+    actor: AtomicWaker,
+}
+
+impl Fate {
+    pub(crate) fn get(&self) -> Option<&FailureCause> {
+        self.cause.get()
+    }
+
+    /// Records `cause` unless a failure is recorded already (then gives it
+    /// back).
+    pub(crate) fn set(&self, cause: FailureCause) -> Result<(), FailureCause> {
+        self.cause.set(cause)
+    }
+
+    pub(crate) fn get_or_init(&self, cause: impl FnOnce() -> FailureCause) -> &FailureCause {
+        self.cause.get_or_init(cause)
+    }
+
+    /// Reports a failure from outside the request path, from any thread. The
+    /// first report stands; the actor acts on it when it next runs, and one
+    /// that has ended never takes it.
+    pub(crate) fn report(&self, cause: FailureCause) {
+        {
+            let mut reported = lock(&self.reported);
+            if reported.is_some() || self.has_report.load(Ordering::Acquire) {
+                return;
+            }
+            *reported = Some(cause);
+        }
+        self.has_report.store(true, Ordering::Release);
+        self.actor.wake();
+    }
+
+    /// Whether a failure was reported.
+    pub(crate) fn was_reported(&self) -> bool {
+        self.has_report.load(Ordering::Acquire)
+    }
+
+    /// The actor's task, to be woken by a report. A task's waker does not
+    /// change, so the actor registers it once, before it first looks.
+    pub(crate) fn watch(&self, actor: &Waker) {
+        self.actor.register(actor);
+    }
+
+    /// Takes the reported failure, if there is one.
+    pub(crate) fn take_report(&self) -> Option<FailureCause> {
+        if !self.has_report.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.reported).take()
+    }
+}
