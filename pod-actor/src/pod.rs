@@ -434,7 +434,8 @@ impl<R: Runtime> Pod<R> {
     fn on_ready(&mut self, startup: Duration, pid: Option<u32>, ctx: &mut Context<Self>) {
         self.set_state(PodState::Running);
         self.ever_started = true;
-        self.running_since = Some((Instant::now(), SystemTime::now()));
+        let now = Instant::now();
+        self.running_since = Some((now, SystemTime::now()));
         let started = Started {
             pod: self.config.name.clone(),
             role: self.config.role,
@@ -448,7 +449,7 @@ impl<R: Runtime> Pod<R> {
             reporter.ready();
         }
         if let Some(standalone) = &mut self.standalone {
-            standalone.solo.ready(Instant::now());
+            standalone.solo.ready(now);
         }
         self.subscribers.send(&started);
         for waiter in self.waiters.take() {
@@ -829,38 +830,52 @@ impl<R: Runtime> Pod<R> {
 
 /// Who waits for the start's outcome: the askers' own reply channels,
 /// answered by the pod when the start is decided, with no task in between.
-/// Shared with [`StartAnswer`], which files each asker's channel.
-#[derive(Debug, Clone, Default)]
-struct Waiters(Arc<Mutex<Vec<Waiter>>>);
+/// Shared with [`StartAnswer`], which files each asker's channel; made for
+/// the first asker who has to wait (most ask once the start is decided).
+#[derive(Debug, Default)]
+struct Waiters(Option<Arc<WaitList>>);
+
+/// The askers' reply channels, locked only to file or take them: never
+/// poisoned by a panic of ours, and a poisoned list is still a list.
+type WaitList = Mutex<Vec<Waiter>>;
 
 /// One asker's reply channel.
 type Waiter = OneshotSender<Result<Started, PodError>>;
 
 impl Waiters {
-    /// Files `waiter`, forgetting askers who stopped waiting: a start that
-    /// takes long keeps no channel of an ask that timed out.
-    fn push(&self, waiter: Waiter) {
-        let mut waiters = self.lock();
-        waiters.retain(|w| !w.is_closed());
-        waiters.push(waiter);
+    /// The list, shared with an answer that files its asker later.
+    fn share(&mut self) -> Arc<WaitList> {
+        Arc::clone(self.0.get_or_insert_with(Arc::default))
     }
 
     fn take(&self) -> Vec<Waiter> {
-        std::mem::take(&mut *self.lock())
+        match &self.0 {
+            Some(list) => std::mem::take(&mut *lock(list)),
+            None => Vec::new(),
+        }
     }
+}
 
-    /// Held only to push or take: never poisoned by a panic of ours, and a
-    /// poisoned list is still a list.
-    fn lock(&self) -> MutexGuard<'_, Vec<Waiter>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+fn lock(list: &WaitList) -> MutexGuard<'_, Vec<Waiter>> {
+    list.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Files `waiter`, forgetting askers who stopped waiting: a start that takes
+/// long keeps no channel of an ask that timed out.
+fn file(list: &WaitList, waiter: Waiter) {
+    let mut waiters = lock(list);
+    waiters.retain(|w| !w.is_closed());
+    waiters.push(waiter);
 }
 
 /// The answer to [`WaitStartSuccess`]: given at once when the start is
 /// decided, or else the asker's reply channel joins the pod's waiters.
-pub struct StartAnswer {
-    now: Option<Result<Started, PodError>>,
-    waiters: Waiters,
+pub struct StartAnswer(Answer);
+
+#[derive(Debug)]
+enum Answer {
+    Now(Result<Started, PodError>),
+    Later(Arc<WaitList>),
 }
 
 impl<R: Runtime> MessageResponse<Pod<R>, WaitStartSuccess> for StartAnswer {
@@ -869,20 +884,18 @@ impl<R: Runtime> MessageResponse<Pod<R>, WaitStartSuccess> for StartAnswer {
         let Some(tx) = tx else {
             return;
         };
-        match self.now {
-            Some(answer) => {
+        match self.0 {
+            Answer::Now(answer) => {
                 let _ = tx.send(answer);
             }
-            None => self.waiters.push(tx),
+            Answer::Later(list) => file(&list, tx),
         }
     }
 }
 
 impl std::fmt::Debug for StartAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StartAnswer")
-            .field("now", &self.now)
-            .finish_non_exhaustive()
+        f.debug_tuple("StartAnswer").field(&self.0).finish()
     }
 }
 
@@ -915,16 +928,13 @@ impl<R: Runtime> Handler<WaitStartSuccess> for Pod<R> {
 
     fn handle(&mut self, _: WaitStartSuccess, _: &mut Context<Self>) -> Self::Result {
         let now = match (&self.state, &self.current, self.terminal()) {
-            (PodState::Idle, _, _) => Some(Err(PodError::NotStarted)),
-            (PodState::Running, Some(started), _) => Some(Ok(started.clone())),
-            (PodState::Terminated, _, Some(terminal)) => Some(Err(terminal.clone())),
-            (PodState::Closing | PodState::Terminated, _, _) => Some(Err(PodError::Closed)),
-            _ => None,
+            (PodState::Idle, _, _) => Err(PodError::NotStarted),
+            (PodState::Running, Some(started), _) => Ok(started.clone()),
+            (PodState::Terminated, _, Some(terminal)) => Err(terminal.clone()),
+            (PodState::Closing | PodState::Terminated, _, _) => Err(PodError::Closed),
+            _ => return StartAnswer(Answer::Later(self.waiters.share())),
         };
-        StartAnswer {
-            now,
-            waiters: self.waiters.clone(),
-        }
+        StartAnswer(Answer::Now(now))
     }
 }
 
@@ -1346,12 +1356,14 @@ mod tests {
 
     #[test]
     fn waiters_forget_askers_who_stopped_waiting() {
-        let waiters = Waiters::default();
+        let mut waiters = Waiters::default();
+        assert!(waiters.take().is_empty());
+        let list = waiters.share();
         let (gone, asker) = tokio::sync::oneshot::channel();
         drop(asker);
-        waiters.push(gone);
+        file(&list, gone);
         let (waiting, _asker) = tokio::sync::oneshot::channel();
-        waiters.push(waiting);
+        file(&list, waiting);
         let filed = waiters.take();
         assert_eq!(filed.len(), 1);
         assert!(!filed[0].is_closed());
