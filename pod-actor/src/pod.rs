@@ -492,6 +492,12 @@ impl<R: Runtime> Pod<R> {
         let Some(runtime) = self.runtime.clone() else {
             return;
         };
+        // A runtime in place that failed by itself has ended by the time
+        // its pod hears of it: nothing to stop, no task to wait in.
+        if runtime.has_exited() {
+            self.report_exit(generation, cause, ctx);
+            return;
+        }
         ctx.spawn(
             runtime
                 .stop(self.config.timeout_ctrl())

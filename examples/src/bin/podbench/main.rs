@@ -256,7 +256,20 @@ fn config(placement: PlacementKind) -> PodConfig {
     config
 }
 
+/// A pod started until `Started`, as a caller who needs nothing in between
+/// asks for it: `Start` and `WaitStartSuccess` sent together (the mailbox
+/// keeps their order), one await for both answers, as a bare actor's start
+/// takes one await for its answer.
 async fn started_pod(placement: PlacementKind) -> Addr<Pod<Echo>> {
+    let pod = Pod::new(config(placement), RuntimeFactory::new(|_| Echo)).start();
+    let (start, started) = tokio::join!(pod.send(Start), pod.send(WaitStartSuccess));
+    start.unwrap().unwrap();
+    started.unwrap().unwrap();
+    pod
+}
+
+/// The same, awaiting `Start`'s answer before sending `WaitStartSuccess`.
+async fn started_pod_one_by_one(placement: PlacementKind) -> Addr<Pod<Echo>> {
     let pod = Pod::new(config(placement), RuntimeFactory::new(|_| Echo)).start();
     pod.send(Start).await.unwrap().unwrap();
     pod.send(WaitStartSuccess).await.unwrap().unwrap();
@@ -323,6 +336,15 @@ async fn pod_start(placement: PlacementKind) -> Duration {
     took
 }
 
+/// `pod_start`, with the two messages awaited one by one.
+async fn pod_start_one_by_one(placement: PlacementKind) -> Duration {
+    let begun = Instant::now();
+    let pod = started_pod_one_by_one(placement).await;
+    let took = begun.elapsed();
+    pod.send(Close::default()).await.unwrap();
+    took
+}
+
 /// A bare actor started and answering one message, as `pod_start`.
 async fn bare_start(placement: PlacementKind) -> Duration {
     if placement == PlacementKind::Dedicated {
@@ -368,6 +390,23 @@ async fn start_rows(n: usize, rows: &mut Vec<Row>) {
             aim,
         });
     }
+    // The second await costs the caller a turn of its own: what that is
+    // worth, beside the same baseline.
+    let (ours, bare) = paired(
+        n / 10,
+        n,
+        || pod_start_one_by_one(PlacementKind::Shared),
+        || bare_start(PlacementKind::Shared),
+    )
+    .await;
+    rows.push(Row {
+        figure: "in-process pod start -> Started, shared arbiter, Start and WaitStartSuccess awaited one by one",
+        unit: "us",
+        ours: micros(median(ours)),
+        baseline_name: "bare actor on the same arbiter + 1 round trip",
+        baseline: micros(median(bare)),
+        aim: "(reference)",
+    });
 }
 
 /// A panic in the pod's runtime, until the next generation is `Started`.
