@@ -281,9 +281,14 @@ impl Pod<ProcessRuntime> {
 
 impl<R: Runtime> Pod<R> {
     fn emit(&mut self, event: PodEvent) {
-        self.log(&event);
-        self.measure(&event);
-        self.event_subscribers.send(&event);
+        self.tell(&event);
+    }
+
+    /// Logs and measures `event`, and sends it to the event subscribers.
+    fn tell(&mut self, event: &PodEvent) {
+        self.log(event);
+        self.measure(event);
+        self.event_subscribers.send(event);
     }
 
     fn set_state(&mut self, state: PodState) {
@@ -444,7 +449,6 @@ impl<R: Runtime> Pod<R> {
             startup,
             pid: self.pid.or(pid),
         };
-        self.current = Some(started.clone());
         if let Some(reporter) = &self.reporter {
             reporter.ready();
         }
@@ -455,7 +459,12 @@ impl<R: Runtime> Pod<R> {
         for waiter in self.waiters.take() {
             let _ = waiter.send(Ok(started.clone()));
         }
-        self.emit(PodEvent::Started(started));
+        // Told as an event, then kept as the current start: no copy for it.
+        let event = PodEvent::Started(started);
+        self.tell(&event);
+        if let PodEvent::Started(started) = event {
+            self.current = Some(started);
+        }
         self.arm_health(ctx);
     }
 

@@ -8,11 +8,12 @@ use std::task::Waker;
 use futures::task::AtomicWaker;
 
 use crate::error::FailureCause;
-use crate::monitor::lock;
+use crate::monitor::{lock, Outcomes};
 
-/// One generation's failure, shared by all who record, report or read it:
-/// the actor, its report, its handles, each reply, and every
-/// [`FailureReporter`](crate::FailureReporter).
+/// One generation's failure and outcome, shared by all who record, report or
+/// read them: the actor, its report, its handles, each reply, and every
+/// [`FailureReporter`](crate::FailureReporter). One allocation a generation
+/// for all of it.
 ///
 /// A reporter hands its cause to the actor through here rather than through
 /// the actor's mailbox: a generation then makes no address of its own actor
@@ -30,6 +31,8 @@ pub(crate) struct Fate {
     has_report: AtomicBool,
     /// The actor's task, woken by a report.
     actor: AtomicWaker,
+    /// Readiness and exit, settled by the report for the handles.
+    pub(crate) outcome: Outcomes,
 }
 
 impl Fate {

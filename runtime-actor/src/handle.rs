@@ -211,7 +211,7 @@ impl<R: Runtime> RuntimeActor<R> {
             Placement::Shared(handle) => (None, handle),
             Placement::Current => (None, Arbiter::current()),
         };
-        let (outcome_tx, outcome) = monitor::outcome();
+        let (outcome_tx, outcome) = monitor::outcome(&cause);
         let report = Report::new(
             config.watcher,
             config.generation,

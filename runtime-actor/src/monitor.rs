@@ -60,49 +60,51 @@ pub(crate) struct Outcome {
 
 /// A generation's outcome, settled by its report and awaited by its
 /// handles: a mutex and one wait list (tokio's watch channel keeps eight,
-/// 448 B a runtime).
+/// 448 B a runtime). It lives in the generation's [`Fate`], which all of
+/// them hold already.
 #[derive(Debug, Default)]
-struct Outcomes {
+pub(crate) struct Outcomes {
     state: Mutex<Outcome>,
     changed: Notify,
 }
 
 /// The report's side of a generation's [`Outcome`].
 #[derive(Debug)]
-pub(crate) struct Settle(Arc<Outcomes>);
+pub(crate) struct Settle(Arc<Fate>);
 
 /// The handles' side of a generation's [`Outcome`].
 #[derive(Debug, Clone)]
-pub(crate) struct Await(Arc<Outcomes>);
+pub(crate) struct Await(Arc<Fate>);
 
-/// A new outcome, nothing settled yet.
-pub(crate) fn outcome() -> (Settle, Await) {
-    let outcomes = Arc::new(Outcomes::default());
-    (Settle(Arc::clone(&outcomes)), Await(outcomes))
+/// The two sides of `fate`'s outcome, nothing settled yet.
+pub(crate) fn outcome(fate: &Arc<Fate>) -> (Settle, Await) {
+    (Settle(Arc::clone(fate)), Await(Arc::clone(fate)))
 }
 
 impl Settle {
     /// Changes the outcome; the waiters hear of it when `change` says it
     /// changed anything.
     fn modify(&self, change: impl FnOnce(&mut Outcome) -> bool) {
-        let changed = change(&mut lock(&self.0.state));
+        let outcome = &self.0.outcome;
+        let changed = change(&mut lock(&outcome.state));
         if changed {
-            self.0.changed.notify_waiters();
+            outcome.changed.notify_waiters();
         }
     }
 }
 
 impl Drop for Settle {
     fn drop(&mut self) {
-        lock(&self.0.state).closed = true;
-        self.0.changed.notify_waiters();
+        let outcome = &self.0.outcome;
+        lock(&outcome.state).closed = true;
+        outcome.changed.notify_waiters();
     }
 }
 
 impl Await {
     /// Reads the outcome as it is now.
     pub(crate) fn peek<T>(&self, read: impl FnOnce(&Outcome) -> T) -> T {
-        read(&lock(&self.0.state))
+        read(&lock(&self.0.outcome.state))
     }
 
     /// Waits until `read` finds what it looks for; `None` when the report
@@ -114,11 +116,12 @@ impl Await {
         loop {
             // Registered before the outcome is read, so that a change
             // between the read and the wait is not missed.
-            let notified = self.0.changed.notified();
+            let outcomes = &self.0.outcome;
+            let notified = outcomes.changed.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             {
-                let outcome = lock(&self.0.state);
+                let outcome = lock(&outcomes.state);
                 if let Some(found) = read(&outcome) {
                     return Some(found);
                 }

@@ -915,13 +915,30 @@ mod tests {
     use super::*;
 
     fn run(spawn: &mut Spawn) -> io::Result<(Option<ExitStatus>, String)> {
-        let mut child = spawn.spawn()?;
+        let mut child = spawn_retrying_busy(spawn)?;
         let mut out = String::new();
         if let Some(fd) = child.stdout.take() {
             use std::io::Read;
             File::from(fd).read_to_string(&mut out)?;
         }
         Ok((child.wait_blocking()?, out))
+    }
+
+    /// Spawns, trying again while the program is "busy": a script a test
+    /// has just written stays open for writing in any child that another
+    /// test's thread forked meanwhile, until that child execs, and exec
+    /// refuses such a file (ETXTBSY).
+    fn spawn_retrying_busy(spawn: &Spawn) -> io::Result<Spawned> {
+        let mut tries = 0;
+        loop {
+            match spawn.spawn() {
+                Err(e) if e.kind() == io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                spawned => return spawned,
+            }
+        }
     }
 
     fn sh(script: &str) -> Spawn {
