@@ -501,12 +501,11 @@ impl<R: Runtime> Pod<R> {
         let Some(runtime) = self.runtime.clone() else {
             return;
         };
-        // A runtime in place that failed by itself has ended by the time
-        // its pod hears of it: nothing to stop, no task to wait in.
-        if runtime.has_exited() {
-            self.report_exit(generation, cause, ctx);
-            return;
-        }
+        // Reported from a future of the context, even when the runtime has
+        // already ended (a runtime in place that failed by itself has, by
+        // the time its pod hears of it): the context polls it only after
+        // the mailbox, so that a Close queued behind the failure is read
+        // first and no new generation is started only to be closed.
         ctx.spawn(
             runtime
                 .stop(self.config.timeout_ctrl())

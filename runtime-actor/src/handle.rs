@@ -396,18 +396,19 @@ impl<R: Runtime> RuntimeHandle<R> {
                 ..
             } = &*shared;
             let kill_grace = *kill_grace;
-            let begun = Instant::now();
             // Already ended (a failed runtime usually is by the time its
-            // owner hears of it): no stop to send, and no timer to arm.
+            // owner hears of it): no stop to send, no timer to arm, and no
+            // time taken.
             let ended = exit.peek(|o| o.exit.clone());
             if let Some(cause) = ended {
                 return StopReport {
                     forced: false,
                     stuck: false,
-                    took: begun.elapsed(),
+                    took: Duration::ZERO,
                     cause,
                 };
             }
+            let begun = Instant::now();
             addr.do_send(StopRuntime);
             let mut forced = false;
             let mut ended = time::timeout(timeout, wait_exit(exit)).await.ok();
