@@ -106,6 +106,7 @@ mod env;
 mod error;
 mod fate;
 mod handle;
+mod inbox;
 mod messages;
 mod monitor;
 mod notify;
@@ -122,6 +123,7 @@ pub use context::{FailureReporter, PidReporter, RuntimeContext};
 pub use env::RuntimeEnv;
 pub use error::{FailureCause, PanicLocation, RequestError, RuntimeError};
 pub use handle::{Placement, RuntimeConfig, RuntimeHandle, StopReport};
+pub use inbox::EventInbox;
 pub use messages::{CheckHealth, Request, RuntimeEvent};
 pub use panic::{panic_is_caught, panics_to_tracing};
 pub use process::{
