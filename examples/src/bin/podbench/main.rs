@@ -35,6 +35,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::Notify;
 
 mod container;
+mod floor;
 #[cfg(feature = "peers")]
 mod peers;
 
@@ -405,6 +406,24 @@ async fn start_rows(n: usize, rows: &mut Vec<Row>) {
         ours: micros(median(ours)),
         baseline_name: "bare actor on the same arbiter + 1 round trip",
         baseline: micros(median(bare)),
+        aim: "(reference)",
+    });
+    // What actix itself asks of two actors doing a start's steps: how much
+    // of the pod's start is the pod's own work.
+    let (ours, floor) = paired(
+        n / 10,
+        n,
+        || pod_start(PlacementKind::Shared),
+        floor::two_actor_start,
+    )
+    .await;
+    rows.push(Row {
+        figure: "in-process pod start -> Started, shared arbiter",
+        unit: "us",
+        ours: micros(median(ours)),
+        baseline_name:
+            "two bare actors: one starts the other, told Ready; Go and Wait sent together",
+        baseline: micros(median(floor)),
         aim: "(reference)",
     });
 }
