@@ -169,6 +169,8 @@ pub struct RuntimeHandle<R: Runtime>(Arc<Shared<R>>);
 
 struct Shared<R: Runtime> {
     addr: Addr<RuntimeActor<R>>,
+    /// Started in place ([`Placement::Current`]), on the owner's thread.
+    in_place: bool,
     generation: u64,
     arbiter: Option<ArbiterHandle>,
     cause: Arc<Fate>,
@@ -264,6 +266,7 @@ impl<R: Runtime> RuntimeActor<R> {
         }
         RuntimeHandle(Arc::new(Shared {
             addr,
+            in_place,
             generation: config.generation,
             arbiter: dedicated_handle,
             cause,
@@ -399,6 +402,7 @@ impl<R: Runtime> RuntimeHandle<R> {
         async move {
             let Shared {
                 addr,
+                in_place,
                 arbiter,
                 outcome: exit,
                 kill_grace,
@@ -419,8 +423,18 @@ impl<R: Runtime> RuntimeHandle<R> {
             }
             let begun = Instant::now();
             addr.do_send(StopRuntime);
+            // In place, a runtime that stops at once (most do) has ended by
+            // the time this task runs again: it gets that turn before the
+            // timeout's timer is armed, which costs an idle thread a write
+            // to its driver's waker.
+            if *in_place {
+                yield_once().await;
+            }
             let mut forced = false;
-            let mut ended = time::timeout(timeout, wait_exit(exit)).await.ok();
+            let mut ended = match exit.peek(|o| o.exit.clone()) {
+                Some(cause) => Some(cause),
+                None => time::timeout(timeout, wait_exit(exit)).await.ok(),
+            };
             if ended.is_none() {
                 forced = true;
                 addr.do_send(KillRuntime { cause: None });
@@ -453,6 +467,22 @@ impl<R: Runtime> fmt::Debug for RuntimeHandle<R> {
             .field("exited", &self.has_exited())
             .finish()
     }
+}
+
+/// Pending once, waking its task at once: the task runs again after the
+/// tasks already woken on its thread. (`tokio::task::yield_now` defers the
+/// wake until the thread has polled its driver, a system call.)
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Resolves with the exit cause once the monitor has reported `Exited`.
