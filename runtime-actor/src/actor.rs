@@ -210,7 +210,7 @@ pub(crate) struct Launch<R: Runtime> {
     /// How long a runtime that missed its start deadline has to stop
     /// gracefully; kept by the actor itself when its signals are direct.
     pub(crate) stop_timeout: Duration,
-    pub(crate) cause: Arc<Fate>,
+    pub(crate) fate: Arc<Fate>,
     /// The arbiter is the runtime's own: stopped with the actor.
     pub(crate) dedicated: bool,
 }
@@ -224,17 +224,17 @@ enum Served {
 /// Reports the end of the actor from `Drop`, whatever ended it.
 struct DeathGuard {
     signals: Signals,
-    cause: Arc<Fate>,
+    fate: Arc<Fate>,
     stop_requested: bool,
 }
 
 impl Drop for DeathGuard {
     fn drop(&mut self) {
-        if !self.stop_requested && self.cause.get().is_none() {
-            let _ = self.cause.set(FailureCause::Lost);
+        if !self.stop_requested && self.fate.get().is_none() {
+            let _ = self.fate.set(FailureCause::Lost);
         }
         self.signals.send(Signal::Exited {
-            cause: self.cause.get().cloned(),
+            cause: self.fate.get().cloned(),
         });
     }
 }
@@ -245,7 +245,7 @@ impl<R: Runtime> RuntimeActor<R> {
     pub(crate) fn new(launch: Launch<R>) -> Self {
         let guard = DeathGuard {
             signals: launch.signals.clone(),
-            cause: Arc::clone(&launch.cause),
+            fate: Arc::clone(&launch.fate),
             stop_requested: false,
         };
         let dedicated = launch.dedicated;
@@ -319,7 +319,7 @@ impl<R: Runtime> RuntimeActor<R> {
 
     /// Records the first failure, tells the monitor and stops the actor.
     fn fail(&mut self, cause: FailureCause, ctx: &mut Context<Self>) {
-        if self.guard.cause.set(cause.clone()).is_ok() {
+        if self.guard.fate.set(cause.clone()).is_ok() {
             tracing::debug!(%cause, "runtime failed");
             self.guard.signals.send(Signal::Failed { cause });
         }
@@ -366,7 +366,7 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
         let Some(launch) = self.pending.take() else {
             return;
         };
-        if let Some(cause) = launch.cause.get().cloned() {
+        if let Some(cause) = launch.fate.get().cloned() {
             // Failed before it could run (its arbiter could not be made):
             // the factory is never called.
             self.guard.signals.send(Signal::Failed { cause });
@@ -399,7 +399,7 @@ pub struct Queued<R: Runtime> {
     req: R::Request,
     refused: Option<RequestError>,
     serving: Rc<Serving<R>>,
-    cause: Arc<Fate>,
+    fate: Arc<Fate>,
 }
 
 impl<R: Runtime> MessageResponse<RuntimeActor<R>, Request<R>> for Queued<R> {
@@ -410,8 +410,8 @@ impl<R: Runtime> MessageResponse<RuntimeActor<R>, Request<R>> for Queued<R> {
     ) {
         // Sent with `do_send`: still served, the answer dropped.
         let reply = match tx {
-            Some(tx) => Reply::channel(tx, self.cause),
-            None => Reply::nobody(self.cause),
+            Some(tx) => Reply::channel(tx, self.fate),
+            None => Reply::nobody(self.fate),
         };
         let req = self.req;
         queue_or_refuse(&self.serving, self.refused, reply, |reply| {
@@ -436,7 +436,7 @@ impl<R: Runtime> Handler<Request<R>> for RuntimeActor<R> {
             req,
             refused: self.not_serving(),
             serving: Rc::clone(&self.serving),
-            cause: Arc::clone(&self.guard.cause),
+            fate: Arc::clone(&self.guard.fate),
         }
     }
 }
@@ -461,7 +461,7 @@ impl<R: Runtime> Handler<CheckHealth> for RuntimeActor<R> {
     type Result = ResponseFuture<Result<(), RequestError>>;
 
     fn handle(&mut self, _: CheckHealth, _: &mut Context<Self>) -> Self::Result {
-        let (reply, answer) = Reply::awaited(Arc::clone(&self.guard.cause));
+        let (reply, answer) = Reply::awaited(Arc::clone(&self.guard.fate));
         self.enqueue(reply, Op::Health);
         Box::pin(answer)
     }
@@ -522,7 +522,7 @@ where
         task: &mut task::Context<'_>,
     ) -> Poll<()> {
         let this = self.project();
-        let fate = &act.guard.cause;
+        let fate = &act.guard.fate;
         if !*this.armed {
             fate.watch(task.waker());
         }
@@ -571,7 +571,7 @@ async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served
         launch.generation,
         launch.env.clone(),
         launch.signals,
-        FailureReporter::new(launch.cause),
+        FailureReporter::new(launch.fate),
     );
     let mut runtime = launch.factory.build(&launch.env);
     let setup = {

@@ -173,7 +173,7 @@ struct Shared<R: Runtime> {
     in_place: bool,
     generation: u64,
     arbiter: Option<ArbiterHandle>,
-    cause: Arc<Fate>,
+    fate: Arc<Fate>,
     outcome: Await,
     kill_grace: Duration,
 }
@@ -198,7 +198,7 @@ impl<R: Runtime> RuntimeActor<R> {
     /// not panic: the generation fails at once with
     /// [`FailureCause::Error`] giving the OS's reason.
     pub fn spawn(config: RuntimeConfig, factory: RuntimeFactory<R>) -> RuntimeHandle<R> {
-        let cause = Arc::new(Fate::default());
+        let fate = Arc::new(Fate::default());
         // A dedicated arbiter can fail to start (no thread, no descriptors
         // left): the generation then fails at once, with the OS's reason,
         // on the caller's arbiter instead.
@@ -215,19 +215,19 @@ impl<R: Runtime> RuntimeActor<R> {
                     ))
                     .with_source(e);
                     // Set before the actor starts: it fails at once with it.
-                    let _ = cause.set(FailureCause::Error(error));
+                    let _ = fate.set(FailureCause::Error(error));
                     (None, Arbiter::current())
                 }
             },
             Placement::Shared(handle) => (None, handle),
             Placement::Current => (None, Arbiter::current()),
         };
-        let (outcome_tx, outcome) = monitor::outcome(&cause);
+        let (outcome_tx, outcome) = monitor::outcome(&fate);
         let report = Report::new(
             config.watcher,
             config.generation,
             config.start_timeout,
-            Arc::clone(&cause),
+            Arc::clone(&fate),
             outcome_tx,
         );
         // In place, the signals go straight into the report; elsewhere, to
@@ -247,7 +247,7 @@ impl<R: Runtime> RuntimeActor<R> {
             generation: config.generation,
             signals,
             stop_timeout: config.stop_timeout,
-            cause: Arc::clone(&cause),
+            fate: Arc::clone(&fate),
             dedicated: dedicated.is_some(),
         };
         let addr = match in_place {
@@ -269,7 +269,7 @@ impl<R: Runtime> RuntimeActor<R> {
             in_place,
             generation: config.generation,
             arbiter: dedicated_handle,
-            cause,
+            fate,
             outcome,
             kill_grace: config.kill_grace,
         }))
@@ -291,7 +291,7 @@ impl<R: Runtime> RuntimeHandle<R> {
 
     /// The failure that ended (or is ending) the runtime, once there is one.
     pub fn failure(&self) -> Option<FailureCause> {
-        self.0.cause.get().cloned()
+        self.0.fate.get().cloned()
     }
 
     /// Resolves when the runtime is ready, with how long its setup took.
@@ -333,7 +333,7 @@ impl<R: Runtime> RuntimeHandle<R> {
         &self,
         req: R::Request,
     ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
-        let (reply, answer) = Reply::awaited(Arc::clone(&self.0.cause));
+        let (reply, answer) = Reply::awaited(Arc::clone(&self.0.fate));
         self.0.addr.do_send(Ask { req, reply });
         answer
     }
@@ -356,7 +356,7 @@ impl<R: Runtime> RuntimeHandle<R> {
     ) {
         self.0.addr.do_send(Ask {
             req,
-            reply: Reply::callback(answer, Arc::clone(&self.0.cause)),
+            reply: Reply::callback(answer, Arc::clone(&self.0.fate)),
         });
     }
 
@@ -370,7 +370,7 @@ impl<R: Runtime> RuntimeHandle<R> {
         &self,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), RequestError>> + 'static {
-        let (reply, check) = Reply::awaited(Arc::clone(&self.0.cause));
+        let (reply, check) = Reply::awaited(Arc::clone(&self.0.fate));
         self.0.addr.do_send(AskHealth { reply });
         async move {
             time::timeout(timeout, check)

@@ -188,7 +188,7 @@ pub(crate) struct Report {
     pub(crate) deadline: Option<Instant>,
     waiting_for: Option<String>,
     failed: bool,
-    cause: Arc<Fate>,
+    fate: Arc<Fate>,
     outcome: Settle,
 }
 
@@ -197,7 +197,7 @@ impl Report {
         watcher: Option<Watcher>,
         generation: u64,
         start_timeout: Option<Duration>,
-        cause: Arc<Fate>,
+        fate: Arc<Fate>,
         outcome: Settle,
     ) -> Self {
         let begun = Instant::now();
@@ -208,7 +208,7 @@ impl Report {
             deadline: start_timeout.and_then(|t| begun.checked_add(t)),
             waiting_for: None,
             failed: false,
-            cause,
+            fate,
             outcome,
         }
     }
@@ -304,7 +304,7 @@ impl Report {
         };
         // Set here, by whoever keeps the deadline: a monitor must not wait
         // for the actor, whose thread may be the thing that is blocked.
-        if self.cause.set(cause.clone()).is_ok() {
+        if self.fate.set(cause.clone()).is_ok() {
             self.fail(cause);
         }
     }
@@ -370,7 +370,7 @@ pub(crate) async fn monitor<R: Runtime>(mut m: Monitor<R>) {
                 Some(Signal::Exited { cause }) => break cause,
                 Some(signal) => m.report.on(signal),
                 // The actor was never built: its arbiter was already gone.
-                None => break Some(m.report.cause.get_or_init(|| FailureCause::Lost).clone()),
+                None => break Some(m.report.fate.get_or_init(|| FailureCause::Lost).clone()),
             },
             () = sleep_until(m.report.deadline) => {
                 m.report.time_out();

@@ -19,7 +19,7 @@ use crate::fate::Fate;
 /// waits for the exit, and none sits between the runtime and the caller.
 pub(crate) struct Reply<T> {
     to: To<T>,
-    cause: Arc<Fate>,
+    fate: Arc<Fate>,
 }
 
 enum To<T> {
@@ -34,10 +34,10 @@ enum To<T> {
 }
 
 impl<T> Reply<T> {
-    pub(crate) fn channel(tx: oneshot::Sender<Result<T, RequestError>>, cause: Arc<Fate>) -> Self {
+    pub(crate) fn channel(tx: oneshot::Sender<Result<T, RequestError>>, fate: Arc<Fate>) -> Self {
         Reply {
             to: To::Channel(tx),
-            cause,
+            fate,
         }
     }
 
@@ -45,7 +45,7 @@ impl<T> Reply<T> {
     /// if only by its drop; should the sender vanish without one all the
     /// same, the future gives what the drop would have.
     pub(crate) fn awaited(
-        cause: Arc<Fate>,
+        fate: Arc<Fate>,
     ) -> (
         Self,
         impl Future<Output = Result<T, RequestError>> + 'static,
@@ -54,11 +54,11 @@ impl<T> Reply<T> {
         T: 'static,
     {
         let (tx, answer) = oneshot::channel();
-        let reply = Reply::channel(tx, Arc::clone(&cause));
+        let reply = Reply::channel(tx, Arc::clone(&fate));
         let answered = async move {
             answer.await.unwrap_or_else(|_| {
                 Err(RequestError::Exited {
-                    cause: cause.get().cloned(),
+                    cause: fate.get().cloned(),
                 })
             })
         };
@@ -67,19 +67,19 @@ impl<T> Reply<T> {
 
     pub(crate) fn callback(
         answer: impl FnOnce(Result<T, RequestError>) + Send + 'static,
-        cause: Arc<Fate>,
+        fate: Arc<Fate>,
     ) -> Self {
         Reply {
             to: To::Callback(Box::new(answer)),
-            cause,
+            fate,
         }
     }
 
     /// A reply nobody waits for: the request is still served.
-    pub(crate) fn nobody(cause: Arc<Fate>) -> Self {
+    pub(crate) fn nobody(fate: Arc<Fate>) -> Self {
         Reply {
             to: To::Nobody,
-            cause,
+            fate,
         }
     }
 
@@ -108,7 +108,7 @@ impl<T> Drop for Reply<T> {
         if matches!(self.to, To::Nobody) {
             return;
         }
-        let cause = self.cause.get().cloned();
+        let cause = self.fate.get().cloned();
         self.give(Err(RequestError::Exited { cause }));
     }
 }
@@ -129,20 +129,20 @@ mod tests {
     use super::*;
     use crate::error::FailureCause;
 
-    fn cause() -> Arc<Fate> {
+    fn fate() -> Arc<Fate> {
         Arc::new(Fate::default())
     }
 
     #[test]
     fn an_answer_is_given_once_and_the_drop_adds_nothing() {
         let (tx, mut rx) = oneshot::channel::<Result<u8, RequestError>>();
-        Reply::channel(tx, cause()).send(Ok(7));
+        Reply::channel(tx, fate()).send(Ok(7));
         assert!(matches!(rx.try_recv(), Ok(Ok(7))));
     }
 
     #[test]
     fn a_reply_dropped_unanswered_says_why_the_runtime_ended() {
-        let ended = cause();
+        let ended = fate();
         let _ = ended.set(FailureCause::Lost);
         let (tx, answer) = std::sync::mpsc::channel();
         drop(Reply::<u8>::callback(
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn a_reply_dropped_after_a_graceful_stop_names_no_cause() {
         let (tx, mut rx) = oneshot::channel::<Result<u8, RequestError>>();
-        drop(Reply::channel(tx, cause()));
+        drop(Reply::channel(tx, fate()));
         assert!(matches!(
             rx.try_recv(),
             Ok(Err(RequestError::Exited { cause: None }))
