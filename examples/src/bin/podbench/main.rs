@@ -257,23 +257,35 @@ fn config(placement: PlacementKind) -> PodConfig {
     config
 }
 
-/// A pod started until `Started`, as a caller who needs nothing in between
-/// asks for it: `Start` and `WaitStartSuccess` sent together (the mailbox
-/// keeps their order), one await for both answers, as a bare actor's start
-/// takes one await for its answer.
-async fn started_pod(placement: PlacementKind) -> Addr<Pod<Echo>> {
-    let pod = Pod::new(config(placement), RuntimeFactory::new(|_| Echo)).start();
-    let (start, started) = tokio::join!(pod.send(Start), pod.send(WaitStartSuccess));
-    start.unwrap().unwrap();
-    started.unwrap().unwrap();
-    pod
+/// How a caller awaits the answers to `Start` and `WaitStartSuccess`.
+#[derive(Debug, Clone, Copy)]
+enum Awaits {
+    /// Both sent together (the mailbox keeps their order), one await for
+    /// both answers: as a caller who needs nothing in between writes it, and
+    /// as a bare actor's start takes one await for its answer.
+    Together,
+    /// `Start`'s answer awaited before `WaitStartSuccess` is sent.
+    OneByOne,
 }
 
-/// The same, awaiting `Start`'s answer before sending `WaitStartSuccess`.
-async fn started_pod_one_by_one(placement: PlacementKind) -> Addr<Pod<Echo>> {
+/// A pod started until `Started`, its answers awaited together.
+async fn started_pod(placement: PlacementKind) -> Addr<Pod<Echo>> {
+    started_pod_awaiting(placement, Awaits::Together).await
+}
+
+async fn started_pod_awaiting(placement: PlacementKind, awaits: Awaits) -> Addr<Pod<Echo>> {
     let pod = Pod::new(config(placement), RuntimeFactory::new(|_| Echo)).start();
-    pod.send(Start).await.unwrap().unwrap();
-    pod.send(WaitStartSuccess).await.unwrap().unwrap();
+    match awaits {
+        Awaits::Together => {
+            let (start, started) = tokio::join!(pod.send(Start), pod.send(WaitStartSuccess));
+            start.unwrap().unwrap();
+            started.unwrap().unwrap();
+        }
+        Awaits::OneByOne => {
+            pod.send(Start).await.unwrap().unwrap();
+            pod.send(WaitStartSuccess).await.unwrap().unwrap();
+        }
+    }
     pod
 }
 
@@ -327,20 +339,15 @@ async fn deployment_rows(n: usize, rows: &mut Vec<Row>) {
     });
 }
 
-/// A pod started until `Started`; closed (its thread joined, when it has
-/// one) before the next sample.
+/// A pod started until `Started`, its answers awaited together; closed (its
+/// thread joined, when it has one) before the next sample.
 async fn pod_start(placement: PlacementKind) -> Duration {
-    let begun = Instant::now();
-    let pod = started_pod(placement).await;
-    let took = begun.elapsed();
-    pod.send(Close::default()).await.unwrap();
-    took
+    pod_start_awaiting(placement, Awaits::Together).await
 }
 
-/// `pod_start`, with the two messages awaited one by one.
-async fn pod_start_one_by_one(placement: PlacementKind) -> Duration {
+async fn pod_start_awaiting(placement: PlacementKind, awaits: Awaits) -> Duration {
     let begun = Instant::now();
-    let pod = started_pod_one_by_one(placement).await;
+    let pod = started_pod_awaiting(placement, awaits).await;
     let took = begun.elapsed();
     pod.send(Close::default()).await.unwrap();
     took
@@ -396,7 +403,7 @@ async fn start_rows(n: usize, rows: &mut Vec<Row>) {
     let (ours, bare) = paired(
         n / 10,
         n,
-        || pod_start_one_by_one(PlacementKind::Shared),
+        || pod_start_awaiting(PlacementKind::Shared, Awaits::OneByOne),
         || bare_start(PlacementKind::Shared),
     )
     .await;
@@ -455,7 +462,7 @@ async fn restart_rows(n: usize, default_n: usize, rows: &mut Vec<Row>) {
         || pod_restart(pod.clone()),
         // Two awaits, as the restart takes (the crashing Call, then
         // WaitStartSuccess).
-        || pod_start_one_by_one(PlacementKind::Shared),
+        || pod_start_awaiting(PlacementKind::Shared, Awaits::OneByOne),
     )
     .await;
     let supervised = actix::Supervisor::start(|_| Bare);
