@@ -826,8 +826,7 @@ impl<R: Runtime> Actor for Pod<R> {
             PodState::Idle | PodState::Terminated => Running::Stop,
             PodState::Closing => Running::Continue,
             _ => {
-                tracing::debug!(pod = %self.config.name, "last address dropped: closing");
-                self.begin_close(None, ctx);
+                self.close_unaddressed(ctx);
                 if self.state == PodState::Terminated {
                     return Running::Stop;
                 }
@@ -837,6 +836,14 @@ impl<R: Runtime> Actor for Pod<R> {
                 Running::Continue
             }
         }
+    }
+}
+
+impl<R: Runtime> Pod<R> {
+    /// The last address of the pod was dropped: it closes, gracefully.
+    fn close_unaddressed(&mut self, ctx: &mut Context<Self>) {
+        tracing::debug!(pod = %self.config.name, "last address dropped: closing");
+        self.begin_close(None, ctx);
     }
 }
 
@@ -1225,10 +1232,14 @@ impl<R: Runtime> Handler<HealthTick> for Pod<R> {
 
 /// Reads the runtime's events from the pod's inbox, in the pod's context.
 ///
-/// It ends once no address of the pod is left: actix keeps an actor alive
-/// while a future of its context runs, and a pod its owner let go closes
-/// (see [`Pod`]). The runtime holds no address of the pod for its events,
-/// so it keeps nothing alive either.
+/// Once no address of the pod is left, it closes the pod and ends: a pod its
+/// owner let go closes (see [`Pod`]), and actix keeps an actor alive while a
+/// future of its context runs, so `stopping` would not be called for it.
+/// The close begins here even when another future of the context (a health
+/// check in flight) still keeps the pod alive: an address upgraded from a
+/// weak one meanwhile then finds the pod closing, never running with no
+/// reader of its events. The runtime holds no address of the pod for its
+/// events, so it keeps nothing alive either.
 struct ReadEvents(EventInbox);
 
 impl<R: Runtime> ActorFuture<Pod<R>> for ReadEvents {
@@ -1243,6 +1254,9 @@ impl<R: Runtime> ActorFuture<Pod<R>> for ReadEvents {
         loop {
             if !ctx.connected() {
                 pod.reading = false;
+                if !matches!(pod.state, PodState::Closing | PodState::Terminated) {
+                    pod.close_unaddressed(ctx);
+                }
                 return Poll::Ready(());
             }
             if ctx.state() != ActorState::Running {
