@@ -1,18 +1,16 @@
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{self, Poll};
 use std::time::{Duration, SystemTime};
 
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::{
-    Actor, ActorContext, ActorFuture, ActorFutureExt, ActorState, Addr, AsyncContext, Context,
-    Handler, MessageResult, ResponseActFuture, ResponseFuture, Running, WrapFuture,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MessageResult, ResponseActFuture,
+    ResponseFuture, Running, WrapFuture,
 };
 use futures::channel::oneshot;
 use metrics::Histogram;
 use runtime_actor::{
-    EventInbox, FailureCause, Placement, ProcessRuntime, RequestError, Runtime, RuntimeActor,
-    RuntimeConfig, RuntimeEvent, RuntimeFactory, RuntimeHandle, StopReport,
+    FailureCause, Placement, ProcessRuntime, RequestError, Runtime, RuntimeActor, RuntimeConfig,
+    RuntimeEvent, RuntimeFactory, RuntimeHandle, StopReport,
 };
 use supervisor::{
     AddChild, ChildExit, ChildLeft, ChildReporter, ChildSpec, ChildStopped, ChildVerdict,
@@ -81,12 +79,8 @@ const STOP_MARGIN: Duration = Duration::from_secs(2);
 ///   pod leaves its supervisor (a removal, never counted as a crash); [`Join`]
 ///   resolves. The [`CloseReport`] says whether it was forced and why.
 /// - Dropping the last [`Addr`] of a started pod closes it the same way
-///   (graceful, within `timeout_ctrl`), then frees it: the supervisor holds
-///   the pod weakly, and the runtime tells its events into the pod's
-///   [`EventInbox`] without an address of the pod.
-/// - The pod reads its runtime's events in its own context, after the
-///   messages that reached its mailbox in the same turn: a `Close` that
-///   arrives while an event is on its way is read first.
+///   (graceful, within `timeout_ctrl`), then frees it: the supervisor and the
+///   runtime hold the pod weakly.
 /// - If the actix `System` stops under a pod (or the arbiter its runtime runs
 ///   on), the pod ends with [`PodError::ArbiterStopped`] and a forced close
 ///   report, and nothing is restarted. Close pods before stopping the System
@@ -102,11 +96,6 @@ pub struct Pod<R: Runtime> {
     registration: Option<Registration>,
     state: PodState,
     runtime: Option<RuntimeHandle<R>>,
-    /// Where every generation tells its events, made at the first start;
-    /// read by a future of the pod's context ([`ReadEvents`]) while
-    /// `reading`.
-    inbox: Option<EventInbox>,
-    reading: bool,
     reporter: Option<ChildReporter>,
     generation: u64,
     spawned: u64,
@@ -178,8 +167,6 @@ impl<R: Runtime> Pod<R> {
             registration: None,
             state: PodState::Idle,
             runtime: None,
-            inbox: None,
-            reading: false,
             reporter: None,
             generation: 0,
             spawned: 0,
@@ -436,18 +423,13 @@ impl<R: Runtime> Pod<R> {
         let generation = self.spawned;
         self.spawned += 1;
         self.generation = generation;
-        let inbox = self.inbox.get_or_insert_with(EventInbox::new).clone();
-        if !self.reading {
-            self.reading = true;
-            ctx.spawn(ReadEvents(inbox.clone()));
-        }
         let config = RuntimeConfig::new(self.config.name.as_str())
             .generation(generation)
             .env(self.config.runtime_env())
             .placement(self.runtime_placement())
             .start_timeout(self.config.timeout_ready())
             .stop_timeout(self.config.timeout_ctrl())
-            .inbox(&inbox);
+            .weak_watcher(ctx.address().downgrade().recipient());
         self.runtime = Some(RuntimeActor::spawn(config, self.factory.clone()));
         self.pid = None;
         self.set_state(PodState::Starting);
@@ -826,7 +808,8 @@ impl<R: Runtime> Actor for Pod<R> {
             PodState::Idle | PodState::Terminated => Running::Stop,
             PodState::Closing => Running::Continue,
             _ => {
-                self.close_unaddressed(ctx);
+                tracing::debug!(pod = %self.config.name, "last address dropped: closing");
+                self.begin_close(None, ctx);
                 if self.state == PodState::Terminated {
                     return Running::Stop;
                 }
@@ -836,14 +819,6 @@ impl<R: Runtime> Actor for Pod<R> {
                 Running::Continue
             }
         }
-    }
-}
-
-impl<R: Runtime> Pod<R> {
-    /// The last address of the pod was dropped: it closes, gracefully.
-    fn close_unaddressed(&mut self, ctx: &mut Context<Self>) {
-        tracing::debug!(pod = %self.config.name, "last address dropped: closing");
-        self.begin_close(None, ctx);
     }
 }
 
@@ -1230,56 +1205,10 @@ impl<R: Runtime> Handler<HealthTick> for Pod<R> {
 
 // ===== from the runtime =====
 
-/// Reads the runtime's events from the pod's inbox, in the pod's context.
-///
-/// Once no address of the pod is left, it closes the pod and ends: a pod its
-/// owner let go closes (see [`Pod`]), and actix keeps an actor alive while a
-/// future of its context runs, so `stopping` would not be called for it.
-/// The close begins here even when another future of the context (a health
-/// check in flight) still keeps the pod alive: an address upgraded from a
-/// weak one meanwhile then finds the pod closing, never running with no
-/// reader of its events. The runtime holds no address of the pod for its
-/// events, so it keeps nothing alive either.
-struct ReadEvents(EventInbox);
-
-impl<R: Runtime> ActorFuture<Pod<R>> for ReadEvents {
-    type Output = ();
-
-    fn poll(
-        self: Pin<&mut Self>,
-        pod: &mut Pod<R>,
-        ctx: &mut Context<Pod<R>>,
-        task: &mut task::Context<'_>,
-    ) -> Poll<()> {
-        loop {
-            if !ctx.connected() {
-                pod.reading = false;
-                if !matches!(pod.state, PodState::Closing | PodState::Terminated) {
-                    pod.close_unaddressed(ctx);
-                }
-                return Poll::Ready(());
-            }
-            if ctx.state() != ActorState::Running {
-                return Poll::Pending;
-            }
-            match self.0.poll_next(task) {
-                Poll::Ready(event) => pod.on_event(event, ctx),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-}
-
 impl<R: Runtime> Handler<RuntimeEvent> for Pod<R> {
     type Result = ();
 
     fn handle(&mut self, event: RuntimeEvent, ctx: &mut Context<Self>) {
-        self.on_event(event, ctx);
-    }
-}
-
-impl<R: Runtime> Pod<R> {
-    fn on_event(&mut self, event: RuntimeEvent, ctx: &mut Context<Self>) {
         if self.runtime.is_none() || event.generation() != self.generation {
             return;
         }

@@ -10,7 +10,6 @@ use crate::actor::{Launch, RuntimeActor};
 use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError, RuntimeError};
 use crate::fate::Fate;
-use crate::inbox::EventInbox;
 use crate::messages::{Ask, AskHealth, KillRuntime, RuntimeEvent, StopRuntime};
 use crate::monitor::{self, monitor, Await, Monitor, Report, Signals, Watcher};
 use crate::reply::Reply;
@@ -86,14 +85,6 @@ impl RuntimeConfig {
     /// dropping the owner's last address can end both.
     pub fn weak_watcher(mut self, watcher: WeakRecipient<RuntimeEvent>) -> Self {
         self.watcher = Some(Watcher::Weak(watcher));
-        self
-    }
-
-    /// Like [`weak_watcher`](RuntimeConfig::weak_watcher), but the events go
-    /// into `inbox`, which the owner reads itself (see [`EventInbox`]): no
-    /// address of the owner is made or upgraded for them.
-    pub fn inbox(mut self, inbox: &EventInbox) -> Self {
-        self.watcher = Some(Watcher::Inbox(inbox.clone()));
         self
     }
 

@@ -106,7 +106,6 @@ mod env;
 mod error;
 mod fate;
 mod handle;
-mod inbox;
 mod messages;
 mod monitor;
 mod notify;
@@ -123,7 +122,6 @@ pub use context::{FailureReporter, PidReporter, RuntimeContext};
 pub use env::RuntimeEnv;
 pub use error::{FailureCause, PanicLocation, RequestError, RuntimeError};
 pub use handle::{Placement, RuntimeConfig, RuntimeHandle, StopReport};
-pub use inbox::EventInbox;
 pub use messages::{CheckHealth, Request, RuntimeEvent};
 pub use panic::{panic_is_caught, panics_to_tracing};
 pub use process::{

@@ -11,18 +11,15 @@ use crate::actor::RuntimeActor;
 use crate::context::Signal;
 use crate::error::{FailureCause, RequestError};
 use crate::fate::Fate;
-use crate::inbox::EventInbox;
 use crate::messages::{KillRuntime, RuntimeEvent, StopRuntime};
 use crate::runtime::Runtime;
 
 /// Who receives a generation's [`RuntimeEvent`]s: held strongly, or weakly
-/// by an owner that must not be kept alive by its own runtime, or an inbox
-/// its owner reads.
+/// by an owner that must not be kept alive by its own runtime.
 #[derive(Debug, Clone)]
 pub(crate) enum Watcher {
     Strong(Recipient<RuntimeEvent>),
     Weak(WeakRecipient<RuntimeEvent>),
-    Inbox(EventInbox),
 }
 
 impl Watcher {
@@ -34,7 +31,6 @@ impl Watcher {
                     watcher.do_send(event);
                 }
             }
-            Watcher::Inbox(inbox) => inbox.tell(event),
         }
     }
 
