@@ -68,6 +68,7 @@
 //! ```
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 
 mod file;
 
@@ -508,39 +509,64 @@ where
         let order: Vec<_> = (0..count)
             .map(|i| self.pods[(start + i) % count].pod.clone())
             .collect();
+        // The request's `Clone` and `Drop` are the program's code, and run
+        // here, in the deployment's context: each is guarded, so that a
+        // panic in them answers this request (or, in `Drop`, is logged) and
+        // leaves the deployment, and every replica it holds, serving.
         let route = async move {
-            let mut last = CallError::NotReady;
-            let mut retried = false;
-            for pod in order {
-                match pod.send(Call::<R>(req.clone())).await {
-                    Ok(Ok(answer)) => return Ok(answer),
-                    Ok(Err(CallError::RuntimeExited { cause })) => {
-                        // A panic or an error may have been this request's
-                        // doing: retry it once only, so a poison request
-                        // cannot take every replica down. A kill, a failed
-                        // health check or a timeout was not its doing.
-                        let maybe_poison = matches!(
-                            cause,
-                            None | Some(FailureCause::Panicked { .. } | FailureCause::Error(_))
-                        );
-                        if maybe_poison && retried {
-                            return Err(CallError::RuntimeExited { cause });
+            let routed = async {
+                let mut last = CallError::NotReady;
+                let mut retried = false;
+                for pod in order {
+                    let copy = std::panic::catch_unwind(AssertUnwindSafe(|| req.clone()))
+                        .map_err(|panic| routing_panicked(panic.as_ref()))?;
+                    match pod.send(Call::<R>(copy)).await {
+                        Ok(Ok(answer)) => return Ok(answer),
+                        Ok(Err(CallError::RuntimeExited { cause })) => {
+                            // A panic or an error may have been this request's
+                            // doing: retry it once only, so a poison request
+                            // cannot take every replica down. A kill, a failed
+                            // health check or a timeout was not its doing.
+                            let maybe_poison = matches!(
+                                cause,
+                                None | Some(FailureCause::Panicked { .. } | FailureCause::Error(_))
+                            );
+                            if maybe_poison && retried {
+                                return Err(CallError::RuntimeExited { cause });
+                            }
+                            retried |= maybe_poison;
+                            last = CallError::RuntimeExited { cause };
                         }
-                        retried |= maybe_poison;
-                        last = CallError::RuntimeExited { cause };
+                        // Not seen by that replica: the next may take it.
+                        Ok(Err(
+                            e @ (CallError::NotReady | CallError::Closed | CallError::Busy { .. }),
+                        )) => last = e,
+                        Ok(Err(e)) => return Err(e),
+                        Err(_) => last = CallError::Closed,
                     }
-                    // Not seen by that replica: the next may take it.
-                    Ok(Err(
-                        e @ (CallError::NotReady | CallError::Closed | CallError::Busy { .. }),
-                    )) => last = e,
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => last = CallError::Closed,
                 }
+                Err(last)
             }
-            Err(last)
+            .await;
+            if std::panic::catch_unwind(AssertUnwindSafe(move || drop(req))).is_err() {
+                tracing::error!("dropping a routed request panicked; its answer stands");
+            }
+            routed
         };
         Box::pin(route.into_actor(self))
     }
+}
+
+/// The answer to a request whose `Clone` panicked while it was routed; the
+/// panic is logged.
+fn routing_panicked(panic: &(dyn std::any::Any + Send)) -> CallError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    tracing::error!(panic = %message, "cloning a routed request panicked");
+    CallError::RequestPanicked { message }
 }
 
 impl<R: Runtime> Handler<Scale> for Deployment<R> {

@@ -157,6 +157,12 @@ pub enum CallError {
     /// ([`typed`](crate::typed)); or, converted with `?` from
     /// `TypedCall::new`, the request could not be encoded and was not sent.
     Codec(CodecError),
+    /// The request's `Clone` panicked while a deployment routed it: no
+    /// replica got it from that try on; the deployment serves on.
+    RequestPanicked {
+        /// The panic's message.
+        message: String,
+    },
 }
 
 impl fmt::Display for CallError {
@@ -185,6 +191,12 @@ impl fmt::Display for CallError {
                 Direction::Encode => f.write_str("request not sent: it cannot be encoded"),
                 Direction::Decode => f.write_str("the child's answer cannot be decoded"),
             },
+            CallError::RequestPanicked { message } => {
+                write!(
+                    f,
+                    "the request's own code panicked while it was routed: {message}"
+                )
+            }
         }
     }
 }
