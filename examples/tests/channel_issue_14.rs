@@ -534,4 +534,40 @@ async fn typed_requests_reach_a_python_child_and_a_deployment_of_them() {
         .unwrap();
 }
 
+/// A typed answer whose `Deserialize` panics.
+#[derive(Debug)]
+struct Unreadable;
+
+impl<'de> serde::Deserialize<'de> for Unreadable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("this answer cannot be read")
+    }
+}
+
+#[actix::test]
+async fn a_typed_answer_whose_deserialize_panics_is_answered_and_the_deployment_serves_on() {
+    let template = worker("reader", ChannelConfig::default());
+    let deployment = Deployment::new("readers", 1, template, Pod::from_process_config).start();
+    deployment.send(StartDeployment).await.unwrap().unwrap();
+    // The worker echoes the request; reading the echo panics.
+    let answer = deployment
+        .send(TypedRoute::<Unreadable>::new(&[1u32]).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&answer, Err(CallError::RequestPanicked { message }) if message.contains("cannot be read")),
+        "{answer:?}"
+    );
+    let echoed = deployment
+        .send(TypedRoute::<Vec<u32>>::new(&[1u32, 2]).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed, [1, 2]);
+    deployment
+        .send(pod_actor::deployment::CloseDeployment)
+        .await
+        .unwrap();
+}
+
 mod support;

@@ -557,15 +557,16 @@ where
     }
 }
 
-/// The answer to a request whose `Clone` panicked while it was routed; the
-/// panic is logged.
-fn routing_panicked(panic: &(dyn std::any::Any + Send)) -> CallError {
+/// The answer to a request whose own types' code (the request's `Clone`, a
+/// typed answer's `Deserialize`) panicked while it was routed; the panic is
+/// logged.
+pub(crate) fn routing_panicked(panic: &(dyn std::any::Any + Send)) -> CallError {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".to_owned());
-    tracing::error!(panic = %message, "cloning a routed request panicked");
+    tracing::error!(panic = %message, "a routed request's own code panicked");
     CallError::RequestPanicked { message }
 }
 

@@ -157,8 +157,9 @@ pub enum CallError {
     /// ([`typed`](crate::typed)); or, converted with `?` from
     /// `TypedCall::new`, the request could not be encoded and was not sent.
     Codec(CodecError),
-    /// The request's `Clone` panicked while a deployment routed it: no
-    /// replica got it from that try on; the deployment serves on.
+    /// Code of the request's own types panicked while a deployment routed
+    /// it: the request's `Clone` (no replica got it from that try on) or a
+    /// typed answer's `Deserialize`. The deployment serves on.
     RequestPanicked {
         /// The panic's message.
         message: String,

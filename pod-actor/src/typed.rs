@@ -273,6 +273,12 @@ where
     fn handle(&mut self, msg: TypedRoute<Resp, C>, ctx: &mut Context<Self>) -> Self::Result {
         let route = Route(ProcessRequest::Call(msg.0.payload));
         let routed = <Self as Handler<Route<ProcessRuntime>>>::handle(self, route, ctx);
-        Box::pin(routed.map(|answer, _, _| decode::<Resp, C>(answer)))
+        // The answer's `Deserialize` is the program's code, and runs here, in
+        // the deployment's context: a panic in it answers this request and
+        // leaves the deployment serving.
+        Box::pin(routed.map(|answer, _, _| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode::<Resp, C>(answer)))
+                .unwrap_or_else(|panic| Err(crate::deployment::routing_panicked(panic.as_ref())))
+        }))
     }
 }
