@@ -68,7 +68,6 @@
 //! ```
 
 use std::fmt;
-use std::panic::AssertUnwindSafe;
 
 mod file;
 
@@ -79,7 +78,7 @@ use actix::{
     WrapFuture,
 };
 use futures::future::{join_all, try_join_all};
-use runtime_actor::{FailureCause, Runtime};
+use runtime_actor::{catch_outside, FailureCause, Runtime};
 use serde::{Deserialize, Serialize};
 use supervisor::{Shutdown, StartOrder, Supervisor, SupervisorStatus};
 
@@ -518,8 +517,7 @@ where
                 let mut last = CallError::NotReady;
                 let mut retried = false;
                 for pod in order {
-                    let copy = std::panic::catch_unwind(AssertUnwindSafe(|| req.clone()))
-                        .map_err(|panic| routing_panicked(panic.as_ref()))?;
+                    let copy = catch_outside(|| req.clone()).map_err(routing_panicked)?;
                     match pod.send(Call::<R>(copy)).await {
                         Ok(Ok(answer)) => return Ok(answer),
                         Ok(Err(CallError::RuntimeExited { cause })) => {
@@ -548,8 +546,8 @@ where
                 Err(last)
             }
             .await;
-            if std::panic::catch_unwind(AssertUnwindSafe(move || drop(req))).is_err() {
-                tracing::error!("dropping a routed request panicked; its answer stands");
+            if let Err(panic) = catch_outside(move || drop(req)) {
+                tracing::error!(%panic, "dropping a routed request panicked; its answer stands");
             }
             routed
         };
@@ -560,12 +558,7 @@ where
 /// The answer to a request whose own types' code (the request's `Clone`, a
 /// typed answer's `Deserialize`) panicked while it was routed; the panic is
 /// logged.
-pub(crate) fn routing_panicked(panic: &(dyn std::any::Any + Send)) -> CallError {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned());
+pub(crate) fn routing_panicked(message: String) -> CallError {
     tracing::error!(panic = %message, "a routed request's own code panicked");
     CallError::RequestPanicked { message }
 }

@@ -1005,8 +1005,8 @@ impl<R: Runtime> Pod<R> {
 /// Drops a request the pod refused. Its `Drop` is the program's code: a
 /// panic there is logged, and the pod goes on.
 fn drop_refused<T>(req: T) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(req))).is_err() {
-        tracing::error!("dropping the request of a refused call panicked");
+    if let Err(panic) = runtime_actor::catch_outside(move || drop(req)) {
+        tracing::error!(%panic, "dropping the request of a refused call panicked");
     }
 }
 

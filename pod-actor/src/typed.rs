@@ -277,8 +277,8 @@ where
         // the deployment's context: a panic in it answers this request and
         // leaves the deployment serving.
         Box::pin(routed.map(|answer, _, _| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode::<Resp, C>(answer)))
-                .unwrap_or_else(|panic| Err(crate::deployment::routing_panicked(panic.as_ref())))
+            runtime_actor::catch_outside(|| decode::<Resp, C>(answer))
+                .unwrap_or_else(|panic| Err(crate::deployment::routing_panicked(panic)))
         }))
     }
 }

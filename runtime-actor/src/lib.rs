@@ -123,7 +123,7 @@ pub use env::RuntimeEnv;
 pub use error::{FailureCause, PanicLocation, RequestError, RuntimeError};
 pub use handle::{Placement, RuntimeConfig, RuntimeHandle, StopReport};
 pub use messages::{CheckHealth, Request, RuntimeEvent};
-pub use panic::{panic_is_caught, panics_to_tracing};
+pub use panic::{catch_outside, panic_is_caught, panics_to_tracing};
 pub use process::{
     ChannelSpec, ContainerInfo, ContainerSource, ContainerSpec, Containment, InvalidSpec,
     NotifyAccess, PortSpec, ProcessInfo, ProcessRequest, ProcessResponse, ProcessRuntime,

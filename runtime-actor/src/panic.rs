@@ -181,14 +181,23 @@ impl<F: Future> Future for Caught<F> {
     }
 }
 
-/// Runs code outside a runtime's calls: a caller's callback, run where the
-/// runtime gives its answer, or the drop of what a runtime held when it
-/// ended. A panic there is not taken for the runtime's (`panic_is_caught`
-/// is false while it runs); it is caught and comes back as its message.
-pub(crate) fn catch_outside(callback: impl FnOnce()) -> Result<(), String> {
+/// Runs the program's code outside a runtime's calls, catching a panic in it.
+///
+/// For code of the program's own types that the library runs on its own
+/// behalf: a caller's callback run where a runtime gives its answer, the
+/// drop of what a runtime held when it ended, or a request's `Clone`, `Drop`
+/// or an answer's `Deserialize` while a pod or a deployment handles them. A
+/// panic there is not taken for a runtime's ([`panic_is_caught`] is false
+/// while it runs): it is caught and comes back as its message, so that the
+/// actor running the code serves on.
+///
+/// # Errors
+///
+/// The panic's message, when `code` panicked.
+pub fn catch_outside<T>(code: impl FnOnce() -> T) -> Result<T, String> {
     let outside = depth();
     set_depth(0);
-    let caught = panic::catch_unwind(AssertUnwindSafe(callback));
+    let caught = panic::catch_unwind(AssertUnwindSafe(code));
     set_depth(outside);
     caught.map_err(|payload| payload_message(&*payload))
 }
