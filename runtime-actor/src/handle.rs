@@ -164,7 +164,8 @@ struct Shared<R: Runtime> {
     in_place: bool,
     generation: u64,
     arbiter: Option<ArbiterHandle>,
-    fate: Arc<Fate>,
+    /// Awaits the outcome; through it, the generation's fate (its failure
+    /// cause, for replies).
     outcome: Await,
     kill_grace: Duration,
 }
@@ -218,7 +219,6 @@ impl<R: Runtime> RuntimeActor<R> {
             config.watcher,
             config.generation,
             config.start_timeout,
-            Arc::clone(&fate),
             outcome_tx,
         );
         // In place, the signals go straight into the report; elsewhere, to
@@ -260,7 +260,6 @@ impl<R: Runtime> RuntimeActor<R> {
             in_place,
             generation: config.generation,
             arbiter: dedicated_handle,
-            fate,
             outcome,
             kill_grace: config.kill_grace,
         }))
@@ -282,7 +281,7 @@ impl<R: Runtime> RuntimeHandle<R> {
 
     /// The failure that ended (or is ending) the runtime, once there is one.
     pub fn failure(&self) -> Option<FailureCause> {
-        self.0.fate.get().cloned()
+        self.0.outcome.fate().get().cloned()
     }
 
     /// Resolves when the runtime is ready, with how long its setup took.
@@ -324,7 +323,7 @@ impl<R: Runtime> RuntimeHandle<R> {
         &self,
         req: R::Request,
     ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
-        let (reply, answer) = Reply::awaited(Arc::clone(&self.0.fate));
+        let (reply, answer) = Reply::awaited(Arc::clone(self.0.outcome.fate()));
         self.0.addr.do_send(Ask { req, reply });
         answer
     }
@@ -347,7 +346,7 @@ impl<R: Runtime> RuntimeHandle<R> {
     ) {
         self.0.addr.do_send(Ask {
             req,
-            reply: Reply::callback(answer, Arc::clone(&self.0.fate)),
+            reply: Reply::callback(answer, Arc::clone(self.0.outcome.fate())),
         });
     }
 
@@ -361,7 +360,7 @@ impl<R: Runtime> RuntimeHandle<R> {
         &self,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), RequestError>> + 'static {
-        let (reply, check) = Reply::awaited(Arc::clone(&self.0.fate));
+        let (reply, check) = Reply::awaited(Arc::clone(self.0.outcome.fate()));
         self.0.addr.do_send(AskHealth { reply });
         async move {
             time::timeout(timeout, check)

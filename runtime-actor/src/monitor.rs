@@ -76,6 +76,20 @@ pub(crate) struct Settle(Arc<Fate>);
 #[derive(Debug, Clone)]
 pub(crate) struct Await(Arc<Fate>);
 
+impl Settle {
+    /// The generation's fate, whose outcome this settles.
+    fn fate(&self) -> &Fate {
+        &self.0
+    }
+}
+
+impl Await {
+    /// The generation's fate, whose outcome this awaits.
+    pub(crate) fn fate(&self) -> &Arc<Fate> {
+        &self.0
+    }
+}
+
 /// The two sides of `fate`'s outcome, nothing settled yet.
 pub(crate) fn outcome(fate: &Arc<Fate>) -> (Settle, Await) {
     (Settle(Arc::clone(fate)), Await(Arc::clone(fate)))
@@ -184,7 +198,7 @@ pub(crate) struct Report {
     pub(crate) deadline: Option<Instant>,
     waiting_for: Option<String>,
     failed: bool,
-    fate: Arc<Fate>,
+    /// Settles the outcome, and records a timeout in the generation's fate.
     outcome: Settle,
 }
 
@@ -193,7 +207,6 @@ impl Report {
         watcher: Option<Watcher>,
         generation: u64,
         start_timeout: Option<Duration>,
-        fate: Arc<Fate>,
         outcome: Settle,
     ) -> Self {
         let begun = Instant::now();
@@ -204,7 +217,6 @@ impl Report {
             deadline: start_timeout.and_then(|t| begun.checked_add(t)),
             waiting_for: None,
             failed: false,
-            fate,
             outcome,
         }
     }
@@ -300,7 +312,7 @@ impl Report {
         };
         // Set here, by whoever keeps the deadline: a monitor must not wait
         // for the actor, whose thread may be the thing that is blocked.
-        if self.fate.set(cause.clone()).is_ok() {
+        if self.outcome.fate().set(cause.clone()).is_ok() {
             self.fail(cause);
         }
     }
@@ -366,7 +378,7 @@ pub(crate) async fn monitor<R: Runtime>(mut m: Monitor<R>) {
                 Some(Signal::Exited { cause }) => break cause,
                 Some(signal) => m.report.on(signal),
                 // The actor was never built: its arbiter was already gone.
-                None => break Some(m.report.fate.get_or_init(|| FailureCause::Lost).clone()),
+                None => break Some(m.report.outcome.fate().get_or_init(|| FailureCause::Lost).clone()),
             },
             () = sleep_until(m.report.deadline) => {
                 m.report.time_out();
