@@ -146,6 +146,8 @@ impl Handler<Ping> for Counter {
 
 // ===== measuring =====
 
+/// One row as a group measures it.
+#[derive(serde::Serialize)]
 struct Row {
     figure: &'static str,
     unit: &'static str,
@@ -373,37 +375,31 @@ async fn bare_start(placement: PlacementKind) -> Duration {
 }
 
 async fn start_rows(n: usize, rows: &mut Vec<Row>) {
-    for (figure, placement, baseline_name, aim) in [
-        (
-            "in-process pod start -> Started, dedicated arbiter",
-            PlacementKind::Dedicated,
-            "bare actor on a new arbiter + 1 round trip",
-            "<= 1.5x",
-        ),
-        (
-            "in-process pod start -> Started, shared arbiter",
-            PlacementKind::Shared,
-            "bare actor on the same arbiter + 1 round trip",
-            "<= 2x",
-        ),
-    ] {
-        let (ours, bare) =
-            paired(n / 10, n, || pod_start(placement), || bare_start(placement)).await;
-        rows.push(Row {
-            figure,
-            unit: "us",
-            ours: micros(median(ours)),
-            baseline_name,
-            baseline: micros(median(bare)),
-            aim,
-        });
-    }
+    // The shared rows first: the dedicated row's 2,000 arbiter threads,
+    // started and joined, leave a process in which both sides of a shared
+    // start run slower, the pod more.
+    let shared = |awaits| pod_start_awaiting(PlacementKind::Shared, awaits);
+    let (ours, bare) = paired(
+        n / 10,
+        n,
+        || shared(Awaits::Together),
+        || bare_start(PlacementKind::Shared),
+    )
+    .await;
+    rows.push(Row {
+        figure: "in-process pod start -> Started, shared arbiter",
+        unit: "us",
+        ours: micros(median(ours)),
+        baseline_name: "bare actor on the same arbiter + 1 round trip",
+        baseline: micros(median(bare)),
+        aim: "<= 2x",
+    });
     // The second await costs the caller a turn of its own: what that is
     // worth, beside the same baseline.
     let (ours, bare) = paired(
         n / 10,
         n,
-        || pod_start_awaiting(PlacementKind::Shared, Awaits::OneByOne),
+        || shared(Awaits::OneByOne),
         || bare_start(PlacementKind::Shared),
     )
     .await;
@@ -420,7 +416,7 @@ async fn start_rows(n: usize, rows: &mut Vec<Row>) {
     let (ours, floor) = paired(
         n / 10,
         n,
-        || pod_start(PlacementKind::Shared),
+        || shared(Awaits::Together),
         floor::two_actor_start,
     )
     .await;
@@ -432,6 +428,21 @@ async fn start_rows(n: usize, rows: &mut Vec<Row>) {
             "two bare actors: one starts the other, told Ready; Go and Wait sent together",
         baseline: micros(median(floor)),
         aim: "(reference)",
+    });
+    let (ours, bare) = paired(
+        n / 10,
+        n,
+        || pod_start(PlacementKind::Dedicated),
+        || bare_start(PlacementKind::Dedicated),
+    )
+    .await;
+    rows.push(Row {
+        figure: "in-process pod start -> Started, dedicated arbiter",
+        unit: "us",
+        ours: micros(median(ours)),
+        baseline_name: "bare actor on a new arbiter + 1 round trip",
+        baseline: micros(median(bare)),
+        aim: "<= 1.5x",
     });
 }
 
@@ -1170,10 +1181,55 @@ async fn fanout_rows(count: usize, n: usize, rows: &mut Vec<Row>) {
 
 // ===== runs and output =====
 
+/// A row as its group's process printed it (`podbench --group`).
+#[derive(serde::Deserialize)]
+struct Measured {
+    figure: String,
+    unit: String,
+    #[serde(deserialize_with = "nan_from_null")]
+    ours: f64,
+    baseline_name: String,
+    #[serde(deserialize_with = "nan_from_null")]
+    baseline: f64,
+    aim: String,
+}
+
 /// What one run measured, and the load average when it began.
 struct Run {
     load: [f64; 3],
-    rows: Vec<Row>,
+    rows: Vec<Measured>,
+}
+
+/// Measures one group of one run in a fresh podbench process, and reads
+/// its rows back.
+///
+/// A row's figures then depend on its own group only: in one process, the
+/// heap, the threads and the timers that earlier groups (and earlier runs)
+/// left behind slowed some rows more than their baselines.
+fn run_group(group: &str, run_index: u32, quick: bool) -> Result<Vec<Measured>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find podbench itself: {e}"))?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(["--group", group, "--run-index", &run_index.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    if quick {
+        command.arg("--quick");
+    }
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run podbench --group {group}: {e}"))?;
+    let rows: Vec<Measured> = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "podbench --group {group} ({}) printed no rows: {e}",
+            output.status
+        )
+    })?;
+    if !output.status.success() {
+        // Its rows are printed, with a failed measurement's figures NaN.
+        FAILED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    Ok(rows)
 }
 
 fn load_average() -> [f64; 3] {
@@ -1272,22 +1328,22 @@ fn summarize(runs: Vec<Run>, quick: bool) -> Report {
     let count = runs.len();
     let rows = (0..runs[0].rows.len())
         .map(|i| {
-            let all: Vec<&Row> = runs.iter().map(|r| &r.rows[i]).collect();
+            let all: Vec<&Measured> = runs.iter().map(|r| &r.rows[i]).collect();
             let ratios: Vec<f64> = all
                 .iter()
                 .map(|r| r.ours / r.baseline)
                 .filter(|r| r.is_finite())
                 .collect();
             Summary {
-                figure: all[0].figure.to_owned(),
-                unit: all[0].unit.to_owned(),
+                figure: all[0].figure.clone(),
+                unit: all[0].unit.clone(),
                 ours: median_of(all.iter().map(|r| r.ours).collect()),
                 baseline: median_of(all.iter().map(|r| r.baseline).collect()),
                 ratio: median_of(ratios.clone()),
                 ratio_min: ratios.iter().copied().reduce(f64::min).unwrap_or(f64::NAN),
                 ratio_max: ratios.iter().copied().reduce(f64::max).unwrap_or(f64::NAN),
-                baseline_name: all[0].baseline_name.to_owned(),
-                aim: all[0].aim.to_owned(),
+                baseline_name: all[0].baseline_name.clone(),
+                aim: all[0].aim.clone(),
             }
         })
         .collect();
@@ -1412,9 +1468,23 @@ struct Args {
     /// `--features peers`)
     #[arg(long, value_name = "GROUP", value_delimiter = ',', value_parser = group)]
     only: Vec<String>,
+    /// Measure one group once, in this process, and print its rows as JSON:
+    /// how a run measures each group in a fresh process
+    #[arg(long, value_name = "GROUP", value_parser = group, hide = true, conflicts_with_all = ["json", "markdown", "render", "runs", "only"])]
+    group: Option<String>,
+    /// The run a `--group` process measures for (the `many` and `threads`
+    /// rows alternate which side goes first with it)
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "group",
+        hide = true,
+        default_value_t = 0
+    )]
+    run_index: u32,
 }
 
-/// The groups of rows, in the order they run.
+/// The groups of rows, in the order they run, each in a fresh process.
 const GROUPS: &[&str] = &[
     "start",
     "restart",
@@ -1452,8 +1522,8 @@ fn group(name: &str) -> Result<String, String> {
     }
 }
 
-/// One run of every row of the groups in `only` (all when empty).
-async fn run(quick: bool, run_index: u32, only: &[String]) -> Vec<Row> {
+/// One run of a group's rows, in this process.
+async fn run(group: &str, quick: bool, run_index: u32) -> Vec<Row> {
     let (n, process_n, fanout_n, default_n) = if quick {
         (200, 10, 1, 3)
     } else {
@@ -1461,28 +1531,22 @@ async fn run(quick: bool, run_index: u32, only: &[String]) -> Vec<Row> {
     };
     let pipelined = if quick { 1000 } else { 10_000 };
     let container_n = if quick { 2 } else { 10 };
-    let wanted = |group: &str| only.is_empty() || only.iter().any(|g| g == group);
     let mut rows = Vec::new();
-    for &group in GROUPS {
-        if !wanted(group) {
-            continue;
-        }
-        match group {
-            "start" => start_rows(n, &mut rows).await,
-            "restart" => restart_rows(n, default_n, &mut rows).await,
-            "call" => call_rows(n * 10, pipelined, &mut rows).await,
-            "process" => process_rows(process_n, &mut rows).await,
-            "spawn" => spawn_rows(process_n, run_index, &mut rows).await,
-            "channel" => channel_rows(n * 5, pipelined, &mut rows).await,
-            "deployment" => deployment_rows(if quick { 3 } else { 10 }, &mut rows).await,
-            "many" => many_rows(run_index, &mut rows).await,
-            "fanout" => fanout_rows(10_000, fanout_n, &mut rows).await,
-            "threads" => threads_rows(run_index, &mut rows).await,
-            "container" => container::container_rows(container_n, &mut rows).await,
-            #[cfg(feature = "peers")]
-            "peers" => peers::peer_rows(n, n * 10, run_index, &mut rows).await,
-            other => unreachable!("the group {other} has no rows"),
-        }
+    match group {
+        "start" => start_rows(n, &mut rows).await,
+        "restart" => restart_rows(n, default_n, &mut rows).await,
+        "call" => call_rows(n * 10, pipelined, &mut rows).await,
+        "process" => process_rows(process_n, &mut rows).await,
+        "spawn" => spawn_rows(process_n, run_index, &mut rows).await,
+        "channel" => channel_rows(n * 5, pipelined, &mut rows).await,
+        "deployment" => deployment_rows(if quick { 3 } else { 10 }, &mut rows).await,
+        "many" => many_rows(run_index, &mut rows).await,
+        "fanout" => fanout_rows(10_000, fanout_n, &mut rows).await,
+        "threads" => threads_rows(run_index, &mut rows).await,
+        "container" => container::container_rows(container_n, &mut rows).await,
+        #[cfg(feature = "peers")]
+        "peers" => peers::peer_rows(n, n * 10, run_index, &mut rows).await,
+        other => unreachable!("the group {other} has no rows"),
     }
     rows
 }
@@ -1543,29 +1607,52 @@ fn main() -> ExitCode {
             }
         };
     }
-    // The restart rows panic on purpose; printing each panic would be most
-    // of what they measure.
-    std::panic::set_hook(Box::new(|_| {}));
     let quick = args.quick;
-    let runs = args.runs.unwrap_or(if quick { 1 } else { 5 });
-    let measured = System::new().block_on(async move {
-        let mut measured = Vec::new();
-        for i in 0..runs {
-            let load = load_average();
-            if !args.json && !args.markdown {
-                eprintln!(
-                    "podbench: run {} of {runs} (load average {:.2})",
-                    i + 1,
-                    load[0]
-                );
+    if let Some(group) = args.group {
+        // The restart rows panic on purpose; printing each panic would be
+        // most of what they measure.
+        std::panic::set_hook(Box::new(|_| {}));
+        let rows = System::new().block_on(run(&group, quick, args.run_index));
+        return match serde_json::to_string(&rows) {
+            Ok(json) => {
+                println!("{json}");
+                let _ = std::io::stdout().flush();
+                if FAILED.load(std::sync::atomic::Ordering::SeqCst) {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
-            measured.push(Run {
-                load,
-                rows: run(quick, i, &args.only).await,
-            });
+            Err(e) => {
+                eprintln!("podbench: cannot write JSON: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let runs = args.runs.unwrap_or(if quick { 1 } else { 5 });
+    let wanted = |group: &str| args.only.is_empty() || args.only.iter().any(|g| g == group);
+    let mut measured = Vec::new();
+    for i in 0..runs {
+        let load = load_average();
+        if !args.json && !args.markdown {
+            eprintln!(
+                "podbench: run {} of {runs} (load average {:.2})",
+                i + 1,
+                load[0]
+            );
         }
-        measured
-    });
+        let mut rows = Vec::new();
+        for &group in GROUPS.iter().filter(|g| wanted(g)) {
+            match run_group(group, i, quick) {
+                Ok(group_rows) => rows.extend(group_rows),
+                Err(e) => {
+                    eprintln!("podbench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        measured.push(Run { load, rows });
+    }
     let report = summarize(measured, quick);
     if args.json {
         match serde_json::to_string_pretty(&report) {
