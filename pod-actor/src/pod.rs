@@ -943,7 +943,11 @@ impl<R: Runtime> Handler<WaitStartSuccess> for Pod<R> {
     fn handle(&mut self, _: WaitStartSuccess, _: &mut Context<Self>) -> Self::Result {
         let now = match (&self.state, &self.current, self.terminal()) {
             (PodState::Idle, _, _) => Err(PodError::NotStarted),
-            (PodState::Running, Some(started), _) => Ok(started.clone()),
+            // Unless its runtime has failed already, and the pod has not yet
+            // heard of it: a runtime on another arbiter answers its calls'
+            // callers before its monitor tells the pod. The asker, who may
+            // have had that answer, waits for what comes next.
+            (PodState::Running, Some(started), _) if !self.runtime_failed() => Ok(started.clone()),
             (PodState::Terminated, _, Some(terminal)) => Err(terminal.clone()),
             (PodState::Closing | PodState::Terminated, _, _) => Err(PodError::Closed),
             _ => return StartAnswer(Answer::Later(self.waiters.share())),
@@ -983,6 +987,11 @@ impl<R: Runtime> Handler<SubscribeEvents> for Pod<R> {
 }
 
 impl<R: Runtime> Pod<R> {
+    /// Whether the current generation has failed, told or not.
+    fn runtime_failed(&self) -> bool {
+        self.runtime.as_ref().is_some_and(RuntimeHandle::has_failed)
+    }
+
     /// Takes a call, or refuses it at once when the pod does not serve.
     pub(crate) fn take_call(&mut self, req: R::Request) -> Result<TakenCall<R>, CallError> {
         let refusal = match (&self.state, &self.runtime) {

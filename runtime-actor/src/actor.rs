@@ -317,12 +317,19 @@ impl<R: Runtime> RuntimeActor<R> {
         ctx.run_later(self.stop_timeout, |act, ctx| act.kill(ctx));
     }
 
-    /// Records the first failure, tells the monitor and stops the actor.
+    /// Records the failure unless one is recorded already, tells the first
+    /// one recorded, and stops the actor.
+    ///
+    /// The first may be this one, recorded by the serve loop before it
+    /// answered the request that caused it, or one its start deadline
+    /// recorded (and told) already: the report tells a generation's failure
+    /// once, whoever records it.
     fn fail(&mut self, cause: FailureCause, ctx: &mut Context<Self>) {
-        if self.guard.fate.set(cause.clone()).is_ok() {
-            tracing::debug!(%cause, "runtime failed");
-            self.guard.signals.send(Signal::Failed { cause });
-        }
+        let first = self.guard.fate.get_or_init(|| cause);
+        tracing::debug!(cause = %first, "runtime failed");
+        self.guard.signals.send(Signal::Failed {
+            cause: first.clone(),
+        });
         self.serving.phase.set(Phase::Stopping);
         ctx.stop();
     }
@@ -680,6 +687,9 @@ async fn answer_later<T>(
                 }
                 _ => None,
             };
+            if let Some(cause) = &fatal {
+                reply.record_failure(cause);
+            }
             reply.send(answer);
             fatal
         }
@@ -689,6 +699,7 @@ async fn answer_later<T>(
 
 /// Answers a request whose handler panicked; returns the panic's cause.
 fn answer_panic<T>(reply: Reply<T>, cause: FailureCause) -> FailureCause {
+    reply.record_failure(&cause);
     reply.send(Err(RequestError::Exited {
         cause: Some(cause.clone()),
     }));
@@ -701,6 +712,9 @@ fn answer_with<T>(reply: Reply<T>, answer: Result<T, RuntimeError>) -> Option<Ru
         Err(e) if e.is_fatal() => Some(e.clone()),
         _ => None,
     };
+    if let Some(e) = &fatal {
+        reply.record_failure(&FailureCause::Error(e.clone()));
+    }
     reply.send(answer.map_err(RequestError::Runtime));
     fatal
 }

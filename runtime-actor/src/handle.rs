@@ -284,6 +284,16 @@ impl<R: Runtime> RuntimeHandle<R> {
         self.0.outcome.fate().get().cloned()
     }
 
+    /// Whether the runtime has failed (or is being stopped with a cause),
+    /// as [`RuntimeHandle::failure`] would say, without a copy of the cause.
+    ///
+    /// Known as the failure happens, on the runtime's thread: before its
+    /// [`RuntimeEvent::Failed`](crate::RuntimeEvent::Failed) reaches the
+    /// watcher, and before the requests in flight are answered.
+    pub fn has_failed(&self) -> bool {
+        self.0.outcome.fate().get().is_some()
+    }
+
     /// Resolves when the runtime is ready, with how long its setup took.
     ///
     /// # Errors

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use crate::error::RequestError;
+use crate::error::{FailureCause, RequestError};
 use crate::fate::Fate;
 
 /// The answer's way back to whoever asked, given exactly once.
@@ -34,6 +34,17 @@ enum To<T> {
 }
 
 impl<T> Reply<T> {
+    /// Records `cause`, the failure this reply's request caused, as the
+    /// runtime's (unless one is recorded already), before the answer goes.
+    ///
+    /// The answer can reach its caller before the runtime's owner hears of
+    /// the failure (a runtime on another arbiter tells it through a
+    /// monitor); a caller who then asks the owner finds the runtime failed
+    /// all the same ([`RuntimeHandle::has_failed`](crate::RuntimeHandle::has_failed)).
+    pub(crate) fn record_failure(&self, cause: &FailureCause) {
+        let _ = self.fate.set(cause.clone());
+    }
+
     pub(crate) fn channel(tx: oneshot::Sender<Result<T, RequestError>>, fate: Arc<Fate>) -> Self {
         Reply {
             to: To::Channel(tx),

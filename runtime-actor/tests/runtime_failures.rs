@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::Arbiter;
 use runtime_actor::{FailureCause, Placement, RequestError, RuntimeActor, RuntimeError};
-use support::{assert_panicked, config, spawn_here, Req, Script, Step};
+use support::{assert_panicked, config, spawn_dedicated, spawn_here, Req, Script, Step};
 
 const STOP: Duration = Duration::from_secs(5);
 
@@ -170,6 +170,45 @@ async fn a_fatal_error_answers_the_request_and_fails_the_runtime() {
         matches!(after, Err(RequestError::Exited { cause: Some(_) })),
         "{after:?}"
     );
+}
+
+/// The failure a request caused is recorded before that request is
+/// answered: its caller, asking the handle at once, finds the runtime
+/// failed, even where the owner is told through a monitor on another
+/// thread. The failure is told once.
+#[actix::test]
+async fn a_caller_answered_with_a_failure_finds_the_runtime_failed() {
+    for (req, placement) in [
+        (Req::Panic, "dedicated"),
+        (Req::Fatal, "dedicated"),
+        (Req::Panic, "in place"),
+        (Req::Fatal, "in place"),
+    ] {
+        let fatal = matches!(req, Req::Fatal);
+        let (runtime, mut events) = match placement {
+            "dedicated" => spawn_dedicated(Script::default(), config()),
+            _ => spawn_here(Script::default(), config()),
+        };
+        events.ready().await;
+        assert!(!runtime.has_failed());
+        let answer = runtime.call(req).await;
+        assert!(answer.is_err(), "{placement}: {answer:?}");
+        assert!(
+            runtime.has_failed(),
+            "{placement}, fatal {fatal}: not failed yet"
+        );
+        match runtime.failure() {
+            Some(FailureCause::Error(e)) if fatal => assert_eq!(e.message(), "device lost"),
+            Some(cause) if !fatal => assert_panicked(&cause, "handler exploded"),
+            other => panic!("{placement}: {other:?}"),
+        }
+        events.failed().await;
+        events.exited().await;
+        assert!(
+            events.try_next().is_none(),
+            "{placement}: told more than once"
+        );
+    }
 }
 
 #[actix::test]
