@@ -21,6 +21,7 @@ use crate::context::{FailureReporter, RuntimeContext, Signal};
 use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError, RuntimeError};
 use crate::fate::Fate;
+use crate::lane::Lane;
 use crate::messages::{Ask, AskHealth, CheckHealth, KillRuntime, Request, StopRuntime};
 use crate::monitor::{self, Signals};
 use crate::panic;
@@ -70,9 +71,20 @@ pub struct RuntimeActor<R: Runtime> {
     /// After the guard: when the actor goes, the guard records why before
     /// the requests still held here can be dropped.
     serving: Rc<Serving<R>>,
+    /// In place: the lane through which the owner queues its requests.
+    lane: Option<Lane>,
     dedicated: bool,
     stop_timeout: Duration,
     _runtime: PhantomData<fn() -> R>,
+}
+
+impl<R: Runtime> Drop for RuntimeActor<R> {
+    fn drop(&mut self) {
+        // Later requests take the mailbox, and hear that the actor is gone.
+        if let Some(lane) = self.lane {
+            lane.close();
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +94,7 @@ enum Phase {
     Stopping,
 }
 
-enum Op<R: Runtime> {
+pub(crate) enum Op<R: Runtime> {
     Request(R::Request, Reply<R::Response>),
     Health(Reply<()>),
     Teardown,
@@ -154,6 +166,15 @@ impl<R: Runtime> Serving<R> {
         self.parked.set(Some(waker));
     }
 
+    /// Why a request is refused now, if it is.
+    fn refusal(&self) -> Option<RequestError> {
+        match self.phase.get() {
+            Phase::Ready => None,
+            Phase::Starting => Some(RequestError::NotReady),
+            Phase::Stopping => Some(RequestError::Stopping),
+        }
+    }
+
     /// The next op, once there is one.
     fn next_op(&self) -> impl Future<Output = Op<R>> + '_ {
         future::poll_fn(|cx| match self.ops.borrow_mut().pop_front() {
@@ -213,6 +234,8 @@ pub(crate) struct Launch<R: Runtime> {
     pub(crate) fate: Arc<Fate>,
     /// The arbiter is the runtime's own: stopped with the actor.
     pub(crate) dedicated: bool,
+    /// In place: the lane to open to the actor's queue.
+    pub(crate) lane: Option<Lane>,
 }
 
 /// How the serve loop ended when it did not panic.
@@ -250,10 +273,16 @@ impl<R: Runtime> RuntimeActor<R> {
         };
         let dedicated = launch.dedicated;
         let stop_timeout = launch.stop_timeout;
+        let lane = launch.lane;
+        let serving = Rc::new(Serving::new());
+        if let Some(lane) = lane {
+            lane.open(Rc::clone(&serving));
+        }
         RuntimeActor {
             pending: Some(launch),
             guard,
-            serving: Rc::new(Serving::new()),
+            serving,
+            lane,
             dedicated,
             stop_timeout,
             _runtime: PhantomData,
@@ -335,11 +364,7 @@ impl<R: Runtime> RuntimeActor<R> {
     }
 
     fn not_serving(&self) -> Option<RequestError> {
-        match self.serving.phase.get() {
-            Phase::Ready => None,
-            Phase::Starting => Some(RequestError::NotReady),
-            Phase::Stopping => Some(RequestError::Stopping),
-        }
+        self.serving.refusal()
     }
 
     /// Queues `op` for the serve loop, or refuses it through its reply.
@@ -348,8 +373,33 @@ impl<R: Runtime> RuntimeActor<R> {
     }
 }
 
+/// Queues the owner's request (or health check) through the runtime's
+/// lane, on the thread the runtime runs in place on, or refuses it as the
+/// actor's handler would; gives it back when the lane is not open here
+/// (another thread, or the actor is gone), for the mailbox.
+pub(crate) fn ask_in_place<R: Runtime>(lane: Lane, op: Op<R>) -> Option<Op<R>> {
+    let Some(serving) = lane.find::<Serving<R>>() else {
+        return Some(op);
+    };
+    match (serving.refusal(), op) {
+        // Outside the actor's handlers: the loop is woken.
+        (None, op) => serving.queue_and_wake(op),
+        (Some(refused), Op::Request(req, reply)) => {
+            queue_or_refuse(&serving, Some(refused), reply, |reply| {
+                Op::Request(req, reply)
+            });
+        }
+        (Some(refused), Op::Health(reply)) => {
+            queue_or_refuse(&serving, Some(refused), reply, Op::Health);
+        }
+        (Some(_), Op::Teardown) => {}
+    }
+    None
+}
+
 /// Queues `op` for the serve loop, or, `refused`, gives its reply the
-/// refusal. Called from the actor's handlers only (see [`Serving::queue`]).
+/// refusal. The loop is not woken (see [`Serving::queue`]): from outside
+/// the actor's handlers, the caller wakes it.
 fn queue_or_refuse<R: Runtime, T>(
     serving: &Serving<R>,
     refused: Option<RequestError>,

@@ -1,15 +1,17 @@
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, Recipient, WeakRecipient};
 use tokio::time::{self, Instant};
 
-use crate::actor::{Launch, RuntimeActor};
+use crate::actor::{self, Launch, Op, RuntimeActor};
 use crate::env::RuntimeEnv;
 use crate::error::{FailureCause, RequestError, RuntimeError};
 use crate::fate::Fate;
+use crate::lane::Lane;
 use crate::messages::{Ask, AskHealth, KillRuntime, RuntimeEvent, StopRuntime};
 use crate::monitor::{self, monitor, Await, Monitor, Report, Signals, Watcher};
 use crate::reply::Reply;
@@ -162,6 +164,11 @@ struct Shared<R: Runtime> {
     addr: Addr<RuntimeActor<R>>,
     /// Started in place ([`Placement::Current`]), on the owner's thread.
     in_place: bool,
+    /// In place: the lane that takes the owner's requests straight into the
+    /// runtime's queue, on the thread they share.
+    lane: Option<Lane>,
+    /// Set once this generation's owner sent a stop or a kill.
+    stop_sent: AtomicBool,
     generation: u64,
     arbiter: Option<ArbiterHandle>,
     /// Awaits the outcome; through it, the generation's fate (its failure
@@ -195,6 +202,7 @@ impl<R: Runtime> RuntimeActor<R> {
         // left): the generation then fails at once, with the OS's reason,
         // on the caller's arbiter instead.
         let in_place = matches!(config.placement, Placement::Current);
+        let lane = in_place.then(Lane::next);
         let (dedicated, arbiter) = match config.placement {
             Placement::Dedicated => match Arbiter::try_new() {
                 Ok(arbiter) => {
@@ -240,6 +248,7 @@ impl<R: Runtime> RuntimeActor<R> {
             stop_timeout: config.stop_timeout,
             fate: Arc::clone(&fate),
             dedicated: dedicated.is_some(),
+            lane,
         };
         let addr = match in_place {
             true => RuntimeActor::new(launch).start(),
@@ -258,6 +267,8 @@ impl<R: Runtime> RuntimeActor<R> {
         RuntimeHandle(Arc::new(Shared {
             addr,
             in_place,
+            lane,
+            stop_sent: AtomicBool::new(false),
             generation: config.generation,
             arbiter: dedicated_handle,
             outcome,
@@ -275,6 +286,10 @@ impl<R: Runtime> RuntimeHandle<R> {
     }
 
     /// The runtime actor's address, for sending [`Request`](crate::Request)s directly.
+    ///
+    /// Messages sent there keep their order with each other, but not with
+    /// the handle's requests: a runtime in place takes those on its own
+    /// thread straight into its queue, past its mailbox.
     pub fn addr(&self) -> &Addr<RuntimeActor<R>> {
         &self.0.addr
     }
@@ -334,7 +349,7 @@ impl<R: Runtime> RuntimeHandle<R> {
         req: R::Request,
     ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
         let (reply, answer) = Reply::awaited(Arc::clone(self.0.outcome.fate()));
-        self.0.addr.do_send(Ask { req, reply });
+        self.ask(Op::Request(req, reply));
         answer
     }
 
@@ -354,10 +369,42 @@ impl<R: Runtime> RuntimeHandle<R> {
         req: R::Request,
         answer: impl FnOnce(Result<R::Response, RequestError>) + Send + 'static,
     ) {
-        self.0.addr.do_send(Ask {
+        self.ask(Op::Request(
             req,
-            reply: Reply::callback(answer, Arc::clone(self.0.outcome.fate())),
-        });
+            Reply::callback(answer, Arc::clone(self.0.outcome.fate())),
+        ));
+    }
+
+    /// Queues a request or a health check: in place, on the runtime's
+    /// thread, straight into its queue; otherwise, or once this owner asked
+    /// for a stop (which travels through the mailbox, and must not be
+    /// overtaken), through the actor's mailbox.
+    fn ask(&self, op: Op<R>) {
+        let op = match self.0.lane {
+            Some(lane) if !self.0.stop_sent.load(Ordering::Acquire) => {
+                match actor::ask_in_place(lane, op) {
+                    None => return,
+                    Some(op) => op,
+                }
+            }
+            _ => op,
+        };
+        match op {
+            Op::Request(req, reply) => self.0.addr.do_send(Ask { req, reply }),
+            Op::Health(reply) => self.0.addr.do_send(AskHealth { reply }),
+            // An owner asks for a teardown with a stop.
+            Op::Teardown => {}
+        }
+    }
+
+    /// Sends a stop or a kill to the actor; from now on this owner's
+    /// requests follow it through the mailbox.
+    fn send_stop(&self, kill: Option<KillRuntime>) {
+        match kill {
+            Some(kill) => self.0.addr.do_send(kill),
+            None => self.0.addr.do_send(StopRuntime),
+        }
+        self.0.stop_sent.store(true, Ordering::Release);
     }
 
     /// Runs [`Runtime::health`] between requests, waiting at most `timeout`.
@@ -371,7 +418,7 @@ impl<R: Runtime> RuntimeHandle<R> {
         timeout: Duration,
     ) -> impl Future<Output = Result<(), RequestError>> + 'static {
         let (reply, check) = Reply::awaited(Arc::clone(self.0.outcome.fate()));
-        self.0.addr.do_send(AskHealth { reply });
+        self.ask(Op::Health(reply));
         async move {
             time::timeout(timeout, check)
                 .await
@@ -387,7 +434,7 @@ impl<R: Runtime> RuntimeHandle<R> {
     /// health checks. A runtime whose thread is blocked ends when it unblocks;
     /// follow with [`stop`](RuntimeHandle::stop) to bound the wait.
     pub fn fail(&self, cause: FailureCause) {
-        self.0.addr.do_send(KillRuntime { cause: Some(cause) });
+        self.send_stop(Some(KillRuntime { cause: Some(cause) }));
     }
 
     /// Stops the runtime: gracefully within `timeout`, then by force.
@@ -398,16 +445,15 @@ impl<R: Runtime> RuntimeHandle<R> {
     /// kill grace, its thread is blocked and the report says it is stuck.
     /// Stopping a runtime that has already ended returns at once.
     pub fn stop(&self, timeout: Duration) -> impl Future<Output = StopReport> + 'static {
-        let shared = Arc::clone(&self.0);
+        let handle = self.clone();
         async move {
             let Shared {
-                addr,
                 in_place,
                 arbiter,
                 outcome: exit,
                 kill_grace,
                 ..
-            } = &*shared;
+            } = &*handle.0;
             let kill_grace = *kill_grace;
             // Already ended (a failed runtime usually is by the time its
             // owner hears of it): no stop to send, no timer to arm, and no
@@ -422,7 +468,7 @@ impl<R: Runtime> RuntimeHandle<R> {
                 };
             }
             let begun = Instant::now();
-            addr.do_send(StopRuntime);
+            handle.send_stop(None);
             // In place, a runtime that stops at once (most do) has ended by
             // the time this task runs again: it gets that turn before the
             // timeout's timer is armed, which costs an idle thread a write
@@ -437,7 +483,7 @@ impl<R: Runtime> RuntimeHandle<R> {
             };
             if ended.is_none() {
                 forced = true;
-                addr.do_send(KillRuntime { cause: None });
+                handle.send_stop(Some(KillRuntime { cause: None }));
                 if let Some(arbiter) = arbiter {
                     arbiter.stop();
                 }

@@ -106,6 +106,7 @@ mod env;
 mod error;
 mod fate;
 mod handle;
+mod lane;
 mod messages;
 mod monitor;
 mod notify;

@@ -1,0 +1,122 @@
+//! The runtimes in place on this thread, by lane: their owner's requests go
+//! straight into their queue, with no message through their actor's
+//! mailbox.
+//!
+//! A runtime in place ([`Placement::Current`](crate::Placement::Current))
+//! runs on its owner's thread, and its owner calls it from there. The
+//! queue it shares with its actor is `!Send` (an `Rc`); the owner's handle
+//! must stay `Send`, so it keeps the lane's number and finds the queue here,
+//! on the thread they share. From another thread it finds nothing, and the
+//! request goes through the mailbox as before.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A lane's number: unique in the process, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Lane(u64);
+
+thread_local! {
+    static LANES: RefCell<HashMap<Lane, Rc<dyn Any>, BuildHasherDefault<LaneHasher>>> =
+        RefCell::new(HashMap::default());
+}
+
+impl Lane {
+    /// A new lane, for a runtime about to start on this thread.
+    pub(crate) fn next() -> Lane {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Lane(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Opens the lane to `queue`, on this thread, until [`Lane::close`].
+    pub(crate) fn open<T: 'static>(self, queue: Rc<T>) {
+        // A thread that is ending has no lanes: requests take the mailbox.
+        let _ = LANES.try_with(|lanes| lanes.borrow_mut().insert(self, queue));
+    }
+
+    /// The queue behind this lane, when it is open on this thread.
+    pub(crate) fn find<T: 'static>(self) -> Option<Rc<T>> {
+        let queue = LANES
+            .try_with(|lanes| lanes.borrow().get(&self).cloned())
+            .ok()
+            .flatten()?;
+        queue.downcast().ok()
+    }
+
+    /// Closes the lane. The queue is dropped here, after the registry let
+    /// go of it: its drop runs the program's code (requests still queued),
+    /// which may open or use lanes itself.
+    pub(crate) fn close(self) {
+        let queue = LANES
+            .try_with(|lanes| lanes.borrow_mut().remove(&self))
+            .ok()
+            .flatten();
+        drop(queue);
+    }
+}
+
+/// Lanes are numbered in order: their number is their hash.
+#[derive(Default)]
+struct LaneHasher(u64);
+
+impl Hasher for LaneHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_finds_its_queue_on_its_thread_only_until_closed() {
+        let lane = Lane::next();
+        assert!(lane.find::<String>().is_none());
+        lane.open(Rc::new(String::from("queue")));
+        assert_eq!(
+            lane.find::<String>().as_deref().map(String::as_str),
+            Some("queue")
+        );
+        // Another type behind the same number is not found.
+        assert!(lane.find::<u32>().is_none());
+        std::thread::spawn(move || assert!(lane.find::<String>().is_none()))
+            .join()
+            .unwrap();
+        lane.close();
+        assert!(lane.find::<String>().is_none());
+        assert_ne!(Lane::next(), lane);
+    }
+
+    /// A queue whose drop uses the lanes (the program's code may) is
+    /// dropped outside the registry's borrow.
+    #[test]
+    fn closing_drops_the_queue_outside_the_registry() {
+        struct UsesLanes(Lane);
+        impl Drop for UsesLanes {
+            fn drop(&mut self) {
+                assert!(self.0.find::<String>().is_some());
+                self.0.close();
+            }
+        }
+        let (outer, inner) = (Lane::next(), Lane::next());
+        inner.open(Rc::new(String::from("inner")));
+        outer.open(Rc::new(UsesLanes(inner)));
+        outer.close();
+        assert!(inner.find::<String>().is_none());
+    }
+}
