@@ -385,21 +385,18 @@ pub(crate) fn ask_in_place<R: Runtime>(lane: Lane, op: Op<R>) -> Option<Op<R>> {
         // Outside the actor's handlers: the loop is woken.
         (None, op) => serving.queue_and_wake(op),
         (Some(refused), Op::Request(req, reply)) => {
-            queue_or_refuse(&serving, Some(refused), reply, |reply| {
-                Op::Request(req, reply)
-            });
+            reply.send(Err(refused));
+            // The request goes unserved, and its drop is user code.
+            drop_aside(req);
         }
-        (Some(refused), Op::Health(reply)) => {
-            queue_or_refuse(&serving, Some(refused), reply, Op::Health);
-        }
+        (Some(refused), Op::Health(reply)) => reply.send(Err(refused)),
         (Some(_), Op::Teardown) => {}
     }
     None
 }
 
 /// Queues `op` for the serve loop, or, `refused`, gives its reply the
-/// refusal. The loop is not woken (see [`Serving::queue`]): from outside
-/// the actor's handlers, the caller wakes it.
+/// refusal. Called from the actor's handlers only (see [`Serving::queue`]).
 fn queue_or_refuse<R: Runtime, T>(
     serving: &Serving<R>,
     refused: Option<RequestError>,

@@ -162,10 +162,9 @@ pub struct RuntimeHandle<R: Runtime>(Arc<Shared<R>>);
 
 struct Shared<R: Runtime> {
     addr: Addr<RuntimeActor<R>>,
-    /// Started in place ([`Placement::Current`]), on the owner's thread.
-    in_place: bool,
-    /// In place: the lane that takes the owner's requests straight into the
-    /// runtime's queue, on the thread they share.
+    /// Started in place ([`Placement::Current`]), on the owner's thread:
+    /// the lane that takes the owner's requests straight into the runtime's
+    /// queue, on the thread they share.
     lane: Option<Lane>,
     /// Set once this generation's owner sent a stop or a kill.
     stop_sent: AtomicBool,
@@ -266,7 +265,6 @@ impl<R: Runtime> RuntimeActor<R> {
         }
         RuntimeHandle(Arc::new(Shared {
             addr,
-            in_place,
             lane,
             stop_sent: AtomicBool::new(false),
             generation: config.generation,
@@ -448,7 +446,7 @@ impl<R: Runtime> RuntimeHandle<R> {
         let handle = self.clone();
         async move {
             let Shared {
-                in_place,
+                lane,
                 arbiter,
                 outcome: exit,
                 kill_grace,
@@ -473,7 +471,7 @@ impl<R: Runtime> RuntimeHandle<R> {
             // the time this task runs again: it gets that turn before the
             // timeout's timer is armed, which costs an idle thread a write
             // to its driver's waker.
-            if *in_place {
+            if lane.is_some() {
                 yield_once().await;
             }
             let mut forced = false;
