@@ -52,7 +52,17 @@ impl Lane {
     /// which may open or use lanes itself.
     pub(crate) fn close(self) {
         let queue = LANES
-            .try_with(|lanes| lanes.borrow_mut().remove(&self))
+            .try_with(|lanes| {
+                let mut lanes = lanes.borrow_mut();
+                let queue = lanes.remove(&self);
+                // A thread that ran many runtimes at once gives the room
+                // back as they end.
+                let (len, capacity) = (lanes.len(), lanes.capacity());
+                if capacity > 64 && len * 4 < capacity {
+                    lanes.shrink_to(len * 2);
+                }
+                queue
+            })
             .ok()
             .flatten();
         drop(queue);
@@ -100,6 +110,25 @@ mod tests {
         lane.close();
         assert!(lane.find::<String>().is_none());
         assert_ne!(Lane::next(), lane);
+    }
+
+    /// The registry gives its room back as lanes close.
+    #[test]
+    fn the_registry_shrinks_as_lanes_close() {
+        let lanes: Vec<Lane> = (0..10_000).map(|_| Lane::next()).collect();
+        for lane in &lanes {
+            lane.open(Rc::new(0_u64));
+        }
+        let full = LANES.with(|l| l.borrow().capacity());
+        assert!(full >= 10_000);
+        for lane in lanes {
+            lane.close();
+        }
+        let after = LANES.with(|l| l.borrow().capacity());
+        assert!(
+            after <= 128,
+            "capacity {after} after all closed (was {full})"
+        );
     }
 
     /// A queue whose drop uses the lanes (the program's code may) is
