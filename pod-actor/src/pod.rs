@@ -475,6 +475,23 @@ impl<R: Runtime> Pod<R> {
         self.disarm_health();
     }
 
+    /// Acts now on a failure the running generation's runtime recorded and
+    /// has not told yet.
+    ///
+    /// A runtime on another arbiter answers its callers (the one whose
+    /// request made it fail among them) before its monitor tells the pod,
+    /// and a caller who had that answer may ask the pod at once. The pod
+    /// then acts as if told, and answers as it will once told: the event
+    /// that follows finds it failing already.
+    fn heed_failure(&mut self, ctx: &mut Context<Self>) {
+        if self.state != PodState::Running {
+            return;
+        }
+        if let Some(cause) = self.runtime.as_ref().and_then(RuntimeHandle::failure) {
+            self.on_failure(cause, ctx);
+        }
+    }
+
     /// The runtime of the current generation failed (it said so, or the pod
     /// judged it unhealthy): stop what is left of it, then report the exit
     /// and wait for the supervisor's verdict.
@@ -761,7 +778,13 @@ impl<R: Runtime> Pod<R> {
         let check = runtime.check_health(Duration::from_millis(health.timeout));
         ctx.spawn(check.into_actor(self).map(move |outcome, act, ctx| {
             act.health.in_flight = false;
-            if act.generation != generation || act.state != PodState::Running {
+            if act.generation != generation {
+                return;
+            }
+            // A runtime that failed by itself meanwhile (a check that
+            // panicked, say) failed of that, not of an unhealthy answer.
+            act.heed_failure(ctx);
+            if act.state != PodState::Running {
                 return;
             }
             let reason = match outcome {
@@ -940,14 +963,11 @@ impl<R: Runtime> Handler<Start> for Pod<R> {
 impl<R: Runtime> Handler<WaitStartSuccess> for Pod<R> {
     type Result = StartAnswer;
 
-    fn handle(&mut self, _: WaitStartSuccess, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: WaitStartSuccess, ctx: &mut Context<Self>) -> Self::Result {
+        self.heed_failure(ctx);
         let now = match (&self.state, &self.current, self.terminal()) {
             (PodState::Idle, _, _) => Err(PodError::NotStarted),
-            // Unless its runtime has failed already, and the pod has not yet
-            // heard of it: a runtime on another arbiter answers its calls'
-            // callers before its monitor tells the pod. The asker, who may
-            // have had that answer, waits for what comes next.
-            (PodState::Running, Some(started), _) if !self.runtime_failed() => Ok(started.clone()),
+            (PodState::Running, Some(started), _) => Ok(started.clone()),
             (PodState::Terminated, _, Some(terminal)) => Err(terminal.clone()),
             (PodState::Closing | PodState::Terminated, _, _) => Err(PodError::Closed),
             _ => return StartAnswer(Answer::Later(self.waiters.share())),
@@ -959,7 +979,8 @@ impl<R: Runtime> Handler<WaitStartSuccess> for Pod<R> {
 impl<R: Runtime> Handler<Subscribe> for Pod<R> {
     type Result = ();
 
-    fn handle(&mut self, Subscribe(subscriber): Subscribe, _: &mut Context<Self>) {
+    fn handle(&mut self, Subscribe(subscriber): Subscribe, ctx: &mut Context<Self>) {
+        self.heed_failure(ctx);
         if !self.subscribers.add(&subscriber) {
             return;
         }
@@ -987,13 +1008,13 @@ impl<R: Runtime> Handler<SubscribeEvents> for Pod<R> {
 }
 
 impl<R: Runtime> Pod<R> {
-    /// Whether the current generation has failed, told or not.
-    fn runtime_failed(&self) -> bool {
-        self.runtime.as_ref().is_some_and(RuntimeHandle::has_failed)
-    }
-
     /// Takes a call, or refuses it at once when the pod does not serve.
-    pub(crate) fn take_call(&mut self, req: R::Request) -> Result<TakenCall<R>, CallError> {
+    pub(crate) fn take_call(
+        &mut self,
+        req: R::Request,
+        ctx: &mut Context<Self>,
+    ) -> Result<TakenCall<R>, CallError> {
+        self.heed_failure(ctx);
         let refusal = match (&self.state, &self.runtime) {
             (PodState::Running, Some(runtime)) => {
                 return Ok(TakenCall {
@@ -1109,15 +1130,16 @@ fn call_error(e: RequestError) -> CallError {
 impl<R: Runtime> Handler<Call<R>> for Pod<R> {
     type Result = CallAnswer<R, R::Response>;
 
-    fn handle(&mut self, Call(req): Call<R>, _: &mut Context<Self>) -> Self::Result {
-        CallAnswer::new(self.take_call(req), |answer| answer)
+    fn handle(&mut self, Call(req): Call<R>, ctx: &mut Context<Self>) -> Self::Result {
+        CallAnswer::new(self.take_call(req, ctx), |answer| answer)
     }
 }
 
 impl<R: Runtime> Handler<GetStatus> for Pod<R> {
     type Result = MessageResult<GetStatus>;
 
-    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetStatus, ctx: &mut Context<Self>) -> Self::Result {
+        self.heed_failure(ctx);
         let error = match (&self.state, self.terminal()) {
             (PodState::Terminated, Some(PodError::Closed)) => None,
             (PodState::Terminated, Some(e)) => Some(e.to_string()),

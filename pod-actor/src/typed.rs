@@ -257,8 +257,8 @@ where
 {
     type Result = CallAnswer<ProcessRuntime, Resp>;
 
-    fn handle(&mut self, msg: TypedCall<Resp, C>, _: &mut Context<Self>) -> Self::Result {
-        let call = self.take_call(ProcessRequest::Call(msg.0.payload));
+    fn handle(&mut self, msg: TypedCall<Resp, C>, ctx: &mut Context<Self>) -> Self::Result {
+        let call = self.take_call(ProcessRequest::Call(msg.0.payload), ctx);
         CallAnswer::new(call, decode::<Resp, C>)
     }
 }

@@ -1,21 +1,31 @@
-//! A `WaitStartSuccess` sent right after a call was answered with the
-//! runtime's failure waits for the next generation: it is never answered
-//! with the `Started` of the generation that just died.
+//! Whoever asks a pod right after a call was answered with its runtime's
+//! failure hears of that failure: a `WaitStartSuccess` waits for the next
+//! generation, a `Subscribe` gets no `Started` of the generation that just
+//! died, a `GetStatus` does not say it runs.
 //!
 //! With a runtime on an arbiter of its own, the failure reaches the pod
 //! through the runtime's monitor, a task on the pod's arbiter, while the
 //! failed call's answer goes straight to its caller. The caller can then
-//! ask before the pod has heard of the failure.
+//! ask before the pod has heard of the failure; the pod acts on the failure
+//! the runtime recorded.
 
-use actix::Actor;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix::{Actor, Context, Handler};
 use pod_actor::{
-    Call, CallError, Close, PlacementKind, Pod, PodConfig, PodError, RestartKind, RuntimeSpec,
-    Start, WaitStartSuccess,
+    Call, CallError, Close, GetStatus, HealthConfig, PlacementKind, Pod, PodConfig, PodError,
+    PodState, RestartKind, RuntimeSpec, Start, Started, Subscribe, WaitStartSuccess,
 };
-use runtime_actor::{Runtime, RuntimeContext, RuntimeError, RuntimeFactory};
+use runtime_actor::{FailureCause, Runtime, RuntimeContext, RuntimeError, RuntimeFactory};
+use tokio::sync::mpsc;
 
-/// Panics on `u64::MAX`, echoes anything else.
-struct Fragile;
+/// Panics on `u64::MAX`, echoes anything else; its health check panics
+/// once `sick` is set.
+#[derive(Default)]
+struct Fragile {
+    sick: Arc<AtomicBool>,
+}
 
 impl Runtime for Fragile {
     type Request = u64;
@@ -29,6 +39,30 @@ impl Runtime for Fragile {
         assert_ne!(n, u64::MAX, "asked to fail");
         Ok(n)
     }
+
+    async fn health(&mut self) -> Result<(), RuntimeError> {
+        assert!(!self.sick.load(Ordering::SeqCst), "health check exploded");
+        Ok(())
+    }
+}
+
+/// Forwards the `Started`s it receives.
+struct Probe(mpsc::UnboundedSender<Started>);
+
+impl Actor for Probe {
+    type Context = Context<Self>;
+}
+
+impl Handler<Started> for Probe {
+    type Result = ();
+
+    fn handle(&mut self, started: Started, _: &mut Context<Self>) {
+        let _ = self.0.send(started);
+    }
+}
+
+fn fragile() -> RuntimeFactory<Fragile> {
+    RuntimeFactory::new(|_| Fragile::default())
 }
 
 fn config(placement: PlacementKind, restart: RestartKind) -> PodConfig {
@@ -49,11 +83,7 @@ fn config(placement: PlacementKind, restart: RestartKind) -> PodConfig {
 /// Crashes the runtime `rounds` times; after each crash's answer, asks at
 /// once for the start to wait on.
 async fn crash_then_wait(placement: PlacementKind, rounds: u64) {
-    let pod = Pod::new(
-        config(placement, RestartKind::Permanent),
-        RuntimeFactory::new(|_| Fragile),
-    )
-    .start();
+    let pod = Pod::new(config(placement, RestartKind::Permanent), fragile()).start();
     pod.send(Start).await.unwrap().unwrap();
     let mut generation = pod
         .send(WaitStartSuccess)
@@ -93,11 +123,7 @@ async fn a_wait_after_a_crash_gets_the_next_start_shared() {
 #[actix_rt::test]
 async fn a_wait_after_a_crash_with_no_restart_gets_the_end() {
     for placement in [PlacementKind::Dedicated, PlacementKind::Shared].repeat(10) {
-        let pod = Pod::new(
-            config(placement, RestartKind::Temporary),
-            RuntimeFactory::new(|_| Fragile),
-        )
-        .start();
+        let pod = Pod::new(config(placement, RestartKind::Temporary), fragile()).start();
         pod.send(Start).await.unwrap().unwrap();
         pod.send(WaitStartSuccess).await.unwrap().unwrap();
         let crashed = pod.send(Call::<Fragile>(u64::MAX)).await.unwrap();
@@ -110,5 +136,109 @@ async fn a_wait_after_a_crash_with_no_restart_gets_the_end() {
             matches!(waited, Err(PodError::ExitedEarly { .. })),
             "{placement:?}: {waited:?}"
         );
+    }
+}
+
+/// Crashes a dedicated runtime with a call, then `ask`s the pod at once,
+/// `rounds` times; `ask` gets the pod and the generation that died.
+async fn crash_then<F, Fut>(rounds: u64, ask: F)
+where
+    F: Fn(actix::Addr<Pod<Fragile>>, u64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let pod = Pod::new(
+        config(PlacementKind::Dedicated, RestartKind::Permanent),
+        fragile(),
+    )
+    .start();
+    pod.send(Start).await.unwrap().unwrap();
+    let mut generation = pod
+        .send(WaitStartSuccess)
+        .await
+        .unwrap()
+        .unwrap()
+        .generation;
+    for _ in 0..rounds {
+        let crashed = pod.send(Call::<Fragile>(u64::MAX)).await.unwrap();
+        assert!(
+            matches!(crashed, Err(CallError::RuntimeExited { .. })),
+            "{crashed:?}"
+        );
+        ask(pod.clone(), generation).await;
+        generation = pod
+            .send(WaitStartSuccess)
+            .await
+            .unwrap()
+            .unwrap()
+            .generation;
+    }
+    pod.send(Close::default()).await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_subscriber_after_a_crash_gets_no_start_of_the_dead_generation() {
+    crash_then(10, |pod, died| async move {
+        let (tx, mut started) = mpsc::unbounded_channel();
+        // Held here: a pod holds its subscribers weakly.
+        let probe = Probe(tx).start();
+        pod.send(Subscribe(probe.clone().recipient()))
+            .await
+            .unwrap();
+        let first = started.recv().await.unwrap();
+        drop(probe);
+        assert!(
+            first.generation > died,
+            "generation {died} died, and the subscriber got its Started"
+        );
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_status_after_a_crash_does_not_say_the_dead_generation_runs() {
+    crash_then(10, |pod, died| async move {
+        let status = pod.send(GetStatus).await.unwrap();
+        assert!(
+            status.generation > died || status.state != PodState::Running,
+            "generation {died} died, and the status says it runs: {status:?}"
+        );
+        if status.generation == died {
+            let failure = status.last_failure.unwrap_or_default();
+            assert!(failure.contains("asked to fail"), "{failure}");
+        }
+    })
+    .await;
+}
+
+/// A health check that panics fails the runtime of that panic, wherever the
+/// runtime runs: not of an unhealthy answer counted by the pod.
+#[actix_rt::test]
+async fn a_check_that_panics_is_the_cause_in_every_placement() {
+    for placement in [PlacementKind::Dedicated, PlacementKind::Shared] {
+        let mut config = config(placement, RestartKind::Temporary);
+        config.health = Some(HealthConfig {
+            interval: 5,
+            timeout: 1_000,
+            failure_threshold: 1,
+        });
+        let sick = Arc::new(AtomicBool::new(false));
+        let factory = {
+            let sick = Arc::clone(&sick);
+            RuntimeFactory::new(move |_| Fragile {
+                sick: Arc::clone(&sick),
+            })
+        };
+        let pod = Pod::new(config, factory).start();
+        pod.send(Start).await.unwrap().unwrap();
+        pod.send(WaitStartSuccess).await.unwrap().unwrap();
+        sick.store(true, Ordering::SeqCst);
+        pod.send(pod_actor::Join).await.unwrap().unwrap_err();
+        let ended = pod.send(WaitStartSuccess).await.unwrap();
+        match ended {
+            Err(PodError::ExitedEarly {
+                cause: Some(FailureCause::Panicked { message, .. }),
+            }) => assert!(message.contains("health check exploded"), "{message}"),
+            other => panic!("{placement:?}: {other:?}"),
+        }
     }
 }

@@ -620,6 +620,7 @@ async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served
     let phase = &serving.phase;
     let begun = Instant::now();
     let signals = launch.signals.clone();
+    let fate = Arc::clone(&launch.fate);
     let mut ctx = RuntimeContext::new(
         launch.name,
         launch.generation,
@@ -636,7 +637,10 @@ async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served
         }
     };
     let ready = match setup {
-        Some(Ok(())) => true,
+        // Unless a failure was recorded meanwhile (a monitor timed the start
+        // out while setup held the thread): it never serves, and teardown
+        // undoes what setup made, as after a stop.
+        Some(Ok(())) => fate.get().is_none(),
         Some(Err(e)) => return Served::Failed(FailureCause::Error(e)),
         // Stopped during setup: what setup already made (a child process,
         // say) is undone by teardown, the graceful way.

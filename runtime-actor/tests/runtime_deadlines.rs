@@ -3,6 +3,7 @@
 mod support;
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Arbiter;
@@ -236,6 +237,58 @@ async fn a_runtime_blocked_in_teardown_is_reported_stuck_not_waited_on() {
     // Once its thread is free, the forced stop completes and the thread ends.
     events.exited().await;
     assert!(runtime.has_exited());
+}
+
+/// A request queued while setup held the thread past the deadline is never
+/// served: the generation failed of its timeout, and everyone hears that.
+#[actix::test]
+async fn a_runtime_timed_out_in_setup_never_serves() {
+    let gate = Gate::default();
+    let script = Script {
+        setup: Step::Block(gate.clone()),
+        ..Script::default()
+    };
+    let calls = Arc::clone(&script.calls);
+    let (runtime, mut events) = spawn_dedicated(
+        script,
+        config().start_timeout(Some(Duration::from_millis(20))),
+    );
+    // Queued once setup holds the thread: in the mailbox, ahead of the
+    // stop the timeout sends.
+    while calls.setups.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let answer = runtime.call(Req::Panic);
+    assert!(matches!(
+        events.failed().await,
+        FailureCause::TimedOut { .. }
+    ));
+    gate.open();
+    let answer = answer.await;
+    assert!(
+        matches!(
+            &answer,
+            Err(RequestError::NotReady
+                | RequestError::Stopping
+                | RequestError::Exited {
+                    cause: Some(FailureCause::TimedOut { .. })
+                })
+        ),
+        "{answer:?}"
+    );
+    assert!(matches!(
+        events.exited().await,
+        Some(FailureCause::TimedOut { .. })
+    ));
+    assert_eq!(
+        calls.handled.load(Ordering::SeqCst),
+        0,
+        "the request was served"
+    );
+    assert!(matches!(
+        runtime.failure(),
+        Some(FailureCause::TimedOut { .. })
+    ));
 }
 
 #[actix::test]
