@@ -367,6 +367,14 @@ impl<R: Runtime> RuntimeActor<R> {
         self.serving.refusal()
     }
 
+    /// An `Ask` of the owner's came through the mailbox: in place, the
+    /// owner's lane counts it until now.
+    fn delivered(&self) {
+        if self.lane.is_some() {
+            self.guard.fate.delivered();
+        }
+    }
+
     /// Queues `op` for the serve loop, or refuses it through its reply.
     fn enqueue<T>(&self, reply: Reply<T>, op: impl FnOnce(Reply<T>) -> Op<R>) {
         queue_or_refuse(&self.serving, self.not_serving(), reply, op);
@@ -374,25 +382,19 @@ impl<R: Runtime> RuntimeActor<R> {
 }
 
 /// Queues the owner's request (or health check) through the runtime's
-/// lane, on the thread the runtime runs in place on, or refuses it as the
-/// actor's handler would; gives it back when the lane is not open here
-/// (another thread, or the actor is gone), for the mailbox.
+/// lane, on the thread the runtime runs in place on; gives it back for the
+/// mailbox when the lane is not open here (another thread, or the actor is
+/// gone), and when the runtime does not serve: its handler refuses it
+/// there, so that an answer never runs inside the call that asked.
 pub(crate) fn ask_in_place<R: Runtime>(lane: Lane, op: Op<R>) -> Option<Op<R>> {
-    let Some(serving) = lane.find::<Serving<R>>() else {
-        return Some(op);
-    };
-    match (serving.refusal(), op) {
-        // Outside the actor's handlers: the loop is woken.
-        (None, op) => serving.queue_and_wake(op),
-        (Some(refused), Op::Request(req, reply)) => {
-            reply.send(Err(refused));
-            // The request goes unserved, and its drop is user code.
-            drop_aside(req);
+    match lane.find::<Serving<R>>() {
+        Some(serving) if serving.refusal().is_none() => {
+            // Outside the actor's handlers: the loop is woken.
+            serving.queue_and_wake(op);
+            None
         }
-        (Some(refused), Op::Health(reply)) => reply.send(Err(refused)),
-        (Some(_), Op::Teardown) => {}
+        _ => Some(op),
     }
-    None
 }
 
 /// Queues `op` for the serve loop, or, `refused`, gives its reply the
@@ -499,6 +501,7 @@ impl<R: Runtime> Handler<Ask<R>> for RuntimeActor<R> {
     type Result = ();
 
     fn handle(&mut self, Ask { req, reply }: Ask<R>, _: &mut Context<Self>) {
+        self.delivered();
         self.enqueue(reply, |reply| Op::Request(req, reply));
     }
 }
@@ -507,6 +510,7 @@ impl<R: Runtime> Handler<AskHealth> for RuntimeActor<R> {
     type Result = ();
 
     fn handle(&mut self, AskHealth { reply }: AskHealth, _: &mut Context<Self>) {
+        self.delivered();
         self.enqueue(reply, Op::Health);
     }
 }

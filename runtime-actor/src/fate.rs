@@ -1,7 +1,8 @@
 //! How one generation ends: its failure cause, and the failures reported
-//! to it from outside its request path.
+//! to it from outside its request path; and, for a runtime in place, what
+//! its owner sent through the mailbox and not yet delivered.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::task::Waker;
 
@@ -33,7 +34,15 @@ pub(crate) struct Fate {
     actor: AtomicWaker,
     /// Readiness and exit, settled by the report for the handles.
     pub(crate) outcome: Outcomes,
+    /// In place: how many of the owner's requests and checks are on their
+    /// way through the mailbox, plus [`STOP_MAILED`] once the owner sent a
+    /// stop. While it is not zero, the owner's next ones follow them there
+    /// instead of overtaking them through the lane.
+    mailed: AtomicUsize,
 }
+
+/// In [`Fate::mailed`]: the owner sent a stop or a kill, for good.
+const STOP_MAILED: usize = 1 << (usize::BITS - 1);
 
 impl Fate {
     pub(crate) fn get(&self) -> Option<&FailureCause> {
@@ -74,6 +83,29 @@ impl Fate {
     /// change, so the actor registers it once, before it first looks.
     pub(crate) fn watch(&self, actor: &Waker) {
         self.actor.register(actor);
+    }
+
+    /// Whether the owner's next request may take the lane: nothing it sent
+    /// through the mailbox is still on its way, and it sent no stop.
+    pub(crate) fn lane_clear(&self) -> bool {
+        self.mailed.load(Ordering::Acquire) == 0
+    }
+
+    /// The owner sends a request or a check through the mailbox (counted
+    /// before it is sent, and until its handler runs).
+    pub(crate) fn mailing(&self) {
+        self.mailed.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The actor's handler took one the owner sent through the mailbox.
+    pub(crate) fn delivered(&self) {
+        self.mailed.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The owner sent a stop or a kill: its requests take the mailbox from
+    /// now on, behind it.
+    pub(crate) fn stop_mailed(&self) {
+        self.mailed.fetch_or(STOP_MAILED, Ordering::AcqRel);
     }
 
     /// Takes the reported failure, if there is one.

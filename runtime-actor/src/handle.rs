@@ -1,6 +1,5 @@
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -166,8 +165,6 @@ struct Shared<R: Runtime> {
     /// the lane that takes the owner's requests straight into the runtime's
     /// queue, on the thread they share.
     lane: Option<Lane>,
-    /// Set once this generation's owner sent a stop or a kill.
-    stop_sent: AtomicBool,
     generation: u64,
     arbiter: Option<ArbiterHandle>,
     /// Awaits the outcome; through it, the generation's fate (its failure
@@ -266,7 +263,6 @@ impl<R: Runtime> RuntimeActor<R> {
         RuntimeHandle(Arc::new(Shared {
             addr,
             lane,
-            stop_sent: AtomicBool::new(false),
             generation: config.generation,
             arbiter: dedicated_handle,
             outcome,
@@ -374,19 +370,22 @@ impl<R: Runtime> RuntimeHandle<R> {
     }
 
     /// Queues a request or a health check: in place, on the runtime's
-    /// thread, straight into its queue; otherwise, or once this owner asked
-    /// for a stop (which travels through the mailbox, and must not be
-    /// overtaken), through the actor's mailbox.
+    /// thread, straight into its queue; otherwise through the actor's
+    /// mailbox. The owner's messages keep the order they were made in: while
+    /// any it sent through the mailbox (from another thread, or a stop) is
+    /// still on its way, the next ones follow it there.
     fn ask(&self, op: Op<R>) {
+        let fate = self.0.outcome.fate();
         let op = match self.0.lane {
-            Some(lane) if !self.0.stop_sent.load(Ordering::Acquire) => {
-                match actor::ask_in_place(lane, op) {
-                    None => return,
-                    Some(op) => op,
-                }
-            }
+            Some(lane) if fate.lane_clear() => match actor::ask_in_place(lane, op) {
+                None => return,
+                Some(op) => op,
+            },
             _ => op,
         };
+        if self.0.lane.is_some() {
+            fate.mailing();
+        }
         match op {
             Op::Request(req, reply) => self.0.addr.do_send(Ask { req, reply }),
             Op::Health(reply) => self.0.addr.do_send(AskHealth { reply }),
@@ -402,7 +401,7 @@ impl<R: Runtime> RuntimeHandle<R> {
             Some(kill) => self.0.addr.do_send(kill),
             None => self.0.addr.do_send(StopRuntime),
         }
-        self.0.stop_sent.store(true, Ordering::Release);
+        self.0.outcome.fate().stop_mailed();
     }
 
     /// Runs [`Runtime::health`] between requests, waiting at most `timeout`.

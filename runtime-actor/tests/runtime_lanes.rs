@@ -5,11 +5,12 @@
 mod support;
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
 use runtime_actor::{FailureCause, Placement, RequestError};
-use support::{config, spawn_at, Req, Script};
+use support::{config, spawn_at, Req, Script, Step};
 
 const STOP: Duration = Duration::from_secs(5);
 
@@ -82,4 +83,58 @@ async fn a_request_after_the_end_hears_the_cause() {
         }) => assert_eq!(e.message(), "device lost"),
         other => panic!("{other:?}"),
     }
+}
+
+/// A request the owner made on another thread, before one it makes on the
+/// runtime's thread, is served first: the second waits behind it in the
+/// mailbox rather than overtake it through the lane.
+#[actix::test]
+async fn the_owners_requests_keep_their_order_across_threads() {
+    let (runtime, mut events) = spawn_at(Placement::Current, Script::default(), config());
+    events.ready().await;
+    for _ in 0..20 {
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let (sent, made) = tokio::sync::oneshot::channel();
+        let (elsewhere, log) = (runtime.clone(), Arc::clone(&served));
+        std::thread::spawn(move || {
+            elsewhere.call_with(Req::Echo(1), move |_| log.lock().unwrap().push(1));
+            let _ = sent.send(());
+        });
+        made.await.unwrap();
+        let log = Arc::clone(&served);
+        runtime.call_with(Req::Echo(2), move |_| log.lock().unwrap().push(2));
+        // Behind both, whichever way each went.
+        runtime.call(Req::Echo(3)).await.unwrap();
+        assert_eq!(*served.lock().unwrap(), [1, 2]);
+    }
+    runtime.stop(STOP).await;
+}
+
+/// A refusal is answered by the actor, never inside the call that asked: a
+/// caller may hold a lock its callback takes.
+#[actix::test]
+async fn a_refused_request_is_not_answered_inside_the_call() {
+    tokio::time::pause();
+    let script = Script {
+        setup: Step::Sleep(Duration::from_secs(1)),
+        ..Script::default()
+    };
+    let (runtime, _events) = spawn_at(Placement::Current, script, config());
+    // Let the actor start: setup sleeps, and requests are refused.
+    tokio::task::yield_now().await;
+    let held = Arc::new(Mutex::new(()));
+    let (answered, answer) = tokio::sync::oneshot::channel();
+    let guard = held.lock().unwrap();
+    let lock = Arc::clone(&held);
+    runtime.call_with(Req::Echo(1), move |a| {
+        let inside = lock.try_lock().is_err();
+        let _ = answered.send((a, inside));
+    });
+    drop(guard);
+    let (a, inside) = answer.await.unwrap();
+    assert!(matches!(a, Err(RequestError::NotReady)), "{a:?}");
+    assert!(
+        !inside,
+        "answered inside call_with, under the caller's lock"
+    );
 }
