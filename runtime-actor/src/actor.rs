@@ -71,8 +71,10 @@ pub struct RuntimeActor<R: Runtime> {
     /// After the guard: when the actor goes, the guard records why before
     /// the requests still held here can be dropped.
     serving: Rc<Serving<R>>,
-    /// In place: the lane through which the owner queues its requests.
+    /// In place: the lane through which the owner queues its requests,
+    /// opened at the first one that came through the mailbox.
     lane: Option<Lane>,
+    lane_open: bool,
     dedicated: bool,
     stop_timeout: Duration,
     _runtime: PhantomData<fn() -> R>,
@@ -81,7 +83,7 @@ pub struct RuntimeActor<R: Runtime> {
 impl<R: Runtime> Drop for RuntimeActor<R> {
     fn drop(&mut self) {
         // Later requests take the mailbox, and hear that the actor is gone.
-        if let Some(lane) = self.lane {
+        if let (Some(lane), true) = (self.lane, self.lane_open) {
             lane.close();
         }
     }
@@ -274,15 +276,12 @@ impl<R: Runtime> RuntimeActor<R> {
         let dedicated = launch.dedicated;
         let stop_timeout = launch.stop_timeout;
         let lane = launch.lane;
-        let serving = Rc::new(Serving::new());
-        if let Some(lane) = lane {
-            lane.open(Rc::clone(&serving));
-        }
         RuntimeActor {
             pending: Some(launch),
             guard,
-            serving,
+            serving: Rc::new(Serving::new()),
             lane,
+            lane_open: false,
             dedicated,
             stop_timeout,
             _runtime: PhantomData,
@@ -368,10 +367,16 @@ impl<R: Runtime> RuntimeActor<R> {
     }
 
     /// An `Ask` of the owner's came through the mailbox: in place, the
-    /// owner's lane counts it until now.
-    fn delivered(&self) {
-        if self.lane.is_some() {
+    /// owner's lane counts it until now, and opens at the first. A runtime
+    /// its owner never calls (most of a large deployment's, until traffic
+    /// comes) costs no lane.
+    fn delivered(&mut self) {
+        if let Some(lane) = self.lane {
             self.guard.fate.delivered();
+            if !self.lane_open {
+                self.lane_open = true;
+                lane.open(Rc::clone(&self.serving));
+            }
         }
     }
 
@@ -624,7 +629,6 @@ async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served
     let phase = &serving.phase;
     let begun = Instant::now();
     let signals = launch.signals.clone();
-    let fate = Arc::clone(&launch.fate);
     let mut ctx = RuntimeContext::new(
         launch.name,
         launch.generation,
@@ -644,7 +648,7 @@ async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served
         // Unless a failure was recorded meanwhile (a monitor timed the start
         // out while setup held the thread): it never serves, and teardown
         // undoes what setup made, as after a stop.
-        Some(Ok(())) => fate.get().is_none(),
+        Some(Ok(())) => !ctx.failure_recorded(),
         Some(Err(e)) => return Served::Failed(FailureCause::Error(e)),
         // Stopped during setup: what setup already made (a child process,
         // say) is undone by teardown, the graceful way.

@@ -107,6 +107,12 @@ impl RuntimeContext {
     pub fn failure_reporter(&self) -> FailureReporter {
         self.reporter.clone()
     }
+
+    /// Whether the generation has a failure recorded (a start deadline that
+    /// passed, say).
+    pub(crate) fn failure_recorded(&self) -> bool {
+        self.reporter.fate.get().is_some()
+    }
 }
 
 /// Reports the runtime's main process from outside setup; see

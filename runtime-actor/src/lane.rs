@@ -7,18 +7,22 @@
 //! queue it shares with its actor is `!Send` (an `Rc`); the owner's handle
 //! must stay `Send`, so it keeps the lane's number and finds the queue here,
 //! on the thread they share. From another thread it finds nothing, and the
-//! request goes through the mailbox as before.
+//! request goes through the mailbox as before. The actor opens its lane at
+//! the first request that came through the mailbox: a runtime nobody calls
+//! costs none.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::num::NonZeroU64;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A lane's number: unique in the process, never reused.
+/// A lane's number: unique in the process, never reused; never zero, so
+/// that a handle's `Option<Lane>` takes no more room than the number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Lane(u64);
+pub(crate) struct Lane(NonZeroU64);
 
 thread_local! {
     static LANES: RefCell<HashMap<Lane, Rc<dyn Any>, BuildHasherDefault<LaneHasher>>> =
@@ -28,8 +32,10 @@ thread_local! {
 impl Lane {
     /// A new lane, for a runtime about to start on this thread.
     pub(crate) fn next() -> Lane {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        Lane(NEXT.fetch_add(1, Ordering::Relaxed))
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let next = NEXT.fetch_add(1, Ordering::Relaxed);
+        // 2^64 lanes would take centuries to open.
+        Lane(NonZeroU64::new(next).unwrap_or(NonZeroU64::MAX))
     }
 
     /// Opens the lane to `queue`, on this thread, until [`Lane::close`].
