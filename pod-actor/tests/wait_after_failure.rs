@@ -80,43 +80,28 @@ fn config(placement: PlacementKind, restart: RestartKind) -> PodConfig {
     config
 }
 
-/// Crashes the runtime `rounds` times; after each crash's answer, asks at
-/// once for the start to wait on.
-async fn crash_then_wait(placement: PlacementKind, rounds: u64) {
-    let pod = Pod::new(config(placement, RestartKind::Permanent), fragile()).start();
-    pod.send(Start).await.unwrap().unwrap();
-    let mut generation = pod
-        .send(WaitStartSuccess)
-        .await
-        .unwrap()
-        .unwrap()
-        .generation;
-    for _ in 0..rounds {
-        let crashed = pod.send(Call::<Fragile>(u64::MAX)).await.unwrap();
-        assert!(
-            matches!(crashed, Err(CallError::RuntimeExited { .. })),
-            "{crashed:?}"
-        );
-        let next = pod.send(WaitStartSuccess).await.unwrap().unwrap();
-        assert!(
-            next.generation > generation,
-            "generation {} died, and WaitStartSuccess answered with it ({placement:?})",
-            generation
-        );
-        generation = next.generation;
-        assert_eq!(pod.send(Call::<Fragile>(7)).await.unwrap().unwrap(), 7);
-    }
-    pod.send(Close::default()).await.unwrap();
-}
-
 #[actix_rt::test]
 async fn a_wait_after_a_crash_gets_the_next_start_dedicated() {
-    crash_then_wait(PlacementKind::Dedicated, 20).await;
+    crash_then_wait(PlacementKind::Dedicated).await;
 }
 
 #[actix_rt::test]
 async fn a_wait_after_a_crash_gets_the_next_start_shared() {
-    crash_then_wait(PlacementKind::Shared, 20).await;
+    crash_then_wait(PlacementKind::Shared).await;
+}
+
+/// After each crash's answer, asks at once for the start to wait on: the
+/// next generation's, which serves.
+async fn crash_then_wait(placement: PlacementKind) {
+    crash_then(placement, 20, |pod, died| async move {
+        let next = pod.send(WaitStartSuccess).await.unwrap().unwrap();
+        assert!(
+            next.generation > died,
+            "generation {died} died, and WaitStartSuccess answered with it ({placement:?})"
+        );
+        assert_eq!(pod.send(Call::<Fragile>(7)).await.unwrap().unwrap(), 7);
+    })
+    .await;
 }
 
 /// With no restart to come, the wait gets how the pod ended.
@@ -139,18 +124,14 @@ async fn a_wait_after_a_crash_with_no_restart_gets_the_end() {
     }
 }
 
-/// Crashes a dedicated runtime with a call, then `ask`s the pod at once,
-/// `rounds` times; `ask` gets the pod and the generation that died.
-async fn crash_then<F, Fut>(rounds: u64, ask: F)
+/// Crashes the runtime with a call, then `ask`s the pod at once, `rounds`
+/// times; `ask` gets the pod and the generation that died.
+async fn crash_then<F, Fut>(placement: PlacementKind, rounds: u64, ask: F)
 where
     F: Fn(actix::Addr<Pod<Fragile>>, u64) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let pod = Pod::new(
-        config(PlacementKind::Dedicated, RestartKind::Permanent),
-        fragile(),
-    )
-    .start();
+    let pod = Pod::new(config(placement, RestartKind::Permanent), fragile()).start();
     pod.send(Start).await.unwrap().unwrap();
     let mut generation = pod
         .send(WaitStartSuccess)
@@ -177,7 +158,7 @@ where
 
 #[actix_rt::test]
 async fn a_subscriber_after_a_crash_gets_no_start_of_the_dead_generation() {
-    crash_then(10, |pod, died| async move {
+    crash_then(PlacementKind::Dedicated, 10, |pod, died| async move {
         let (tx, mut started) = mpsc::unbounded_channel();
         // Held here: a pod holds its subscribers weakly.
         let probe = Probe(tx).start();
@@ -196,7 +177,7 @@ async fn a_subscriber_after_a_crash_gets_no_start_of_the_dead_generation() {
 
 #[actix_rt::test]
 async fn a_status_after_a_crash_does_not_say_the_dead_generation_runs() {
-    crash_then(10, |pod, died| async move {
+    crash_then(PlacementKind::Dedicated, 10, |pod, died| async move {
         let status = pod.send(GetStatus).await.unwrap();
         assert!(
             status.generation > died || status.state != PodState::Running,
