@@ -75,13 +75,16 @@ impl Lane {
     }
 }
 
-/// Lanes are numbered in order: their number is their hash.
+/// Lanes are numbered in order, so their number needs no hashing, only
+/// spreading over all 64 bits: the map's probes read the hash's top bits,
+/// which small numbers leave at zero. One multiplication by 2^64 / φ
+/// (Fibonacci hashing) spreads them.
 #[derive(Default)]
 struct LaneHasher(u64);
 
 impl Hasher for LaneHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -116,6 +119,20 @@ mod tests {
         lane.close();
         assert!(lane.find::<String>().is_none());
         assert_ne!(Lane::next(), lane);
+    }
+
+    /// Consecutive lanes hash to distinct top bits, which the map's probes
+    /// compare first.
+    #[test]
+    fn consecutive_lanes_spread_over_the_top_bits() {
+        let tops: std::collections::HashSet<u64> = (1..=128_u64)
+            .map(|n| {
+                let mut hasher = LaneHasher::default();
+                hasher.write_u64(n);
+                hasher.finish() >> 57
+            })
+            .collect();
+        assert!(tops.len() > 64, "{} distinct top 7 bits", tops.len());
     }
 
     /// The registry gives its room back as lanes close.
