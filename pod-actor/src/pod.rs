@@ -499,6 +499,9 @@ impl<R: Runtime> Pod<R> {
         if !matches!(self.state, PodState::Starting | PodState::Running) {
             return;
         }
+        // Whoever told it (the runtime's event, a heeded failure, a health
+        // check), the process is gone or going.
+        self.pid = None;
         if matches!(cause, FailureCause::Lost) {
             // The runtime's arbiter was stopped under it: the System is
             // stopping (or whoever owns a shared arbiter stopped it).
@@ -1251,10 +1254,7 @@ impl<R: Runtime> Handler<RuntimeEvent> for Pod<R> {
             RuntimeEvent::Ready { setup, pid, .. } if self.state == PodState::Starting => {
                 self.on_ready(setup, pid, ctx)
             }
-            RuntimeEvent::Failed { cause, .. } => {
-                self.pid = None;
-                self.on_failure(cause, ctx)
-            }
+            RuntimeEvent::Failed { cause, .. } => self.on_failure(cause, ctx),
             _ => {}
         }
     }

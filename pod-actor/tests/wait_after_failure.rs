@@ -31,7 +31,9 @@ impl Runtime for Fragile {
     type Request = u64;
     type Response = u64;
 
-    async fn setup(&mut self, _: &mut RuntimeContext) -> Result<(), RuntimeError> {
+    async fn setup(&mut self, ctx: &mut RuntimeContext) -> Result<(), RuntimeError> {
+        // As a runtime that runs a process says which.
+        ctx.set_pid(PID);
         Ok(())
     }
 
@@ -45,6 +47,9 @@ impl Runtime for Fragile {
         Ok(())
     }
 }
+
+/// The process a `Fragile` says it runs (none is started).
+const PID: u32 = 4242;
 
 /// Forwards the `Started`s it receives.
 struct Probe(mpsc::UnboundedSender<Started>);
@@ -184,8 +189,11 @@ async fn a_status_after_a_crash_does_not_say_the_dead_generation_runs() {
             "generation {died} died, and the status says it runs: {status:?}"
         );
         if status.generation == died {
+            assert_eq!(status.pid, None, "the dead generation's pid: {status:?}");
             let failure = status.last_failure.unwrap_or_default();
             assert!(failure.contains("asked to fail"), "{failure}");
+        } else if status.state == PodState::Running {
+            assert_eq!(status.pid, Some(PID), "{status:?}");
         }
     })
     .await;
