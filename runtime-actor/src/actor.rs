@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::context::{FailureReporter, RuntimeContext, Signal};
 use crate::env::RuntimeEnv;
-use crate::error::{FailureCause, RequestError, RuntimeError};
+use crate::error::{FailureCause, RequestError};
 use crate::fate::Fate;
 use crate::lane::Lane;
 use crate::messages::{Ask, AskHealth, CheckHealth, KillRuntime, Request, StopRuntime};
@@ -362,10 +362,6 @@ impl<R: Runtime> RuntimeActor<R> {
         ctx.stop();
     }
 
-    fn not_serving(&self) -> Option<RequestError> {
-        self.serving.refusal()
-    }
-
     /// An `Ask` of the owner's came through the mailbox: in place, the
     /// owner's lane counts it until now, and opens at the first. A runtime
     /// its owner never calls (most of a large deployment's, until traffic
@@ -382,7 +378,7 @@ impl<R: Runtime> RuntimeActor<R> {
 
     /// Queues `op` for the serve loop, or refuses it through its reply.
     fn enqueue<T>(&self, reply: Reply<T>, op: impl FnOnce(Reply<T>) -> Op<R>) {
-        queue_or_refuse(&self.serving, self.not_serving(), reply, op);
+        queue_or_refuse(&self.serving, self.serving.refusal(), reply, op);
     }
 }
 
@@ -495,7 +491,7 @@ impl<R: Runtime> Handler<Request<R>> for RuntimeActor<R> {
     fn handle(&mut self, Request(req): Request<R>, _: &mut Context<Self>) -> Self::Result {
         Queued {
             req,
-            refused: self.not_serving(),
+            refused: self.serving.refusal(),
             serving: Rc::clone(&self.serving),
             fate: Arc::clone(&self.guard.fate),
         }
@@ -688,7 +684,9 @@ async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served
                     match panic::catch_async(async { runtime.dispatch(req) }).await {
                         Ok(Dispatch::Handle(req)) => {
                             match panic::catch_async(async { runtime.handle(req).await }).await {
-                                Ok(answer) => answer_with(reply, answer).map(FailureCause::Error),
+                                Ok(answer) => {
+                                    answer_with(reply, answer.map_err(RequestError::Runtime))
+                                }
                                 Err(cause) => Some(answer_panic(reply, cause)),
                             }
                         }
@@ -703,7 +701,7 @@ async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served
                 }
                 Op::Health(reply) => {
                     match panic::catch_async(async { runtime.health().await }).await {
-                        Ok(answer) => answer_with(reply, answer).map(FailureCause::Error),
+                        Ok(answer) => answer_with(reply, answer.map_err(RequestError::Runtime)),
                         Err(cause) => Some(answer_panic(reply, cause)),
                     }
                 }
@@ -739,19 +737,7 @@ async fn answer_later<T>(
     answer: LocalBoxFuture<'static, Result<T, RequestError>>,
 ) -> Option<FailureCause> {
     match panic::catch_async(answer).await {
-        Ok(answer) => {
-            let fatal = match &answer {
-                Err(RequestError::Runtime(e)) if e.is_fatal() => {
-                    Some(FailureCause::Error(e.clone()))
-                }
-                _ => None,
-            };
-            if let Some(cause) = &fatal {
-                reply.record_failure(cause);
-            }
-            reply.send(answer);
-            fatal
-        }
+        Ok(answer) => answer_with(reply, answer),
         Err(cause) => Some(answer_panic(reply, cause)),
     }
 }
@@ -765,15 +751,16 @@ fn answer_panic<T>(reply: Reply<T>, cause: FailureCause) -> FailureCause {
     cause
 }
 
-/// Sends the answer; returns the error when it is fatal to the runtime.
-fn answer_with<T>(reply: Reply<T>, answer: Result<T, RuntimeError>) -> Option<RuntimeError> {
+/// Sends the answer; returns the failure it is to the runtime when it is a
+/// fatal error, recorded before the answer goes.
+fn answer_with<T>(reply: Reply<T>, answer: Result<T, RequestError>) -> Option<FailureCause> {
     let fatal = match &answer {
-        Err(e) if e.is_fatal() => Some(e.clone()),
+        Err(RequestError::Runtime(e)) if e.is_fatal() => Some(FailureCause::Error(e.clone())),
         _ => None,
     };
-    if let Some(e) = &fatal {
-        reply.record_failure(&FailureCause::Error(e.clone()));
+    if let Some(cause) = &fatal {
+        reply.record_failure(cause);
     }
-    reply.send(answer.map_err(RequestError::Runtime));
+    reply.send(answer);
     fatal
 }

@@ -289,18 +289,12 @@ impl<R: Runtime> RuntimeHandle<R> {
     }
 
     /// The failure that ended (or is ending) the runtime, once there is one.
-    pub fn failure(&self) -> Option<FailureCause> {
-        self.0.outcome.fate().get().cloned()
-    }
-
-    /// Whether the runtime has failed (or is being stopped with a cause),
-    /// as [`RuntimeHandle::failure`] would say, without a copy of the cause.
     ///
     /// Known as the failure happens, on the runtime's thread: before its
     /// [`RuntimeEvent::Failed`](crate::RuntimeEvent::Failed) reaches the
-    /// watcher, and before the requests in flight are answered.
-    pub fn has_failed(&self) -> bool {
-        self.0.outcome.fate().get().is_some()
+    /// watcher, and before the request that caused it is answered.
+    pub fn failure(&self) -> Option<FailureCause> {
+        self.0.outcome.fate().get().cloned()
     }
 
     /// Resolves when the runtime is ready, with how long its setup took.

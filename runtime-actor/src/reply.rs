@@ -40,7 +40,7 @@ impl<T> Reply<T> {
     /// The answer can reach its caller before the runtime's owner hears of
     /// the failure (a runtime on another arbiter tells it through a
     /// monitor); a caller who then asks the owner finds the runtime failed
-    /// all the same ([`RuntimeHandle::has_failed`](crate::RuntimeHandle::has_failed)).
+    /// all the same ([`RuntimeHandle::failure`](crate::RuntimeHandle::failure)).
     pub(crate) fn record_failure(&self, cause: &FailureCause) {
         let _ = self.fate.set(cause.clone());
     }
