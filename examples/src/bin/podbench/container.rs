@@ -9,7 +9,7 @@ use examples::rootfs::Rootfs;
 use pod_actor::{ConfigFormat, PodConfig};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{median, micros, paired, process_pod_start, Row};
+use super::{median_row, paired, process_pod_start, Row};
 
 const READY: &str = "ready and listening";
 
@@ -86,12 +86,10 @@ pub(super) async fn container_rows(n: usize, rows: &mut Vec<Row>) {
         },
     )
     .await;
-    rows.push(Row {
-        figure: "container pod start -> Started (stdout probe)",
-        unit: "us",
-        ours: micros(median(ours)),
-        baseline_name: "podman run of the same rootfs until the ready line",
-        baseline: micros(median(raw)),
-        aim: "<= 1.1x",
-    });
+    rows.push(median_row(
+        "container pod start -> Started (stdout probe)",
+        "podman run of the same rootfs until the ready line",
+        "<= 1.1x",
+        (ours, raw),
+    ));
 }

@@ -157,6 +157,24 @@ struct Row {
     aim: &'static str,
 }
 
+/// A row of the two sides' medians, in µs, from their samples as
+/// [`paired`] gives them.
+fn median_row(
+    figure: &'static str,
+    baseline_name: &'static str,
+    aim: &'static str,
+    (ours, baseline): (Vec<Duration>, Vec<Duration>),
+) -> Row {
+    Row {
+        figure,
+        unit: "us",
+        ours: micros(median(ours)),
+        baseline_name,
+        baseline: micros(median(baseline)),
+        aim,
+    }
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -386,14 +404,12 @@ async fn start_rows(n: usize, rows: &mut Vec<Row>) {
         || bare_start(PlacementKind::Shared),
     )
     .await;
-    rows.push(Row {
-        figure: "in-process pod start -> Started, shared arbiter",
-        unit: "us",
-        ours: micros(median(ours)),
-        baseline_name: "bare actor on the same arbiter + 1 round trip",
-        baseline: micros(median(bare)),
-        aim: "<= 2x",
-    });
+    rows.push(median_row(
+        "in-process pod start -> Started, shared arbiter",
+        "bare actor on the same arbiter + 1 round trip",
+        "<= 2x",
+        (ours, bare),
+    ));
     // The second await costs the caller a turn of its own: what that is
     // worth, beside the same baseline.
     let (ours, bare) = paired(
@@ -403,14 +419,12 @@ async fn start_rows(n: usize, rows: &mut Vec<Row>) {
         || bare_start(PlacementKind::Shared),
     )
     .await;
-    rows.push(Row {
-        figure: "in-process pod start -> Started, shared arbiter, Start and WaitStartSuccess awaited one by one",
-        unit: "us",
-        ours: micros(median(ours)),
-        baseline_name: "bare actor on the same arbiter + 1 round trip",
-        baseline: micros(median(bare)),
-        aim: "(reference)",
-    });
+    rows.push(median_row(
+        "in-process pod start -> Started, shared arbiter, Start and WaitStartSuccess awaited one by one",
+        "bare actor on the same arbiter + 1 round trip",
+        "(reference)",
+        (ours, bare),
+    ));
     // What actix itself asks of two actors doing a start's steps: how much
     // of the pod's start is the pod's own work.
     let (ours, floor) = paired(
@@ -420,15 +434,12 @@ async fn start_rows(n: usize, rows: &mut Vec<Row>) {
         floor::two_actor_start,
     )
     .await;
-    rows.push(Row {
-        figure: "in-process pod start -> Started, shared arbiter",
-        unit: "us",
-        ours: micros(median(ours)),
-        baseline_name:
-            "two bare actors: one starts the other, told Ready; Go and Wait sent together",
-        baseline: micros(median(floor)),
-        aim: "(reference)",
-    });
+    rows.push(median_row(
+        "in-process pod start -> Started, shared arbiter",
+        "two bare actors: one starts the other, told Ready; Go and Wait sent together",
+        "(reference)",
+        (ours, floor),
+    ));
     let (ours, bare) = paired(
         n / 10,
         n,
@@ -436,14 +447,12 @@ async fn start_rows(n: usize, rows: &mut Vec<Row>) {
         || bare_start(PlacementKind::Dedicated),
     )
     .await;
-    rows.push(Row {
-        figure: "in-process pod start -> Started, dedicated arbiter",
-        unit: "us",
-        ours: micros(median(ours)),
-        baseline_name: "bare actor on a new arbiter + 1 round trip",
-        baseline: micros(median(bare)),
-        aim: "<= 1.5x",
-    });
+    rows.push(median_row(
+        "in-process pod start -> Started, dedicated arbiter",
+        "bare actor on a new arbiter + 1 round trip",
+        "<= 1.5x",
+        (ours, bare),
+    ));
 }
 
 /// A panic in the pod's runtime, until the next generation is `Started`.
@@ -491,22 +500,18 @@ async fn restart_rows(n: usize, default_n: usize, rows: &mut Vec<Row>) {
     )
     .await;
     pod.send(Close::default()).await.unwrap();
-    rows.push(Row {
-        figure: "restart after a panic -> next Started, zero backoff",
-        unit: "us",
-        ours: micros(median(restarts)),
-        baseline_name: "the pod's own start -> Started, awaited one by one",
-        baseline: micros(median(starts)),
-        aim: "<= 2x",
-    });
-    rows.push(Row {
-        figure: "restart after a panic -> next Started, zero backoff",
-        unit: "us",
-        ours: micros(median(again)),
-        baseline_name: "actix::Supervisor restart after ctx.stop() (catches no panic)",
-        baseline: micros(median(actix_restarts)),
-        aim: "(the floor)",
-    });
+    rows.push(median_row(
+        "restart after a panic -> next Started, zero backoff",
+        "the pod's own start -> Started, awaited one by one",
+        "<= 2x",
+        (restarts, starts),
+    ));
+    rows.push(median_row(
+        "restart after a panic -> next Started, zero backoff",
+        "actix::Supervisor restart after ctx.stop() (catches no panic)",
+        "(the floor)",
+        (again, actix_restarts),
+    ));
 
     // What a user sees: the default policy waits its first backoff.
     let mut defaults = Vec::with_capacity(default_n);
@@ -672,14 +677,12 @@ async fn process_rows(n: usize, rows: &mut Vec<Row>) {
         || raw_spawn(exe.clone()),
     )
     .await;
-    rows.push(Row {
-        figure: "process pod start -> Started (stdout probe)",
-        unit: "us",
-        ours: micros(median(ours)),
-        baseline_name: "raw tokio::process spawn + reading the ready line",
-        baseline: micros(median(raw)),
-        aim: "<= 1.2x",
-    });
+    rows.push(median_row(
+        "process pod start -> Started (stdout probe)",
+        "raw tokio::process spawn + reading the ready line",
+        "<= 1.2x",
+        (ours, raw),
+    ));
 }
 
 /// `podbench spawn MIB N`: with MIB mebibytes resident in this fresh

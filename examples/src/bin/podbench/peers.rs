@@ -19,7 +19,7 @@ use actix::Addr;
 use pod_actor::{Call, Close, PlacementKind, Pod};
 
 use crate::{
-    median, micros, paired, percentile_rows, pod_restart, started_pod, timed, Echo, Row, FAILED,
+    median_row, paired, percentile_rows, pod_restart, started_pod, timed, Echo, Row, FAILED,
 };
 
 /// A check of the peers' own work failed: reported, and podbench exits 1.
@@ -314,20 +314,13 @@ async fn pod_start_then_call() -> Duration {
     took
 }
 
-/// A row of medians in µs, pod / peer.
+/// A row of medians in µs, pod / peer: a reference, with no aim of its own.
 fn row(
     figure: &'static str,
     baseline_name: &'static str,
-    (ours, peer): (Vec<Duration>, Vec<Duration>),
+    samples: (Vec<Duration>, Vec<Duration>),
 ) -> Row {
-    Row {
-        figure,
-        unit: "us",
-        ours: micros(median(ours)),
-        baseline_name,
-        baseline: micros(median(peer)),
-        aim: "(reference)",
-    }
+    median_row(figure, baseline_name, "(reference)", samples)
 }
 
 async fn ractor_call<T: Send + 'static>(
