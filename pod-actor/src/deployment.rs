@@ -84,7 +84,7 @@ use supervisor::{Shutdown, StartOrder, Supervisor, SupervisorStatus};
 
 use crate::{
     Call, CallError, Close, CloseReport, GetStatus, Pod, PodConfig, PodError, PodEvent, PodStatus,
-    Start, Started, SubscribeEvents, WaitStartSuccess,
+    StartAndWait, Started, SubscribeEvents,
 };
 
 /// Builds one replica's pod from its config (the template, renamed).
@@ -397,11 +397,7 @@ impl<R: Runtime> Deployment<R> {
                         pod: name.clone(),
                         error,
                     };
-                    pod.send(Start)
-                        .await
-                        .unwrap_or(Err(PodError::Closed))
-                        .map_err(fail)?;
-                    pod.send(WaitStartSuccess)
+                    pod.send(StartAndWait)
                         .await
                         .unwrap_or(Err(PodError::Closed))
                         .map_err(fail)

@@ -14,7 +14,8 @@ use runtime_actor::{Runtime, RuntimeFactory};
 use crate::config::{PodConfig, PodRole};
 use crate::error::{CallError, PodError};
 use crate::messages::{
-    Call, Close, CloseReport, GetStatus, Join, PodStatus, Start, Started, WaitStartSuccess,
+    Call, Close, CloseReport, GetStatus, Join, PodStatus, Start, StartAndWait, Started,
+    WaitStartSuccess,
 };
 use crate::pod::Pod;
 
@@ -118,6 +119,17 @@ impl<R: Runtime> PodHandle<R> {
     /// As [`Start`].
     pub fn start(&self) -> Result<(), PodError> {
         block_on(self.addr.send(Start)).unwrap_or(Err(PodError::Closed))
+    }
+
+    /// Starts the pod and blocks until it is ready or cannot become ready
+    /// (Jina's `start()`, which waits unless `noblock_on_start`).
+    ///
+    /// # Errors
+    ///
+    /// As [`StartAndWait`]: those of [`start`](Self::start), then those of
+    /// [`wait_start_success`](Self::wait_start_success).
+    pub fn start_and_wait(&self) -> Result<Started, PodError> {
+        block_on(self.addr.send(StartAndWait)).unwrap_or(Err(PodError::Closed))
     }
 
     /// Blocks until the pod is ready or cannot become ready.

@@ -5,7 +5,8 @@
 //! process: it starts it, learns the moment it is ready, watches it, restarts
 //! it through a [`Supervisor`](supervisor::Supervisor) (crate
 //! `pod-supervisor`), and closes it. Everything is a
-//! message: [`Start`], [`WaitStartSuccess`], [`Subscribe`] (→ [`Started`]),
+//! message: [`Start`], [`WaitStartSuccess`] (or both in one,
+//! [`StartAndWait`]), [`Subscribe`] (→ [`Started`]),
 //! [`SubscribeEvents`] (→ [`PodEvent`]), [`Call`], [`GetStatus`], [`GetRole`],
 //! [`Close`] and [`Join`]. Code outside actix uses the blocking
 //! [`PodHandle`], Jina's synchronous API.
@@ -158,7 +159,7 @@ pub use crate::error::{CallError, PodError};
 pub use crate::handle::{JoinTimedOut, PodHandle};
 pub use crate::messages::{
     Call, Close, CloseReport, ForcedBy, GetRole, GetStatus, Join, PodEvent, PodState, PodStatus,
-    Start, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
+    Start, StartAndWait, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
 };
 pub use crate::pod::{CallAnswer, Pod, StartAnswer};
 pub use crate::registry::RuntimeRegistry;

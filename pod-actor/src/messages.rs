@@ -21,6 +21,17 @@ use crate::error::{CallError, PodError};
 #[rtype(result = "Result<(), PodError>")]
 pub struct Start;
 
+/// Starts the pod's runtime and answers once it is ready or cannot become
+/// ready (Jina's `start()`, which waits unless `noblock_on_start`).
+///
+/// [`Start`] and then [`WaitStartSuccess`] in one message: it answers as
+/// `Start` does when the pod cannot start ([`PodError::AlreadyStarted`],
+/// [`PodError::Closed`]), and otherwise as `WaitStartSuccess` does, with the
+/// first [`Started`] or the reason there is none.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<Started, PodError>")]
+pub struct StartAndWait;
+
 /// Resolves once the pod is ready or cannot become ready (Jina's
 /// `wait_start_success`).
 ///

@@ -24,7 +24,8 @@ use crate::config::{PlacementKind, PodConfig, RuntimeSpec};
 use crate::error::{CallError, PodError};
 use crate::messages::{
     Call, Close, CloseReport, ForcedBy, GetRole, GetStatus, HealthTick, Join, Nudge, PodEvent,
-    PodState, PodStatus, RestartDue, Start, Started, Subscribe, SubscribeEvents, WaitStartSuccess,
+    PodState, PodStatus, RestartDue, Start, StartAndWait, Started, Subscribe, SubscribeEvents,
+    WaitStartSuccess,
 };
 use crate::metrics::PodMetrics;
 use crate::registry::RuntimeRegistry;
@@ -918,8 +919,8 @@ enum Answer {
     Later(Arc<WaitList>),
 }
 
-impl<R: Runtime> MessageResponse<Pod<R>, WaitStartSuccess> for StartAnswer {
-    fn handle(self, _: &mut Context<Pod<R>>, tx: Option<OneshotSender<Result<Started, PodError>>>) {
+impl StartAnswer {
+    fn give(self, tx: Option<OneshotSender<Result<Started, PodError>>>) {
         // Nobody asked for the answer (do_send): nothing to file.
         let Some(tx) = tx else {
             return;
@@ -930,6 +931,18 @@ impl<R: Runtime> MessageResponse<Pod<R>, WaitStartSuccess> for StartAnswer {
             }
             Answer::Later(list) => file(&list, tx),
         }
+    }
+}
+
+impl<R: Runtime> MessageResponse<Pod<R>, WaitStartSuccess> for StartAnswer {
+    fn handle(self, _: &mut Context<Pod<R>>, tx: Option<OneshotSender<Result<Started, PodError>>>) {
+        self.give(tx);
+    }
+}
+
+impl<R: Runtime> MessageResponse<Pod<R>, StartAndWait> for StartAnswer {
+    fn handle(self, _: &mut Context<Pod<R>>, tx: Option<OneshotSender<Result<Started, PodError>>>) {
+        self.give(tx);
     }
 }
 
@@ -960,6 +973,17 @@ impl<R: Runtime> Handler<Start> for Pod<R> {
             PodState::Closing | PodState::Terminated => Err(PodError::Closed),
             _ => Err(PodError::AlreadyStarted),
         }
+    }
+}
+
+impl<R: Runtime> Handler<StartAndWait> for Pod<R> {
+    type Result = StartAnswer;
+
+    fn handle(&mut self, _: StartAndWait, ctx: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.handle(Start, ctx) {
+            return StartAnswer(Answer::Now(Err(e)));
+        }
+        self.handle(WaitStartSuccess, ctx)
     }
 }
 

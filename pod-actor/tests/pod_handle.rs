@@ -54,6 +54,23 @@ fn a_failed_start_is_an_error_with_its_cause() {
 }
 
 #[test]
+fn start_and_wait_blocks_until_started_or_says_why_not() {
+    let script = Script::new(Setup::Ok);
+    let pod = PodHandle::spawn(dedicated("executor0"), factory(&script)).unwrap();
+    let started = pod.start_and_wait().unwrap();
+    assert_eq!(started, pod.wait_start_success().unwrap());
+    assert_eq!(pod.status().unwrap().state, PodState::Running);
+    assert!(matches!(
+        pod.start_and_wait(),
+        Err(PodError::AlreadyStarted)
+    ));
+    let failing = Script::new(Setup::Fail);
+    let pod = PodHandle::spawn(dedicated("executor1"), factory(&failing)).unwrap();
+    let err = pod.start_and_wait().unwrap_err();
+    assert!(matches!(err, PodError::FailedToStart { .. }), "{err:?}");
+}
+
+#[test]
 fn dropping_the_handle_closes_the_pod() {
     let script = Script::new(Setup::Ok);
     let pod = PodHandle::spawn(dedicated("executor0"), factory(&script)).unwrap();

@@ -59,7 +59,7 @@ async fn main() -> ExitCode {
 /// and waits for ever.
 async fn run_config(path: &str) -> ExitCode {
     use actix::Actor;
-    use pod_actor::{ConfigFormat, Pod, PodConfig, Start, WaitStartSuccess};
+    use pod_actor::{ConfigFormat, Pod, PodConfig, StartAndWait};
 
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -83,15 +83,7 @@ async fn run_config(path: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let started = match pod.send(Start).await {
-        Ok(Ok(())) => pod.send(WaitStartSuccess).await,
-        Ok(Err(e)) => Ok(Err(e)),
-        Err(e) => {
-            eprintln!("parent: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match started {
+    match pod.send(StartAndWait).await {
         Ok(Ok(started)) => {
             println!("{}", started.pid.unwrap_or(0));
             let _ = std::io::stdout().flush();

@@ -341,12 +341,12 @@ pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<R
     // Spawn -> ready, each side torn down (and its end awaited) after the
     // time, before the next sample.
     rows.push(row(
-        "spawn -> ready: pod (Start, Started, one Call) / kameo (spawn, one ask)",
+        "spawn -> ready: pod (StartAndWait, one Call) / kameo (spawn, one ask)",
         "kameo: Spawn::spawn, one ask answered",
         paired(warmup, n, pod_start_then_call, kameo_start).await,
     ));
     rows.push(row(
-        "spawn -> ready: pod (Start, Started, one Call) / ractor (spawn, one call)",
+        "spawn -> ready: pod (StartAndWait, one Call) / ractor (spawn, one call)",
         "ractor: Actor::spawn, one call answered",
         paired(warmup, n, pod_start_then_call, ractor_start).await,
     ));
@@ -497,14 +497,14 @@ pub(super) async fn many_peer_rows(run: u32, rows: &mut Vec<Row>) {
     for (peer, started, started_baseline, memory, memory_baseline) in [
         (
             "kameo",
-            "10,000 ready: standalone pods (Start, Started) / kameo (spawn, one ask)",
+            "10,000 ready: standalone pods (StartAndWait) / kameo (spawn, one ask)",
             "kameo: 10,000 actors spawned, one ask each; a fresh process",
             "memory per actor: standalone pod / kameo",
             "kameo: RSS growth per actor",
         ),
         (
             "ractor",
-            "10,000 ready: standalone pods (Start, Started) / ractor (spawn, one call)",
+            "10,000 ready: standalone pods (StartAndWait) / ractor (spawn, one call)",
             "ractor: 10,000 actors spawned, one call each; a fresh process",
             "memory per actor: standalone pod / ractor",
             "ractor: RSS growth per actor",
