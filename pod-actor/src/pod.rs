@@ -87,7 +87,9 @@ const STOP_MARGIN: Duration = Duration::from_secs(2);
 ///   report, and nothing is restarted. Close pods before stopping the System
 ///   to give them their graceful stop (see the crate docs).
 pub struct Pod<R: Runtime> {
-    config: PodConfig,
+    /// Boxed: actix moves the pod several times as it starts it (into its
+    /// context, into its task), and the config is half of the pod's size.
+    config: Box<PodConfig>,
     factory: RuntimeFactory<R>,
     placement: Option<Placement>,
     external: Option<Addr<Supervisor>>,
@@ -160,7 +162,7 @@ impl<R: Runtime> Pod<R> {
     /// A pod running the runtime `factory` builds, configured by `config`.
     pub fn new(config: PodConfig, factory: RuntimeFactory<R>) -> Self {
         Pod {
-            config,
+            config: Box::new(config),
             factory,
             placement: None,
             external: None,

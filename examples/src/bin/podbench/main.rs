@@ -921,7 +921,7 @@ const JINA_GRPC_ROUND_TRIP_US: f64 = 1300.0;
 
 /// `count` pods on this arbiter, all started: under one shared supervisor
 /// (as a deployment runs them), or each standalone (deciding its restarts
-/// itself); how long until every one answered `StartAndWait`, and the
+/// itself); how long until every one answered `WaitStartSuccess`, and the
 /// RSS they added per pod. They are closed after `then` ran.
 async fn many_pods(
     count: usize,
@@ -936,7 +936,6 @@ async fn many_pods(
     let rss_before = rss_bytes();
     let begun = Instant::now();
     let mut pods = Vec::with_capacity(count);
-    let mut starts = Vec::with_capacity(count);
     for i in 0..count {
         let mut config = config(PlacementKind::Shared);
         config.name = format!("pod-{i}");
@@ -945,12 +944,11 @@ async fn many_pods(
             pod = pod.supervised_by(supervisor.clone());
         }
         let pod = pod.start();
-        // Sent now (actix queues a message as it is sent); awaited below.
-        starts.push(pod.send(StartAndWait));
+        pod.do_send(Start);
         pods.push(pod);
     }
-    for start in starts {
-        start.await.unwrap().unwrap();
+    for pod in &pods {
+        pod.send(WaitStartSuccess).await.unwrap().unwrap();
     }
     let took = begun.elapsed();
     let bytes = rss_bytes().saturating_sub(rss_before) as f64 / count as f64;

@@ -497,14 +497,14 @@ pub(super) async fn many_peer_rows(run: u32, rows: &mut Vec<Row>) {
     for (peer, started, started_baseline, memory, memory_baseline) in [
         (
             "kameo",
-            "10,000 ready: standalone pods (StartAndWait) / kameo (spawn, one ask)",
+            "10,000 ready: standalone pods (Start, Started) / kameo (spawn, one ask)",
             "kameo: 10,000 actors spawned, one ask each; a fresh process",
             "memory per actor: standalone pod / kameo",
             "kameo: RSS growth per actor",
         ),
         (
             "ractor",
-            "10,000 ready: standalone pods (StartAndWait) / ractor (spawn, one call)",
+            "10,000 ready: standalone pods (Start, Started) / ractor (spawn, one call)",
             "ractor: 10,000 actors spawned, one call each; a fresh process",
             "memory per actor: standalone pod / ractor",
             "ractor: RSS growth per actor",
