@@ -681,19 +681,20 @@ async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served
             // answered with its cause, and the unwinding stays short.
             let fatal = match op {
                 Op::Request(req, reply) => {
-                    match panic::catch_async(async { runtime.dispatch(req) }).await {
-                        Ok(Dispatch::Handle(req)) => {
-                            match panic::catch_async(async { runtime.handle(req).await }).await {
-                                Ok(answer) => {
-                                    answer_with(reply, answer.map_err(RequestError::Runtime))
-                                }
-                                Err(cause) => Some(answer_panic(reply, cause)),
-                            }
+                    // One guard for both calls: a panic in either answers
+                    // the request the same way.
+                    let handled = panic::catch_async(async {
+                        match runtime.dispatch(req) {
+                            Dispatch::Handle(req) => Ok(runtime.handle(req).await),
+                            Dispatch::Later(answer) => Err(answer),
                         }
-                        Ok(Dispatch::Later(answer)) => {
+                    });
+                    match handled.await {
+                        Ok(Ok(answer)) => answer_with(reply, answer.map_err(RequestError::Runtime)),
+                        Ok(Err(later)) => {
                             in_flight
                                 .get_or_insert_with(FuturesUnordered::new)
-                                .push(Box::pin(answer_later(reply, answer)));
+                                .push(Box::pin(answer_later(reply, later)));
                             None
                         }
                         Err(cause) => Some(answer_panic(reply, cause)),
