@@ -1,5 +1,5 @@
-//! The floor of a pod's start in actix: two bare actors doing what a pod and
-//! its runtime do at a start, and nothing else.
+//! The floor of a pod's start and call in actix: two bare actors doing what
+//! a pod and its runtime do, and nothing else.
 //!
 //! An outer actor (the pod's part), told `Go`, starts an inner one (the
 //! runtime's part), which tells it `Ready` from `started`. `Wait` is
@@ -7,7 +7,17 @@
 //! a pod keeps the channel of a `WaitStartSuccess` that has to wait. The
 //! caller sends `Go` and `Wait` together and awaits both, as `started_pod`
 //! sends `Start` and `WaitStartSuccess`.
+//!
+//! A `Hop` (a call) goes through the outer actor's mailbox into a queue
+//! that a future of the inner actor's context serves, which answers the
+//! caller straight back: a pod's `Call` through its lane to a runtime in
+//! place, without the pod's and the runtime's own work.
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use actix::dev::{MessageResponse, OneshotSender};
@@ -25,23 +35,66 @@ struct Ready;
 #[rtype(result = "()")]
 struct Wait;
 
+/// A call: answered with the number after it.
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub(super) struct Hop(pub(super) u64);
+
+/// The calls handed to the inner actor, and the waker of the future that
+/// serves them; closed when the outer actor goes, which ends the future
+/// (and so lets the inner actor stop).
+#[derive(Default)]
+struct Queue {
+    calls: RefCell<VecDeque<(u64, OneshotSender<u64>)>>,
+    waker: RefCell<Option<Waker>>,
+    closed: Cell<bool>,
+}
+
+impl Queue {
+    fn wake(&self) {
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+}
+
 struct Inner {
     outer: Addr<Outer>,
+    queue: Rc<Queue>,
 }
 
 impl Actor for Inner {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let queue = Rc::clone(&self.queue);
+        ctx.spawn(actix::fut::wrap_future(poll_fn(move |cx| {
+            while let Some((n, tx)) = queue.calls.borrow_mut().pop_front() {
+                let _ = tx.send(n + 1);
+            }
+            if queue.closed.get() {
+                return Poll::Ready(());
+            }
+            *queue.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })));
         self.outer.do_send(Ready);
     }
 }
 
 #[derive(Default)]
-struct Outer {
+pub(super) struct Outer {
     inner: Option<Addr<Inner>>,
+    queue: Rc<Queue>,
     ready: bool,
     waiter: Option<OneshotSender<()>>,
+}
+
+impl Drop for Outer {
+    fn drop(&mut self) {
+        self.queue.closed.set(true);
+        self.queue.wake();
+    }
 }
 
 impl Actor for Outer {
@@ -53,7 +106,8 @@ impl Handler<Go> for Outer {
 
     fn handle(&mut self, _: Go, ctx: &mut Context<Self>) {
         let outer = ctx.address();
-        self.inner = Some(Inner { outer }.start());
+        let queue = Rc::clone(&self.queue);
+        self.inner = Some(Inner { outer, queue }.start());
     }
 }
 
@@ -110,13 +164,42 @@ impl Handler<Wait> for Outer {
     }
 }
 
-/// One start of the two bare actors, until `Wait` is answered; both are
-/// dropped before it returns.
-pub(super) async fn two_actor_start() -> Duration {
-    let begun = Instant::now();
+/// `Hop`'s answer: the call queued for the inner actor with the caller's
+/// reply channel, and the inner actor's future woken.
+pub(super) struct Queued(u64, Rc<Queue>);
+
+impl MessageResponse<Outer, Hop> for Queued {
+    fn handle(self, _: &mut Context<Outer>, tx: Option<OneshotSender<u64>>) {
+        let Some(tx) = tx else {
+            return;
+        };
+        let Queued(n, queue) = self;
+        queue.calls.borrow_mut().push_back((n, tx));
+        queue.wake();
+    }
+}
+
+impl Handler<Hop> for Outer {
+    type Result = Queued;
+
+    fn handle(&mut self, Hop(n): Hop, _: &mut Context<Self>) -> Queued {
+        Queued(n, Rc::clone(&self.queue))
+    }
+}
+
+/// The two bare actors started, until `Wait` is answered.
+pub(super) async fn started() -> Addr<Outer> {
     let outer = Outer::default().start();
     let (go, wait) = tokio::join!(outer.send(Go), outer.send(Wait));
     go.expect("the outer actor runs");
     wait.expect("the outer actor answers Wait");
+    outer
+}
+
+/// One start of the two bare actors, until `Wait` is answered; both are
+/// dropped before it returns.
+pub(super) async fn two_actor_start() -> Duration {
+    let begun = Instant::now();
+    drop(started().await);
     begun.elapsed()
 }

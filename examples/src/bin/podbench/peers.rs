@@ -19,7 +19,7 @@ use actix::Addr;
 use pod_actor::{Call, Close, PlacementKind, Pod};
 
 use crate::{
-    median_row, paired, percentile_rows, pod_restart, started_pod, timed, Echo, Row, FAILED,
+    floor, median_row, paired, percentile_rows, pod_restart, started_pod, timed, Echo, Row, FAILED,
 };
 
 /// A check of the peers' own work failed: reported, and podbench exits 1.
@@ -314,6 +314,16 @@ async fn pod_start_then_call() -> Duration {
     took
 }
 
+/// Two bare actix actors started until ready, then one call through both
+/// (`floor.rs`): the least a pod's start with a first call costs in actix,
+/// two actors being what a pod is. Dropped after the time.
+async fn floor_start_then_call() -> Duration {
+    let begun = Instant::now();
+    let outer = floor::started().await;
+    assert_eq!(outer.send(floor::Hop(1)).await.unwrap(), 2);
+    begun.elapsed()
+}
+
 /// A row of medians in µs, pod / peer: a reference, with no aim of its own.
 fn row(
     figure: &'static str,
@@ -349,6 +359,18 @@ pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<R
         "spawn -> ready: pod (StartAndWait, one Call) / ractor (spawn, one call)",
         "ractor: Actor::spawn, one call answered",
         paired(warmup, n, pod_start_then_call, ractor_start).await,
+    ));
+    // What two bare actix actors cost doing the same (a pod is two actors,
+    // where a peer is one).
+    rows.push(row(
+        "spawn -> ready: actix floor, two bare actors (started, one call) / kameo",
+        "kameo: Spawn::spawn, one ask answered",
+        paired(warmup, n, floor_start_then_call, kameo_start).await,
+    ));
+    rows.push(row(
+        "spawn -> ready: actix floor, two bare actors (started, one call) / ractor",
+        "ractor: Actor::spawn, one call answered",
+        paired(warmup, n, floor_start_then_call, ractor_start).await,
     ));
 
     // Restart after a panic in a handler until the next answer.
@@ -447,6 +469,60 @@ pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<R
         "ractor: one call to a running actor",
         "(reference)",
     );
+    // The same for two bare actix actors, a call going through both.
+    let outer = floor::started().await;
+    let through_floor = || {
+        let outer = outer.clone();
+        timed(async move {
+            assert_eq!(outer.send(floor::Hop(1)).await.unwrap(), 2);
+        })
+    };
+    let (ours, two_actors) = paired(calls / 10, calls, through_pod, through_floor).await;
+    percentile_rows(
+        rows,
+        [
+            "round trip, p50: pod (one Call) / actix floor, two bare actors",
+            "round trip, p99: pod (one Call) / actix floor, two bare actors",
+        ],
+        (&ours, &two_actors),
+        "two bare actix actors: a mailbox, then a queue the second serves",
+        "(reference)",
+    );
+    let (two_actors, kameo) = paired(calls / 10, calls, through_floor, || {
+        let actor = kameo_actor.clone();
+        timed(async move {
+            assert_eq!(actor.ask(KameoPing(1)).await.unwrap(), 2);
+        })
+    })
+    .await;
+    percentile_rows(
+        rows,
+        [
+            "round trip, p50: actix floor, two bare actors / kameo (one ask)",
+            "round trip, p99: actix floor, two bare actors / kameo (one ask)",
+        ],
+        (&two_actors, &kameo),
+        "kameo: one ask to a running actor",
+        "(reference)",
+    );
+    let (two_actors, ractor) = paired(calls / 10, calls, through_floor, || {
+        let actor = ractor_actor.clone();
+        timed(async move {
+            assert_eq!(ractor_ping(&actor, 1).await, 2);
+        })
+    })
+    .await;
+    percentile_rows(
+        rows,
+        [
+            "round trip, p50: actix floor, two bare actors / ractor (one call)",
+            "round trip, p99: actix floor, two bare actors / ractor (one call)",
+        ],
+        (&two_actors, &ractor),
+        "ractor: one call to a running actor",
+        "(reference)",
+    );
+    drop(outer);
     kameo_actor.stop_gracefully().await.unwrap();
     kameo_actor.wait_for_shutdown().await;
     ractor_actor.stop(None);
