@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
+use tokio::sync::oneshot;
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -59,8 +60,20 @@ impl Queue {
 }
 
 struct Inner {
-    outer: Addr<Outer>,
+    /// Held until `Ready` is told: the inner actor keeps no address of the
+    /// outer one, which then stops once its caller lets go of it.
+    outer: Option<Addr<Outer>>,
     queue: Rc<Queue>,
+    /// Told when the inner actor, the last of the two, is gone.
+    ended: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(ended) = self.ended.take() {
+            let _ = ended.send(());
+        }
+    }
 }
 
 impl Actor for Inner {
@@ -78,16 +91,18 @@ impl Actor for Inner {
             *queue.waker.borrow_mut() = Some(cx.waker().clone());
             Poll::Pending
         })));
-        self.outer.do_send(Ready);
+        if let Some(outer) = self.outer.take() {
+            outer.do_send(Ready);
+        }
     }
 }
 
-#[derive(Default)]
 pub(super) struct Outer {
     inner: Option<Addr<Inner>>,
     queue: Rc<Queue>,
     ready: bool,
     waiter: Option<OneshotSender<()>>,
+    ended: Option<oneshot::Sender<()>>,
 }
 
 impl Drop for Outer {
@@ -105,9 +120,12 @@ impl Handler<Go> for Outer {
     type Result = ();
 
     fn handle(&mut self, _: Go, ctx: &mut Context<Self>) {
-        let outer = ctx.address();
-        let queue = Rc::clone(&self.queue);
-        self.inner = Some(Inner { outer, queue }.start());
+        let inner = Inner {
+            outer: Some(ctx.address()),
+            queue: Rc::clone(&self.queue),
+            ended: self.ended.take(),
+        };
+        self.inner = Some(inner.start());
     }
 }
 
@@ -187,19 +205,44 @@ impl Handler<Hop> for Outer {
     }
 }
 
+/// Two bare actors, started.
+pub(super) struct Floor {
+    pub(super) outer: Addr<Outer>,
+    ended: oneshot::Receiver<()>,
+}
+
+impl Floor {
+    /// Lets go of the outer actor and waits until both are gone. Every
+    /// clone of `outer` must be dropped first.
+    pub(super) async fn end(self) {
+        drop(self.outer);
+        let _ = self.ended.await;
+    }
+}
+
 /// The two bare actors started, until `Wait` is answered.
-pub(super) async fn started() -> Addr<Outer> {
-    let outer = Outer::default().start();
+pub(super) async fn started() -> Floor {
+    let (ended_tx, ended) = oneshot::channel();
+    let outer = Outer {
+        inner: None,
+        queue: Rc::default(),
+        ready: false,
+        waiter: None,
+        ended: Some(ended_tx),
+    }
+    .start();
     let (go, wait) = tokio::join!(outer.send(Go), outer.send(Wait));
     go.expect("the outer actor runs");
     wait.expect("the outer actor answers Wait");
-    outer
+    Floor { outer, ended }
 }
 
 /// One start of the two bare actors, until `Wait` is answered; both are
-/// dropped before it returns.
+/// gone (outside the time) before it returns.
 pub(super) async fn two_actor_start() -> Duration {
     let begun = Instant::now();
-    drop(started().await);
-    begun.elapsed()
+    let floor = started().await;
+    let took = begun.elapsed();
+    floor.end().await;
+    took
 }

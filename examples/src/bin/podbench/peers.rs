@@ -316,12 +316,15 @@ async fn pod_start_then_call() -> Duration {
 
 /// Two bare actix actors started until ready, then one call through both
 /// (`floor.rs`): the least a pod's start with a first call costs in actix,
-/// two actors being what a pod is. Dropped after the time.
+/// two actors being what a pod is. Both gone, outside the time, before the
+/// next sample.
 async fn floor_start_then_call() -> Duration {
     let begun = Instant::now();
-    let outer = floor::started().await;
-    assert_eq!(outer.send(floor::Hop(1)).await.unwrap(), 2);
-    begun.elapsed()
+    let two = floor::started().await;
+    assert_eq!(two.outer.send(floor::Hop(1)).await.unwrap(), 2);
+    let took = begun.elapsed();
+    two.end().await;
+    took
 }
 
 /// A row of medians in µs, pod / peer: a reference, with no aim of its own.
@@ -470,7 +473,8 @@ pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<R
         "(reference)",
     );
     // The same for two bare actix actors, a call going through both.
-    let outer = floor::started().await;
+    let two = floor::started().await;
+    let outer = two.outer.clone();
     let through_floor = || {
         let outer = outer.clone();
         timed(async move {
@@ -523,6 +527,7 @@ pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<R
         "(reference)",
     );
     drop(outer);
+    two.end().await;
     kameo_actor.stop_gracefully().await.unwrap();
     kameo_actor.wait_for_shutdown().await;
     ractor_actor.stop(None);
