@@ -28,6 +28,37 @@ pub struct Start;
 /// `Start` does when the pod cannot start ([`PodError::AlreadyStarted`],
 /// [`PodError::Closed`]), and otherwise as `WaitStartSuccess` does, with the
 /// first [`Started`] or the reason there is none.
+///
+/// # Examples
+///
+/// ```
+/// use actix::Actor;
+/// use pod_actor::{Pod, PodConfig, RuntimeSpec, StartAndWait};
+/// use runtime_actor::{Runtime, RuntimeContext, RuntimeError, RuntimeFactory};
+///
+/// struct Echo;
+///
+/// impl Runtime for Echo {
+///     type Request = u64;
+///     type Response = u64;
+///
+///     async fn setup(&mut self, _: &mut RuntimeContext) -> Result<(), RuntimeError> {
+///         Ok(())
+///     }
+///
+///     async fn handle(&mut self, n: u64) -> Result<u64, RuntimeError> {
+///         Ok(n)
+///     }
+/// }
+///
+/// # #[actix::main]
+/// # async fn main() {
+/// let config = PodConfig::new("echo", RuntimeSpec::InProcess { name: "echo".into() });
+/// let pod = Pod::new(config, RuntimeFactory::new(|_| Echo)).start();
+/// let started = pod.send(StartAndWait).await.unwrap().unwrap();
+/// assert_eq!((started.pod.as_str(), started.generation), ("echo", 0));
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<Started, PodError>")]
 pub struct StartAndWait;

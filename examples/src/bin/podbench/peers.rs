@@ -314,6 +314,19 @@ async fn pod_start_then_call() -> Duration {
     took
 }
 
+/// The median of the times and the median of the memory figures of a
+/// side's processes.
+fn medians(samples: Vec<(f64, f64)>) -> (f64, f64) {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (
+        median(samples.iter().map(|s| s.0).collect()),
+        median(samples.iter().map(|s| s.1).collect()),
+    )
+}
+
 /// Two bare actix actors started until ready, then one call through both
 /// (`floor.rs`): the least a pod's start with a first call costs in actix,
 /// two actors being what a pod is. Both gone, outside the time, before the
@@ -569,11 +582,17 @@ pub(super) async fn many_ractor(count: usize) -> (Duration, f64) {
     (took, bytes)
 }
 
+/// Pairs of fresh processes that each run of [`many_peer_rows`] takes for
+/// each peer: one sample a side was at the mercy of the VM's speed from one
+/// process to the next.
+const MANY_PAIRS: usize = 3;
+
 /// 10,000 standalone pods (each deciding its own restarts; the peers'
 /// actors are spawned under no supervisor at all) against 10,000 kameo and
 /// ractor actors: until all answered, and memory per actor; each side in a
-/// fresh process, the first side alternating by run. The `many` group
-/// measures pods under one shared supervisor, as a deployment runs them.
+/// fresh process, [`MANY_PAIRS`] pairs a run, the first side alternating,
+/// and each side's medians. The `many` group measures pods under one shared
+/// supervisor, as a deployment runs them.
 pub(super) async fn many_peer_rows(run: u32, rows: &mut Vec<Row>) {
     for (peer, started, started_baseline, memory, memory_baseline) in [
         (
@@ -591,13 +610,17 @@ pub(super) async fn many_peer_rows(run: u32, rows: &mut Vec<Row>) {
             "ractor: RSS growth per actor",
         ),
     ] {
-        let (pods, other) = if run % 2 == 0 {
-            let pods = super::many_in_child("standalone").await;
-            (pods, super::many_in_child(peer).await)
-        } else {
-            let other = super::many_in_child(peer).await;
-            (super::many_in_child("standalone").await, other)
-        };
+        let (mut pods, mut other) = (Vec::new(), Vec::new());
+        for pair in 0..MANY_PAIRS {
+            if (run as usize + pair) % 2 == 0 {
+                pods.push(super::many_in_child("standalone").await);
+                other.push(super::many_in_child(peer).await);
+            } else {
+                other.push(super::many_in_child(peer).await);
+                pods.push(super::many_in_child("standalone").await);
+            }
+        }
+        let (pods, other) = (medians(pods), medians(other));
         rows.push(Row {
             figure: started,
             unit: "ms",
