@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::context::{FailureReporter, RuntimeContext, Signal};
 use crate::env::RuntimeEnv;
-use crate::error::{FailureCause, RequestError};
+use crate::error::{FailureCause, RequestError, RuntimeError};
 use crate::fate::Fate;
 use crate::lane::Lane;
 use crate::messages::{Ask, AskHealth, CheckHealth, KillRuntime, Request, StopRuntime};
@@ -238,6 +238,14 @@ pub(crate) struct Launch<R: Runtime> {
     pub(crate) dedicated: bool,
     /// In place: the lane to open to the actor's queue.
     pub(crate) lane: Option<Lane>,
+}
+
+/// How a request was taken, under one panic guard with its dispatch.
+enum Handled<A> {
+    /// Answered by [`Runtime::handle`].
+    Now(Result<A, RuntimeError>),
+    /// To be answered by this future, beside the requests that follow.
+    Later(LocalBoxFuture<'static, Result<A, RequestError>>),
 }
 
 /// How the serve loop ended when it did not panic.
@@ -685,13 +693,15 @@ async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served
                     // the request the same way.
                     let handled = panic::catch_async(async {
                         match runtime.dispatch(req) {
-                            Dispatch::Handle(req) => Ok(runtime.handle(req).await),
-                            Dispatch::Later(answer) => Err(answer),
+                            Dispatch::Handle(req) => Handled::Now(runtime.handle(req).await),
+                            Dispatch::Later(answer) => Handled::Later(answer),
                         }
                     });
                     match handled.await {
-                        Ok(Ok(answer)) => answer_with(reply, answer.map_err(RequestError::Runtime)),
-                        Ok(Err(later)) => {
+                        Ok(Handled::Now(answer)) => {
+                            answer_with(reply, answer.map_err(RequestError::Runtime))
+                        }
+                        Ok(Handled::Later(later)) => {
                             in_flight
                                 .get_or_insert_with(FuturesUnordered::new)
                                 .push(Box::pin(answer_later(reply, later)));
