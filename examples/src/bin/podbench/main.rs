@@ -403,48 +403,40 @@ async fn start_rows(n: usize, rows: &mut Vec<Row>) {
     // started and joined, leave a process in which both sides of a shared
     // start run slower, the pod more.
     let shared = |awaits| pod_start_awaiting(PlacementKind::Shared, awaits);
-    let (ours, bare) = paired(
-        n / 10,
-        n,
-        || shared(Awaits::InOne),
-        || bare_start(PlacementKind::Shared),
-    )
-    .await;
-    rows.push(median_row(
-        "in-process pod start -> Started, shared arbiter",
-        "bare actor on the same arbiter + 1 round trip",
-        "<= 2x",
-        (ours, bare),
-    ));
-    // The two messages a start took before `StartAndWait`, sent together.
-    let (ours, bare) = paired(
-        n / 10,
-        n,
-        || shared(Awaits::Together),
-        || bare_start(PlacementKind::Shared),
-    )
-    .await;
-    rows.push(median_row(
-        "in-process pod start -> Started, shared arbiter, Start and WaitStartSuccess sent together",
-        "bare actor on the same arbiter + 1 round trip",
-        "(reference)",
-        (ours, bare),
-    ));
-    // The second await costs the caller a turn of its own: what that is
-    // worth, beside the same baseline.
-    let (ours, bare) = paired(
-        n / 10,
-        n,
-        || shared(Awaits::OneByOne),
-        || bare_start(PlacementKind::Shared),
-    )
-    .await;
-    rows.push(median_row(
-        "in-process pod start -> Started, shared arbiter, Start and WaitStartSuccess awaited one by one",
-        "bare actor on the same arbiter + 1 round trip",
-        "(reference)",
-        (ours, bare),
-    ));
+    for (awaits, figure, aim) in [
+        (
+            Awaits::InOne,
+            "in-process pod start -> Started, shared arbiter",
+            "<= 2x",
+        ),
+        // The two messages a start took before `StartAndWait`, sent
+        // together; then one by one, where the second await costs the
+        // caller a turn of its own.
+        (
+            Awaits::Together,
+            "in-process pod start -> Started, shared arbiter, Start and WaitStartSuccess sent together",
+            "(reference)",
+        ),
+        (
+            Awaits::OneByOne,
+            "in-process pod start -> Started, shared arbiter, Start and WaitStartSuccess awaited one by one",
+            "(reference)",
+        ),
+    ] {
+        let samples = paired(
+            n / 10,
+            n,
+            || shared(awaits),
+            || bare_start(PlacementKind::Shared),
+        )
+        .await;
+        rows.push(median_row(
+            figure,
+            "bare actor on the same arbiter + 1 round trip",
+            aim,
+            samples,
+        ));
+    }
     // What actix itself asks of two actors doing a start's steps: how much
     // of the pod's start is the pod's own work.
     let (ours, floor) = paired(

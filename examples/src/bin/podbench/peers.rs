@@ -451,13 +451,19 @@ pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<R
             assert_eq!(pod.send(Call::<Echo>(1)).await.unwrap().unwrap(), 2);
         })
     };
-    let (ours, kameo) = paired(calls / 10, calls, through_pod, || {
+    let through_kameo = || {
         let actor = kameo_actor.clone();
         timed(async move {
             assert_eq!(actor.ask(KameoPing(1)).await.unwrap(), 2);
         })
-    })
-    .await;
+    };
+    let through_ractor = || {
+        let actor = ractor_actor.clone();
+        timed(async move {
+            assert_eq!(ractor_ping(&actor, 1).await, 2);
+        })
+    };
+    let (ours, kameo) = paired(calls / 10, calls, through_pod, through_kameo).await;
     percentile_rows(
         rows,
         [
@@ -468,13 +474,7 @@ pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<R
         "kameo: one ask to a running actor",
         "(reference)",
     );
-    let (ours, ractor) = paired(calls / 10, calls, through_pod, || {
-        let actor = ractor_actor.clone();
-        timed(async move {
-            assert_eq!(ractor_ping(&actor, 1).await, 2);
-        })
-    })
-    .await;
+    let (ours, ractor) = paired(calls / 10, calls, through_pod, through_ractor).await;
     percentile_rows(
         rows,
         [
@@ -505,13 +505,7 @@ pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<R
         "two bare actix actors: a mailbox, then a queue the second serves",
         "(reference)",
     );
-    let (two_actors, kameo) = paired(calls / 10, calls, through_floor, || {
-        let actor = kameo_actor.clone();
-        timed(async move {
-            assert_eq!(actor.ask(KameoPing(1)).await.unwrap(), 2);
-        })
-    })
-    .await;
+    let (two_actors, kameo) = paired(calls / 10, calls, through_floor, through_kameo).await;
     percentile_rows(
         rows,
         [
@@ -522,13 +516,7 @@ pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<R
         "kameo: one ask to a running actor",
         "(reference)",
     );
-    let (two_actors, ractor) = paired(calls / 10, calls, through_floor, || {
-        let actor = ractor_actor.clone();
-        timed(async move {
-            assert_eq!(ractor_ping(&actor, 1).await, 2);
-        })
-    })
-    .await;
+    let (two_actors, ractor) = paired(calls / 10, calls, through_floor, through_ractor).await;
     percentile_rows(
         rows,
         [
