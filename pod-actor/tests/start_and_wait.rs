@@ -55,10 +55,10 @@ async fn a_second_one_is_refused_as_a_second_start_is() {
     assert_eq!(first.unwrap().unwrap().pod, "slow");
     assert!(matches!(second.unwrap(), Err(PodError::AlreadyStarted)));
     // And after a plain Start.
-    let started = pod(config("plain"), &Script::new(Setup::Ok));
-    started.send(Start).await.unwrap().unwrap();
+    let plain = pod(config("plain"), &Script::new(Setup::Ok));
+    plain.send(Start).await.unwrap().unwrap();
     assert!(matches!(
-        started.send(StartAndWait).await.unwrap(),
+        plain.send(StartAndWait).await.unwrap(),
         Err(PodError::AlreadyStarted)
     ));
 }
