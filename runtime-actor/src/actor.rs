@@ -240,7 +240,9 @@ pub(crate) struct Launch<R: Runtime> {
     pub(crate) lane: Option<Lane>,
 }
 
-/// How a request was taken, under one panic guard with its dispatch.
+/// What [`Runtime::dispatch`] gave for a request, with the answer of
+/// [`Runtime::handle`] when it asked for one: both run under one panic
+/// guard.
 enum Handled<A> {
     /// Answered by [`Runtime::handle`].
     Now(Result<A, RuntimeError>),
@@ -693,7 +695,12 @@ async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served
                     // the request the same way.
                     let handled = panic::catch_async(async {
                         match runtime.dispatch(req) {
-                            Dispatch::Handle(req) => Handled::Now(runtime.handle(req).await),
+                            Dispatch::Handle(req) => {
+                                // A panic `dispatch` caught itself left its
+                                // location; it is not `handle`'s.
+                                panic::clear_location();
+                                Handled::Now(runtime.handle(req).await)
+                            }
                             Dispatch::Later(answer) => Handled::Later(answer),
                         }
                     });

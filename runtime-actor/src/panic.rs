@@ -204,7 +204,7 @@ pub fn catch_outside<T>(code: impl FnOnce() -> T) -> Result<T, String> {
 
 /// Forgets a location left by a panic someone else caught, so that a later
 /// payload raised without the hook (`resume_unwind`) is not given it.
-fn clear_location() {
+pub(crate) fn clear_location() {
     LAST_LOCATION.with(|last| last.borrow_mut().take());
 }
 

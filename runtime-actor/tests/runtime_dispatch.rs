@@ -33,6 +33,9 @@ enum Ask {
     PanicLater,
     /// Panic while deciding.
     PanicInDispatch,
+    /// Catch a panic while deciding, then hand the request to `handle`,
+    /// which raises a payload without the panic hook (`resume_unwind`).
+    CaughtThenResumed,
 }
 
 /// Records what happened, in order, across its generations.
@@ -55,6 +58,7 @@ impl Runtime for Pipelined {
     async fn handle(&mut self, ask: Ask) -> Result<String, RuntimeError> {
         match ask {
             Ask::Now(text) => Ok(text.to_owned()),
+            Ask::CaughtThenResumed => std::panic::resume_unwind(Box::new("resumed in handle")),
             other => Err(RuntimeError::new(format!(
                 "{other:?} goes through dispatch"
             ))),
@@ -82,6 +86,10 @@ impl Runtime for Pipelined {
                 panic!("a later answer panicked");
             })),
             Ask::PanicInDispatch => panic!("dispatch panicked"),
+            Ask::CaughtThenResumed => {
+                let _ = std::panic::catch_unwind(|| panic!("caught in dispatch"));
+                Dispatch::Handle(Ask::CaughtThenResumed)
+            }
             now => Dispatch::Handle(now),
         }
     }
@@ -235,4 +243,22 @@ async fn a_panic_in_dispatch_is_caught_and_answers_its_request() {
         events.failed().await,
         FailureCause::Panicked { .. }
     ));
+}
+
+#[actix::test]
+async fn a_panic_dispatch_caught_itself_does_not_lend_its_location_to_handle() {
+    tokio::time::pause();
+    let (runtime, mut events, _) = spawn();
+    events.ready().await;
+    match runtime.call(Ask::CaughtThenResumed).await {
+        Err(RequestError::Exited {
+            cause: Some(FailureCause::Panicked { message, location }),
+        }) => {
+            assert_eq!(message, "resumed in handle");
+            // `resume_unwind` skips the hook: no location is known, and the
+            // one of the panic that dispatch caught is not this one's.
+            assert!(location.is_none(), "{location:?}");
+        }
+        other => panic!("expected the panic, got {other:?}"),
+    }
 }
