@@ -127,7 +127,8 @@ impl<R: Runtime> PodHandle<R> {
     /// # Errors
     ///
     /// As [`StartAndWait`]: those of [`start`](Self::start), then those of
-    /// [`wait_start_success`](Self::wait_start_success).
+    /// [`wait_start_success`](Self::wait_start_success) (never
+    /// [`PodError::NotStarted`]).
     pub fn start_and_wait(&self) -> Result<Started, PodError> {
         block_on(self.addr.send(StartAndWait)).unwrap_or(Err(PodError::Closed))
     }

@@ -24,10 +24,14 @@ pub struct Start;
 /// Starts the pod's runtime and answers once it is ready or cannot become
 /// ready (Jina's `start()`, which waits unless `noblock_on_start`).
 ///
-/// [`Start`] and then [`WaitStartSuccess`] in one message: it answers as
-/// `Start` does when the pod cannot start ([`PodError::AlreadyStarted`],
-/// [`PodError::Closed`]), and otherwise as `WaitStartSuccess` does, with the
-/// first [`Started`] or the reason there is none.
+/// [`Start`] and then [`WaitStartSuccess`] in one message, both taken in
+/// the same turn: it answers as `Start` does when the pod cannot start
+/// ([`PodError::AlreadyStarted`], [`PodError::Closed`], or
+/// [`PodError::Supervisor`] when the restart config is invalid or the
+/// supervisor is shutting down), and otherwise as `WaitStartSuccess` does,
+/// with the first [`Started`] or the reason there is none. A pod that has
+/// ended (its start failed, say) answers `Closed`, as to `Start`;
+/// `WaitStartSuccess` and [`Join`] tell why it ended.
 ///
 /// # Examples
 ///
