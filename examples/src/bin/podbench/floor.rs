@@ -3,10 +3,11 @@
 //!
 //! An outer actor (the pod's part), told `Go`, starts an inner one (the
 //! runtime's part), which tells it `Ready` from `started`. `Wait` is
-//! answered at once once ready, or its reply channel is kept until then, as
-//! a pod keeps the channel of a `WaitStartSuccess` that has to wait. The
-//! caller sends `Go` and `Wait` together and awaits both, as `started_pod`
-//! sends `Start` and `WaitStartSuccess`.
+//! answered at once once ready, or its reply channel is kept until then (in
+//! a slot the outer actor shares with the answer), as a pod keeps the
+//! channel of a `WaitStartSuccess` that has to wait. The caller sends
+//! `GoAndWait`, both in one message, as a pod's `StartAndWait` is `Start`
+//! and `WaitStartSuccess`.
 //!
 //! A `Hop` (a call) goes through the outer actor's mailbox into a queue
 //! that a future of the inner actor's context serves, which answers the
@@ -35,6 +36,10 @@ struct Ready;
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Wait;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct GoAndWait;
 
 /// A call: answered with the number after it.
 #[derive(Message)]
@@ -101,7 +106,8 @@ pub(super) struct Outer {
     inner: Option<Addr<Inner>>,
     queue: Rc<Queue>,
     ready: bool,
-    waiter: Option<OneshotSender<()>>,
+    /// The channel of a `Wait` that has to wait, shared with its answer.
+    waiter: Rc<RefCell<Option<OneshotSender<()>>>>,
     ended: Option<oneshot::Sender<()>>,
 }
 
@@ -134,43 +140,41 @@ impl Handler<Ready> for Outer {
 
     fn handle(&mut self, _: Ready, _: &mut Context<Self>) {
         self.ready = true;
-        if let Some(waiter) = self.waiter.take() {
+        if let Some(waiter) = self.waiter.borrow_mut().take() {
             let _ = waiter.send(());
         }
     }
 }
 
-/// `Wait`'s answer: given now, or its channel kept by the outer actor.
-struct WaitAnswer(bool);
+/// `Wait`'s answer: given now, or its channel kept in the outer actor's
+/// slot until `Ready`.
+struct WaitAnswer {
+    ready: bool,
+    slot: Rc<RefCell<Option<OneshotSender<()>>>>,
+}
 
-impl MessageResponse<Outer, Wait> for WaitAnswer {
-    fn handle(self, ctx: &mut Context<Outer>, tx: Option<OneshotSender<()>>) {
+impl WaitAnswer {
+    fn give(self, tx: Option<OneshotSender<()>>) {
         let Some(tx) = tx else {
             return;
         };
-        if self.0 {
+        if self.ready {
             let _ = tx.send(());
         } else {
-            // Filed through a message to itself: a response has no access
-            // to its actor (a pod shares its waiters' list for that).
-            ctx.notify(File(tx));
+            *self.slot.borrow_mut() = Some(tx);
         }
     }
 }
 
-#[derive(Message)]
-#[rtype(result = "()")]
-struct File(OneshotSender<()>);
+impl MessageResponse<Outer, Wait> for WaitAnswer {
+    fn handle(self, _: &mut Context<Outer>, tx: Option<OneshotSender<()>>) {
+        self.give(tx);
+    }
+}
 
-impl Handler<File> for Outer {
-    type Result = ();
-
-    fn handle(&mut self, File(tx): File, _: &mut Context<Self>) {
-        if self.ready {
-            let _ = tx.send(());
-        } else {
-            self.waiter = Some(tx);
-        }
+impl MessageResponse<Outer, GoAndWait> for WaitAnswer {
+    fn handle(self, _: &mut Context<Outer>, tx: Option<OneshotSender<()>>) {
+        self.give(tx);
     }
 }
 
@@ -178,7 +182,19 @@ impl Handler<Wait> for Outer {
     type Result = WaitAnswer;
 
     fn handle(&mut self, _: Wait, _: &mut Context<Self>) -> WaitAnswer {
-        WaitAnswer(self.ready)
+        WaitAnswer {
+            ready: self.ready,
+            slot: Rc::clone(&self.waiter),
+        }
+    }
+}
+
+impl Handler<GoAndWait> for Outer {
+    type Result = WaitAnswer;
+
+    fn handle(&mut self, _: GoAndWait, ctx: &mut Context<Self>) -> WaitAnswer {
+        <Self as Handler<Go>>::handle(self, Go, ctx);
+        <Self as Handler<Wait>>::handle(self, Wait, ctx)
     }
 }
 
@@ -220,25 +236,23 @@ impl Floor {
     }
 }
 
-/// The two bare actors started, until `Wait` is answered.
+/// The two bare actors started with `GoAndWait`, until it is answered.
 pub(super) async fn started() -> Floor {
     let (ended_tx, ended) = oneshot::channel();
     let outer = Outer {
         inner: None,
         queue: Rc::default(),
         ready: false,
-        waiter: None,
+        waiter: Rc::default(),
         ended: Some(ended_tx),
     }
     .start();
-    let (go, wait) = tokio::join!(outer.send(Go), outer.send(Wait));
-    go.expect("the outer actor runs");
-    wait.expect("the outer actor answers Wait");
+    outer.send(GoAndWait).await.expect("the outer actor runs");
     Floor { outer, ended }
 }
 
-/// One start of the two bare actors, until `Wait` is answered; both are
-/// gone (outside the time) before it returns.
+/// One start of the two bare actors, until they are ready; both are gone
+/// (outside the time) before it returns.
 pub(super) async fn two_actor_start() -> Duration {
     let begun = Instant::now();
     let floor = started().await;

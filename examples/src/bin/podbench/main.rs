@@ -284,8 +284,7 @@ enum Awaits {
     /// await, as a bare actor's start with one round trip.
     InOne,
     /// Both sent together (the mailbox keeps their order), one await for
-    /// both answers: as a caller who needs nothing in between writes it, and
-    /// as a bare actor's start takes one await for its answer.
+    /// both answers.
     Together,
     /// `Start`'s answer awaited before `WaitStartSuccess` is sent.
     OneByOne,
@@ -439,16 +438,10 @@ async fn start_rows(n: usize, rows: &mut Vec<Row>) {
     }
     // What actix itself asks of two actors doing a start's steps: how much
     // of the pod's start is the pod's own work.
-    let (ours, floor) = paired(
-        n / 10,
-        n,
-        || shared(Awaits::Together),
-        floor::two_actor_start,
-    )
-    .await;
+    let (ours, floor) = paired(n / 10, n, || shared(Awaits::InOne), floor::two_actor_start).await;
     rows.push(median_row(
         "in-process pod start -> Started, shared arbiter",
-        "two bare actors: one starts the other, told Ready; Go and Wait sent together",
+        "two bare actors: one starts the other, told Ready; Go and Wait in one message",
         "(reference)",
         (ours, floor),
     ));
@@ -512,8 +505,8 @@ async fn restart_rows(n: usize, default_n: usize, rows: &mut Vec<Row>) {
     )
     .await;
     pod.send(Close::default()).await.unwrap();
-    // A reference: a restart is a panic caught and a start, and its aims
-    // are against actix::Supervisor's restart (below) and the peers'.
+    // A reference: a restart is a panic caught and a start. It is judged
+    // against actix::Supervisor's restart (below) and the peers' restarts.
     rows.push(median_row(
         "restart after a panic -> next Started, zero backoff",
         "the pod's own start -> Started, awaited one by one",
