@@ -9,16 +9,18 @@
 //! ask before the pod has heard of the failure; the pod acts on the failure
 //! the runtime recorded.
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler};
+use actix::Actor;
 use pod_actor::{
     Call, CallError, Close, GetStatus, HealthConfig, PlacementKind, Pod, PodConfig, PodError,
-    PodState, RestartKind, RuntimeSpec, Start, Started, Subscribe, WaitStartSuccess,
+    PodState, RestartKind, RuntimeSpec, Start, WaitStartSuccess,
 };
 use runtime_actor::{FailureCause, Runtime, RuntimeContext, RuntimeError, RuntimeFactory};
-use tokio::sync::mpsc;
+use support::subscribe_started;
 
 /// Panics on `u64::MAX`, echoes anything else; its health check panics
 /// once `sick` is set.
@@ -50,21 +52,6 @@ impl Runtime for Fragile {
 
 /// The process a `Fragile` says it runs (none is started).
 const PID: u32 = 4242;
-
-/// Forwards the `Started`s it receives.
-struct Probe(mpsc::UnboundedSender<Started>);
-
-impl Actor for Probe {
-    type Context = Context<Self>;
-}
-
-impl Handler<Started> for Probe {
-    type Result = ();
-
-    fn handle(&mut self, started: Started, _: &mut Context<Self>) {
-        let _ = self.0.send(started);
-    }
-}
 
 fn fragile() -> RuntimeFactory<Fragile> {
     RuntimeFactory::new(|_| Fragile::default())
@@ -164,14 +151,10 @@ where
 #[actix_rt::test]
 async fn a_subscriber_after_a_crash_gets_no_start_of_the_dead_generation() {
     crash_then(PlacementKind::Dedicated, 10, |pod, died| async move {
-        let (tx, mut started) = mpsc::unbounded_channel();
         // Held here: a pod holds its subscribers weakly.
-        let probe = Probe(tx).start();
-        pod.send(Subscribe(probe.clone().recipient()))
-            .await
-            .unwrap();
-        let first = started.recv().await.unwrap();
-        drop(probe);
+        let mut started = subscribe_started(&pod).await;
+        let first = started.next().await;
+        drop(started);
         assert!(
             first.generation > died,
             "generation {died} died, and the subscriber got its Started"

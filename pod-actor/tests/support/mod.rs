@@ -269,7 +269,7 @@ impl<T: std::fmt::Debug + Unpin + 'static> Inbox<T> {
     }
 }
 
-pub async fn subscribe_started(pod: &Addr<Pod<Scripted>>) -> Inbox<Started> {
+pub async fn subscribe_started<R: Runtime>(pod: &Addr<Pod<R>>) -> Inbox<Started> {
     let (tx, rx) = mpsc::unbounded_channel();
     let probe = Probe(tx).start();
     pod.send(Subscribe(probe.clone().recipient()))
@@ -278,7 +278,7 @@ pub async fn subscribe_started(pod: &Addr<Pod<Scripted>>) -> Inbox<Started> {
     Inbox { probe, rx }
 }
 
-pub async fn subscribe_events(pod: &Addr<Pod<Scripted>>) -> Inbox<PodEvent> {
+pub async fn subscribe_events<R: Runtime>(pod: &Addr<Pod<R>>) -> Inbox<PodEvent> {
     let (tx, rx) = mpsc::unbounded_channel();
     let probe = Probe(tx).start();
     pod.send(SubscribeEvents(probe.clone().recipient()))
