@@ -3,6 +3,7 @@
 //! can run a container.
 
 use std::process::Stdio;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use examples::rootfs::Rootfs;
@@ -33,7 +34,7 @@ probe = {{ kind = "stdout", pattern = "{READY}" }}
 /// `podman run` of the same root filesystem and command, with the same
 /// limits the pod passes (this host may refuse podman's defaults), until
 /// the ready line; then removed, outside the time.
-async fn raw_run(rootfs: &Rootfs, n: u64) -> Duration {
+async fn raw_run(rootfs: Rc<Rootfs>, n: u64) -> Duration {
     let name = format!("podbench-raw-{}-{n}", std::process::id());
     let begun = Instant::now();
     let mut child = tokio::process::Command::new("podman")
@@ -75,6 +76,8 @@ pub(super) async fn container_rows(n: usize, rows: &mut Vec<Row>) {
         }
     };
     let config = config(&rootfs);
+    // Shared with each sample's task.
+    let rootfs = Rc::new(rootfs);
     let mut run = 0;
     let (ours, raw) = paired(
         1,
@@ -82,7 +85,7 @@ pub(super) async fn container_rows(n: usize, rows: &mut Vec<Row>) {
         || process_pod_start(config.clone()),
         || {
             run += 1;
-            raw_run(&rootfs, run)
+            raw_run(Rc::clone(&rootfs), run)
         },
     )
     .await;

@@ -9,10 +9,17 @@
 //! kameo's supervisor nor this ractor supervisor waits), the panic hook
 //! silent (set in `main`). Side A is a pod on the shared arbiter, side B the
 //! peer, so the ratio is pod / peer.
+//!
+//! Each side's sample runs in a task of its kind: the pod's in an actix
+//! task (`paired`), the peer's in a tokio task (`native`), beside the
+//! peer's actors. A peer awaited from an actix task would pay, at each
+//! answer, a wake of the thread's `block_on` future (its actors are not in
+//! actix's local task set): about 0.4 µs a round trip that is actix's
+//! mixing with tokio's tasks, not the peer's.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
@@ -27,6 +34,15 @@ fn check(ok: bool, what: &str) {
     if !ok {
         eprintln!("podbench: peers: {what}");
         FAILED.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A peer's sample in a tokio task of its own, where the peer's actors
+/// run; a sample that panicked (a failed check) fails the run.
+async fn native(sample: impl Future<Output = Duration> + Send + 'static) -> Duration {
+    match tokio::spawn(sample).await {
+        Ok(took) => took,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 
@@ -96,14 +112,17 @@ impl kameo::Actor for KameoSupervisor {
 /// A kameo actor spawned until it answered one ask; then stopped, and its
 /// end awaited (outside the time) before the next sample.
 async fn kameo_start() -> Duration {
-    use kameo::actor::Spawn;
-    let begun = Instant::now();
-    let actor = KameoEcho::spawn(KameoEcho);
-    assert_eq!(actor.ask(KameoPing(1)).await.unwrap(), 2);
-    let took = begun.elapsed();
-    actor.stop_gracefully().await.unwrap();
-    actor.wait_for_shutdown().await;
-    took
+    native(async {
+        use kameo::actor::Spawn;
+        let begun = Instant::now();
+        let actor = KameoEcho::spawn(KameoEcho);
+        assert_eq!(actor.ask(KameoPing(1)).await.unwrap(), 2);
+        let took = begun.elapsed();
+        actor.stop_gracefully().await.unwrap();
+        actor.wait_for_shutdown().await;
+        took
+    })
+    .await
 }
 
 async fn kameo_supervised() -> (
@@ -125,10 +144,10 @@ async fn kameo_supervised() -> (
 /// supervisor restarts it behind the same `ActorRef` (the mailbox stays),
 /// and the time runs until the next ask is answered.
 async fn kameo_restart(child: kameo::actor::ActorRef<KameoEcho>) -> Duration {
-    timed(async move {
+    native(timed(async move {
         child.tell(KameoDie).await.unwrap();
         assert_eq!(child.ask(KameoPing(1)).await.unwrap(), 2);
-    })
+    }))
     .await
 }
 
@@ -185,14 +204,17 @@ async fn ractor_ping(actor: &ractor::ActorRef<RactorMsg>, n: u64) -> u64 {
 /// A ractor actor spawned until it answered one call; then stopped, and
 /// its end (the join handle) awaited outside the time.
 async fn ractor_start() -> Duration {
-    use ractor::Actor;
-    let begun = Instant::now();
-    let (actor, ended) = RactorEcho::spawn(None, RactorEcho, ()).await.unwrap();
-    assert_eq!(ractor_ping(&actor, 1).await, 2);
-    let took = begun.elapsed();
-    actor.stop(None);
-    ended.await.unwrap();
-    took
+    native(async {
+        use ractor::Actor;
+        let begun = Instant::now();
+        let (actor, ended) = RactorEcho::spawn(None, RactorEcho, ()).await.unwrap();
+        assert_eq!(ractor_ping(&actor, 1).await, 2);
+        let took = begun.elapsed();
+        actor.stop(None);
+        ended.await.unwrap();
+        took
+    })
+    .await
 }
 
 /// A ractor supervisor: ractor has no restart policy of its own (an
@@ -279,16 +301,22 @@ impl ractor::Actor for RactorSupervisor {
 /// call.
 async fn ractor_restart(
     supervisor: ractor::ActorRef<SupervisorMsg>,
-    current: Rc<RefCell<Generation>>,
+    current: Arc<Mutex<Generation>>,
 ) -> Duration {
-    let (child, generation) = current.borrow().clone();
-    timed(async move {
+    let (child, generation) = lock(&current).clone();
+    native(timed(async move {
         child.send_message(RactorMsg::Die).unwrap();
         let next = ractor_call(&supervisor, |reply| SupervisorMsg::After(generation, reply)).await;
         assert_eq!(ractor_ping(&next.0, 1).await, 2);
-        *current.borrow_mut() = next;
-    })
+        *lock(&current) = next;
+    }))
     .await
+}
+
+fn lock<T>(current: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    current
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 // ===== the rows =====
@@ -417,7 +445,7 @@ pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<R
         <RactorSupervisor as ractor::Actor>::spawn(None, RactorSupervisor, ())
             .await
             .unwrap();
-    let current = Rc::new(RefCell::new(
+    let current = Arc::new(Mutex::new(
         ractor_call(&ractor_supervisor, SupervisorMsg::Current).await,
     ));
     rows.push(row(
@@ -427,11 +455,11 @@ pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<R
             warmup,
             n,
             || pod_restart_then_call(pod.clone()),
-            || ractor_restart(ractor_supervisor.clone(), Rc::clone(&current)),
+            || ractor_restart(ractor_supervisor.clone(), Arc::clone(&current)),
         )
         .await,
     ));
-    let (child, generation) = current.borrow().clone();
+    let (child, generation) = lock(&current).clone();
     check(
         generation as usize == warmup + n,
         "ractor's child was not respawned once a sample",
@@ -453,15 +481,15 @@ pub(super) async fn peer_rows(n: usize, calls: usize, run: u32, rows: &mut Vec<R
     };
     let through_kameo = || {
         let actor = kameo_actor.clone();
-        timed(async move {
+        native(timed(async move {
             assert_eq!(actor.ask(KameoPing(1)).await.unwrap(), 2);
-        })
+        }))
     };
     let through_ractor = || {
         let actor = ractor_actor.clone();
-        timed(async move {
+        native(timed(async move {
             assert_eq!(ractor_ping(&actor, 1).await, 2);
-        })
+        }))
     };
     let (ours, kameo) = paired(calls / 10, calls, through_pod, through_kameo).await;
     percentile_rows(
