@@ -260,8 +260,8 @@ pub struct PodStatus {
     /// `uptime_ms`).
     #[serde(rename = "uptime_ms", with = "supervisor::millis::option")]
     pub uptime: Option<Duration>,
-    /// When the current generation became ready, by the wall clock (in
-    /// JSON, `since_unix_ms`).
+    /// When the current generation became ready, by the wall clock: `uptime`
+    /// before the status was taken (in JSON, `since_unix_ms`).
     #[serde(rename = "since_unix_ms", with = "supervisor::millis::since_epoch")]
     pub since: Option<SystemTime>,
     /// The main process of a process runtime, from its spawn on (so also

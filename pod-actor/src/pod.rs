@@ -112,7 +112,9 @@ pub struct Pod<R: Runtime> {
     /// The running generation's main process, from its spawn on.
     pid: Option<u32>,
     ever_started: bool,
-    running_since: Option<(Instant, SystemTime)>,
+    /// When the running generation became ready. Its wall-clock time is
+    /// worked out when a status asks for it: a start reads the clock once.
+    running_since: Option<Instant>,
     last_failure: Option<FailureCause>,
     subscribers: Subscribers<Started>,
     event_subscribers: Subscribers<PodEvent>,
@@ -444,7 +446,7 @@ impl<R: Runtime> Pod<R> {
         self.set_state(PodState::Running);
         self.ever_started = true;
         let now = Instant::now();
-        self.running_since = Some((now, SystemTime::now()));
+        self.running_since = Some(now);
         let started = Started {
             pod: self.config.name.clone(),
             role: self.config.role,
@@ -546,21 +548,32 @@ impl<R: Runtime> Pod<R> {
         }
         // A child process that finished with code 0 ended normally: a
         // transient pod is then not restarted.
-        let exit = match &cause {
+        let normal = matches!(
+            cause,
             FailureCause::Exited {
                 code: Some(0),
                 signal: None,
                 ..
-            } => ChildExit::Normal,
-            cause => ChildExit::Failed {
-                cause: cause.to_string(),
-            },
-        };
+            }
+        );
         if let Some(standalone) = &mut self.standalone {
+            // A solo decides by how the child ended, not by the text of
+            // the cause: none is written for it (the pod keeps the cause).
+            let exit = match normal {
+                true => ChildExit::Normal,
+                false => ChildExit::Failed {
+                    cause: String::new(),
+                },
+            };
             let verdict = standalone.solo.exited(&exit, Instant::now());
             self.apply_verdict(verdict, ctx);
         } else if let Some(reporter) = &self.reporter {
-            reporter.exited(exit);
+            reporter.exited(match normal {
+                true => ChildExit::Normal,
+                false => ChildExit::Failed {
+                    cause: cause.to_string(),
+                },
+            });
         }
     }
 
@@ -1176,14 +1189,18 @@ impl<R: Runtime> Handler<GetStatus> for Pod<R> {
             (PodState::Terminated, Some(e)) => Some(e.to_string()),
             _ => None,
         };
+        let uptime = self.running_since.map(|since| since.elapsed());
         MessageResult(PodStatus {
             name: self.config.name.clone(),
             role: self.config.role,
             state: self.state,
             generation: self.generation,
             restarts: self.restarts,
-            uptime: self.running_since.map(|(since, _)| since.elapsed()),
-            since: self.running_since.map(|(_, since)| since),
+            uptime,
+            since: uptime.map(|uptime| {
+                let now = SystemTime::now();
+                now.checked_sub(uptime).unwrap_or(now)
+            }),
             pid: self.pid,
             last_failure: self.last_failure.as_ref().map(ToString::to_string),
             error,

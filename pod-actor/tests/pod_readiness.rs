@@ -230,3 +230,26 @@ async fn wait_before_start_is_answered_not_started() {
 async fn support_idle() {
     tokio::time::sleep(Duration::from_secs(60)).await;
 }
+
+/// The status gives the running generation's `uptime`, and `since`, the
+/// wall-clock time that is `uptime` before the status was taken; none
+/// once the pod stops serving.
+#[actix::test]
+async fn the_status_says_since_when_by_the_wall_clock_uptime_before() {
+    tokio::time::pause();
+    let script = Script::new(Setup::Ok);
+    let pod = pod(config("encoder"), &script);
+    pod.send(Start).await.unwrap().unwrap();
+    pod.send(WaitStartSuccess).await.unwrap().unwrap();
+    tokio::time::advance(Duration::from_secs(90)).await;
+    let before = std::time::SystemTime::now();
+    let status = pod.send(GetStatus).await.unwrap();
+    let after = std::time::SystemTime::now();
+    let uptime = status.uptime.expect("running");
+    assert!(uptime >= Duration::from_secs(90), "{uptime:?}");
+    let taken = status.since.expect("running") + uptime;
+    assert!(before <= taken && taken <= after, "{status:?}");
+    pod.send(Close::default()).await.unwrap();
+    let status = pod.send(GetStatus).await.unwrap();
+    assert_eq!((status.uptime, status.since), (None, None));
+}
