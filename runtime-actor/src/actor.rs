@@ -238,9 +238,6 @@ pub(crate) struct Launch<R: Runtime> {
     pub(crate) dedicated: bool,
     /// In place: the lane to open to the actor's queue.
     pub(crate) lane: Option<Lane>,
-    /// When the generation was spawned: its start deadline counts from
-    /// here, and so does the setup time that `Ready` gives.
-    pub(crate) begun: Instant,
 }
 
 /// What [`Runtime::dispatch`] gave for a request, with the answer of
@@ -636,7 +633,7 @@ where
 #[allow(clippy::await_holding_refcell_ref)]
 async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served {
     let phase = &serving.phase;
-    let begun = launch.begun;
+    let begun = Instant::now();
     let signals = launch.signals.clone();
     let mut ctx = RuntimeContext::new(
         launch.name,

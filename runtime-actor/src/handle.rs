@@ -219,12 +219,9 @@ impl<R: Runtime> RuntimeActor<R> {
             Placement::Current => (None, Arbiter::current()),
         };
         let (outcome_tx, outcome) = monitor::outcome(&fate);
-        // One reading of the clock for the deadline and the setup time.
-        let begun = Instant::now();
         let report = Report::new(
             config.watcher,
             config.generation,
-            begun,
             config.start_timeout,
             outcome_tx,
         );
@@ -248,7 +245,6 @@ impl<R: Runtime> RuntimeActor<R> {
             fate: Arc::clone(&fate),
             dedicated: dedicated.is_some(),
             lane,
-            begun,
         };
         let addr = match in_place {
             true => RuntimeActor::new(launch).start(),

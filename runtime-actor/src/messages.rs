@@ -41,9 +41,7 @@ pub enum RuntimeEvent {
     Ready {
         /// The generation that is ready.
         generation: u64,
-        /// How long the runtime took from its spawn to ready: building it
-        /// and its setup (and, on an arbiter of its own, that thread's
-        /// start).
+        /// How long building and setting up the runtime took.
         setup: Duration,
         /// The child process, for a runtime that runs one.
         pid: Option<u32>,

@@ -203,14 +203,13 @@ pub(crate) struct Report {
 }
 
 impl Report {
-    /// The report of a generation spawned at `begun`.
     pub(crate) fn new(
         watcher: Option<Watcher>,
         generation: u64,
-        begun: Instant,
         start_timeout: Option<Duration>,
         outcome: Settle,
     ) -> Self {
+        let begun = Instant::now();
         Report {
             watcher,
             generation,

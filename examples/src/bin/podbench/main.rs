@@ -217,13 +217,6 @@ where
     FB: FnMut() -> B,
     B: std::future::Future<Output = Duration> + 'static,
 {
-    // A sample that panicked (a failed check) fails the run as before.
-    async fn in_task(sample: impl std::future::Future<Output = Duration> + 'static) -> Duration {
-        match actix_rt::spawn(sample).await {
-            Ok(took) => took,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-    }
     for _ in 0..warmup {
         in_task(ours()).await;
         in_task(base()).await;
@@ -239,6 +232,15 @@ where
         }
     }
     (a, b)
+}
+
+/// One sample in an actix task of its own (see [`paired`]); a sample that
+/// panicked (a failed check) fails the run.
+async fn in_task<T: 'static>(sample: impl std::future::Future<Output = T> + 'static) -> T {
+    match actix_rt::spawn(sample).await {
+        Ok(measured) => measured,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// The p50 and p99 rows of one comparison of latencies, in µs.
@@ -547,7 +549,7 @@ async fn restart_rows(n: usize, default_n: usize, rows: &mut Vec<Row>) {
         config.placement = PlacementKind::Shared;
         let pod = Pod::new(config, RuntimeFactory::new(|_| Echo)).start();
         pod.send(StartAndWait).await.unwrap().unwrap();
-        defaults.push(pod_restart(pod.clone()).await);
+        defaults.push(in_task(pod_restart(pod.clone())).await);
         pod.send(Close::default()).await.unwrap();
     }
     let first = Duration::from_millis(pod_actor::BackoffConfig::default().initial);
@@ -985,19 +987,15 @@ async fn many_bare(count: usize) -> (Duration, f64) {
 /// the milliseconds until all answered and the bytes of RSS per actor.
 fn many_probe(side: &str, count: usize) -> ExitCode {
     // In a task of the side's kind, as `paired`'s samples.
-    let in_task = |joined: Result<(Duration, f64), tokio::task::JoinError>| match joined {
-        Ok(measured) => measured,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    };
     let (took, bytes) = System::new().block_on(async move {
         match side {
-            "pods" => in_task(actix_rt::spawn(many_pods(count, false, async {})).await),
-            "standalone" => in_task(actix_rt::spawn(many_pods(count, true, async {})).await),
+            "pods" => in_task(many_pods(count, false, async {})).await,
+            "standalone" => in_task(many_pods(count, true, async {})).await,
             #[cfg(feature = "peers")]
-            "kameo" => in_task(tokio::spawn(peers::many_kameo(count)).await),
+            "kameo" => peers::native(peers::many_kameo(count)).await,
             #[cfg(feature = "peers")]
-            "ractor" => in_task(tokio::spawn(peers::many_ractor(count)).await),
-            _ => in_task(actix_rt::spawn(many_bare(count)).await),
+            "ractor" => peers::native(peers::many_ractor(count)).await,
+            _ => in_task(many_bare(count)).await,
         }
     });
     println!("{} {bytes}", millis(took));
@@ -1100,7 +1098,8 @@ fn threads_probe(side: &str, count: usize) -> ExitCode {
     if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
-    let (first, last) = System::new().block_on(async move {
+    let side = side.to_owned();
+    let (first, last) = System::new().block_on(in_task(async move {
         let mut starts = Vec::with_capacity(count);
         let mut pods = Vec::new();
         let mut arbiters = Vec::new();
@@ -1129,7 +1128,7 @@ fn threads_probe(side: &str, count: usize) -> ExitCode {
             arbiter.stop();
         }
         (micros(first), micros(last))
-    });
+    }));
     println!("{first} {last}");
     ExitCode::SUCCESS
 }

@@ -39,9 +39,11 @@ fn check(ok: bool, what: &str) {
 
 /// A peer's sample in a tokio task of its own, where the peer's actors
 /// run; a sample that panicked (a failed check) fails the run.
-async fn native(sample: impl Future<Output = Duration> + Send + 'static) -> Duration {
+pub(super) async fn native<T: Send + 'static>(
+    sample: impl Future<Output = T> + Send + 'static,
+) -> T {
     match tokio::spawn(sample).await {
-        Ok(took) => took,
+        Ok(measured) => measured,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
@@ -304,12 +306,15 @@ async fn ractor_restart(
     current: Arc<Mutex<Generation>>,
 ) -> Duration {
     let (child, generation) = lock(&current).clone();
-    native(timed(async move {
+    native(async move {
+        let begun = Instant::now();
         child.send_message(RactorMsg::Die).unwrap();
         let next = ractor_call(&supervisor, |reply| SupervisorMsg::After(generation, reply)).await;
         assert_eq!(ractor_ping(&next.0, 1).await, 2);
+        let took = begun.elapsed();
         *lock(&current) = next;
-    }))
+        took
+    })
     .await
 }
 
