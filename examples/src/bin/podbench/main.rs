@@ -204,7 +204,7 @@ fn micros(d: Duration) -> f64 {
 /// future parks the runtime's thread once (an `epoll_wait`), about 0.3 µs
 /// that no actor or task pays and that both sides would carry into every
 /// await they make. A peer's side moves to a tokio task of its own
-/// ([`peers`]'s `native`), where its actors run.
+/// (`peers::native`), where its actors run.
 async fn paired<A, B, FA, FB>(
     warmup: usize,
     n: usize,
