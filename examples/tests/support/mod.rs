@@ -126,6 +126,18 @@ pub(crate) async fn gone(pid: u32) -> bool {
     false
 }
 
+/// Waits (bounded) until `pid` is free: its process ended and was reaped
+/// (a zombie still holds its pid).
+pub(crate) async fn reaped(pid: u32) -> bool {
+    for _ in 0..500 {
+        if stat(pid).is_none() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
 /// This process's children: the live ones and the zombies.
 pub(crate) fn children() -> (Vec<u32>, Vec<u32>) {
     children_of(std::process::id())
