@@ -383,3 +383,25 @@ async fn killing_the_parent_with_sigkill_leaves_no_child_alive() {
     parent.wait().unwrap();
     assert!(gone(child).await, "the child outlived its SIGKILLed parent");
 }
+
+/// The lines a running child wrote before it ended are read before its end
+/// is told: the last one is in the cause, without its newline, even behind
+/// a flood that takes the reader many turns after the exit.
+#[actix::test]
+async fn an_exit_is_told_after_the_last_lines_are_read() {
+    let spec = ProcessSpec::new("/bin/sh")
+        .args(["-c", "sleep 0.2; seq 1 50000; printf 'last words'; exit 3"])
+        .probe(ReadinessProbe::None)
+        .output_lines(1);
+    let (_runtime, mut events) = spawn(spec, config());
+    events.until_ready().await;
+    match events.until_failed().await {
+        FailureCause::Exited {
+            code: Some(3),
+            output,
+            ..
+        } => assert_eq!(output, ["last words"]),
+        other => panic!("expected Exited with code 3, got {other:?}"),
+    }
+    events.until_exited().await;
+}

@@ -126,8 +126,8 @@ pub use handle::{Placement, RuntimeConfig, RuntimeHandle, StopReport};
 pub use messages::{CheckHealth, Request, RuntimeEvent};
 pub use panic::{catch_outside, panic_is_caught, panics_to_tracing};
 pub use process::{
-    ChannelSpec, ContainerInfo, ContainerSource, ContainerSpec, Containment, InvalidSpec,
-    NotifyAccess, PortSpec, ProcessInfo, ProcessRequest, ProcessResponse, ProcessRuntime,
-    ProcessSpec, ReadinessProbe,
+    forwarded_output_written, ChannelSpec, ContainerInfo, ContainerSource, ContainerSpec,
+    Containment, InvalidSpec, NotifyAccess, PortSpec, ProcessInfo, ProcessRequest, ProcessResponse,
+    ProcessRuntime, ProcessSpec, ReadinessProbe,
 };
 pub use runtime::{Dispatch, Runtime, RuntimeFactory};

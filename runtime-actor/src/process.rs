@@ -103,6 +103,12 @@ fn numeric_id(name: &str) -> Option<u32> {
 /// is reported as the cause.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
 
+/// How long the end of the main process waits for the last lines of the
+/// pod's output before it is reported. The pod's processes are dead by
+/// then, and what they wrote is in the pipes: only a process that left
+/// the pod and holds a pipe open makes the wait last.
+const OUTPUT_GRACE: Duration = Duration::from_millis(100);
+
 /// How long the end of the main process waits for the rest of the pod's
 /// processes to die once killed.
 const KILL_WAIT: Duration = Duration::from_secs(2);
@@ -297,7 +303,8 @@ impl ProcessSpec {
     /// Copies each line of the child's stdout and stderr to the owner's
     /// (besides `tracing` and the output tail): for an owner whose own
     /// output is the child's log, a container's main process say. Off by
-    /// default.
+    /// default. An owner about to exit awaits
+    /// [`forwarded_output_written`] first.
     pub fn forward_output(mut self, forward: bool) -> Self {
         self.forward_output = forward;
         self
@@ -622,6 +629,10 @@ struct ChildState {
     output: RefCell<VecDeque<String>>,
     output_lines: usize,
     forward_output: bool,
+    /// How many of the child's output streams are still read (until their
+    /// end of file), and word when one ends.
+    outputs_open: Cell<usize>,
+    output_ended: Notify,
     status: RefCell<Option<String>>,
     last_watchdog: Cell<Instant>,
     /// Datagrams refused by `notify_access`: how many, and the last sender.
@@ -923,6 +934,9 @@ impl ChildState {
             None => self.signal_group(Signal::SIGKILL),
         }
         if self.serving.get() && !self.stopping.get() {
+            // Its last lines are read (recorded for the cause, forwarded)
+            // before its exit is told, which may end the owner.
+            let _ = time::timeout(OUTPUT_GRACE, self.output_read()).await;
             // Answers the child wrote before it ended are delivered, not
             // replaced by its exit: the rest of the pod is dead by now, so
             // the channel is at its end of file.
@@ -932,6 +946,21 @@ impl ChildState {
             self.reporter.report(self.exited(status));
         }
         let _ = self.exit.send(Some(status));
+    }
+
+    /// Until every output stream of the child has been read to its end.
+    async fn output_read(&self) {
+        loop {
+            // Registered before the count is read: an end in between is
+            // not missed.
+            let ended = self.output_ended.notified();
+            let mut ended = std::pin::pin!(ended);
+            ended.as_mut().enable();
+            if self.outputs_open.get() == 0 {
+                return;
+            }
+            ended.await;
+        }
     }
 
     /// Kills every process of the pod at once, without waiting.
@@ -1351,6 +1380,8 @@ impl Runtime for ProcessRuntime {
             output: RefCell::new(VecDeque::new()),
             output_lines: self.spec.output_lines,
             forward_output: self.spec.forward_output,
+            outputs_open: Cell::new(0),
+            output_ended: Notify::new(),
             status: RefCell::new(None),
             last_watchdog: Cell::new(Instant::now()),
             refused: Cell::new((0, 0)),
@@ -1372,7 +1403,10 @@ impl Runtime for ProcessRuntime {
         for (fd, name, pattern) in pipes {
             let Some(fd) = fd else { continue };
             match pipe::Receiver::from_owned_fd(fd) {
-                Ok(stream) => tasks.push(spawn_reader(stream, name, Rc::clone(&state), pattern)),
+                Ok(stream) => {
+                    state.outputs_open.set(state.outputs_open.get() + 1);
+                    tasks.push(spawn_reader(stream, name, Rc::clone(&state), pattern));
+                }
                 // Unread, the child's writes end with EPIPE: say why.
                 Err(e) => {
                     tracing::warn!(pod = %state.name, stream = name, error = %e, "cannot read the child's output")
@@ -1706,28 +1740,69 @@ fn spawn_watcher(mut child: Spawned, pidfd: PidFd, state: Rc<ChildState>) {
     });
 }
 
+/// What the thread that copies children's lines is given.
+enum Forward {
+    /// A line of a child's stdout (or stderr).
+    Line { stderr: bool, line: String },
+    /// Answered once every line queued before it is written.
+    Written(oneshot::Sender<()>),
+}
+
 /// The queue of the thread that copies children's lines to this process's
 /// stdout and stderr (detached: a stdout nobody reads never holds the exit).
-fn forwarder() -> &'static tokio::sync::mpsc::Sender<(bool, String)> {
-    static FORWARDER: std::sync::OnceLock<tokio::sync::mpsc::Sender<(bool, String)>> =
-        std::sync::OnceLock::new();
+static FORWARDER: std::sync::OnceLock<tokio::sync::mpsc::Sender<Forward>> =
+    std::sync::OnceLock::new();
+
+fn forwarder() -> &'static tokio::sync::mpsc::Sender<Forward> {
     FORWARDER.get_or_init(|| {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(bool, String)>(1024);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Forward>(1024);
         let _ = std::thread::Builder::new()
             .name("output-forwarder".into())
             .spawn(move || {
                 use std::io::Write;
-                while let Some((err, line)) = rx.blocking_recv() {
+                while let Some(forward) = rx.blocking_recv() {
                     // A closed stdout is not the child's failure.
-                    let _ = if err {
-                        writeln!(std::io::stderr().lock(), "{line}")
-                    } else {
-                        writeln!(std::io::stdout().lock(), "{line}")
-                    };
+                    match forward {
+                        Forward::Line { stderr: true, line } => {
+                            let _ = writeln!(std::io::stderr().lock(), "{line}");
+                        }
+                        Forward::Line {
+                            stderr: false,
+                            line,
+                        } => {
+                            let _ = writeln!(std::io::stdout().lock(), "{line}");
+                        }
+                        Forward::Written(done) => {
+                            let _ = std::io::stdout().lock().flush();
+                            let _ = done.send(());
+                        }
+                    }
                 }
             });
         tx
     })
+}
+
+/// Waits until the lines that children forwarding their output
+/// ([`ProcessSpec::forward_output`]) wrote so far are written to this
+/// process's stdout and stderr, for at most `within`.
+///
+/// They are written by a thread of their own, so that a stdout nobody reads
+/// never holds a pod; an owner about to exit calls this first, or its
+/// children's last lines may be lost with the process.
+///
+/// Returns `false` when they were not all written in time (a stdout nobody
+/// reads, say); `true` at once when no child forwards its output.
+pub async fn forwarded_output_written(within: Duration) -> bool {
+    let Some(forwarder) = FORWARDER.get() else {
+        return true;
+    };
+    let (done, written) = oneshot::channel();
+    time::timeout(within, async {
+        forwarder.send(Forward::Written(done)).await.is_ok() && written.await.is_ok()
+    })
+    .await
+    .unwrap_or(false)
 }
 
 fn spawn_reader(
@@ -1746,6 +1821,10 @@ fn spawn_reader(
                     if !line.is_empty() {
                         take_line(&state, name, pattern.as_deref(), &line).await;
                     }
+                    state
+                        .outputs_open
+                        .set(state.outputs_open.get().saturating_sub(1));
+                    state.output_ended.notify_waiters();
                     break;
                 }
                 Ok(chunk) => chunk,
@@ -1781,7 +1860,12 @@ async fn take_line(state: &ChildState, name: &'static str, pattern: Option<&str>
     if state.forward_output {
         // Written by a thread of its own: a full stdout holds this reader
         // (and so the child), never the arbiter.
-        let _ = forwarder().send((name == "stderr", text.clone())).await;
+        let _ = forwarder()
+            .send(Forward::Line {
+                stderr: name == "stderr",
+                line: text.clone(),
+            })
+            .await;
     }
     state.record(name, text);
 }

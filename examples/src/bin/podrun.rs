@@ -328,6 +328,10 @@ async fn run(config: PodConfig, listen: &str) -> Result<ExitCode, String> {
     };
     handle.stop(true).await;
     let _ = serving.await;
+    // The program's last lines go out before podrun does.
+    if !runtime_actor::forwarded_output_written(std::time::Duration::from_secs(1)).await {
+        eprintln!("podrun: the program's last lines were not all written (stdout full)");
+    }
     Ok(code)
 }
 
