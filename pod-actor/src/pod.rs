@@ -556,24 +556,18 @@ impl<R: Runtime> Pod<R> {
                 ..
             }
         );
+        // The cause's text is written only for whoever reads it.
+        let exit = |text: &dyn Fn() -> String| match normal {
+            true => ChildExit::Normal,
+            false => ChildExit::Failed { cause: text() },
+        };
         if let Some(standalone) = &mut self.standalone {
             // A solo decides by how the child ended, not by the text of
             // the cause: none is written for it (the pod keeps the cause).
-            let exit = match normal {
-                true => ChildExit::Normal,
-                false => ChildExit::Failed {
-                    cause: String::new(),
-                },
-            };
-            let verdict = standalone.solo.exited(&exit, Instant::now());
+            let verdict = standalone.solo.exited(&exit(&String::new), Instant::now());
             self.apply_verdict(verdict, ctx);
         } else if let Some(reporter) = &self.reporter {
-            reporter.exited(match normal {
-                true => ChildExit::Normal,
-                false => ChildExit::Failed {
-                    cause: cause.to_string(),
-                },
-            });
+            reporter.exited(exit(&|| cause.to_string()));
         }
     }
 

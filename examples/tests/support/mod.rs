@@ -117,20 +117,19 @@ pub(crate) fn alive(pid: u32) -> bool {
 
 /// Waits (bounded) for a process that was signalled to disappear.
 pub(crate) async fn gone(pid: u32) -> bool {
-    for _ in 0..500 {
-        if !alive(pid) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
+    within_5s(|| !alive(pid)).await
 }
 
 /// Waits (bounded) until `pid` is free: its process ended and was reaped
 /// (a zombie still holds its pid).
 pub(crate) async fn reaped(pid: u32) -> bool {
+    within_5s(|| stat(pid).is_none()).await
+}
+
+/// Whether `done` held within 5 s, looked at every 10 ms.
+async fn within_5s(done: impl Fn() -> bool) -> bool {
     for _ in 0..500 {
-        if stat(pid).is_none() {
+        if done() {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
