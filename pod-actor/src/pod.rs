@@ -100,7 +100,9 @@ pub struct Pod<R: Runtime> {
     registration: Option<Registration>,
     state: PodState,
     runtime: Option<RuntimeHandle<R>>,
-    reporter: Option<ChildReporter>,
+    /// Boxed, as the last failure: a standalone pod has neither, and a pod
+    /// is moved whole several times as actix starts it.
+    reporter: Option<Box<ChildReporter>>,
     generation: u64,
     spawned: u64,
     restarts: u64,
@@ -115,7 +117,7 @@ pub struct Pod<R: Runtime> {
     /// When the running generation became ready. Its wall-clock time is
     /// worked out when a status asks for it: a start reads the clock once.
     running_since: Option<Instant>,
-    last_failure: Option<FailureCause>,
+    last_failure: Option<Box<FailureCause>>,
     subscribers: Subscribers<Started>,
     event_subscribers: Subscribers<PodEvent>,
     waiters: Waiters,
@@ -517,7 +519,7 @@ impl<R: Runtime> Pod<R> {
             return;
         }
         self.set_state(PodState::Failing);
-        self.last_failure = Some(cause.clone());
+        self.last_failure = Some(Box::new(cause.clone()));
         self.suspend();
         let generation = self.generation;
         self.emit(PodEvent::Failed {
@@ -580,7 +582,10 @@ impl<R: Runtime> Pod<R> {
             self.end(PodError::Supervisor(e), ctx);
             return;
         }
-        let current = self.reporter.as_ref().map_or(0, ChildReporter::generation);
+        let current = self
+            .reporter
+            .as_deref()
+            .map_or(0, ChildReporter::generation);
         if msg.generation != current {
             return;
         }
@@ -638,8 +643,17 @@ impl<R: Runtime> Pod<R> {
         self.registration = None;
     }
 
+    /// Reports the generation the supervisor starts to it through
+    /// `reporter`, in the box of the last one when there was one.
+    fn report_to(&mut self, reporter: ChildReporter) {
+        match &mut self.reporter {
+            Some(current) => **current = reporter,
+            None => self.reporter = Some(Box::new(reporter)),
+        }
+    }
+
     fn no_restart_error(&self, why: NoRestart) -> PodError {
-        let cause = self.last_failure.clone();
+        let cause = self.last_failure.as_deref().cloned();
         match why {
             NoRestart::GaveUp { reason } => PodError::GaveUp { reason, cause },
             NoRestart::ShuttingDown => PodError::Supervisor(supervisor::Error::ShuttingDown),
@@ -1310,7 +1324,7 @@ impl<R: Runtime> Handler<StartChild> for Pod<R> {
         if matches!(self.state, PodState::Closing | PodState::Terminated) {
             return;
         }
-        self.reporter = Some(msg.reporter);
+        self.report_to(msg.reporter);
         self.spawn_generation(ctx);
     }
 }
@@ -1323,7 +1337,7 @@ impl<R: Runtime> Handler<RestartChild> for Pod<R> {
             return;
         }
         self.restarts += 1;
-        self.reporter = Some(msg.reporter);
+        self.report_to(msg.reporter);
         self.spawn_generation(ctx);
     }
 }

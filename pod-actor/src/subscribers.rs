@@ -6,7 +6,14 @@ use actix::{Message, Recipient, WeakRecipient};
 
 /// Recipients held weakly, each at most once, dropped once their actor is
 /// gone. Adding one costs `O(1)`, whatever the number already there.
-pub(crate) struct Subscribers<M: Message + Send>
+///
+/// One word until the first subscriber: most pods have none, and a pod is
+/// moved whole several times as actix starts it.
+pub(crate) struct Subscribers<M: Message + Send>(Option<Box<List<M>>>)
+where
+    M::Result: Send;
+
+struct List<M: Message + Send>
 where
     M::Result: Send,
 {
@@ -19,26 +26,32 @@ where
     M::Result: Send,
 {
     pub(crate) fn new() -> Self {
-        Subscribers {
-            list: Vec::new(),
-            known: HashSet::new(),
-        }
+        Subscribers(None)
     }
 
     /// Adds `recipient`; `false` when it was already there.
     pub(crate) fn add(&mut self, recipient: &Recipient<M>) -> bool {
         let key = identity(recipient);
-        if !self.known.insert(key) {
+        let subscribers = self.0.get_or_insert_with(|| {
+            Box::new(List {
+                list: Vec::new(),
+                known: HashSet::new(),
+            })
+        });
+        if !subscribers.known.insert(key) {
             return false;
         }
-        self.list.push((key, recipient.downgrade()));
+        subscribers.list.push((key, recipient.downgrade()));
         true
     }
 
     /// Sends `message` to every live subscriber, forgetting the dead ones.
     pub(crate) fn send(&mut self, message: &M) {
-        let known = &mut self.known;
-        self.list.retain(|(key, weak)| match weak.upgrade() {
+        let Some(subscribers) = &mut self.0 else {
+            return;
+        };
+        let known = &mut subscribers.known;
+        subscribers.list.retain(|(key, weak)| match weak.upgrade() {
             Some(subscriber) if subscriber.connected() => {
                 subscriber.do_send(message.clone());
                 true
@@ -56,9 +69,8 @@ where
     M::Result: Send,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscribers")
-            .field("len", &self.list.len())
-            .finish()
+        let len = self.0.as_ref().map_or(0, |s| s.list.len());
+        f.debug_struct("Subscribers").field("len", &len).finish()
     }
 }
 
