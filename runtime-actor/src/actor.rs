@@ -65,8 +65,9 @@ use crate::runtime::{Dispatch, Runtime, RuntimeFactory};
 /// was asked for, [`RequestError::Stopping`]; requests queued or in flight when
 /// the runtime fails, [`RequestError::Exited`] with the cause.
 pub struct RuntimeActor<R: Runtime> {
-    /// What `started` moves into the serve loop.
-    pending: Option<Launch<R>>,
+    /// What `started` moves into the serve loop, with the guard's signals
+    /// and fate.
+    pending: Option<Build<R>>,
     guard: DeathGuard,
     /// After the guard: when the actor goes, the guard records why before
     /// the requests still held here can be dropped.
@@ -240,6 +241,17 @@ pub(crate) struct Launch<R: Runtime> {
     pub(crate) lane: Option<Lane>,
 }
 
+/// What only the serve loop needs of a [`Launch`]: the rest the actor
+/// keeps, and the loop is given what it needs of that. The actor is moved
+/// whole several times as actix starts it; the less it holds, the less is
+/// copied.
+struct Build<R: Runtime> {
+    factory: RuntimeFactory<R>,
+    env: RuntimeEnv,
+    name: Arc<str>,
+    generation: u64,
+}
+
 /// What [`Runtime::dispatch`] gave for a request, with the answer of
 /// [`Runtime::handle`] when it asked for one: both run under one panic
 /// guard.
@@ -278,16 +290,29 @@ impl Drop for DeathGuard {
 
 impl<R: Runtime> RuntimeActor<R> {
     pub(crate) fn new(launch: Launch<R>) -> Self {
+        let Launch {
+            factory,
+            env,
+            name,
+            generation,
+            signals,
+            stop_timeout,
+            fate,
+            dedicated,
+            lane,
+        } = launch;
         let guard = DeathGuard {
-            signals: launch.signals.clone(),
-            fate: Arc::clone(&launch.fate),
+            signals,
+            fate,
             stop_requested: false,
         };
-        let dedicated = launch.dedicated;
-        let stop_timeout = launch.stop_timeout;
-        let lane = launch.lane;
         RuntimeActor {
-            pending: Some(launch),
+            pending: Some(Build {
+                factory,
+                env,
+                name,
+                generation,
+            }),
             guard,
             serving: Rc::new(Serving::new()),
             lane,
@@ -430,10 +455,10 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let Some(launch) = self.pending.take() else {
+        let Some(build) = self.pending.take() else {
             return;
         };
-        if let Some(cause) = launch.fate.get().cloned() {
+        if let Some(cause) = self.guard.fate.get().cloned() {
             // Failed before it could run (its arbiter could not be made):
             // the factory is never called.
             self.guard.signals.send(Signal::Failed { cause });
@@ -442,7 +467,12 @@ impl<R: Runtime> Actor for RuntimeActor<R> {
             return;
         }
         ctx.spawn(Serve {
-            served: panic::catch_async(serve(launch, Rc::clone(&self.serving))),
+            served: panic::catch_async(serve(
+                build,
+                self.guard.signals.clone(),
+                Arc::clone(&self.guard.fate),
+                Rc::clone(&self.serving),
+            )),
             armed: false,
         });
     }
@@ -631,18 +661,22 @@ where
 /// the actor has recorded how the loop ended. Only this loop borrows the
 /// answers in flight, for as long as it serves; the actor merely holds them.
 #[allow(clippy::await_holding_refcell_ref)]
-async fn serve<R: Runtime>(launch: Launch<R>, serving: Rc<Serving<R>>) -> Served {
+async fn serve<R: Runtime>(
+    build: Build<R>,
+    signals: Signals,
+    fate: Arc<Fate>,
+    serving: Rc<Serving<R>>,
+) -> Served {
     let phase = &serving.phase;
     let begun = Instant::now();
-    let signals = launch.signals.clone();
     let mut ctx = RuntimeContext::new(
-        launch.name,
-        launch.generation,
-        launch.env.clone(),
-        launch.signals,
-        FailureReporter::new(launch.fate),
+        build.name,
+        build.generation,
+        build.env.clone(),
+        signals.clone(),
+        FailureReporter::new(fate),
     );
-    let mut runtime = launch.factory.build(&launch.env);
+    let mut runtime = build.factory.build(&build.env);
     let setup = {
         let setup = std::pin::pin!(runtime.setup(&mut ctx));
         match future::select(setup, std::pin::pin!(serving.stop_asked())).await {
