@@ -26,7 +26,8 @@ pub(crate) struct Fate {
     /// recorded stands.
     cause: OnceLock<FailureCause>,
     /// The first failure reported from outside, until the actor takes it.
-    reported: Mutex<Option<FailureCause>>,
+    /// Boxed: most generations never have one, and every one holds a fate.
+    reported: Mutex<Option<Box<FailureCause>>>,
     /// Whether `reported` holds one: read on every poll of the actor's
     /// serve loop, where the lock would cost more.
     has_report: AtomicBool,
@@ -68,7 +69,7 @@ impl Fate {
             if reported.is_some() || self.has_report.load(Ordering::Acquire) {
                 return;
             }
-            *reported = Some(cause);
+            *reported = Some(Box::new(cause));
         }
         self.has_report.store(true, Ordering::Release);
         self.actor.wake();
@@ -113,6 +114,6 @@ impl Fate {
         if !self.has_report.load(Ordering::Acquire) {
             return None;
         }
-        lock(&self.reported).take()
+        lock(&self.reported).take().map(|cause| *cause)
     }
 }

@@ -307,7 +307,7 @@ impl<R: Runtime> RuntimeHandle<R> {
         let outcome = self.0.outcome.clone();
         async move {
             outcome
-                .wait_for(|o| o.ready.clone())
+                .ready()
                 .await
                 .unwrap_or(Err(RequestError::Exited { cause: None }))
         }
@@ -315,7 +315,7 @@ impl<R: Runtime> RuntimeHandle<R> {
 
     /// Whether the runtime has ended and its monitor reported `Exited`.
     pub fn has_exited(&self) -> bool {
-        self.0.outcome.peek(|o| o.exit.is_some())
+        self.0.outcome.has_exited()
     }
 
     /// Sends a request to the runtime and resolves with its answer.
@@ -449,7 +449,7 @@ impl<R: Runtime> RuntimeHandle<R> {
             // Already ended (a failed runtime usually is by the time its
             // owner hears of it): no stop to send, no timer to arm, and no
             // time taken.
-            let ended = exit.peek(|o| o.exit.clone());
+            let ended = exit.exit();
             if let Some(cause) = ended {
                 return StopReport {
                     forced: false,
@@ -468,7 +468,7 @@ impl<R: Runtime> RuntimeHandle<R> {
                 yield_once().await;
             }
             let mut forced = false;
-            let mut ended = match exit.peek(|o| o.exit.clone()) {
+            let mut ended = match exit.exit() {
                 Some(cause) => Some(cause),
                 None => time::timeout(timeout, wait_exit(exit)).await.ok(),
             };
@@ -526,5 +526,5 @@ async fn yield_once() {
 async fn wait_exit(exit: &Await) -> Option<FailureCause> {
     // None: the monitor is gone with its arbiter, nothing will report any
     // more.
-    exit.wait_for(|o| o.exit.clone()).await.flatten()
+    exit.exited().await.flatten()
 }

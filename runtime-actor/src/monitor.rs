@@ -46,16 +46,28 @@ impl Watcher {
     }
 }
 
-/// What a generation's handles wait for: its readiness (or why it never
-/// came), then its exit.
+/// What a generation's handles wait for: its readiness, then its exit.
+///
+/// Neither holds a failure: the only one they could tell is the one
+/// recorded in the generation's [`Fate`], before its report hears of it
+/// (the first recorded stands, and a stop records none). Read from there,
+/// it is neither copied nor kept twice.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
-    pub(crate) ready: Option<Result<Duration, RequestError>>,
-    /// The exit, with its failure if it failed.
-    pub(crate) exit: Option<Option<FailureCause>>,
+    ready: Option<Readiness>,
+    exited: bool,
     /// Its report is gone (with the arbiter of its monitor): nothing more
     /// will be settled.
     closed: bool,
+}
+
+/// Whether a generation became ready, once that is decided.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Readiness {
+    /// Ready after its setup took this long.
+    After(Duration),
+    /// Failed or stopped first.
+    Never,
 }
 
 /// A generation's outcome, settled by its report and awaited by its
@@ -88,6 +100,41 @@ impl Await {
     pub(crate) fn fate(&self) -> &Arc<Fate> {
         &self.0
     }
+
+    /// The failure that kept the generation from being ready, or that
+    /// ended it: `None` when it was stopped.
+    fn cause(&self) -> Option<FailureCause> {
+        self.0.get().cloned()
+    }
+
+    /// Whether it became ready, and how long its setup took: once that is
+    /// decided (`None` when its report went away first).
+    pub(crate) async fn ready(&self) -> Option<Result<Duration, RequestError>> {
+        let readiness = self.wait_for(|o| o.ready).await?;
+        Some(match readiness {
+            Readiness::After(setup) => Ok(setup),
+            Readiness::Never => Err(RequestError::Exited {
+                cause: self.cause(),
+            }),
+        })
+    }
+
+    /// Its exit, with its failure if it failed, once it has exited.
+    pub(crate) fn exit(&self) -> Option<Option<FailureCause>> {
+        self.peek(|o| o.exited).then(|| self.cause())
+    }
+
+    /// Whether it has exited.
+    pub(crate) fn has_exited(&self) -> bool {
+        self.peek(|o| o.exited)
+    }
+
+    /// Waits for its exit, with its failure if it failed (`None` when its
+    /// report went away first).
+    pub(crate) async fn exited(&self) -> Option<Option<FailureCause>> {
+        self.wait_for(|o| o.exited.then_some(())).await?;
+        Some(self.cause())
+    }
 }
 
 /// The two sides of `fate`'s outcome, nothing settled yet.
@@ -117,16 +164,13 @@ impl Drop for Settle {
 
 impl Await {
     /// Reads the outcome as it is now.
-    pub(crate) fn peek<T>(&self, read: impl FnOnce(&Outcome) -> T) -> T {
+    fn peek<T>(&self, read: impl FnOnce(&Outcome) -> T) -> T {
         read(&lock(&self.0.outcome.state))
     }
 
     /// Waits until `read` finds what it looks for; `None` when the report
     /// went away without settling it.
-    pub(crate) async fn wait_for<T>(
-        &self,
-        mut read: impl FnMut(&Outcome) -> Option<T>,
-    ) -> Option<T> {
+    async fn wait_for<T>(&self, mut read: impl FnMut(&Outcome) -> Option<T>) -> Option<T> {
         loop {
             // Registered before the outcome is read, so that a change
             // between the read and the wait is not missed.
@@ -229,7 +273,7 @@ impl Report {
 
     /// Settles the outcome [`RuntimeHandle::ready`](crate::RuntimeHandle::ready)
     /// waits for, once.
-    fn settle(&self, outcome: Result<Duration, RequestError>) {
+    fn settle(&self, outcome: Readiness) {
         self.outcome.modify(|o| {
             let unset = o.ready.is_none();
             if unset {
@@ -266,7 +310,7 @@ impl Report {
             Signal::Ready { setup, pid } => {
                 self.deadline = None;
                 if !self.failed {
-                    self.settle(Ok(setup));
+                    self.settle(Readiness::After(setup));
                     self.tell(RuntimeEvent::Ready {
                         generation,
                         setup,
@@ -292,9 +336,7 @@ impl Report {
 
     fn fail(&mut self, cause: FailureCause) {
         self.failed = true;
-        self.settle(Err(RequestError::Exited {
-            cause: Some(cause.clone()),
-        }));
+        self.settle(Readiness::Never);
         self.tell(RuntimeEvent::Failed {
             generation: self.generation,
             cause,
@@ -326,16 +368,14 @@ impl Report {
                 cause: cause.clone(),
             });
         }
-        self.settle(Err(RequestError::Exited {
-            cause: cause.clone(),
-        }));
+        self.settle(Readiness::Never);
     }
 
     /// The generation is over (its thread joined, when it had one): the
     /// handles and the watcher hear of it, and the watcher is let go.
     fn ended(&mut self, cause: Option<FailureCause>) {
         self.outcome.modify(|o| {
-            o.exit = Some(cause.clone());
+            o.exited = true;
             true
         });
         self.tell(RuntimeEvent::Exited {
