@@ -48,14 +48,16 @@ impl Watcher {
 
 /// What a generation's handles wait for: its readiness, then its exit.
 ///
-/// Neither holds a failure: the only one they could tell is the one
-/// recorded in the generation's [`Fate`], before its report hears of it
-/// (the first recorded stands, and a stop records none). Read from there,
-/// it is neither copied nor kept twice.
+/// Neither holds a failure, only whether there was one: the failure is the
+/// one recorded in the generation's [`Fate`] before its report heard of it
+/// (the first recorded stands). Read from there, it is neither copied nor
+/// kept twice. A stop records none; a failure recorded after the report
+/// settled a stop (a start deadline passing as the stopped runtime ends)
+/// does not turn the stop into that failure.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
     ready: Option<Readiness>,
-    exited: bool,
+    exit: Option<Ended>,
     /// Its report is gone (with the arbiter of its monitor): nothing more
     /// will be settled.
     closed: bool,
@@ -67,7 +69,25 @@ pub(crate) enum Readiness {
     /// Ready after its setup took this long.
     After(Duration),
     /// Failed or stopped first.
-    Never,
+    Never(Ended),
+}
+
+/// How a generation ended (or ended before it was ready).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Stopped: no failure.
+    Stopped,
+    /// With the failure its fate holds.
+    Failed,
+}
+
+impl Ended {
+    fn of(cause: &Option<FailureCause>) -> Self {
+        match cause {
+            Some(_) => Ended::Failed,
+            None => Ended::Stopped,
+        }
+    }
 }
 
 /// A generation's outcome, settled by its report and awaited by its
@@ -103,8 +123,11 @@ impl Await {
 
     /// The failure that kept the generation from being ready, or that
     /// ended it: `None` when it was stopped.
-    fn cause(&self) -> Option<FailureCause> {
-        self.0.get().cloned()
+    fn cause(&self, ended: Ended) -> Option<FailureCause> {
+        match ended {
+            Ended::Stopped => None,
+            Ended::Failed => self.0.get().cloned(),
+        }
     }
 
     /// Whether it became ready, and how long its setup took: once that is
@@ -113,27 +136,27 @@ impl Await {
         let readiness = self.wait_for(|o| o.ready).await?;
         Some(match readiness {
             Readiness::After(setup) => Ok(setup),
-            Readiness::Never => Err(RequestError::Exited {
-                cause: self.cause(),
+            Readiness::Never(ended) => Err(RequestError::Exited {
+                cause: self.cause(ended),
             }),
         })
     }
 
     /// Its exit, with its failure if it failed, once it has exited.
     pub(crate) fn exit(&self) -> Option<Option<FailureCause>> {
-        self.peek(|o| o.exited).then(|| self.cause())
+        self.peek(|o| o.exit).map(|ended| self.cause(ended))
     }
 
     /// Whether it has exited.
     pub(crate) fn has_exited(&self) -> bool {
-        self.peek(|o| o.exited)
+        self.peek(|o| o.exit.is_some())
     }
 
     /// Waits for its exit, with its failure if it failed (`None` when its
     /// report went away first).
     pub(crate) async fn exited(&self) -> Option<Option<FailureCause>> {
-        self.wait_for(|o| o.exited.then_some(())).await?;
-        Some(self.cause())
+        let ended = self.wait_for(|o| o.exit).await?;
+        Some(self.cause(ended))
     }
 }
 
@@ -336,7 +359,7 @@ impl Report {
 
     fn fail(&mut self, cause: FailureCause) {
         self.failed = true;
-        self.settle(Readiness::Never);
+        self.settle(Readiness::Never(Ended::Failed));
         self.tell(RuntimeEvent::Failed {
             generation: self.generation,
             cause,
@@ -368,14 +391,14 @@ impl Report {
                 cause: cause.clone(),
             });
         }
-        self.settle(Readiness::Never);
+        self.settle(Readiness::Never(Ended::of(cause)));
     }
 
     /// The generation is over (its thread joined, when it had one): the
     /// handles and the watcher hear of it, and the watcher is let go.
     fn ended(&mut self, cause: Option<FailureCause>) {
         self.outcome.modify(|o| {
-            o.exited = true;
+            o.exit = Some(Ended::of(&cause));
             true
         });
         self.tell(RuntimeEvent::Exited {
@@ -460,5 +483,72 @@ async fn join_off_thread(arbiter: Arbiter) {
         Err(e) => {
             tracing::warn!(error = %e, "could not spawn a thread to join a runtime's arbiter")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report whose generation has a start deadline (one that passed
+    /// already, as the first `time_out` then finds).
+    fn report() -> (Report, Await) {
+        let fate = Arc::new(Fate::default());
+        let (settle, outcome) = super::outcome(&fate);
+        let report = Report::new(None, 0, Some(Duration::ZERO), settle);
+        (report, outcome)
+    }
+
+    /// The monitor's start deadline can pass while a runtime that was
+    /// stopped during setup is ending: its actor saw no failure and says
+    /// so, then the deadline records `TimedOut` before the monitor reads
+    /// that. The stop stays a stop; only the readiness says why it never
+    /// came.
+    #[tokio::test]
+    async fn a_deadline_passing_as_a_stopped_runtime_ends_leaves_the_exit_a_stop() {
+        let (mut report, outcome) = report();
+        report.time_out();
+        report.on(Signal::Exited { cause: None });
+        assert_eq!(outcome.exit().map(|cause| cause.is_some()), Some(false));
+        assert!(matches!(
+            outcome.ready().await,
+            Some(Err(RequestError::Exited {
+                cause: Some(FailureCause::TimedOut { .. })
+            }))
+        ));
+        assert!(outcome.exited().await.is_some_and(|cause| cause.is_none()));
+    }
+
+    /// A generation that failed reads its failure back from its fate, in
+    /// the readiness and in the exit alike.
+    #[tokio::test]
+    async fn a_failure_is_read_back_from_the_fate() {
+        let (mut report, outcome) = report();
+        let cause = FailureCause::Lost;
+        let _ = outcome.fate().set(cause.clone());
+        report.on(Signal::Failed { cause });
+        assert!(outcome.exit().is_none());
+        report.on(Signal::Exited {
+            cause: outcome.fate().get().cloned(),
+        });
+        assert!(matches!(outcome.exit(), Some(Some(FailureCause::Lost))));
+        assert!(matches!(
+            outcome.ready().await,
+            Some(Err(RequestError::Exited {
+                cause: Some(FailureCause::Lost)
+            }))
+        ));
+    }
+
+    /// A generation stopped before it was ready has no failure to tell.
+    #[tokio::test]
+    async fn a_stop_before_ready_has_no_cause() {
+        let (mut report, outcome) = report();
+        report.on(Signal::Exited { cause: None });
+        assert!(matches!(
+            outcome.ready().await,
+            Some(Err(RequestError::Exited { cause: None }))
+        ));
+        assert!(matches!(outcome.exit(), Some(None)));
     }
 }
