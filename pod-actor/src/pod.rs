@@ -100,8 +100,9 @@ pub struct Pod<R: Runtime> {
     registration: Option<Registration>,
     state: PodState,
     runtime: Option<RuntimeHandle<R>>,
-    /// Boxed, as the last failure: a standalone pod has neither, and a pod
-    /// is moved whole several times as actix starts it.
+    /// Boxed, as the last failure: a standalone pod never has a reporter,
+    /// a pod that never failed has no last failure, and a pod is moved
+    /// whole several times as actix starts it.
     reporter: Option<Box<ChildReporter>>,
     generation: u64,
     spawned: u64,
