@@ -65,7 +65,7 @@ pub(crate) struct Outcome {
 
 /// Whether a generation became ready, once that is decided.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Readiness {
+enum Readiness {
     /// Ready after its setup took this long.
     After(Duration),
     /// Failed or stopped first.
@@ -74,7 +74,7 @@ pub(crate) enum Readiness {
 
 /// How a generation ended (or ended before it was ready).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ended {
+enum Ended {
     /// Stopped: no failure.
     Stopped,
     /// With the failure its fate holds.
