@@ -133,6 +133,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod answer;
 mod any;
 mod config;
 mod error;
@@ -150,6 +151,7 @@ pub mod deployment;
 pub mod kubernetes;
 pub mod typed;
 
+pub use crate::answer::Answer;
 pub use crate::any::AnyPod;
 pub use crate::config::{
     BackoffConfig, ChannelConfig, ConfigError, ConfigFormat, HealthConfig, NotifyAccessKind,

@@ -1,10 +1,9 @@
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, MessageResult, ResponseActFuture,
-    ResponseFuture, Running, WrapFuture,
+    Running, WrapFuture,
 };
 use futures::channel::oneshot;
 use metrics::Histogram;
@@ -20,6 +19,7 @@ use supervisor::{
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::answer::{Answer, Waiters};
 use crate::config::{PlacementKind, PodConfig, RuntimeSpec};
 use crate::error::{CallError, PodError};
 use crate::messages::{
@@ -121,7 +121,7 @@ pub struct Pod<R: Runtime> {
     last_failure: Option<Box<FailureCause>>,
     subscribers: Subscribers<Started>,
     event_subscribers: Subscribers<PodEvent>,
-    waiters: Waiters,
+    waiters: Waiters<Result<Started, PodError>>,
     /// Boxed, and made at the first close: a running pod stays small.
     ending: Option<Box<Ending>>,
     health: Health,
@@ -133,9 +133,9 @@ pub struct Pod<R: Runtime> {
 struct Ending {
     terminal: Option<PodError>,
     close_report: Option<CloseReport>,
-    closers: Vec<oneshot::Sender<CloseReport>>,
+    closers: Waiters<CloseReport>,
     stop_replies: Vec<oneshot::Sender<ChildStopped>>,
-    joiners: Vec<oneshot::Sender<Result<(), PodError>>>,
+    joiners: Waiters<Result<(), PodError>>,
 }
 
 /// How a pod without a supervisor restarts its runtime.
@@ -465,9 +465,7 @@ impl<R: Runtime> Pod<R> {
             standalone.solo.ready(now);
         }
         self.subscribers.send(&started);
-        for waiter in self.waiters.take() {
-            let _ = waiter.send(Ok(started.clone()));
-        }
+        self.waiters.answer(Ok(started.clone()));
         // Told as an event, then kept as the current start: no copy for it.
         let event = PodEvent::Started(started);
         self.tell(&event);
@@ -709,9 +707,7 @@ impl<R: Runtime> Pod<R> {
     fn begin_close(&mut self, timeout: Option<Duration>, ctx: &mut Context<Self>) {
         self.set_state(PodState::Closing);
         self.suspend();
-        for waiter in self.waiters.take() {
-            let _ = waiter.send(Err(PodError::Closed));
-        }
+        self.waiters.answer(Err(PodError::Closed));
         self.leave();
         match self.live_runtime() {
             Some(runtime) => self.stop_then_terminate(runtime, timeout, None, ctx),
@@ -731,33 +727,22 @@ impl<R: Runtime> Pod<R> {
         self.reporter = None;
         let terminal = error.clone().unwrap_or(PodError::Closed);
         self.ending().terminal = Some(terminal.clone());
-        for waiter in self.waiters.take() {
-            let _ = waiter.send(Err(terminal.clone()));
-        }
+        self.waiters.answer(Err(terminal));
         let ending = self.ending();
         let report = ending
             .close_report
             .get_or_insert_with(CloseReport::graceful_now)
             .clone();
-        let (closers, stop_replies, joiners) = (
-            std::mem::take(&mut ending.closers),
-            std::mem::take(&mut ending.stop_replies),
-            std::mem::take(&mut ending.joiners),
-        );
-        for closer in closers {
-            let _ = closer.send(report.clone());
-        }
+        ending.closers.answer(report.clone());
         let stopped = if report.forced {
             ChildStopped::Forced
         } else {
             ChildStopped::Gracefully
         };
-        for reply in stop_replies {
+        for reply in std::mem::take(&mut ending.stop_replies) {
             let _ = reply.send(stopped);
         }
-        for joiner in joiners {
-            let _ = joiner.send(error.clone().map_or(Ok(()), Err));
-        }
+        ending.joiners.answer(error.clone().map_or(Ok(()), Err));
         self.emit(PodEvent::Terminated { error });
     }
 
@@ -894,90 +879,6 @@ impl<R: Runtime> Pod<R> {
     }
 }
 
-/// Who waits for the start's outcome: the askers' own reply channels,
-/// answered by the pod when the start is decided, with no task in between.
-/// Shared with [`StartAnswer`], which files each asker's channel; made for
-/// the first asker who has to wait.
-#[derive(Debug, Default)]
-struct Waiters(Option<Arc<WaitList>>);
-
-/// The askers' reply channels, locked only to file or take them: never
-/// poisoned by a panic of ours, and a poisoned list is still a list.
-type WaitList = Mutex<Vec<Waiter>>;
-
-/// One asker's reply channel.
-type Waiter = OneshotSender<Result<Started, PodError>>;
-
-impl Waiters {
-    /// The list, shared with an answer that files its asker later.
-    fn share(&mut self) -> Arc<WaitList> {
-        Arc::clone(self.0.get_or_insert_with(Arc::default))
-    }
-
-    fn take(&self) -> Vec<Waiter> {
-        match &self.0 {
-            Some(list) => std::mem::take(&mut *lock(list)),
-            None => Vec::new(),
-        }
-    }
-}
-
-fn lock(list: &WaitList) -> MutexGuard<'_, Vec<Waiter>> {
-    list.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Files `waiter`, forgetting askers who stopped waiting: a start that takes
-/// long keeps no channel of an ask that timed out.
-fn file(list: &WaitList, waiter: Waiter) {
-    let mut waiters = lock(list);
-    waiters.retain(|w| !w.is_closed());
-    waiters.push(waiter);
-}
-
-/// The answer to [`WaitStartSuccess`] and [`StartAndWait`]: given at once
-/// when the start is decided (or refused), or else the asker's reply channel
-/// joins the pod's waiters.
-pub struct StartAnswer(Answer);
-
-#[derive(Debug)]
-enum Answer {
-    Now(Result<Started, PodError>),
-    Later(Arc<WaitList>),
-}
-
-impl StartAnswer {
-    fn give(self, tx: Option<OneshotSender<Result<Started, PodError>>>) {
-        // Nobody asked for the answer (do_send): nothing to file.
-        let Some(tx) = tx else {
-            return;
-        };
-        match self.0 {
-            Answer::Now(answer) => {
-                let _ = tx.send(answer);
-            }
-            Answer::Later(list) => file(&list, tx),
-        }
-    }
-}
-
-impl<R: Runtime> MessageResponse<Pod<R>, WaitStartSuccess> for StartAnswer {
-    fn handle(self, _: &mut Context<Pod<R>>, tx: Option<OneshotSender<Result<Started, PodError>>>) {
-        self.give(tx);
-    }
-}
-
-impl<R: Runtime> MessageResponse<Pod<R>, StartAndWait> for StartAnswer {
-    fn handle(self, _: &mut Context<Pod<R>>, tx: Option<OneshotSender<Result<Started, PodError>>>) {
-        self.give(tx);
-    }
-}
-
-impl std::fmt::Debug for StartAnswer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("StartAnswer").field(&self.0).finish()
-    }
-}
-
 impl<R: Runtime> std::fmt::Debug for Pod<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pod")
@@ -1007,7 +908,7 @@ impl<R: Runtime> Handler<StartAndWait> for Pod<R> {
 
     fn handle(&mut self, _: StartAndWait, ctx: &mut Context<Self>) -> Self::Result {
         if let Err(e) = self.handle(Start, ctx) {
-            return StartAnswer(Answer::Now(Err(e)));
+            return Answer::now(Err(e));
         }
         self.handle(WaitStartSuccess, ctx)
     }
@@ -1023,9 +924,9 @@ impl<R: Runtime> Handler<WaitStartSuccess> for Pod<R> {
             (PodState::Running, Some(started), _) => Ok(started.clone()),
             (PodState::Terminated, _, Some(terminal)) => Err(terminal.clone()),
             (PodState::Closing | PodState::Terminated, _, _) => Err(PodError::Closed),
-            _ => return StartAnswer(Answer::Later(self.waiters.share())),
+            _ => return self.waiters.later(),
         };
-        StartAnswer(Answer::Now(now))
+        Answer::now(now)
     }
 }
 
@@ -1099,6 +1000,10 @@ pub(crate) struct TakenCall<R: Runtime> {
     req: R::Request,
     timed: Option<(Histogram, Instant)>,
 }
+
+/// The answer to [`WaitStartSuccess`] and [`StartAndWait`]: given at once
+/// when the start is decided (or refused), or else when it is.
+pub type StartAnswer = Answer<Result<Started, PodError>>;
 
 /// The answer to a [`Call`] (or a typed call): the request is queued with
 /// the runtime as the message is handled, so that a `Close` right behind it
@@ -1226,7 +1131,7 @@ impl<R: Runtime> Handler<GetRole> for Pod<R> {
 }
 
 impl<R: Runtime> Handler<Close> for Pod<R> {
-    type Result = ResponseFuture<CloseReport>;
+    type Result = Answer<CloseReport>;
 
     fn handle(&mut self, close: Close, ctx: &mut Context<Self>) -> Self::Result {
         match self.state {
@@ -1239,30 +1144,21 @@ impl<R: Runtime> Handler<Close> for Pod<R> {
                 .close_report()
                 .cloned()
                 .unwrap_or_else(CloseReport::graceful_now);
-            return Box::pin(async move { report });
+            return Answer::now(report);
         }
-        let (tx, rx) = oneshot::channel();
-        self.ending().closers.push(tx);
-        Box::pin(async move { rx.await.unwrap_or_else(|_| CloseReport::reply_lost()) })
+        self.ending().closers.later()
     }
 }
 
 impl<R: Runtime> Handler<Join> for Pod<R> {
-    type Result = ResponseFuture<Result<(), PodError>>;
+    type Result = Answer<Result<(), PodError>>;
 
     fn handle(&mut self, _: Join, _: &mut Context<Self>) -> Self::Result {
         match (self.state, self.terminal()) {
-            (PodState::Idle, _) => Box::pin(async { Err(PodError::NotStarted) }),
-            (PodState::Terminated, Some(PodError::Closed) | None) => Box::pin(async { Ok(()) }),
-            (PodState::Terminated, Some(e)) => {
-                let e = e.clone();
-                Box::pin(async move { Err(e) })
-            }
-            _ => {
-                let (tx, rx) = oneshot::channel();
-                self.ending().joiners.push(tx);
-                Box::pin(async move { rx.await.unwrap_or(Err(PodError::ArbiterStopped)) })
-            }
+            (PodState::Idle, _) => Answer::now(Err(PodError::NotStarted)),
+            (PodState::Terminated, Some(PodError::Closed) | None) => Answer::now(Ok(())),
+            (PodState::Terminated, Some(e)) => Answer::now(Err(e.clone())),
+            _ => self.ending().joiners.later(),
         }
     }
 }
@@ -1451,21 +1347,6 @@ mod tests {
                 Pod::new(config, RuntimeFactory::new(|_| Idle)).runtime_placement()
             }
         }
-    }
-
-    #[test]
-    fn waiters_forget_askers_who_stopped_waiting() {
-        let mut waiters = Waiters::default();
-        assert!(waiters.take().is_empty());
-        let list = waiters.share();
-        let (gone, asker) = tokio::sync::oneshot::channel();
-        drop(asker);
-        file(&list, gone);
-        let (waiting, _asker) = tokio::sync::oneshot::channel();
-        file(&list, waiting);
-        let filed = waiters.take();
-        assert_eq!(filed.len(), 1);
-        assert!(!filed[0].is_closed());
     }
 
     #[actix::test]

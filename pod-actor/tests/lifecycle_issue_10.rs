@@ -279,7 +279,7 @@ async fn a_runtime_arbiter_stopped_under_the_pod_ends_it_forced_without_a_restar
 }
 
 #[actix::test]
-async fn a_pod_whose_arbiter_stops_mid_close_tells_its_subscribers() {
+async fn a_pod_whose_arbiter_stops_mid_close_answers_everyone_and_tells_its_subscribers() {
     let arbiter = Arbiter::new();
     let script = Script::new(Setup::Ok);
     let mut config = config("mid-close");
@@ -296,13 +296,21 @@ async fn a_pod_whose_arbiter_stops_mid_close_tells_its_subscribers() {
     let close = pod.send(Close {
         timeout: Some(Duration::from_secs(30)),
     });
+    let join = pod.send(Join);
     let stop = async {
         tokio::time::sleep(Duration::from_millis(50)).await;
         arbiter.stop();
     };
-    // The reply went down with the arbiter; the close does not hang.
-    let (closed, ()) = tokio::join!(close, stop);
-    assert!(closed.is_err(), "{closed:?}");
+    // Neither hangs: the pod, dropped with its arbiter, answers both as it
+    // goes, and says why the close was not graceful.
+    let (closed, joined, ()) = tokio::join!(close, join, stop);
+    let report = closed.expect("the close is answered");
+    assert!(report.forced, "{report:?}");
+    assert_eq!(report.forced_by, Some(ForcedBy::ArbiterStopped));
+    assert!(
+        matches!(joined, Ok(Err(PodError::ArbiterStopped))),
+        "{joined:?}"
+    );
     loop {
         match events.next().await {
             PodEvent::Terminated { error } => {
