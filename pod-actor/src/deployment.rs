@@ -73,6 +73,9 @@ mod file;
 
 pub use file::{DeploymentConfig, DeploymentsConfig};
 
+use std::sync::Arc;
+
+use actix::dev::{MessageResponse, OneshotSender};
 use actix::{
     Actor, ActorFutureExt, Addr, Context, Handler, Message, Recipient, ResponseActFuture,
     WrapFuture,
@@ -82,8 +85,9 @@ use runtime_actor::{catch_outside, FailureCause, Runtime};
 use serde::{Deserialize, Serialize};
 use supervisor::{Shutdown, StartOrder, Supervisor, SupervisorStatus};
 
+use crate::pod::{Routed, Then};
 use crate::{
-    Call, CallError, Close, CloseReport, GetStatus, Pod, PodConfig, PodError, PodEvent, PodStatus,
+    CallError, Close, CloseReport, GetStatus, Pod, PodConfig, PodError, PodEvent, PodStatus,
     StartAndWait, Started, SubscribeEvents,
 };
 
@@ -97,7 +101,7 @@ pub struct Deployment<R: Runtime> {
     template: PodConfig,
     build: PodBuilder<R>,
     supervisor: Option<Addr<Supervisor>>,
-    pods: Vec<Replica<R>>,
+    pods: Replicas<R>,
     next_index: usize,
     cursor: usize,
     phase: Phase,
@@ -109,6 +113,64 @@ struct Replica<R: Runtime> {
     pod: Addr<Pod<R>>,
     /// Kept here because pods hold event subscribers weakly.
     _tagger: Option<Addr<Tagger>>,
+}
+
+/// The replicas, in the order they were added, and the list requests are
+/// routed over: shared by the requests in flight, and made again only after
+/// the replicas change.
+struct Replicas<R: Runtime> {
+    list: Vec<Replica<R>>,
+    routes: Option<Arc<[Addr<Pod<R>>]>>,
+}
+
+impl<R: Runtime> Replicas<R> {
+    fn new() -> Self {
+        Replicas {
+            list: Vec::new(),
+            routes: None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, Replica<R>> {
+        self.list.iter()
+    }
+
+    fn extend(&mut self, added: impl IntoIterator<Item = Replica<R>>) {
+        self.list.extend(added);
+        self.routes = None;
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&Replica<R>) -> bool) {
+        self.list.retain(keep);
+        self.routes = None;
+    }
+
+    fn split_off(&mut self, at: usize) -> Vec<Replica<R>> {
+        self.routes = None;
+        self.list.split_off(at)
+    }
+
+    fn take(&mut self) -> Vec<Replica<R>> {
+        self.routes = None;
+        std::mem::take(&mut self.list)
+    }
+
+    /// The pods to route over, as they are now.
+    fn routes(&mut self) -> Arc<[Addr<Pod<R>>]> {
+        let list = &self.list;
+        let routes = self
+            .routes
+            .get_or_insert_with(|| list.iter().map(|replica| replica.pod.clone()).collect());
+        Arc::clone(routes)
+    }
 }
 
 impl<R: Runtime> Clone for Replica<R> {
@@ -323,7 +385,7 @@ impl<R: Runtime> Deployment<R> {
             template,
             build: Box::new(build),
             supervisor: None,
-            pods: Vec::new(),
+            pods: Replicas::new(),
             next_index: 0,
             cursor: 0,
             phase: Phase::Idle,
@@ -491,63 +553,179 @@ impl<R: Runtime> Handler<StartDeployment> for Deployment<R> {
     }
 }
 
+impl<R: Runtime> Deployment<R> {
+    /// The answer to a request routed from here: the next replica in turn
+    /// gets it first.
+    pub(crate) fn route<T>(
+        &mut self,
+        req: R::Request,
+        map: fn(Result<R::Response, CallError>) -> Result<T, CallError>,
+    ) -> RouteAnswer<R, T> {
+        let first = self.cursor;
+        self.cursor = self.cursor.wrapping_add(1);
+        RouteAnswer {
+            pods: self.pods.routes(),
+            first,
+            req,
+            map,
+        }
+    }
+}
+
 impl<R: Runtime> Handler<Route<R>> for Deployment<R>
 where
     R::Request: Clone,
 {
-    type Result = ResponseActFuture<Self, Result<R::Response, CallError>>;
+    type Result = RouteAnswer<R, R::Response>;
 
     fn handle(&mut self, Route(req): Route<R>, _: &mut Context<Self>) -> Self::Result {
-        let count = self.pods.len();
-        let start = self.cursor % count.max(1);
-        self.cursor = self.cursor.wrapping_add(1);
-        let order: Vec<_> = (0..count)
-            .map(|i| self.pods[(start + i) % count].pod.clone())
-            .collect();
-        // The request's `Clone` and `Drop` are the program's code, and run
-        // here, in the deployment's context: each is guarded, so that a
-        // panic in them answers this request (or, in `Drop`, is logged) and
-        // leaves the deployment, and every replica it holds, serving.
-        let route = async move {
-            let routed = async {
-                let mut last = CallError::NotReady;
-                let mut retried = false;
-                for pod in order {
-                    let copy = catch_outside(|| req.clone()).map_err(routing_panicked)?;
-                    match pod.send(Call::<R>(copy)).await {
-                        Ok(Ok(answer)) => return Ok(answer),
-                        Ok(Err(CallError::RuntimeExited { cause })) => {
-                            // A panic or an error may have been this request's
-                            // doing: retry it once only, so a poison request
-                            // cannot take every replica down. A kill, a failed
-                            // health check or a timeout was not its doing.
-                            let maybe_poison = matches!(
-                                cause,
-                                None | Some(FailureCause::Panicked { .. } | FailureCause::Error(_))
-                            );
-                            if maybe_poison && retried {
-                                return Err(CallError::RuntimeExited { cause });
-                            }
-                            retried |= maybe_poison;
-                            last = CallError::RuntimeExited { cause };
-                        }
-                        // Not seen by that replica: the next may take it.
-                        Ok(Err(
-                            e @ (CallError::NotReady | CallError::Closed | CallError::Busy { .. }),
-                        )) => last = e,
-                        Ok(Err(e)) => return Err(e),
-                        Err(_) => last = CallError::Closed,
-                    }
+        self.route(req, |answer| answer)
+    }
+}
+
+/// The answer to a [`Route`] (or a typed route): the request goes to one
+/// replica, and on to the next when that one cannot serve it, each replica's
+/// answer handed straight to the next step, the last step's to the caller.
+/// No task and no future sit in between; past the first replica, the
+/// deployment itself takes no part.
+pub struct RouteAnswer<R: Runtime, T> {
+    pods: Arc<[Addr<Pod<R>>]>,
+    first: usize,
+    req: R::Request,
+    /// From the runtime's answer to the message's (a typed route decodes).
+    map: fn(Result<R::Response, CallError>) -> Result<T, CallError>,
+}
+
+impl<R, M, T> MessageResponse<Deployment<R>, M> for RouteAnswer<R, T>
+where
+    R: Runtime,
+    R::Request: Clone,
+    M: Message<Result = Result<T, CallError>>,
+    T: Send + 'static,
+{
+    fn handle(
+        self,
+        _: &mut Context<Deployment<R>>,
+        tx: Option<OneshotSender<Result<T, CallError>>>,
+    ) {
+        let RouteAnswer {
+            pods,
+            first,
+            req,
+            map,
+        } = self;
+        Router {
+            left: pods.len(),
+            next: first,
+            pods,
+            retried: false,
+            last: CallError::NotReady,
+            req,
+            tx,
+            map,
+        }
+        .try_next();
+    }
+}
+
+impl<R: Runtime, T> fmt::Debug for RouteAnswer<R, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteAnswer")
+            .field("replicas", &self.pods.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One routed request on its way: the replicas it may still try, and where
+/// its answer goes.
+struct Router<R: Runtime, T> {
+    pods: Arc<[Addr<Pod<R>>]>,
+    /// The next replica to try (modulo their number), and how many are
+    /// left to try.
+    next: usize,
+    left: usize,
+    /// Whether a replica already ended under this request.
+    retried: bool,
+    /// Why the replicas tried so far did not answer.
+    last: CallError,
+    req: R::Request,
+    tx: Option<OneshotSender<Result<T, CallError>>>,
+    map: fn(Result<R::Response, CallError>) -> Result<T, CallError>,
+}
+
+impl<R, T> Router<R, T>
+where
+    R: Runtime,
+    R::Request: Clone,
+    T: Send + 'static,
+{
+    /// Sends a copy of the request to the next replica that is still there,
+    /// or answers with why none could take it.
+    fn try_next(mut self) {
+        let pods = Arc::clone(&self.pods);
+        while self.left > 0 {
+            self.left -= 1;
+            let pod = &pods[self.next % pods.len()];
+            self.next = self.next.wrapping_add(1);
+            if !pod.connected() {
+                self.last = CallError::Closed;
+                continue;
+            }
+            // The request's `Clone` and `Drop` are the program's code, and
+            // run wherever the routing is (here, or where a replica
+            // answered): each is guarded, so that a panic in them answers
+            // this request (or, in `Drop`, is logged) and leaves every
+            // replica serving.
+            let copy = match catch_outside(|| self.req.clone()) {
+                Ok(copy) => copy,
+                Err(panic) => return self.finish(Err(routing_panicked(panic))),
+            };
+            pod.do_send(Routed {
+                req: copy,
+                then: Then::new(move |answer| self.on_answer(answer)),
+            });
+            return;
+        }
+        let last = std::mem::replace(&mut self.last, CallError::NotReady);
+        self.finish(Err(last));
+    }
+
+    fn on_answer(mut self, answer: Result<R::Response, CallError>) {
+        match answer {
+            Err(CallError::RuntimeExited { cause }) => {
+                // A panic or an error may have been this request's doing:
+                // retry it once only, so a poison request cannot take every
+                // replica down. A kill, a failed health check or a timeout
+                // was not its doing.
+                let maybe_poison = matches!(
+                    cause,
+                    None | Some(FailureCause::Panicked { .. } | FailureCause::Error(_))
+                );
+                if maybe_poison && self.retried {
+                    return self.finish(Err(CallError::RuntimeExited { cause }));
                 }
-                Err(last)
+                self.retried |= maybe_poison;
+                self.last = CallError::RuntimeExited { cause };
+                self.try_next();
             }
-            .await;
-            if let Err(panic) = catch_outside(move || drop(req)) {
-                tracing::error!(%panic, "dropping a routed request panicked; its answer stands");
+            // Not seen by that replica: the next may take it.
+            Err(e @ (CallError::NotReady | CallError::Closed | CallError::Busy { .. })) => {
+                self.last = e;
+                self.try_next();
             }
-            routed
-        };
-        Box::pin(route.into_actor(self))
+            answer => self.finish(answer),
+        }
+    }
+
+    fn finish(self, answer: Result<R::Response, CallError>) {
+        let Router { req, tx, map, .. } = self;
+        if let Err(panic) = catch_outside(move || drop(req)) {
+            tracing::error!(%panic, "dropping a routed request panicked; its answer stands");
+        }
+        let answer = map(answer);
+        if let Some(tx) = tx {
+            let _ = tx.send(answer);
+        }
     }
 }
 
@@ -637,7 +815,7 @@ impl<R: Runtime> Handler<CloseDeployment> for Deployment<R> {
 
     fn handle(&mut self, _: CloseDeployment, _: &mut Context<Self>) -> Self::Result {
         self.phase = Phase::Closed;
-        let pods = std::mem::take(&mut self.pods);
+        let pods = self.pods.take();
         let supervisor = self.supervisor.take();
         let close = async move {
             let mut reports = Vec::with_capacity(pods.len());

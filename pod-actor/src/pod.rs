@@ -963,6 +963,7 @@ impl<R: Runtime> Handler<SubscribeEvents> for Pod<R> {
 
 impl<R: Runtime> Pod<R> {
     /// Takes a call, or refuses it at once when the pod does not serve.
+    #[inline]
     pub(crate) fn take_call(
         &mut self,
         req: R::Request,
@@ -1033,11 +1034,7 @@ where
     T: Send + 'static,
 {
     fn handle(self, _: &mut Context<Pod<R>>, tx: Option<OneshotSender<Result<T, CallError>>>) {
-        let TakenCall {
-            runtime,
-            req,
-            timed,
-        } = match self.call {
+        let call = match self.call {
             Ok(call) => call,
             Err(refusal) => {
                 if let Some(tx) = tx {
@@ -1048,17 +1045,87 @@ where
         };
         let map = self.map;
         // Queued even when nobody waits for the answer (do_send).
-        runtime.call_with(req, move |answer| {
+        call.queue(move |answer| {
+            if let Some(tx) = tx {
+                let _ = tx.send(map(answer));
+            }
+        });
+    }
+}
+
+impl<R: Runtime> TakenCall<R> {
+    /// Queues the call with the runtime; its answer goes to `answer`, where
+    /// the runtime gives it.
+    fn queue(self, answer: impl FnOnce(Result<R::Response, CallError>) + Send + 'static) {
+        let TakenCall {
+            runtime,
+            req,
+            timed,
+        } = self;
+        runtime.call_with(req, move |given| {
             let took = timed.map(|(histogram, begun)| (histogram, begun.elapsed()));
             // The caller first: a recorder that panics cannot cost it its
             // answer.
-            if let Some(tx) = tx {
-                let _ = tx.send(map(answer.map_err(call_error)));
-            }
+            answer(given.map_err(call_error));
             if let Some((histogram, took)) = took {
                 histogram.record(took.as_secs_f64());
             }
         });
+    }
+}
+
+/// A request a deployment routes to this pod: its answer, or the pod's
+/// refusal, goes to `then`, which takes it on to the caller or to the next
+/// replica.
+pub(crate) struct Routed<R: Runtime> {
+    pub(crate) req: R::Request,
+    pub(crate) then: Then<R::Response>,
+}
+
+impl<R: Runtime> actix::Message for Routed<R> {
+    type Result = ();
+}
+
+impl<R: Runtime> Handler<Routed<R>> for Pod<R> {
+    type Result = ();
+
+    fn handle(&mut self, Routed { req, then }: Routed<R>, ctx: &mut Context<Self>) {
+        match self.take_call(req, ctx) {
+            Ok(call) => call.queue(move |answer| then.give(answer)),
+            Err(refusal) => then.give(Err(refusal)),
+        }
+    }
+}
+
+/// Where one routed request's answer goes, given exactly once: by the pod
+/// that took or refused the request, or, when no pod read it (its mailbox
+/// closed with the request in it), [`CallError::Closed`] as it is dropped.
+pub(crate) struct Then<T>(Option<NextStep<T>>);
+
+/// What a routed request's answer goes through next.
+type NextStep<T> = Box<dyn FnOnce(Result<T, CallError>) + Send>;
+
+impl<T> Then<T> {
+    pub(crate) fn new(then: impl FnOnce(Result<T, CallError>) + Send + 'static) -> Self {
+        Then(Some(Box::new(then)))
+    }
+
+    pub(crate) fn give(mut self, answer: Result<T, CallError>) {
+        if let Some(then) = self.0.take() {
+            then(answer);
+        }
+    }
+}
+
+impl<T> Drop for Then<T> {
+    fn drop(&mut self) {
+        let Some(then) = self.0.take() else {
+            return;
+        };
+        // Dropped by actix's mailbox, which is no place for a panic.
+        if let Err(panic) = runtime_actor::catch_outside(move || then(Err(CallError::Closed))) {
+            tracing::error!(%panic, "routing a request no replica read panicked");
+        }
     }
 }
 
@@ -1347,6 +1414,20 @@ mod tests {
                 Pod::new(config, RuntimeFactory::new(|_| Idle)).runtime_placement()
             }
         }
+    }
+
+    #[test]
+    fn a_routed_request_no_pod_read_is_answered_closed_and_once() {
+        let (tx, answers) = std::sync::mpsc::channel();
+        drop(Then::<u32>::new(move |answer| tx.send(answer).unwrap()));
+        assert!(matches!(answers.try_recv(), Ok(Err(CallError::Closed))));
+        let (tx, answers) = std::sync::mpsc::channel();
+        Then::<u32>::new(move |answer| tx.send(answer).unwrap()).give(Ok(3));
+        assert!(matches!(answers.try_recv(), Ok(Ok(3))));
+        assert!(
+            answers.try_recv().is_err(),
+            "given once, not again by its drop"
+        );
     }
 
     #[actix::test]

@@ -35,7 +35,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use actix::{ActorFutureExt, Context, Handler, Message, ResponseActFuture};
+use actix::{Context, Handler, Message};
 /// The bytes a [`Codec`] encodes into (`bytes::Bytes`, re-exported so
 /// that a codec needs no dependency of its own).
 pub use bytes::Bytes;
@@ -43,7 +43,7 @@ use runtime_actor::{ProcessRequest, ProcessResponse, ProcessRuntime};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::deployment::{Deployment, Route};
+use crate::deployment::{Deployment, RouteAnswer};
 use crate::error::CallError;
 use crate::pod::{CallAnswer, Pod};
 
@@ -213,7 +213,7 @@ impl<Resp, C> fmt::Debug for TypedCall<Resp, C> {
 }
 
 /// A typed request for a deployment of process replicas, encoded once when
-/// it is made and routed as [`Route`] is (retried by the same rules).
+/// it is made and routed as [`Route`](crate::deployment::Route) is (retried by the same rules).
 pub struct TypedRoute<Resp, C = Json>(Encoded<Resp, C>);
 
 impl<Resp, C: Codec> TypedRoute<Resp, C> {
@@ -268,17 +268,22 @@ where
     Resp: DeserializeOwned + Send + 'static,
     C: Codec,
 {
-    type Result = ResponseActFuture<Self, Result<Resp, CallError>>;
+    type Result = RouteAnswer<ProcessRuntime, Resp>;
 
-    fn handle(&mut self, msg: TypedRoute<Resp, C>, ctx: &mut Context<Self>) -> Self::Result {
-        let route = Route(ProcessRequest::Call(msg.0.payload));
-        let routed = <Self as Handler<Route<ProcessRuntime>>>::handle(self, route, ctx);
-        // The answer's `Deserialize` is the program's code, and runs here, in
-        // the deployment's context: a panic in it answers this request and
-        // leaves the deployment serving.
-        Box::pin(routed.map(|answer, _, _| {
-            runtime_actor::catch_outside(|| decode::<Resp, C>(answer))
-                .unwrap_or_else(|panic| Err(crate::deployment::routing_panicked(panic)))
-        }))
+    fn handle(&mut self, msg: TypedRoute<Resp, C>, _: &mut Context<Self>) -> Self::Result {
+        self.route(
+            ProcessRequest::Call(msg.0.payload),
+            decode_routed::<Resp, C>,
+        )
     }
+}
+
+/// The routed child's answer, decoded. The answer's `Deserialize` is the
+/// program's code, and runs where the routing ends: a panic in it answers
+/// this request and leaves every replica serving.
+fn decode_routed<Resp: DeserializeOwned, C: Codec>(
+    answer: Result<ProcessResponse, CallError>,
+) -> Result<Resp, CallError> {
+    runtime_actor::catch_outside(|| decode::<Resp, C>(answer))
+        .unwrap_or_else(|panic| Err(crate::deployment::routing_panicked(panic)))
 }

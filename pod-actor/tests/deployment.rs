@@ -9,7 +9,7 @@ use pod_actor::deployment::{
     CloseDeployment, Deployment, DeploymentError, GetDeploymentStatus, GetReplicas, Route, Scale,
     StartDeployment,
 };
-use pod_actor::{Call, PlacementKind, Pod, PodConfig, PodError, PodState, RuntimeSpec};
+use pod_actor::{Call, Close, PlacementKind, Pod, PodConfig, PodError, PodState, RuntimeSpec};
 use runtime_actor::{Runtime, RuntimeContext, RuntimeError, RuntimeFactory};
 
 /// What the replicas of one test did.
@@ -23,6 +23,8 @@ struct Log {
 enum Req {
     Echo(u32),
     Panic,
+    /// Which replica answers: the N of its name's `rep-N`.
+    Index,
 }
 
 struct Replica {
@@ -54,6 +56,12 @@ impl Runtime for Replica {
                 Ok(n)
             }
             Req::Panic => panic!("replica {} lost its GPU", self.name),
+            Req::Index => self
+                .name
+                .rsplit('-')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| RuntimeError::new(format!("no index in {}", self.name))),
         }
     }
 
@@ -242,6 +250,50 @@ async fn scale_up_waits_for_new_replicas_and_scale_down_closes_the_newest_first(
             n
         );
     }
+}
+
+/// Which replicas answer `n` routed requests, in the order they answer.
+async fn route_indexes(deployment: &Addr<Deployment<Replica>>, n: usize) -> Vec<u32> {
+    let mut answered = Vec::with_capacity(n);
+    for _ in 0..n {
+        let index = deployment.send(Route::<Replica>(Req::Index)).await.unwrap();
+        answered.push(index.unwrap());
+    }
+    answered
+}
+
+#[actix::test]
+async fn routes_follow_the_replicas_as_they_change() {
+    tokio::time::pause();
+    let (deployment, _log) = deployment(2, None);
+    deployment.send(StartDeployment).await.unwrap().unwrap();
+    assert_eq!(route_indexes(&deployment, 4).await, [0, 1, 0, 1]);
+    deployment
+        .send(Scale { replicas: 3 })
+        .await
+        .unwrap()
+        .unwrap();
+    let mut after_up = route_indexes(&deployment, 3).await;
+    after_up.sort_unstable();
+    assert_eq!(after_up, [0, 1, 2], "the new replica takes its turn");
+    deployment
+        .send(Scale { replicas: 1 })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(route_indexes(&deployment, 3).await, [0, 0, 0]);
+}
+
+#[actix::test]
+async fn a_request_for_a_replica_closed_under_the_deployment_goes_to_the_next() {
+    tokio::time::pause();
+    let (deployment, _log) = deployment(2, None);
+    deployment.send(StartDeployment).await.unwrap().unwrap();
+    let replicas = deployment.send(GetReplicas::new()).await.unwrap();
+    // Closed behind the deployment's back: it still lists the replica.
+    let report = replicas[0].1.send(Close::default()).await.unwrap();
+    assert!(report.graceful(), "{report:?}");
+    assert_eq!(route_indexes(&deployment, 4).await, [1, 1, 1, 1]);
 }
 
 #[actix::test]

@@ -293,6 +293,7 @@ impl<R: Runtime> RuntimeHandle<R> {
     /// Known as the failure happens, on the runtime's thread: before its
     /// [`RuntimeEvent::Failed`](crate::RuntimeEvent::Failed) reaches the
     /// watcher, and before the request that caused it is answered.
+    #[inline]
     pub fn failure(&self) -> Option<FailureCause> {
         self.0.outcome.fate().get().cloned()
     }

@@ -194,6 +194,7 @@ impl<F: Future> Future for Caught<F> {
 /// # Errors
 ///
 /// The panic's message, when `code` panicked.
+#[inline]
 pub fn catch_outside<T>(code: impl FnOnce() -> T) -> Result<T, String> {
     let outside = depth();
     set_depth(0);

@@ -76,6 +76,7 @@ impl<T> Reply<T> {
         (reply, answered)
     }
 
+    #[inline]
     pub(crate) fn callback(
         answer: impl FnOnce(Result<T, RequestError>) + Send + 'static,
         fate: Arc<Fate>,

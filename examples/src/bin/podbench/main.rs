@@ -367,6 +367,104 @@ async fn deployment_start(replicas: usize) -> Duration {
     took
 }
 
+/// How many replicas the routing rows' deployment has.
+const ROUTED_REPLICAS: usize = 8;
+
+/// Requests routed by a deployment of [`ROUTED_REPLICAS`] replicas on this
+/// arbiter, against the same calls sent by the caller to its pods in turn.
+async fn route_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
+    use pod_actor::deployment::{CloseDeployment, Deployment, GetReplicas, Route, StartDeployment};
+    let build = |config: PodConfig| {
+        Ok::<_, pod_actor::PodError>(Pod::new(config, RuntimeFactory::new(|_| Echo)))
+    };
+    let deployment = Deployment::new(
+        "echo",
+        ROUTED_REPLICAS,
+        config(PlacementKind::Shared),
+        build,
+    )
+    .start();
+    deployment.send(StartDeployment).await.unwrap().unwrap();
+    let pods: Vec<Addr<Pod<Echo>>> = deployment
+        .send(GetReplicas::new())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, pod)| pod)
+        .collect();
+    let turn = std::cell::Cell::new(0_usize);
+    let next_pod = || {
+        let pod = pods[turn.get() % pods.len()].clone();
+        turn.set(turn.get() + 1);
+        pod
+    };
+    let (ours, baseline) = paired(
+        n / 10,
+        n,
+        || {
+            let deployment = deployment.clone();
+            timed(async move {
+                deployment.send(Route::<Echo>(1)).await.unwrap().unwrap();
+            })
+        },
+        || {
+            let pod = next_pod();
+            timed(async move {
+                pod.send(Call::<Echo>(1)).await.unwrap().unwrap();
+            })
+        },
+    )
+    .await;
+    percentile_rows(
+        rows,
+        [
+            "Route through a deployment of 8 replicas, p50",
+            "Route through a deployment of 8 replicas, p99",
+        ],
+        (&ours, &baseline),
+        "Call to its pods in turn, by the caller",
+        "(reference)",
+    );
+    // `pipelined` requests at once, answers per second.
+    let (ours, baseline) = paired(
+        1,
+        10,
+        || {
+            let deployment = deployment.clone();
+            timed(async move {
+                let routes: Vec<_> = (0..pipelined)
+                    .map(|i| deployment.send(Route::<Echo>(i as u64)))
+                    .collect();
+                for answer in futures::future::join_all(routes).await {
+                    answer.unwrap().unwrap();
+                }
+            })
+        },
+        || {
+            let pods = pods.clone();
+            timed(async move {
+                let calls: Vec<_> = (0..pipelined)
+                    .map(|i| pods[i % pods.len()].send(Call::<Echo>(i as u64)))
+                    .collect();
+                for answer in futures::future::join_all(calls).await {
+                    answer.unwrap().unwrap();
+                }
+            })
+        },
+    )
+    .await;
+    let rate = |d: Duration| pipelined as f64 / d.as_secs_f64();
+    rows.push(Row {
+        figure: "Routes through a deployment of 8 replicas, pipelined, per second",
+        unit: "routes/s",
+        ours: rate(median(ours)),
+        baseline_name: "the same Calls to its pods in turn, by the caller",
+        baseline: rate(median(baseline)),
+        aim: "(reference)",
+    });
+    deployment.send(CloseDeployment).await.unwrap();
+}
+
 // ===== the rows =====
 
 async fn deployment_rows(n: usize, rows: &mut Vec<Row>) {
@@ -1564,7 +1662,10 @@ async fn run(group: &str, quick: bool, run_index: u32) -> Vec<Row> {
         "process" => process_rows(process_n, &mut rows).await,
         "spawn" => spawn_rows(process_n, run_index, &mut rows).await,
         "channel" => channel_rows(n * 5, pipelined, &mut rows).await,
-        "deployment" => deployment_rows(if quick { 3 } else { 10 }, &mut rows).await,
+        "deployment" => {
+            deployment_rows(if quick { 3 } else { 10 }, &mut rows).await;
+            route_rows(n * 10, pipelined, &mut rows).await;
+        }
         "many" => many_rows(run_index, &mut rows).await,
         "fanout" => fanout_rows(10_000, fanout_n, &mut rows).await,
         "threads" => threads_rows(run_index, &mut rows).await,
