@@ -82,13 +82,17 @@ fn lock<T>(list: &WaitList<T>) -> MutexGuard<'_, Filed<T>> {
 }
 
 /// Files `waiter`, forgetting askers who stopped waiting: an answer that
-/// takes long keeps no channel of an ask that timed out.
+/// takes long keeps no channel of an ask that timed out. The others are
+/// swept only when their list is full, so that filing stays cheap however
+/// many wait.
 fn file<T>(list: &WaitList<T>, waiter: Waiter<T>) {
     let mut filed = lock(list);
     if filed.first.as_ref().is_some_and(OneshotSender::is_closed) {
         filed.first = None;
     }
-    filed.rest.retain(|w| !w.is_closed());
+    if filed.rest.len() == filed.rest.capacity() {
+        filed.rest.retain(|w| !w.is_closed());
+    }
     match filed.first {
         None => filed.first = Some(waiter),
         Some(_) => filed.rest.push(waiter),

@@ -280,6 +280,13 @@ pub struct StartDeployment;
 
 /// A request for one replica, chosen round-robin among those that are ready.
 ///
+/// The request goes from replica to replica without a task or a future of
+/// the deployment's: each replica hands its answer (or its refusal) on
+/// where its runtime gives it. So the request's `Clone` (for the next
+/// replica) and `Drop` (once answered) run there too, on the runtime's
+/// thread for a replica on a dedicated arbiter; both are guarded, and
+/// should be quick.
+///
 /// A replica that is not ready, or busy ([`CallError::Busy`]: its request
 /// channel is full), is skipped. A request whose replica ended
 /// before answering is retried on the next replica, so requests should be
@@ -680,10 +687,10 @@ where
                 Ok(copy) => copy,
                 Err(panic) => return self.finish(Err(routing_panicked(panic))),
             };
-            pod.do_send(Routed {
-                req: copy,
-                then: Then::new(move |answer| self.on_answer(answer)),
-            });
+            pod.do_send(Routed::new(
+                copy,
+                Then::new(move |answer| self.on_answer(answer)),
+            ));
             return;
         }
         let last = std::mem::replace(&mut self.last, CallError::NotReady);

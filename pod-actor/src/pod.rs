@@ -728,6 +728,10 @@ impl<R: Runtime> Pod<R> {
         let terminal = error.clone().unwrap_or(PodError::Closed);
         self.ending().terminal = Some(terminal.clone());
         self.waiters.answer(Err(terminal));
+        let joined = error.clone().map_or(Ok(()), Err);
+        // Told before those who close or join hear: whoever's close or join
+        // returns finds the event sent to every subscriber already.
+        self.emit(PodEvent::Terminated { error });
         let ending = self.ending();
         let report = ending
             .close_report
@@ -742,8 +746,7 @@ impl<R: Runtime> Pod<R> {
         for reply in std::mem::take(&mut ending.stop_replies) {
             let _ = reply.send(stopped);
         }
-        ending.joiners.answer(error.clone().map_or(Ok(()), Err));
-        self.emit(PodEvent::Terminated { error });
+        ending.joiners.answer(joined);
     }
 
     // ===== health =====
@@ -1078,18 +1081,43 @@ impl<R: Runtime> TakenCall<R> {
 /// refusal, goes to `then`, which takes it on to the caller or to the next
 /// replica.
 pub(crate) struct Routed<R: Runtime> {
-    pub(crate) req: R::Request,
-    pub(crate) then: Then<R::Response>,
+    /// Taken by the pod; dropped unread otherwise (see `Drop`).
+    req: Option<R::Request>,
+    then: Option<Then<R::Response>>,
+}
+
+impl<R: Runtime> Routed<R> {
+    pub(crate) fn new(req: R::Request, then: Then<R::Response>) -> Self {
+        Routed {
+            req: Some(req),
+            then: Some(then),
+        }
+    }
 }
 
 impl<R: Runtime> actix::Message for Routed<R> {
     type Result = ();
 }
 
+impl<R: Runtime> Drop for Routed<R> {
+    /// Dropped unread (by actix's mailbox as it closes, or by a send that
+    /// found it closed), where a panic has no place: the request's `Drop`
+    /// is the program's code, and is guarded; then the answer goes on.
+    fn drop(&mut self) {
+        if let Some(req) = self.req.take() {
+            drop_refused(req);
+        }
+        drop(self.then.take());
+    }
+}
+
 impl<R: Runtime> Handler<Routed<R>> for Pod<R> {
     type Result = ();
 
-    fn handle(&mut self, Routed { req, then }: Routed<R>, ctx: &mut Context<Self>) {
+    fn handle(&mut self, mut routed: Routed<R>, ctx: &mut Context<Self>) {
+        let (Some(req), Some(then)) = (routed.req.take(), routed.then.take()) else {
+            return;
+        };
         match self.take_call(req, ctx) {
             Ok(call) => call.queue(move |answer| then.give(answer)),
             Err(refusal) => then.give(Err(refusal)),
@@ -1414,6 +1442,40 @@ mod tests {
                 Pod::new(config, RuntimeFactory::new(|_| Idle)).runtime_placement()
             }
         }
+    }
+
+    /// A request whose `Drop` panics.
+    struct Bomb;
+
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("the request's drop panicked");
+        }
+    }
+
+    struct Touchy;
+
+    impl Runtime for Touchy {
+        type Request = Bomb;
+        type Response = ();
+
+        async fn setup(&mut self, _: &mut RuntimeContext) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+
+        async fn handle(&mut self, _: Bomb) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+    }
+
+    /// Dropped unread (by a mailbox closing under it): the request's
+    /// panicking `Drop` is contained, and the answer still goes on.
+    #[test]
+    fn a_routed_request_dropped_unread_contains_its_drop_and_answers() {
+        let (tx, answers) = std::sync::mpsc::channel();
+        let routed = Routed::<Touchy>::new(Bomb, Then::new(move |answer| tx.send(answer).unwrap()));
+        drop(routed);
+        assert!(matches!(answers.try_recv(), Ok(Err(CallError::Closed))));
     }
 
     #[test]

@@ -213,7 +213,9 @@ impl<Resp, C> fmt::Debug for TypedCall<Resp, C> {
 }
 
 /// A typed request for a deployment of process replicas, encoded once when
-/// it is made and routed as [`Route`](crate::deployment::Route) is (retried by the same rules).
+/// it is made and routed as [`Route`](crate::deployment::Route) is (retried
+/// by the same rules). Its answer is decoded where the routing ends: where
+/// the replica that answered gives its answer.
 pub struct TypedRoute<Resp, C = Json>(Encoded<Resp, C>);
 
 impl<Resp, C: Codec> TypedRoute<Resp, C> {

@@ -327,6 +327,34 @@ async fn a_pod_whose_arbiter_stops_mid_close_answers_everyone_and_tells_its_subs
     eventually(|| script.live() == 0).await;
 }
 
+/// The `Terminated` event is out before the close returns, as it was when
+/// a task relayed the close's answer. The closer is a task, as a service's
+/// code is, beside the probe on the same thread: woken by the event before
+/// the closer is woken by its answer, the probe has forwarded it.
+#[actix::test]
+async fn a_close_returns_with_the_terminated_event_out() {
+    let script = Script::new(Setup::Ok);
+    let pod = pod(config("told-first"), &script);
+    let mut events = subscribe_events(&pod).await;
+    pod.send(Start).await.unwrap().unwrap();
+    pod.send(WaitStartSuccess).await.unwrap().unwrap();
+    let seen = actix::spawn(async move {
+        let report = pod.send(Close::default()).await.unwrap();
+        assert!(report.graceful(), "{report:?}");
+        let mut seen = Vec::new();
+        while let Some(event) = events.try_next() {
+            seen.push(event);
+        }
+        seen
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(seen.last(), Some(PodEvent::Terminated { error: None })),
+        "{seen:?}"
+    );
+}
+
 #[test]
 fn a_close_whose_reply_is_lost_is_reported_forced() {
     let script = Script::new(Setup::Ok);
