@@ -263,6 +263,23 @@ fn percentile_rows(
     }
 }
 
+/// Times `count` requests made at once by `send` (given each one's
+/// number), until every one is answered.
+async fn all_answered<S, F, T, E>(count: usize, send: S) -> Duration
+where
+    S: Fn(usize) -> F,
+    F: std::future::Future<Output = Result<Result<T, E>, actix::MailboxError>>,
+    E: std::fmt::Debug,
+{
+    timed(async move {
+        let sent: Vec<_> = (0..count).map(send).collect();
+        for answer in futures::future::join_all(sent).await {
+            answer.unwrap().unwrap();
+        }
+    })
+    .await
+}
+
 /// Times one future.
 async fn timed(work: impl std::future::Future<Output = ()>) -> Duration {
     let begun = Instant::now();
@@ -431,24 +448,12 @@ async fn route_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
         10,
         || {
             let deployment = deployment.clone();
-            timed(async move {
-                let routes: Vec<_> = (0..pipelined)
-                    .map(|i| deployment.send(Route::<Echo>(i as u64)))
-                    .collect();
-                for answer in futures::future::join_all(routes).await {
-                    answer.unwrap().unwrap();
-                }
-            })
+            all_answered(pipelined, move |i| deployment.send(Route::<Echo>(i as u64)))
         },
         || {
             let pods = pods.clone();
-            timed(async move {
-                let calls: Vec<_> = (0..pipelined)
-                    .map(|i| pods[i % pods.len()].send(Call::<Echo>(i as u64)))
-                    .collect();
-                for answer in futures::future::join_all(calls).await {
-                    answer.unwrap().unwrap();
-                }
+            all_answered(pipelined, move |i| {
+                pods[i % pods.len()].send(Call::<Echo>(i as u64))
             })
         },
     )
@@ -703,24 +708,12 @@ async fn call_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
         10,
         || {
             let pod = pod.clone();
-            timed(async move {
-                let calls: Vec<_> = (0..pipelined)
-                    .map(|i| pod.send(Call::<Echo>(i as u64)))
-                    .collect();
-                for answer in futures::future::join_all(calls).await {
-                    answer.unwrap().unwrap();
-                }
-            })
+            all_answered(pipelined, move |i| pod.send(Call::<Echo>(i as u64)))
         },
         || {
             let direct = direct.clone();
-            timed(async move {
-                let calls: Vec<_> = (0..pipelined)
-                    .map(|i| direct.send(runtime_actor::Request(i as u64)))
-                    .collect();
-                for answer in futures::future::join_all(calls).await {
-                    answer.unwrap().unwrap();
-                }
+            all_answered(pipelined, move |i| {
+                direct.send(runtime_actor::Request(i as u64))
             })
         },
     )
