@@ -25,6 +25,11 @@ enum Req {
     Panic,
     /// Which replica answers: the N of its name's `rep-N`.
     Index,
+    /// Replica N stops the arbiter its runtime runs on and never answers;
+    /// any other answers its index.
+    StopArbiterOn(u32),
+    /// Never answered.
+    Hold,
 }
 
 struct Replica {
@@ -32,6 +37,17 @@ struct Replica {
     name: String,
     fail_setup: bool,
     up: bool,
+}
+
+impl Replica {
+    /// The N of its name's `rep-N`.
+    fn index(&self) -> Result<u32, RuntimeError> {
+        self.name
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| RuntimeError::new(format!("no index in {}", self.name)))
+    }
 }
 
 impl Runtime for Replica {
@@ -56,12 +72,16 @@ impl Runtime for Replica {
                 Ok(n)
             }
             Req::Panic => panic!("replica {} lost its GPU", self.name),
-            Req::Index => self
-                .name
-                .rsplit('-')
-                .next()
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| RuntimeError::new(format!("no index in {}", self.name))),
+            Req::Index => self.index(),
+            Req::Hold => std::future::pending().await,
+            Req::StopArbiterOn(n) => {
+                let index = self.index()?;
+                if index == n {
+                    actix::Arbiter::current().stop();
+                    std::future::pending::<()>().await;
+                }
+                Ok(index)
+            }
         }
     }
 
@@ -294,6 +314,76 @@ async fn a_request_for_a_replica_closed_under_the_deployment_goes_to_the_next() 
     let report = replicas[0].1.send(Close::default()).await.unwrap();
     assert!(report.graceful(), "{report:?}");
     assert_eq!(route_indexes(&deployment, 4).await, [1, 1, 1, 1]);
+}
+
+/// A replica whose runtime's arbiter stops under a request answers it
+/// from the drop of the request's reply, on that arbiter's thread as it
+/// goes; the request goes on from there to the next replica (an arbiter
+/// stopped is not the request's doing).
+#[actix::test]
+async fn a_request_whose_replica_loses_its_arbiter_is_answered_by_the_next() {
+    let log = Arc::new(Log::default());
+    let shared = Arc::clone(&log);
+    let build = move |config: PodConfig| {
+        let log = Arc::clone(&shared);
+        let factory = RuntimeFactory::new(move |_| Replica {
+            log: Arc::clone(&log),
+            name: String::new(),
+            fail_setup: false,
+            up: false,
+        });
+        Ok::<_, PodError>(Pod::new(config, factory))
+    };
+    let mut template = template();
+    template.placement = PlacementKind::Dedicated;
+    let deployment = Deployment::new("encoder", 2, template, build).start();
+    deployment.send(StartDeployment).await.unwrap().unwrap();
+    let answer = deployment
+        .send(Route::<Replica>(Req::StopArbiterOn(0)))
+        .await
+        .unwrap();
+    assert_eq!(answer.unwrap(), 1);
+    let closed = deployment.send(CloseDeployment).await.unwrap();
+    assert_eq!(closed.len(), 2, "{closed:?}");
+}
+
+/// Requests in flight when the System their deployment runs in stops are
+/// all answered: their callers, in another System, do not hang.
+#[test]
+fn requests_in_flight_when_the_deployment_s_system_stops_are_all_answered() {
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let owner = std::thread::spawn(move || {
+        let system = actix::System::new();
+        system.block_on(async move {
+            let (deployment, _log) = deployment(2, None);
+            deployment.send(StartDeployment).await.unwrap().unwrap();
+            ready_tx
+                .send((deployment, actix::System::current()))
+                .unwrap();
+        });
+        system.run().unwrap();
+    });
+    let (deployment, owner_system) = ready.recv().unwrap();
+    actix::System::new().block_on(async move {
+        let held: Vec<_> = (0..8)
+            .map(|_| deployment.send(Route::<Replica>(Req::Hold)))
+            .collect();
+        // Give the requests time to reach their replicas (not needed for
+        // the answers: any that did not are answered all the same).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        owner_system.stop();
+        let answers =
+            tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(held))
+                .await
+                .expect("every request in flight is answered");
+        for answer in answers {
+            assert!(
+                !matches!(answer, Ok(Ok(_))),
+                "a held request cannot succeed: {answer:?}"
+            );
+        }
+    });
+    owner.join().unwrap();
 }
 
 #[actix::test]
