@@ -121,6 +121,15 @@ fn deployment_failing(
     replicas: usize,
     fails: impl Fn(&str) -> bool + 'static,
 ) -> (Addr<Deployment<Replica>>, Arc<Log>) {
+    deployment_of(template(), replicas, fails)
+}
+
+/// The same, from `template`.
+fn deployment_of(
+    template: PodConfig,
+    replicas: usize,
+    fails: impl Fn(&str) -> bool + 'static,
+) -> (Addr<Deployment<Replica>>, Arc<Log>) {
     let log = Arc::new(Log::default());
     let shared = Arc::clone(&log);
     let build = move |config: PodConfig| {
@@ -135,7 +144,7 @@ fn deployment_failing(
         Ok::<_, PodError>(Pod::new(config, factory))
     };
     (
-        Deployment::new("encoder", replicas, template(), build).start(),
+        Deployment::new("encoder", replicas, template, build).start(),
         log,
     )
 }
@@ -322,21 +331,9 @@ async fn a_request_for_a_replica_closed_under_the_deployment_goes_to_the_next() 
 /// stopped is not the request's doing).
 #[actix::test]
 async fn a_request_whose_replica_loses_its_arbiter_is_answered_by_the_next() {
-    let log = Arc::new(Log::default());
-    let shared = Arc::clone(&log);
-    let build = move |config: PodConfig| {
-        let log = Arc::clone(&shared);
-        let factory = RuntimeFactory::new(move |_| Replica {
-            log: Arc::clone(&log),
-            name: String::new(),
-            fail_setup: false,
-            up: false,
-        });
-        Ok::<_, PodError>(Pod::new(config, factory))
-    };
     let mut template = template();
     template.placement = PlacementKind::Dedicated;
-    let deployment = Deployment::new("encoder", 2, template, build).start();
+    let (deployment, _log) = deployment_of(template, 2, |_| false);
     deployment.send(StartDeployment).await.unwrap().unwrap();
     let answer = deployment
         .send(Route::<Replica>(Req::StopArbiterOn(0)))
