@@ -54,9 +54,10 @@ impl<T> Waiters<T> {
         Answer(Given::Later(Arc::clone(list)))
     }
 
-    /// Answers everyone filed so far with `answer` (the last one gets it,
-    /// the others copies); later askers are filed anew.
-    pub(crate) fn answer(&self, answer: T)
+    /// Answers everyone filed so far with the answer `make` makes (the last
+    /// one gets it, the others copies; made only when someone waits); later
+    /// askers are filed anew.
+    pub(crate) fn answer(&self, make: impl FnOnce() -> T)
     where
         T: Clone,
     {
@@ -69,6 +70,7 @@ impl<T> Waiters<T> {
         let Some(mut waiter) = waiters.next() else {
             return;
         };
+        let answer = make();
         for next in waiters {
             let _ = waiter.send(answer.clone());
             waiter = next;
@@ -178,13 +180,13 @@ mod tests {
         let (b, mut b_rx) = oneshot::channel();
         waiters.later().give(Some(a));
         waiters.later().give(Some(b));
-        waiters.answer(7);
+        waiters.answer(|| 7);
         assert_eq!(a_rx.try_recv(), Ok(7));
         assert_eq!(b_rx.try_recv(), Ok(7));
         let (c, mut c_rx) = oneshot::channel();
         waiters.later().give(Some(c));
         assert!(c_rx.try_recv().is_err(), "not answered yet");
-        waiters.answer(8);
+        waiters.answer(|| 8);
         assert_eq!(c_rx.try_recv(), Ok(8));
     }
 
@@ -198,8 +200,19 @@ mod tests {
         let (kept, mut kept_rx) = oneshot::channel();
         waiters.later().give(Some(kept));
         assert_eq!(format!("{waiters:?}"), "Waiters { waiting: 1 }");
-        waiters.answer(1);
+        waiters.answer(|| 1);
         assert_eq!(kept_rx.try_recv(), Ok(1));
+    }
+
+    #[test]
+    fn no_answer_is_made_when_nobody_waits() {
+        let mut waiters = Waiters::<u32>::default();
+        waiters.answer(|| unreachable!("nobody was ever filed"));
+        let (tx, mut rx) = oneshot::channel();
+        waiters.later().give(Some(tx));
+        waiters.answer(|| 5);
+        assert_eq!(rx.try_recv(), Ok(5));
+        waiters.answer(|| unreachable!("everyone was answered"));
     }
 
     #[test]

@@ -465,7 +465,7 @@ impl<R: Runtime> Pod<R> {
             standalone.solo.ready(now);
         }
         self.subscribers.send(&started);
-        self.waiters.answer(Ok(started.clone()));
+        self.waiters.answer(|| Ok(started.clone()));
         // Told as an event, then kept as the current start: no copy for it.
         let event = PodEvent::Started(started);
         self.tell(&event);
@@ -707,7 +707,7 @@ impl<R: Runtime> Pod<R> {
     fn begin_close(&mut self, timeout: Option<Duration>, ctx: &mut Context<Self>) {
         self.set_state(PodState::Closing);
         self.suspend();
-        self.waiters.answer(Err(PodError::Closed));
+        self.waiters.answer(|| Err(PodError::Closed));
         self.leave();
         match self.live_runtime() {
             Some(runtime) => self.stop_then_terminate(runtime, timeout, None, ctx),
@@ -727,7 +727,7 @@ impl<R: Runtime> Pod<R> {
         self.reporter = None;
         let terminal = error.clone().unwrap_or(PodError::Closed);
         self.ending().terminal = Some(terminal.clone());
-        self.waiters.answer(Err(terminal));
+        self.waiters.answer(|| Err(terminal));
         let joined = error.clone().map_or(Ok(()), Err);
         // Told before those who close or join hear: whoever's close or join
         // returns finds the event sent to every subscriber already.
@@ -737,7 +737,7 @@ impl<R: Runtime> Pod<R> {
             .close_report
             .get_or_insert_with(CloseReport::graceful_now)
             .clone();
-        ending.closers.answer(report.clone());
+        ending.closers.answer(|| report.clone());
         let stopped = if report.forced {
             ChildStopped::Forced
         } else {
@@ -746,7 +746,7 @@ impl<R: Runtime> Pod<R> {
         for reply in std::mem::take(&mut ending.stop_replies) {
             let _ = reply.send(stopped);
         }
-        ending.joiners.answer(joined);
+        ending.joiners.answer(|| joined);
     }
 
     // ===== health =====
