@@ -669,14 +669,15 @@ async fn serve<R: Runtime>(
 ) -> Served {
     let phase = &serving.phase;
     let begun = Instant::now();
+    let mut runtime = build.factory.build(&build.env);
+    // The environment goes to the runtime's context once built: no copy.
     let mut ctx = RuntimeContext::new(
         build.name,
         build.generation,
-        build.env.clone(),
+        build.env,
         signals.clone(),
         FailureReporter::new(fate),
     );
-    let mut runtime = build.factory.build(&build.env);
     let setup = {
         let setup = std::pin::pin!(runtime.setup(&mut ctx));
         match future::select(setup, std::pin::pin!(serving.stop_asked())).await {
