@@ -176,6 +176,27 @@ fn median_row(
     }
 }
 
+/// A throughput row: `count` answers a sample, from each side's median
+/// sample.
+fn rate_row(
+    figure: &'static str,
+    unit: &'static str,
+    baseline_name: &'static str,
+    aim: &'static str,
+    count: usize,
+    (ours, baseline): (Vec<Duration>, Vec<Duration>),
+) -> Row {
+    let rate = |d: Duration| count as f64 / d.as_secs_f64();
+    Row {
+        figure,
+        unit,
+        ours: rate(median(ours)),
+        baseline_name,
+        baseline: rate(median(baseline)),
+        aim,
+    }
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -443,7 +464,7 @@ async fn route_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
         "(reference)",
     );
     // `pipelined` requests at once, answers per second.
-    let (ours, baseline) = paired(
+    let samples = paired(
         1,
         10,
         || {
@@ -458,15 +479,14 @@ async fn route_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
         },
     )
     .await;
-    let rate = |d: Duration| pipelined as f64 / d.as_secs_f64();
-    rows.push(Row {
-        figure: "Routes through a deployment of 8 replicas, pipelined, per second",
-        unit: "routes/s",
-        ours: rate(median(ours)),
-        baseline_name: "the same Calls to its pods in turn, by the caller",
-        baseline: rate(median(baseline)),
-        aim: "(reference)",
-    });
+    rows.push(rate_row(
+        "Routes through a deployment of 8 replicas, pipelined, per second",
+        "routes/s",
+        "the same Calls to its pods in turn, by the caller",
+        "(reference)",
+        pipelined,
+        samples,
+    ));
     deployment.send(CloseDeployment).await.unwrap();
 }
 
@@ -703,7 +723,7 @@ async fn call_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
         "<= 1.3x",
     );
     // `pipelined` calls at once, answers per second.
-    let (ours, baseline) = paired(
+    let samples = paired(
         1,
         10,
         || {
@@ -718,15 +738,14 @@ async fn call_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
         },
     )
     .await;
-    let rate = |d: Duration| pipelined as f64 / d.as_secs_f64();
-    rows.push(Row {
-        figure: "Calls through the pod, pipelined, per second",
-        unit: "calls/s",
-        ours: rate(median(ours)),
-        baseline_name: "the same sends straight to the runtime actor",
-        baseline: rate(median(baseline)),
-        aim: ">= 1/1.3x",
-    });
+    rows.push(rate_row(
+        "Calls through the pod, pipelined, per second",
+        "calls/s",
+        "the same sends straight to the runtime actor",
+        ">= 1/1.3x",
+        pipelined,
+        samples,
+    ));
     pod.send(Close::default()).await.unwrap();
     runtime.stop(Duration::from_secs(5)).await;
 }
@@ -993,17 +1012,15 @@ async fn channel_rows(n: usize, pipelined: usize, rows: &mut Vec<Row>) {
                 baseline: JINA_GRPC_ROUND_TRIP_US,
                 aim: "<= 0.1x",
             });
-            let (ours, direct) =
-                paired(1, 5, || through_pod(pipelined), || straight(pipelined)).await;
-            let rate = |d: Duration| pipelined as f64 / d.as_secs_f64();
-            rows.push(Row {
+            let samples = paired(1, 5, || through_pod(pipelined), || straight(pipelined)).await;
+            rows.push(rate_row(
                 figure,
-                unit: "calls/s",
-                ours: rate(median(ours)),
-                baseline_name: "the same frames to the same child at once, no pod",
-                baseline: rate(median(direct)),
-                aim: "(reference)",
-            });
+                "calls/s",
+                "the same frames to the same child at once, no pod",
+                "(reference)",
+                pipelined,
+                samples,
+            ));
         }
         pod.send(Close::default()).await.unwrap();
     }
