@@ -1102,12 +1102,12 @@ impl<R: Runtime> actix::Message for Routed<R> {
 impl<R: Runtime> Drop for Routed<R> {
     /// Dropped unread (by actix's mailbox as it closes, or by a send that
     /// found it closed), where a panic has no place: the request's `Drop`
-    /// is the program's code, and is guarded; then the answer goes on.
+    /// is the program's code, and is guarded; then `then`, dropped with the
+    /// message, passes the answer on.
     fn drop(&mut self) {
         if let Some(req) = self.req.take() {
             drop_refused(req);
         }
-        drop(self.then.take());
     }
 }
 
